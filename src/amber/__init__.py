@@ -1,0 +1,47 @@
+"""amber: save and load machine-learning models and data — one dump/load, safe by default.
+
+>>> import amber
+>>> amber.dump({"w": [1.0, 2.0]}, "model.amber")        # doctest: +SKIP
+>>> amber.load("model.amber")                          # doctest: +SKIP
+"""
+
+from amber._api import dump, dumps, inspect, load, loads, open
+from amber._version import __version__
+from amber.errors import (
+    AmberError,
+    AmberWarning,
+    CorruptFileError,
+    DecodeError,
+    EncodeError,
+    FormatError,
+    NestingError,
+    StorageError,
+    UnsupportedTypeError,
+    UntrustedTypeError,
+    VersionError,
+    VersionMismatchWarning,
+)
+from amber.trust import trust
+
+__all__ = [
+    "AmberError",
+    "AmberWarning",
+    "CorruptFileError",
+    "DecodeError",
+    "EncodeError",
+    "FormatError",
+    "NestingError",
+    "StorageError",
+    "UnsupportedTypeError",
+    "UntrustedTypeError",
+    "VersionError",
+    "VersionMismatchWarning",
+    "__version__",
+    "dump",
+    "dumps",
+    "inspect",
+    "load",
+    "loads",
+    "open",
+    "trust",
+]

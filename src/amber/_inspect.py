@@ -1,0 +1,219 @@
+"""``amber.inspect``: what a file holds, read from its manifest alone (nothing imported)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import msgpack
+
+from amber._node import Tag, ext_hook
+from amber.container._reader import ContainerReader
+from amber.errors import CorruptFileError
+from amber.trust import untrusted
+
+__all__ = ["Info", "describe", "human_size"]
+
+#: Children listed per container before "... N more".
+_SHOW = 12
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+@dataclass
+class Info:
+    """Everything ``inspect`` knows about a file. ``str(info)`` is the human-readable report."""
+
+    path: str
+    size: int
+    format: str
+    format_version: str
+    amber_version: Any
+    created: Any
+    env: Any
+    metadata: Any
+    types: list[str]
+    needs: list[str]
+    untrusted: list[str]
+    codecs: list[str]
+    blobs: int
+    data_bytes: int
+    stored_bytes: int
+    tree: dict[str, Any] = field(repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, default=repr)
+
+    def __str__(self) -> str:
+        env = self.env if isinstance(self.env, dict) else {}
+        pkgs = env.get("packages") or {}
+        lines = [
+            f"{self.path}: amber format {self.format_version}, {human_size(self.size)}",
+            f"  written by  amber {self.amber_version}, Python {env.get('python', '?')} on {env.get('platform', '?')}"
+            + (f", {self.created}" if self.created else ""),
+        ]
+        if pkgs:
+            lines.append("  packages    " + ", ".join(f"{k} {v}" for k, v in pkgs.items()))
+        lines.append(
+            f"  data        {self.blobs} blob(s), {human_size(self.data_bytes)}"
+            + (
+                f" -> {human_size(self.stored_bytes)} stored ({', '.join(self.codecs)})"
+                if self.codecs
+                else " uncompressed"
+            )
+        )
+        lines.append("  types       " + (", ".join(self.types) or "plain data only"))
+        if self.needs:
+            lines.append("  imports     " + ", ".join(self.needs))
+        if self.untrusted:
+            lines.append("  UNTRUSTED   " + ", ".join(self.untrusted) + "  (load needs trusted=[...])")
+        if self.metadata is not None:
+            lines.append("  metadata    " + json.dumps(self.metadata, default=repr)[:2000])
+        lines.append("  tree")
+        _render(self.tree, "root", "    ", lines)
+        return "\n".join(lines)
+
+
+def _label(d: dict[str, Any]) -> str:
+    t = d["type"]
+    if "shape" in d:
+        s = f"{t} {d.get('dtype')} {tuple(d['shape'])} {human_size(d.get('nbytes', 0))}"
+        if d.get("codec"):
+            s += f" [{d['codec']}, {human_size(d.get('stored', 0))} stored]"
+        return s
+    if "value" in d:
+        return f"{t} = {d['value']}"
+    if "len" in d:
+        return f"{t} ({d['len']} item{'s' if d['len'] != 1 else ''})"
+    if "target" in d:
+        return f"same object as #{d['target']}"
+    return t
+
+
+def _render(d: dict[str, Any], name: str, indent: str, lines: list[str]) -> None:
+    lines.append(f"{indent}{name}: {_label(d)}")
+    kids = d.get("items")
+    if not kids:
+        return
+    pairs = list(kids.items()) if isinstance(kids, dict) else list(enumerate(kids))
+    for k, child in pairs:
+        _render(child, str(k) if isinstance(kids, dict) else f"[{k}]", indent + "  ", lines)
+    more = d.get("len", 0) - len(pairs)
+    if more > 0:
+        lines.append(f"{indent}  ... {more} more")
+
+
+class _Describer:
+    def __init__(self, reader: ContainerReader) -> None:
+        self.reader = reader
+        self.depth = 0
+
+    def node(self, node: Any) -> dict[str, Any]:
+        self.depth += 1
+        try:
+            if self.depth > 200:
+                return {"type": "..."}
+            return self._node(node)
+        finally:
+            self.depth -= 1
+
+    def _node(self, node: Any) -> dict[str, Any]:
+        t = type(node)
+        if t is dict:
+            items = {repr(k): self.node(v) for k, v in list(node.items())[:_SHOW]}
+            return {"type": "dict", "len": len(node), "items": items}
+        if t is list and node and type(node[0]) is Tag:
+            return self.tagged(node)
+        if t is list:
+            return {"type": "list", "len": len(node), "items": [self.node(v) for v in node[:_SHOW]]}
+        if t in (str, bytes):
+            r = repr(node)
+            return {"type": t.__name__, "value": r if len(r) <= 60 else r[:57] + "..."}
+        return {"type": "NoneType" if node is None else t.__name__, "value": repr(node)}
+
+    def tagged(self, node: list[Any]) -> dict[str, Any]:
+        tag: Tag = node[0]
+        name = tag.name
+        if name == "ref":
+            return {"type": "ref", "target": node[1] if len(node) > 1 else None}
+        if name == "seg" and len(node) == 2 and type(node[1]) is bytes:
+            try:
+                inner = msgpack.unpackb(node[1], raw=False, ext_hook=ext_hook)
+            except Exception as exc:
+                raise CorruptFileError(f"{self.reader.name}: a node segment cannot be decoded: {exc}") from None
+            return self.node(inner)
+        body = node[1:]
+        if name == "numpy.ndarray" and body and type(body[0]) is dict:
+            meta = body[0]
+            out: dict[str, Any] = {"type": "ndarray", "dtype": _dtype_text(meta.get("dtype")),
+                                   "shape": meta.get("shape") or []}
+            blob = meta.get("blob")
+            if type(blob) is int and 0 <= blob < len(self.reader.blobs):
+                b = self.reader.blobs[blob]
+                out["nbytes"] = b.nbytes
+                if b.codec is not None:
+                    out["codec"] = f"{b.codec.name} {b.codec.level}" + (" shuffle" if b.shuffle > 1 else "")
+                    out["stored"] = b.stored
+            elif "items" in meta:
+                out["items"] = [self.node(v) for v in (meta.get("items") or [])[:_SHOW]]
+                out["len"] = len(meta.get("items") or [])
+            return out
+        if name in ("tuple", "set", "frozenset", "collections.deque"):
+            items = body[1:] if name == "collections.deque" else body
+            return {"type": name, "len": len(items), "items": [self.node(v) for v in items[:_SHOW]]}
+        if name in ("dict", "collections.OrderedDict", "collections.Counter", "collections.defaultdict"):
+            kv = body[1:] if name == "collections.defaultdict" else body
+            items = {}
+            for i in range(0, min(len(kv), 2 * _SHOW) - 1, 2):
+                k = kv[i]
+                key = repr(k) if not isinstance(k, list) else f"<{self.node(k)['type']} key #{i // 2}>"
+                items[key] = self.node(kv[i + 1])
+            return {"type": name, "len": len(kv) // 2, "items": items}
+        if name in ("numpy.scalar", "numpy.dtype") and body:
+            return {"type": name, "value": _dtype_text(body[0])}
+        return {"type": name}
+
+
+def _dtype_text(d: Any) -> str:
+    if isinstance(d, str):
+        return d
+    if isinstance(d, dict) and "names" in d:
+        return "struct{" + ", ".join(str(n) for n in d.get("names") or []) + "}"
+    if isinstance(d, dict) and "base" in d:
+        return f"({_dtype_text(d['base'])}, {tuple(d.get('shape') or ())})"
+    return repr(d)
+
+
+def describe(reader: ContainerReader) -> Info:
+    m = reader.manifest
+    needs = [n for n in (m.get("needs") or []) if isinstance(n, str)]
+    codecs = sorted({f"{b.codec.name}" for b in reader.blobs if b.codec is not None})
+    return Info(
+        path=reader.name,
+        size=reader.source.size,
+        format="amber",
+        format_version=f"{reader.version[0]}.{reader.version[1]}",
+        amber_version=m.get("amber"),
+        created=m.get("created"),
+        env=m.get("env"),
+        metadata=m.get("metadata"),
+        types=[t for t in (m.get("types") or []) if isinstance(t, str)],
+        needs=needs,
+        untrusted=untrusted(needs),
+        codecs=codecs,
+        blobs=len(reader.blobs),
+        data_bytes=sum(b.nbytes for b in reader.blobs),
+        stored_bytes=sum(b.stored for b in reader.blobs),
+        tree=_Describer(reader).node(m["root"]),
+    )

@@ -1,0 +1,297 @@
+"""Where bytes come from and go to: local files, file objects, bytes and fsspec URLs.
+
+Reading goes through a *source* with random access (``pread``/``readinto``), so the reader
+fetches only the byte ranges it needs; local files can also be memory-mapped.
+Writing to a local path is atomic: the bytes go to a temporary file in the same folder,
+which replaces the target only once it is complete (``durable=True`` adds fsync).
+"""
+
+from __future__ import annotations
+
+import io
+import mmap as _mmap
+import os
+import threading
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Union
+
+from amber.errors import StorageError
+
+__all__ = [
+    "AtomicFile",
+    "BytesSource",
+    "FileObjSource",
+    "FileSource",
+    "PathLike",
+    "Source",
+    "is_url",
+    "open_sink",
+    "open_source",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def is_url(target: Any) -> bool:
+    """True for fsspec URLs such as ``memory://x`` or ``s3://bucket/key`` (not ``file://``)."""
+    return isinstance(target, str) and "://" in target and not target.startswith("file://")
+
+
+class Source:
+    """Random-access bytes. ``thread_safe`` sources may be read from several threads at once."""
+
+    size: int
+    name: str
+    thread_safe: bool = False
+
+    def pread(self, offset: int, n: int) -> bytes:
+        buf = bytearray(n)
+        self.readinto(offset, memoryview(buf))
+        return bytes(buf)
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        raise NotImplementedError  # every concrete source overrides this
+
+    def mmap(self) -> Any:
+        """A read-only buffer over the whole file, or None when it cannot be mapped."""
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+class FileSource(Source):
+    """A local file, read with ``os.preadv`` (thread-safe, releases the GIL)."""
+
+    thread_safe = True
+
+    def __init__(self, path: PathLike) -> None:
+        self.name = os.fspath(path)
+        try:
+            self.fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            raise
+        except OSError as exc:
+            raise StorageError(f"cannot open {self.name}: {exc.strerror or exc}") from exc
+        self.size = os.fstat(self.fd).st_size
+        self._map: _mmap.mmap | None = None
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        want = len(buf)
+        done = 0
+        while done < want:
+            got = os.preadv(self.fd, [buf[done:]], offset + done)
+            if got <= 0:
+                raise StorageError(f"{self.name}: unexpected end of file at byte {offset + done}")
+            done += got
+
+    def mmap(self) -> Any:
+        if self._map is None and self.size:
+            self._map = _mmap.mmap(self.fd, 0, access=_mmap.ACCESS_READ)
+        return self._map
+
+    def close(self) -> None:
+        # An mmap stays valid after its descriptor is closed; arrays keep it alive.
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class BytesSource(Source):
+    """Bytes already in memory (``loads``, or a stream that could not seek)."""
+
+    thread_safe = True
+
+    def __init__(self, data: Any, name: str = "<bytes>") -> None:
+        self.view = memoryview(data).cast("B")
+        self.size = len(self.view)
+        self.name = name
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        end = offset + len(buf)
+        if end > self.size:
+            raise StorageError(f"{self.name}: unexpected end of data at byte {self.size}")
+        buf[:] = self.view[offset:end]
+
+    def pread(self, offset: int, n: int) -> bytes:
+        if offset + n > self.size:
+            raise StorageError(f"{self.name}: unexpected end of data at byte {self.size}")
+        return bytes(self.view[offset : offset + n])
+
+
+class FileObjSource(Source):
+    """A seekable binary file object (also what fsspec opens); reads are serialised."""
+
+    def __init__(self, fh: BinaryIO, name: str, owned: bool = False) -> None:
+        self.fh = fh
+        self.name = name
+        self.owned = owned
+        self._lock = threading.Lock()
+        fh.seek(0, io.SEEK_END)
+        self.size = fh.tell()
+
+    def readinto(self, offset: int, buf: memoryview) -> None:
+        with self._lock:
+            self.fh.seek(offset)
+            done = 0
+            while done < len(buf):
+                chunk = self.fh.read(len(buf) - done)
+                if not chunk:
+                    raise StorageError(f"{self.name}: unexpected end of file at byte {offset + done}")
+                buf[done : done + len(chunk)] = chunk
+                done += len(chunk)
+
+    def close(self) -> None:
+        if self.owned:
+            self.fh.close()
+
+
+def _fsspec() -> Any:
+    try:
+        import fsspec
+    except ImportError:
+        raise StorageError("URLs need fsspec: pip install 'amber[remote]'") from None
+    return fsspec
+
+
+def open_source(source: Any) -> Source:
+    """A Source for a path, URL, bytes-like object or binary file object."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return BytesSource(source)
+    if isinstance(source, str) and source.startswith("file://"):
+        source = source[len("file://") :]
+    if is_url(source):
+        fs, path = _fsspec().core.url_to_fs(source)
+        try:
+            fh = fs.open(path, "rb")
+        except FileNotFoundError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"cannot open {source}: {exc}") from exc
+        return FileObjSource(fh, source, owned=True)
+    if isinstance(source, (str, os.PathLike)):
+        return FileSource(source)
+    if hasattr(source, "read"):
+        name = str(getattr(source, "name", "<file object>"))
+        seekable = getattr(source, "seekable", None)
+        if seekable is not None and seekable():
+            return FileObjSource(source, name)
+        return BytesSource(source.read(), name)
+    raise TypeError(
+        f"cannot read from {type(source).__name__}: pass a path, an fsspec URL, bytes, or a binary file object"
+    )
+
+
+class AtomicFile(io.RawIOBase):
+    """Write to a temporary file beside ``path``; ``commit()`` renames it over ``path``.
+
+    If anything fails before ``commit``, ``discard()`` removes the temporary file and any
+    earlier file at ``path`` is left untouched. ``durable=True`` fsyncs the data before the
+    rename and the folder after it, so the new file also survives a power loss.
+    """
+
+    def __init__(self, path: PathLike, durable: bool = False) -> None:
+        super().__init__()
+        self.path = os.fspath(path)
+        self.durable = durable
+        folder = os.path.dirname(os.path.abspath(self.path))
+        base = os.path.basename(self.path)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        for _ in range(100):
+            self.tmp = os.path.join(folder, f".{base}.{os.urandom(6).hex()}.amber-tmp")
+            try:
+                self.fd = os.open(self.tmp, flags, 0o666)
+                break
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        else:  # pragma: no cover - 100 random collisions
+            raise StorageError(f"cannot create a temporary file beside {self.path}")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        total = view.nbytes
+        if view.ndim != 1 or view.format != "B":
+            view = view.cast("B")
+        done = 0
+        try:
+            while done < total:
+                done += os.write(self.fd, view[done:])
+        except OSError as exc:
+            raise StorageError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+        return total
+
+    def commit(self) -> None:
+        try:
+            if self.durable:
+                os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.tmp, self.path)
+        except OSError as exc:
+            self.discard()
+            raise StorageError(f"cannot finish writing {self.path}: {exc.strerror or exc}") from exc
+        if self.durable:
+            dfd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        try:
+            os.unlink(self.tmp)
+        except FileNotFoundError:
+            pass
+
+
+class _Sink:
+    """What ``dump`` writes to, with commit/discard for atomic targets."""
+
+    def __init__(self, fh: IO[bytes], commit: Any = None, discard: Any = None) -> None:
+        self.fh = fh
+        self._commit = commit
+        self._discard = discard
+
+    def commit(self) -> None:
+        if self._commit:
+            self._commit()
+
+    def discard(self) -> None:
+        if self._discard:
+            self._discard()
+
+
+def open_sink(target: Any, durable: bool = False) -> _Sink:
+    """A sink for a path (atomic), an fsspec URL, or a binary file object."""
+    if isinstance(target, str) and target.startswith("file://"):
+        target = target[len("file://") :]
+    if is_url(target):
+        fs, path = _fsspec().core.url_to_fs(target)
+        try:
+            # autocommit=False: the object appears only on commit(), so a failed dump
+            # leaves any earlier object at that URL untouched.
+            fh = fs.open(path, "wb", autocommit=False)
+        except Exception as exc:
+            raise StorageError(f"cannot write {target}: {exc}") from exc
+
+        def commit() -> None:
+            fh.close()
+            fh.commit()
+
+        return _Sink(fh, commit, fh.discard)
+    if isinstance(target, (str, os.PathLike)):
+        af = AtomicFile(Path(target), durable=durable)
+        return _Sink(af, af.commit, af.discard)
+    if hasattr(target, "write"):
+        return _Sink(target)
+    raise TypeError(
+        f"cannot write to {type(target).__name__}: pass a path, an fsspec URL, or a binary file object"
+    )

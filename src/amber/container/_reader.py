@@ -1,0 +1,310 @@
+"""Reader of the native container: trailer, manifest, blob table, verified blob reads.
+
+Nothing is trusted before it is checked: the trailer must point inside the file, the
+manifest checksum must match, every blob must lie in the data section without overlapping
+another, and every declared size must be possible for the bytes that back it, all before
+any buffer is allocated. Reads go through a Source, so only the ranges needed are fetched.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import msgpack
+import numpy as np
+import xxhash
+
+from amber.container._codecs import Codec, codec_from_manifest, unshuffle
+from amber.container._io import Source
+from amber.container._pool import pool
+from amber.container._spec import (
+    ALIGN,
+    FORMAT_VERSION,
+    HEADER,
+    HEADER_SIZE,
+    MAGIC,
+    MAGIC_END,
+    MAX_CHUNK,
+    TRAILER,
+    TRAILER_SIZE,
+)
+from amber.errors import CorruptFileError, FormatError, VersionError
+
+__all__ = ["BlobInfo", "ContainerReader", "sniff"]
+
+_hash = xxhash.xxh3_64_intdigest
+#: Read this many bytes per request when streaming a blob (hashing overlaps the next read).
+_PIECE = 8 << 20
+
+
+def _memory_limit() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 1 << 40
+
+
+def sniff(head: bytes) -> bool:
+    """True when ``head`` starts like an amber native file."""
+    return head[: len(MAGIC)] == MAGIC
+
+
+class BlobInfo:
+    """One validated entry of the blob table."""
+
+    __slots__ = ("index", "offset", "nbytes", "stored", "codec", "shuffle", "chunk", "chunks", "starts")
+
+    def __init__(self, index: int, entry: Any, data_end: int, name: str) -> None:
+        where = f"{name}: blob {index}"
+        if not isinstance(entry, dict):
+            raise FormatError(f"{where}: the blob table entry is not a map")
+        try:
+            offset, nbytes, stored = entry["offset"], entry["nbytes"], entry["stored"]
+            chunk, chunks = entry["chunk"], entry["chunks"]
+        except KeyError as exc:
+            raise FormatError(f"{where}: the blob table entry lacks {exc.args[0]!r}") from None
+        for key, val in (("offset", offset), ("nbytes", nbytes), ("stored", stored), ("chunk", chunk)):
+            if type(val) is not int or val < 0:
+                raise FormatError(f"{where}: {key}={val!r} is not a non-negative integer")
+        if offset % ALIGN or offset < HEADER_SIZE or offset + stored > data_end:
+            raise CorruptFileError(
+                f"{where}: bytes {offset}..{offset + stored} lie outside the data section "
+                f"({HEADER_SIZE}..{data_end}) or are not {ALIGN}-byte aligned"
+            )
+        if not 0 < chunk <= MAX_CHUNK:
+            raise FormatError(f"{where}: chunk size {chunk} is out of range (1..{MAX_CHUNK})")
+        if not isinstance(chunks, list) or len(chunks) != -(-nbytes // chunk):
+            raise CorruptFileError(f"{where}: {nbytes} bytes in chunks of {chunk} need "
+                                   f"{-(-nbytes // chunk)} chunk entries")
+        self.codec: Codec | None = None
+        if entry.get("codec") is not None:
+            self.codec = codec_from_manifest(entry["codec"], where)
+        shuf = entry.get("shuffle", 1)
+        if type(shuf) is not int or not 1 <= shuf <= 16 or (shuf > 1 and (chunk % shuf or nbytes % shuf)):
+            raise FormatError(f"{where}: shuffle={shuf!r} does not fit the chunk size")
+        starts = [offset]
+        for k, c in enumerate(chunks):
+            if (
+                not isinstance(c, list)
+                or len(c) != 2
+                or type(c[0]) is not int
+                or type(c[1]) is not int
+                or c[0] < 0
+            ):
+                raise FormatError(f"{where}: chunk entry {k} is malformed")
+            starts.append(starts[-1] + c[0])
+        if starts[-1] - offset != stored:
+            raise CorruptFileError(f"{where}: chunk sizes add up to {starts[-1] - offset}, not {stored}")
+        if self.codec is None:
+            if stored != nbytes or any(c[0] != chunk for c in chunks[:-1]):
+                raise CorruptFileError(f"{where}: an uncompressed blob must store exactly its {nbytes} bytes")
+        else:
+            # Refuse sizes the stored bytes cannot possibly decompress to, before allocating.
+            if nbytes > max(stored, 1) * self.codec.max_ratio:
+                raise CorruptFileError(
+                    f"{where}: declares {nbytes} bytes from {stored} stored bytes, "
+                    f"more than {self.codec.name} can expand to"
+                )
+            if nbytes > _memory_limit():
+                raise CorruptFileError(
+                    f"{where}: declares {nbytes} bytes, more than this machine's memory"
+                )
+        self.index, self.offset, self.nbytes, self.stored = index, offset, nbytes, stored
+        self.shuffle, self.chunk, self.chunks, self.starts = shuf, chunk, chunks, starts
+
+
+class ContainerReader:
+    """Parse and check an amber file held by ``source``; read blobs on request."""
+
+    def __init__(
+        self, source: Source, verify: bool = True, ext_hook: Callable[[int, bytes], Any] | None = None
+    ) -> None:
+        self.source = source
+        self.name = source.name
+        self.verify = verify
+        size = source.size
+        if size < HEADER_SIZE + TRAILER_SIZE:
+            head = source.pread(0, min(size, len(MAGIC)))
+            if sniff(head):
+                raise CorruptFileError(f"{self.name}: truncated amber file ({size} bytes)")
+            raise FormatError(f"{self.name}: not an amber file ({size} bytes, too short)")
+        head = source.pread(0, HEADER.size)
+        magic, major, minor, _flags = HEADER.unpack(head)
+        if magic != MAGIC:
+            raise FormatError(
+                f"{self.name}: not an amber file (starts with {head[:8]!r}); "
+                "for pickle, joblib, PyTorch or NumPy files pass format=... "
+            )
+        if (major, minor) > FORMAT_VERSION:
+            raise VersionError((major, minor), FORMAT_VERSION, f"{self.name}: ")
+        tail = source.pread(size - TRAILER_SIZE, TRAILER_SIZE)
+        m_off, m_len, m_hash, t_major, t_minor, _r, end = TRAILER.unpack(tail)
+        if end != MAGIC_END:
+            raise CorruptFileError(
+                f"{self.name}: the file does not end with the amber trailer "
+                "(truncated, or still being written)"
+            )
+        if (t_major, t_minor) != (major, minor):
+            raise CorruptFileError(f"{self.name}: header and trailer disagree on the format version")
+        if m_off < HEADER_SIZE or m_off + m_len != size - TRAILER_SIZE:
+            raise CorruptFileError(
+                f"{self.name}: the trailer points the manifest at bytes {m_off}..{m_off + m_len}, "
+                f"outside the file ({size} bytes)"
+            )
+        raw = source.pread(m_off, m_len)
+        if _hash(raw) != m_hash:
+            raise CorruptFileError(f"{self.name}: manifest checksum mismatch at byte offset {m_off}")
+        try:
+            kw = {"ext_hook": ext_hook} if ext_hook is not None else {}
+            manifest = msgpack.unpackb(raw, raw=False, strict_map_key=True, **kw)
+        except CorruptFileError:
+            raise
+        except Exception as exc:
+            raise CorruptFileError(f"{self.name}: the manifest at byte {m_off} cannot be decoded: {exc}") from None
+        if not isinstance(manifest, dict) or "root" not in manifest:
+            raise FormatError(f"{self.name}: the manifest has no node tree")
+        self.manifest = manifest
+        self.version = (major, minor)
+        self.data_end = m_off
+        blobs = manifest.get("blobs", [])
+        if not isinstance(blobs, list):
+            raise FormatError(f"{self.name}: the blob table is not a list")
+        self.blobs = [BlobInfo(i, e, m_off, self.name) for i, e in enumerate(blobs)]
+        spans = sorted((b.offset, b.offset + b.stored, b.index) for b in self.blobs if b.stored)
+        for (s0, e0, i0), (s1, _e1, i1) in zip(spans, spans[1:]):
+            if s1 < e0:
+                raise CorruptFileError(f"{self.name}: blobs {i0} and {i1} overlap at byte offset {s1}")
+
+    # -- blob access ------------------------------------------------------------------
+    def blob(self, index: Any) -> BlobInfo:
+        if type(index) is not int or not 0 <= index < len(self.blobs):
+            raise FormatError(f"{self.name}: node refers to blob {index!r}, which does not exist")
+        return self.blobs[index]
+
+    def _bad(self, b: BlobInfo, k: int) -> CorruptFileError:
+        return CorruptFileError(
+            f"{self.name}: blob {b.index}, chunk {k} at byte offset {b.starts[k]}: checksum mismatch "
+            "(the file is corrupt)"
+        )
+
+    def mapped(self, index: int) -> memoryview | None:
+        """A read-only view of an uncompressed blob inside a memory map, or None."""
+        b = self.blob(index)
+        if b.codec is not None:
+            return None
+        mm = self.source.mmap()
+        if mm is None:
+            return None
+        return memoryview(mm)[b.offset : b.offset + b.nbytes]
+
+    def read(self, index: int) -> np.ndarray:
+        """The whole blob as a fresh, writable uint8 array (checksums verified)."""
+        b = self.blob(index)
+        out = np.empty(b.nbytes, dtype=np.uint8)
+        if not b.nbytes:
+            return out
+        view = memoryview(out)
+        if b.codec is None:
+            self._read_plain(b, view)
+        else:
+            self._read_chunks(b, view, range(len(b.chunks)), 0)
+        return out
+
+    def _read_plain(self, b: BlobInfo, view: memoryview) -> None:
+        src = self.source
+        if not self.verify:
+            src.readinto(b.offset, view)
+            return
+        n = b.nbytes
+        if n <= _PIECE:
+            src.readinto(b.offset, view)
+            for k, (ln, h) in enumerate(b.chunks):
+                s = k * b.chunk
+                if _hash(view[s : s + ln]) != h:
+                    raise self._bad(b, k)
+            return
+        ex = pool()
+        futs = []
+        per_piece = max(1, _PIECE // b.chunk)
+        k = 0
+        while k < len(b.chunks):
+            ks = range(k, min(k + per_piece, len(b.chunks)))
+            s, e = ks[0] * b.chunk, min(n, (ks[-1] + 1) * b.chunk)
+            src.readinto(b.offset + s, view[s:e])
+            for j in ks:
+                futs.append((j, ex.submit(_hash, view[j * b.chunk : j * b.chunk + b.chunks[j][0]])))
+            k = ks[-1] + 1
+        for j, f in futs:
+            if f.result() != b.chunks[j][1]:
+                raise self._bad(b, j)
+
+    def _chunk_task(self, b: BlobInfo, k: int, out: memoryview, out_start: int) -> None:
+        ln, h = b.chunks[k]
+        data = self.source.pread(b.starts[k], ln)
+        self._decode_chunk(b, k, data, out, out_start)
+
+    def _decode_chunk(self, b: BlobInfo, k: int, data: bytes, out: memoryview, out_start: int) -> None:
+        if self.verify and _hash(data) != b.chunks[k][1]:
+            raise self._bad(b, k)
+        raw_len = min(b.chunk, b.nbytes - k * b.chunk)
+        assert b.codec is not None
+        raw = b.codec.decompress(data, raw_len)
+        dst = out[out_start : out_start + raw_len]
+        if b.shuffle > 1:
+            unshuffle(raw, b.shuffle, dst)
+        else:
+            dst[:] = raw
+
+    def _read_chunks(self, b: BlobInfo, out: memoryview, ks: range, base: int) -> None:
+        """Decode chunks ``ks`` into ``out``; ``base`` is the raw offset ``out`` starts at."""
+        if len(ks) == 1:
+            k = ks[0]
+            self._chunk_task(b, k, out, k * b.chunk - base)
+            return
+        ex = pool()
+        if self.source.thread_safe:
+            futs = [ex.submit(self._chunk_task, b, k, out, k * b.chunk - base) for k in ks]
+        else:
+            futs = []
+            for k in ks:
+                data = self.source.pread(b.starts[k], b.chunks[k][0])
+                futs.append(ex.submit(self._decode_chunk, b, k, data, out, k * b.chunk - base))
+        err = None
+        for f in futs:
+            try:
+                f.result()
+            except Exception as exc:  # wait for all, then raise the first
+                err = err or exc
+        if err is not None:
+            raise err
+
+    def read_range(self, index: int, start: int, stop: int) -> bytes | memoryview:
+        """Raw bytes ``start:stop`` of a blob, reading only the chunks that hold them.
+
+        For an uncompressed blob with ``verify`` on, the whole checksum blocks that hold the
+        range are read and checked; with ``verify`` off exactly the range is read.
+        """
+        b = self.blob(index)
+        start, stop = max(0, start), min(b.nbytes, stop)
+        if stop <= start:
+            return b""
+        k0, k1 = start // b.chunk, (stop - 1) // b.chunk
+        if b.codec is None and not self.verify:
+            return self.source.pread(b.offset + start, stop - start)
+        base = k0 * b.chunk
+        span = min(b.nbytes, (k1 + 1) * b.chunk) - base
+        buf = bytearray(span)
+        view = memoryview(buf)
+        if b.codec is None:
+            self.source.readinto(b.offset + base, view)
+            for k in range(k0, k1 + 1):
+                s = k * b.chunk - base
+                if _hash(view[s : s + b.chunks[k][0]]) != b.chunks[k][1]:
+                    raise self._bad(b, k)
+        else:
+            self._read_chunks(b, view, range(k0, k1 + 1), base)
+        return view[start - base : stop - base]
+
+    def close(self) -> None:
+        self.source.close()

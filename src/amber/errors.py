@@ -1,0 +1,125 @@
+"""Every exception and warning amber raises.
+
+* AmberError                      base: ``except amber.AmberError`` catches anything amber raises
+  - EncodeError                   an object could not be saved
+    - UnsupportedTypeError        (also TypeError) no handler for a type; names where it sits
+    - NestingError                nesting deeper than amber supports
+  - DecodeError                   a file could not be loaded
+    - FormatError                 (also ValueError) not an amber file, or a malformed one
+      - CorruptFileError          checksums or declared sizes do not match the bytes
+      - VersionError              written by a newer format version than this amber reads
+    - UntrustedTypeError          the file needs types that are not on the trust list
+  - StorageError                  (also OSError) reading or writing the target failed
+* AmberWarning                    (UserWarning)
+  - VersionMismatchWarning        a package version differs from the one that wrote the file
+
+Every message says what went wrong, where (path, node, byte offset) and what to do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AmberError",
+    "AmberWarning",
+    "CorruptFileError",
+    "DecodeError",
+    "EncodeError",
+    "FormatError",
+    "NestingError",
+    "StorageError",
+    "UnsupportedTypeError",
+    "UntrustedTypeError",
+    "VersionError",
+    "VersionMismatchWarning",
+]
+
+
+class AmberError(Exception):
+    """Base class of every error amber raises."""
+
+
+class EncodeError(AmberError):
+    """An object could not be saved.
+
+    ``path`` says where the offending object sits inside what was passed to ``dump``
+    (for example ``root['model'].steps[1]``); ``detail`` says what is wrong with it.
+    """
+
+    def __init__(self, detail: str, path: str = "root") -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.path = path
+
+    def __str__(self) -> str:
+        return f"cannot save {self.path}: {self.detail}"
+
+
+class UnsupportedTypeError(EncodeError, TypeError):
+    """No handler can save an object of this type (``obj_type``)."""
+
+    def __init__(self, obj_type: type, path: str = "root", reason: str | None = None) -> None:
+        self.obj_type = obj_type
+        name = f"{obj_type.__module__}.{obj_type.__qualname__}"
+        why = reason or "amber has no handler for this type"
+        super().__init__(
+            f"object of type {name!r}: {why}. Register a handler for it (amber.register), "
+            "or convert it to a supported type first",
+            path or "root",
+        )
+
+
+class NestingError(EncodeError):
+    """The structure is nested deeper than amber supports."""
+
+
+class DecodeError(AmberError):
+    """A file or byte string could not be loaded."""
+
+
+class FormatError(DecodeError, ValueError):
+    """The input is not an amber file of a readable kind, or it is malformed."""
+
+
+class CorruptFileError(FormatError):
+    """Checksums, declared sizes or byte ranges do not match the data."""
+
+
+class VersionError(FormatError):
+    """The file was written by a newer format version than this amber can read."""
+
+    def __init__(self, found: tuple[int, int], newest: tuple[int, int], where: str = "") -> None:
+        self.found = found
+        self.newest = newest
+        super().__init__(
+            f"{where}format version {found[0]}.{found[1]} is newer than this amber reads "
+            f"(up to {newest[0]}.{newest[1]}): upgrade amber (pip install -U amber) to load it"
+        )
+
+
+class UntrustedTypeError(DecodeError):
+    """The file needs types that are not on the trust list.
+
+    ``untrusted`` holds every such type name, sorted; nothing from the file was imported.
+    """
+
+    def __init__(self, untrusted: Iterable[str], where: str = "") -> None:
+        self.untrusted = tuple(sorted(set(untrusted)))
+        names = ", ".join(self.untrusted)
+        super().__init__(
+            f"{where}the file needs types that are not trusted: {names}. "
+            f"If you trust them, pass trusted={list(self.untrusted)!r} to load"
+        )
+
+
+class StorageError(AmberError, OSError):
+    """Reading from or writing to the target failed."""
+
+
+class AmberWarning(UserWarning):
+    """Base class of amber's warnings."""
+
+
+class VersionMismatchWarning(AmberWarning):
+    """A package version differs (major.minor) from the one that wrote the file."""

@@ -1,0 +1,529 @@
+"""The native format: objects -> node tree + blobs -> container, and back.
+
+The encoder walks the object graph once. Plain values pass through untouched (a list or
+dict whose items are all plain is not even copied); everything else goes to its handler.
+Lists, dicts and tagged nodes are numbered in the order the walk meets them, and a second
+meeting of the same object becomes ``[ref, n]``, so shared objects are stored once and
+cycles through mutable containers survive. Subtrees deeper than ``SEGMENT`` levels are
+packed into their own msgpack segment, which keeps the nesting any one msgpack call sees
+small while letting amber save structures thousands of levels deep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import platform
+import sys
+import warnings
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
+
+import msgpack
+
+from amber._node import Tag, ext_hook, tag
+from amber._version import __version__
+from amber.container._codecs import Codec
+from amber.container._reader import ContainerReader
+from amber.container._writer import ContainerWriter
+from amber.errors import (
+    AmberError,
+    CorruptFileError,
+    DecodeError,
+    EncodeError,
+    FormatError,
+    NestingError,
+    UnsupportedTypeError,
+    UntrustedTypeError,
+    VersionMismatchWarning,
+)
+from amber.handlers import REGISTRY, Handler
+from amber.trust import resolve as _resolve
+from amber.trust import untrusted as _untrusted
+
+__all__ = ["Decoder", "Encoder", "MAX_DEPTH", "encode_to", "decode_from", "check_versions"]
+
+#: Deepest nesting amber saves and loads (Python 3.11+ recurses without using the C stack).
+MAX_DEPTH = 10_000 if sys.version_info >= (3, 11) else 2_000
+#: Nesting levels per msgpack segment.
+SEGMENT = 100
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
+TAG_REF = tag("ref")
+TAG_SEG = tag("seg")
+TAG_TUPLE = tag("tuple")
+TAG_DICT = tag("dict")
+_PENDING = object()
+
+
+@contextlib.contextmanager
+def _deep_recursion() -> Iterator[None]:
+    need = 6 * MAX_DEPTH + 1000
+    old = sys.getrecursionlimit()
+    if old < need:
+        sys.setrecursionlimit(need)
+    try:
+        yield
+    finally:
+        if old < need:
+            sys.setrecursionlimit(old)
+
+
+def _part(at: Any) -> str:
+    if isinstance(at, str) and at.startswith("."):
+        return at
+    return f"[{at!r}]"
+
+
+def _add_part(exc: AmberError, at: Any) -> None:
+    parts = exc.__dict__.setdefault("_parts", [])
+    parts.append(_part(at))
+
+
+def _finish_path(exc: AmberError) -> None:
+    parts = exc.__dict__.pop("_parts", [])
+    if isinstance(exc, EncodeError):
+        exc.path = "root" + "".join(reversed(parts))
+    elif parts:
+        exc.args = (f"{exc.args[0] if exc.args else exc} (at root{''.join(reversed(parts))})",)
+
+
+def _json_safe(value: Any, where: str, depth: int = 0) -> None:
+    if depth > 100:
+        raise EncodeError("metadata is nested more than 100 levels deep", where)
+    t = type(value)
+    if value is None or t in (str, bool, float):
+        return
+    if t is int:
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise EncodeError("metadata integers must fit in 64 bits", where)
+        return
+    if t is list:
+        for i, v in enumerate(value):
+            _json_safe(v, f"{where}[{i}]", depth + 1)
+        return
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                raise EncodeError(f"metadata keys must be strings, not {type(k).__name__}", where)
+            _json_safe(v, f"{where}[{k!r}]", depth + 1)
+        return
+    raise EncodeError(
+        f"metadata must be JSON-like (dict, list, str, int, float, bool, None), not {t.__name__}", where
+    )
+
+
+_pkg_versions: dict[str, str | None] = {}
+
+
+def package_version(name: str) -> str | None:
+    if name not in _pkg_versions:
+        mod = sys.modules.get(name)
+        ver = getattr(mod, "__version__", None)
+        if not isinstance(ver, str):
+            try:
+                from importlib.metadata import PackageNotFoundError, version
+
+                ver = version(name)
+            except (PackageNotFoundError, ValueError):
+                ver = None
+        _pkg_versions[name] = ver
+    return _pkg_versions[name]
+
+
+class Encoder:
+    """One walk of an object graph into a node tree, writing blobs as it goes."""
+
+    def __init__(self, writer: ContainerWriter | None, deterministic: bool = False) -> None:
+        self.writer = writer
+        self.deterministic = deterministic
+        self.memo: dict[int, int] = {}
+        self.keep: list[Any] = []
+        self.building: set[int] = set()
+        self.count = 0
+        self.refs = 0
+        self.depth = 0
+        self.needs: set[str] = set()
+        self.types: set[str] = set()
+        self.packages: set[str] = set()
+        self.registry = REGISTRY
+
+    # -- the EncodeContext protocol ---------------------------------------------------
+    def add_blob(self, data: memoryview, itemsize: int = 1) -> int:
+        if self.writer is None:
+            raise EncodeError("binary buffers cannot be saved here")
+        return self.writer.add_blob(data, itemsize)
+
+    def need(self, name: str) -> None:
+        self.needs.add(name)
+
+    def note_package(self, name: str) -> None:
+        self.packages.add(name)
+
+    def encode(self, obj: Any, at: Any = None) -> Any:
+        t = type(obj)
+        if t is str or t is float or t is bool or obj is None or t is bytes:
+            return obj
+        if t is int and _INT_MIN <= obj <= _INT_MAX:
+            return obj
+        if at is None:
+            return self._node(obj, t)
+        try:
+            return self._node(obj, t)
+        except AmberError as exc:
+            _add_part(exc, at)
+            raise
+
+    def _node(self, obj: Any, t: type) -> Any:
+        i = id(obj)
+        m = self.memo.get(i)
+        if m is not None:
+            if i in self.building:
+                raise EncodeError(
+                    f"it refers back to an enclosing {t.__name__}, and a cycle through an immutable "
+                    "object cannot be restored; break the cycle with a list or dict"
+                )
+            self.refs += 1
+            return [TAG_REF, m]
+        self.memo[i] = self.count
+        self.count += 1
+        self.keep.append(obj)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise NestingError(f"the structure is nested more than {MAX_DEPTH} levels deep")
+            if t is list:
+                node = self._list(obj)
+            elif t is dict:
+                node = self._dict(obj)
+            elif t is tuple:
+                self.building.add(i)
+                self.types.add("tuple")
+                enc = self.encode
+                node = [TAG_TUPLE]
+                for j, x in enumerate(obj):
+                    node.append(enc(x, j))
+                self.building.discard(i)
+            else:
+                node = self._handled(obj, t, i)
+            if self.depth % SEGMENT == 0:
+                node = [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
+            return node
+        finally:
+            self.depth -= 1
+
+    def _list(self, obj: list[Any]) -> list[Any]:
+        out = None
+        node = self._node
+        for j, v in enumerate(obj):
+            t = type(v)
+            if t is str or t is float or t is bool or v is None or t is bytes:
+                continue
+            if t is int and _INT_MIN <= v <= _INT_MAX:
+                continue
+            try:
+                ev = node(v, t)
+            except AmberError as exc:
+                _add_part(exc, j)
+                raise
+            if ev is not v:
+                if out is None:
+                    out = list(obj)
+                out[j] = ev
+        return obj if out is None else out
+
+    def _dict(self, obj: dict[Any, Any]) -> Any:
+        for k in obj:
+            if type(k) is not str:
+                return self._handled(obj, dict, id(obj), self.registry.by_tag[("dict", 1)])
+        out = None
+        node = self._node
+        for k, v in obj.items():
+            t = type(v)
+            if t is str or t is float or t is bool or v is None or t is bytes:
+                continue
+            if t is int and _INT_MIN <= v <= _INT_MAX:
+                continue
+            try:
+                ev = node(v, t)
+            except AmberError as exc:
+                _add_part(exc, k)
+                raise
+            if ev is not v:
+                if out is None:
+                    out = dict(obj)
+                out[k] = ev
+        return obj if out is None else out
+
+    def _handled(self, obj: Any, t: type, i: int, h: Handler | None = None) -> Any:
+        if h is None:
+            h = self.registry.for_type(t)
+            if h is None:
+                if t is int:
+                    h = self.registry.by_tag[("int", 1)]
+                else:
+                    raise UnsupportedTypeError(t)
+        self.types.add(h.handler_id)
+        binds = getattr(h, "binds", t in (dict, set, list, bytearray) or h.handler_id in _BINDING)
+        if not binds:
+            self.building.add(i)
+        try:
+            return h.encode(obj, self)
+        finally:
+            if not binds:
+                self.building.discard(i)
+
+
+#: Handlers whose decode binds the new object before its children (cycles may pass them).
+_BINDING = frozenset(
+    {"dict", "collections.OrderedDict", "collections.Counter", "collections.defaultdict",
+     "set", "collections.deque", "bytearray", "numpy.ndarray"}
+)
+
+
+class Decoder:
+    """Rebuild objects from a node tree; blobs come from a ContainerReader."""
+
+    def __init__(
+        self,
+        reader: ContainerReader | None,
+        trusted: Iterable[str] = (),
+        needs: Iterable[str] = (),
+        mmap: bool = False,
+        lazy: bool = False,
+        inplace: bool = True,
+    ) -> None:
+        self.reader = reader
+        self.trusted = tuple(trusted)
+        self.needs = frozenset(needs)
+        self.mmap = mmap
+        self.lazy = False
+        self._lazy_wanted = lazy
+        self.inplace = inplace
+        self.memo: list[Any] = []
+        self._slot = -1
+        self.depth = 0
+        self.registry = REGISTRY
+
+    # -- the DecodeContext protocol ---------------------------------------------------
+    def bind(self, obj: Any) -> None:
+        if self._slot >= 0:
+            self.memo[self._slot] = obj
+
+    def resolve(self, name: str) -> Any:
+        if name not in self.needs:
+            raise CorruptFileError(
+                f"the node tree imports {name!r}, which the manifest does not declare; refusing"
+            )
+        return _resolve(name, self.trusted)
+
+    def blob(self, ref: Any, writable: bool = True) -> Any:
+        if self.reader is None:
+            raise CorruptFileError("a node refers to a blob, but there is no blob section")
+        if self.mmap:
+            view = self.reader.mapped(ref)
+            if view is not None:
+                return view
+        return self.reader.read(ref)
+
+    def lazy_array(self, ref: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any:
+        from amber._lazy import LazyArray
+
+        assert self.reader is not None
+        return LazyArray(self.reader, self.reader.blob(ref).index, dtype, shape, order)
+
+    def decode(self, node: Any, at: Any = None) -> Any:
+        t = type(node)
+        if t is not list and t is not dict:
+            if t is Tag:
+                raise CorruptFileError("a node tag appears outside a tagged node")
+            return node
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH + 2 * SEGMENT:
+                raise CorruptFileError(f"the node tree is nested more than {MAX_DEPTH} levels deep")
+            if t is list:
+                if node and type(node[0]) is Tag:
+                    return self._tagged(node)
+                return self._list(node)
+            return self._dict(node)
+        except AmberError as exc:
+            if at is not None:
+                _add_part(exc, at)
+            raise
+        finally:
+            self.depth -= 1
+
+    def _list(self, node: list[Any]) -> list[Any]:
+        if not self.inplace:
+            node = list(node)
+        self.memo.append(node)
+        dec = self.decode
+        lazy = self._lazy_wanted
+        for j, v in enumerate(node):
+            tv = type(v)
+            if tv is list or tv is dict:
+                self.lazy = lazy
+                node[j] = dec(v, j)
+        return node
+
+    def _dict(self, node: dict[Any, Any]) -> dict[Any, Any]:
+        if not self.inplace:
+            node = dict(node)
+        self.memo.append(node)
+        dec = self.decode
+        lazy = self._lazy_wanted
+        for k, v in node.items():
+            tv = type(v)
+            if tv is list or tv is dict:
+                self.lazy = lazy
+                node[k] = dec(v, k)
+        return node
+
+    def _tagged(self, node: list[Any]) -> Any:
+        tg: Tag = node[0]
+        name = tg.name
+        if name == "ref":
+            if len(node) != 2 or type(node[1]) is not int or not 0 <= node[1] < len(self.memo):
+                raise CorruptFileError(f"reference {node[1:]!r:.40} points at no earlier object")
+            obj = self.memo[node[1]]
+            if obj is _PENDING:
+                raise CorruptFileError("a reference points into an object that is still being built")
+            return obj
+        if name == "seg":
+            if len(node) != 2 or type(node[1]) is not bytes:
+                raise CorruptFileError("malformed segment node")
+            try:
+                inner = msgpack.unpackb(node[1], raw=False, ext_hook=ext_hook, strict_map_key=True)
+            except CorruptFileError:
+                raise
+            except Exception as exc:
+                raise CorruptFileError(f"a node segment cannot be decoded: {exc}") from None
+            return self.decode(inner)
+        h = self.registry.for_tag(name, tg.version)
+        if h is None:
+            raise FormatError(
+                f"unknown node type {name!r} (version {tg.version}): the file was written by a newer "
+                "amber or needs a handler plugin that is not installed"
+            )
+        lazy, self.lazy = self.lazy, False
+        if lazy and name == "numpy.ndarray":
+            self.lazy = True
+        slot = len(self.memo)
+        self.memo.append(_PENDING)
+        prev, self._slot = self._slot, slot
+        try:
+            obj = h.decode(node, self)
+        except AmberError:
+            raise
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise CorruptFileError(f"malformed {name} node: {exc}") from None
+        finally:
+            self._slot = prev
+            self.lazy = False
+        self.memo[slot] = obj
+        return obj
+
+
+def _environment(packages: Iterable[str]) -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": f"{sys.platform}-{platform.machine()}",
+        "byteorder": sys.byteorder,
+        "packages": {p: package_version(p) for p in sorted(packages)},
+    }
+
+
+def encode_to(
+    fh: BinaryIO,
+    obj: Any,
+    *,
+    codec: Codec | None = None,
+    metadata: Any = None,
+    deterministic: bool = False,
+) -> int:
+    """Write ``obj`` as a native amber file to ``fh``; return the number of bytes written."""
+    if metadata is not None:
+        _json_safe(metadata, "metadata")
+    writer = ContainerWriter(fh, codec)
+    enc = Encoder(writer, deterministic)
+    try:
+        with _deep_recursion():
+            root = enc.encode(obj)
+        manifest: dict[str, Any] = {
+            "format": "amber",
+            "amber": __version__,
+        }
+        if not deterministic:
+            manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        manifest["env"] = _environment(enc.packages)
+        manifest["metadata"] = metadata
+        manifest["types"] = sorted(enc.types)
+        manifest["needs"] = sorted(enc.needs)
+        manifest["refs"] = enc.refs
+        manifest["root"] = root
+        try:
+            return writer.finish(manifest)
+        except (ValueError, TypeError, OverflowError) as exc:  # msgpack limits
+            raise EncodeError(f"the node tree cannot be packed: {exc}") from None
+    except AmberError as exc:
+        writer.abort()
+        _finish_path(exc)
+        raise
+    except BaseException:
+        writer.abort()
+        raise
+
+
+def check_trust(manifest: dict[str, Any], trusted: Iterable[str], name: str) -> list[str]:
+    needs = manifest.get("needs") or []
+    if not isinstance(needs, list) or not all(type(n) is str for n in needs):
+        raise FormatError(f"{name}: the manifest's list of needed names is malformed")
+    bad = _untrusted(needs, trusted)
+    if bad:
+        raise UntrustedTypeError(bad, where=f"{name}: ")
+    return needs
+
+
+def check_versions(manifest: dict[str, Any], name: str) -> None:
+    """Warn when a package's major.minor differs from the one that wrote the file."""
+    env = manifest.get("env")
+    pkgs = env.get("packages") if isinstance(env, dict) else None
+    if not isinstance(pkgs, dict):
+        return
+    for pkg, written in pkgs.items():
+        if not isinstance(pkg, str) or not isinstance(written, str):
+            continue
+        here = package_version(pkg)
+        if here is None:
+            continue
+        if written.split(".")[:2] != here.split(".")[:2]:
+            warnings.warn(
+                f"{name} was written with {pkg} {written}; this environment has {pkg} {here}. "
+                "Check that the loaded objects behave as expected.",
+                VersionMismatchWarning,
+                stacklevel=4,
+            )
+
+
+def decode_from(
+    reader: ContainerReader,
+    *,
+    trusted: Iterable[str] = (),
+    mmap: bool = False,
+) -> Any:
+    """Audit the manifest against the trust list, then rebuild the root object."""
+    manifest = reader.manifest
+    trusted = tuple(trusted)
+    needs = check_trust(manifest, trusted, reader.name)
+    check_versions(manifest, reader.name)
+    dec = Decoder(reader, trusted, needs, mmap=mmap)
+    try:
+        with _deep_recursion():
+            return dec.decode(manifest["root"])
+    except AmberError as exc:
+        _finish_path(exc)
+        if isinstance(exc, DecodeError) and reader.name not in str(exc):
+            exc.args = (f"{reader.name}: {exc.args[0] if exc.args else exc}",)
+        raise

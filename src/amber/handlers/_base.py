@@ -1,0 +1,121 @@
+"""The handler contract and the registry that maps types and tags to handlers.
+
+A handler turns objects of some types into a *node* (see :mod:`amber._node`) and back:
+
+* ``encode(obj, ctx)`` returns ``[self.tag, *payload]``. Children are encoded with
+  ``ctx.encode(child)``; array bytes go to ``ctx.add_blob(buffer, itemsize)``, which returns
+  a blob reference to keep in the payload.
+* ``decode(node, ctx)`` rebuilds the object from that list. Children must be decoded with
+  ``ctx.decode(child)`` **in the order they were encoded** (shared references are numbered
+  in that order). A mutable object that may sit in a cycle calls ``ctx.bind(obj)`` as soon
+  as it exists, before decoding its children.
+* ``handler_id`` is the stable wire name; ``version`` is bumped only when the payload layout
+  changes, and the old decoder stays registered under its version.
+
+Built-in handlers that need a third-party package are registered lazily by module name and
+imported the first time such an object or tag is met, so ``import amber`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, ClassVar, Protocol
+
+import msgpack
+
+from amber._node import tag as make_tag
+from amber.errors import AmberError
+
+__all__ = ["DecodeContext", "EncodeContext", "Handler", "REGISTRY", "Registry"]
+
+
+class EncodeContext(Protocol):
+    deterministic: bool
+
+    def encode(self, obj: Any) -> Any: ...
+    def add_blob(self, data: memoryview, itemsize: int = 1) -> int: ...
+    def need(self, name: str) -> None: ...
+    def note_package(self, name: str) -> None: ...
+
+
+class DecodeContext(Protocol):
+    lazy: bool
+
+    def decode(self, node: Any) -> Any: ...
+    def bind(self, obj: Any) -> None: ...
+    def resolve(self, name: str) -> Any: ...
+    def blob(self, ref: Any, writable: bool = True) -> Any: ...
+    def lazy_array(self, ref: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any: ...
+
+
+class Handler:
+    """Base class of type handlers. Subclasses set ``handler_id``, ``types`` and ``version``."""
+
+    handler_id: ClassVar[str] = ""
+    version: ClassVar[int] = 1
+    #: The exact types this handler saves.
+    types: ClassVar[tuple[type, ...]] = ()
+    tag: ClassVar[msgpack.ExtType]
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.handler_id:
+            cls.tag = make_tag(cls.handler_id, cls.version)
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        raise NotImplementedError  # every concrete handler overrides this
+
+    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        raise NotImplementedError  # every concrete handler overrides this
+
+
+class Registry:
+    """Types -> handler for saving, (tag name, version) -> handler for loading."""
+
+    def __init__(self) -> None:
+        self.by_type: dict[type, Handler] = {}
+        self.by_tag: dict[tuple[str, int], Handler] = {}
+        #: top-level module or tag prefix -> module that registers its handlers on import
+        self.lazy: dict[str, str] = {}
+        self._loaded: set[str] = set()
+
+    def register(self, handler: Handler | type[Handler], clobber: bool = False) -> Handler:
+        h = handler() if isinstance(handler, type) else handler
+        if not h.handler_id:
+            raise AmberError(f"{type(h).__name__} has no handler_id")
+        key = (h.handler_id, h.version)
+        if key in self.by_tag and not clobber and type(self.by_tag[key]) is not type(h):
+            raise AmberError(
+                f"a handler for {h.handler_id!r} version {h.version} is already registered "
+                f"({type(self.by_tag[key]).__name__}); pass clobber=True to replace it"
+            )
+        self.by_tag[key] = h
+        for t in h.types:
+            self.by_type[t] = h
+        return h
+
+    def register_lazy(self, prefix: str, module: str) -> None:
+        self.lazy[prefix] = module
+
+    def _load(self, prefix: str) -> bool:
+        module = self.lazy.get(prefix)
+        if module is None or module in self._loaded:
+            return False
+        self._loaded.add(module)
+        importlib.import_module(module)
+        return True
+
+    def for_type(self, t: type) -> Handler | None:
+        h = self.by_type.get(t)
+        if h is None and self._load(t.__module__.partition(".")[0]):
+            h = self.by_type.get(t)
+        return h
+
+    def for_tag(self, name: str, version: int) -> Handler | None:
+        h = self.by_tag.get((name, version))
+        if h is None and self._load(name.partition(".")[0]):
+            h = self.by_tag.get((name, version))
+        return h
+
+
+REGISTRY = Registry()

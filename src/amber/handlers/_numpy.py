@@ -1,0 +1,253 @@
+"""NumPy arrays, scalars, dtypes and random generators. Never pickles.
+
+An array is ``[tag, {"dtype": d, "shape": [...], "order": "C"|"F", "blob": i}]``: its raw
+bytes go to one blob (in C or Fortran order, whichever the array already has, so a
+contiguous array is written straight from its memory). A view saves only its own elements.
+Object arrays are ``[tag, {"dtype": "O", "shape": [...], "items": [...]}]``, every element
+going through amber's own reduction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from amber.errors import CorruptFileError, UnsupportedTypeError
+from amber.handlers._base import REGISTRY, DecodeContext, EncodeContext, Handler
+
+__all__ = ["dtype_from_node", "dtype_to_node"]
+
+#: Arrays with more dimensions or more elements than this are refused as corrupt.
+_MAX_NDIM = 64
+
+
+def dtype_to_node(dt: np.dtype) -> Any:
+    """A JSON-able description of a dtype (the ``.str`` for simple ones)."""
+    if dt.fields is not None:
+        names = list(dt.names or ())
+        return {
+            "names": names,
+            "formats": [dtype_to_node(dt.fields[n][0]) for n in names],
+            "offsets": [dt.fields[n][1] for n in names],
+            "itemsize": dt.itemsize,
+            "aligned": bool(dt.isalignedstruct),
+        }
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return {"base": dtype_to_node(base), "shape": list(shape)}
+    if dt.hasobject:
+        return "O"
+    return dt.str
+
+
+def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
+    """Inverse of :func:`dtype_to_node`; refuses anything that is not a dtype description."""
+    if depth > 32:
+        raise CorruptFileError("dtype description nested too deeply")
+    try:
+        if type(node) is str:
+            if node == "O":
+                return np.dtype(object)
+            if len(node) > 64 or node[:1] not in ("<", ">", "|", "="):
+                raise ValueError(f"{node!r} is not a dtype string")
+            dt = np.dtype(node)
+            if dt.hasobject:
+                raise ValueError("object dtypes are not allowed here")
+            return dt
+        if type(node) is dict and "names" in node:
+            names, formats = node["names"], node["formats"]
+            if not (type(names) is list and type(formats) is list and len(names) == len(formats)):
+                raise ValueError("structured dtype fields are malformed")
+            spec = {
+                "names": names,
+                "formats": [dtype_from_node(f, depth + 1) for f in formats],
+                "offsets": node["offsets"],
+                "itemsize": node["itemsize"],
+            }
+            return np.dtype(spec, align=bool(node.get("aligned")))
+        if type(node) is dict and "base" in node:
+            shape = node["shape"]
+            if type(shape) is not list or not all(type(s) is int and 0 <= s < 2**31 for s in shape):
+                raise ValueError("subarray shape is malformed")
+            return np.dtype((dtype_from_node(node["base"], depth + 1), tuple(shape)))
+    except CorruptFileError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CorruptFileError(f"malformed dtype in the file: {exc}") from None
+    raise CorruptFileError(f"malformed dtype in the file: {node!r:.80}")
+
+
+def _shape(node: Any) -> tuple[int, ...]:
+    if type(node) is not list or len(node) > _MAX_NDIM or not all(type(s) is int and s >= 0 for s in node):
+        raise CorruptFileError(f"malformed array shape {node!r:.80}")
+    return tuple(node)
+
+
+def _count(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+class NDArrayHandler(Handler):
+    handler_id = "numpy.ndarray"
+    types = (np.ndarray,)
+
+    def encode(self, arr: np.ndarray, ctx: EncodeContext) -> list[Any]:
+        ctx.note_package("numpy")
+        dt = arr.dtype
+        if dt.hasobject:
+            if dt != np.dtype(object):
+                raise UnsupportedTypeError(type(arr), "", f"structured arrays holding objects ({dt}) are not supported")
+            enc = ctx.encode
+            items = [enc(x) for x in arr.ravel(order="C").tolist()] if arr.ndim else [enc(arr[()])]
+            return [self.tag, {"dtype": "O", "shape": list(arr.shape), "items": items}]
+        order = "C"
+        if arr.flags.c_contiguous:
+            flat = arr.reshape(-1)
+        elif arr.flags.f_contiguous:
+            order = "F"
+            flat = arr.T.reshape(-1)
+        else:  # a strided or broadcast view: copy out just its own elements
+            flat = np.ascontiguousarray(arr).reshape(-1)
+        raw = memoryview(flat.view(np.uint8)) if dt.itemsize else memoryview(b"")
+        ref = ctx.add_blob(raw, dt.itemsize if dt.kind in "iufcmMb" else 1)
+        return [self.tag, {"dtype": dtype_to_node(dt), "shape": list(arr.shape), "order": order, "blob": ref}]
+
+    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        if len(node) != 2 or type(node[1]) is not dict:
+            raise CorruptFileError("malformed numpy.ndarray node")
+        meta = node[1]
+        shape = _shape(meta.get("shape"))
+        dt = dtype_from_node(meta.get("dtype"))
+        if dt.hasobject:
+            items = meta.get("items")
+            if type(items) is not list or len(items) != max(1, _count(shape)) and shape:
+                raise CorruptFileError(f"object array of shape {shape} holds {len(items or ())} items")
+            out = np.empty(shape, dtype=object)
+            ctx.bind(out)
+            flat = out.reshape(-1)
+            for i, x in enumerate(items):
+                flat[i] = ctx.decode(x)
+            return out
+        order = meta.get("order", "C")
+        if order not in ("C", "F"):
+            raise CorruptFileError(f"array order {order!r} is neither 'C' nor 'F'")
+        count = _count(shape)
+        if ctx.lazy:
+            return ctx.lazy_array(meta.get("blob"), dt, shape, order)
+        buf = ctx.blob(meta.get("blob"))
+        if len(buf) != count * dt.itemsize:
+            raise CorruptFileError(
+                f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its blob has {len(buf)}"
+            )
+        return from_buffer(buf, dt, shape, order)
+
+
+def from_buffer(buf: Any, dt: np.dtype, shape: tuple[int, ...], order: str) -> np.ndarray:
+    if not dt.itemsize:
+        return np.zeros(shape, dtype=dt)
+    arr = buf.view(dt) if isinstance(buf, np.ndarray) else np.frombuffer(buf, dtype=dt)
+    if order == "F":
+        return arr.reshape(shape[::-1]).T
+    return arr.reshape(shape)
+
+
+class ScalarHandler(Handler):
+    """NumPy scalars (``np.float32(1)``, ``np.datetime64(...)``): dtype and raw bytes."""
+
+    handler_id = "numpy.scalar"
+    types = tuple(
+        {np.dtype(c).type for c in "?bhilqpBHILQPefdgFDGSUVMm"}
+        | {np.bool_, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
+           np.float16, np.float32, np.float64, np.longdouble, np.complex64, np.complex128, np.clongdouble,
+           np.datetime64, np.timedelta64, np.bytes_, np.str_, np.void}
+    )
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        ctx.note_package("numpy")
+        arr = np.asarray(obj)
+        if arr.dtype.hasobject:
+            raise UnsupportedTypeError(type(obj), "", "NumPy scalars holding objects are not supported")
+        return [self.tag, dtype_to_node(arr.dtype), arr.tobytes()]
+
+    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        if len(node) != 3 or type(node[2]) is not bytes:
+            raise CorruptFileError("malformed numpy.scalar node")
+        dt = dtype_from_node(node[1])
+        if len(node[2]) != dt.itemsize:
+            raise CorruptFileError(f"numpy scalar of dtype {dt} needs {dt.itemsize} bytes, not {len(node[2])}")
+        return np.frombuffer(node[2], dtype=dt).reshape(())[()]
+
+
+class DTypeHandler(Handler):
+    handler_id = "numpy.dtype"
+    types = tuple({type(np.dtype(c)) for c in "?bhilqpBHILQPefdgFDGSUVMmO"} | {np.dtype})
+
+    def encode(self, obj: np.dtype, ctx: EncodeContext) -> list[Any]:
+        ctx.note_package("numpy")
+        return [self.tag, dtype_to_node(obj)]
+
+    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        if len(node) != 2:
+            raise CorruptFileError("malformed numpy.dtype node")
+        return dtype_from_node(node[1])
+
+
+_BITGENS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
+
+
+class GeneratorHandler(Handler):
+    """``np.random.Generator``: bit generator name and its state."""
+
+    handler_id = "numpy.random.Generator"
+    types = (np.random.Generator,)
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        ctx.note_package("numpy")
+        bg = obj.bit_generator
+        name = type(bg).__name__
+        if name not in _BITGENS:
+            raise UnsupportedTypeError(type(bg), "", f"bit generator {name} is not one of {_BITGENS}")
+        ctx.need(f"numpy.random.{name}")
+        return [self.tag, name, ctx.encode(bg.state)]
+
+    def _bitgen(self, node: list[Any], ctx: DecodeContext) -> Any:
+        if len(node) != 3 or node[1] not in _BITGENS:
+            raise CorruptFileError(f"malformed {self.handler_id} node")
+        bg = ctx.resolve(f"numpy.random.{node[1]}")()
+        try:
+            bg.state = ctx.decode(node[2])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CorruptFileError(f"malformed random state: {exc}") from None
+        return bg
+
+    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        return np.random.Generator(self._bitgen(node, ctx))
+
+
+class RandomStateHandler(GeneratorHandler):
+    handler_id = "numpy.random.RandomState"
+    types = (np.random.RandomState,)
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        ctx.note_package("numpy")
+        ctx.need("numpy.random.MT19937")
+        return [self.tag, "MT19937", ctx.encode(obj.get_state(legacy=False))]
+
+    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        if len(node) != 3 or node[1] != "MT19937":
+            raise CorruptFileError(f"malformed {self.handler_id} node")
+        ctx.resolve("numpy.random.MT19937")
+        rs = np.random.RandomState()
+        try:
+            rs.set_state(ctx.decode(node[2]))
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CorruptFileError(f"malformed random state: {exc}") from None
+        return rs
+
+
+for _h in (NDArrayHandler, ScalarHandler, DTypeHandler, GeneratorHandler, RandomStateHandler):
+    REGISTRY.register(_h)
