@@ -6,11 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import msgpack
-
-from amber._node import Tag, ext_hook
+from amber._node import parse_tag
 from amber.container._reader import ContainerReader
-from amber.errors import CorruptFileError
 from amber.trust import untrusted
 
 __all__ = ["Info", "describe", "human_size"]
@@ -130,34 +127,41 @@ class _Describer:
 
     def _node(self, node: Any) -> dict[str, Any]:
         t = type(node)
-        if t is dict:
-            items = {repr(k): self.node(v) for k, v in list(node.items())[:_SHOW]}
-            return {"type": "dict", "len": len(node), "items": items}
-        if t is list and node and type(node[0]) is Tag:
+        if t is tuple and node and type(node[0]) is bytes:
             return self.tagged(node)
-        if t is list:
-            return {"type": "list", "len": len(node), "items": [self.node(v) for v in node[:_SHOW]]}
+        if t is tuple:
+            return self._seq("tuple", node)
+        if t is dict:
+            return self._map("dict", node)
         if t in (str, bytes):
             r = repr(node)
             return {"type": t.__name__, "value": r if len(r) <= 60 else r[:57] + "..."}
         return {"type": "NoneType" if node is None else t.__name__, "value": repr(node)}
 
-    def tagged(self, node: list[Any]) -> dict[str, Any]:
-        tag: Tag = node[0]
-        name = tag.name
-        if name == "ref":
-            return {"type": "ref", "target": node[1] if len(node) > 1 else None}
-        if name == "seg" and len(node) == 2 and type(node[1]) is bytes:
-            try:
-                inner = msgpack.unpackb(node[1], raw=False, ext_hook=ext_hook)
-            except Exception as exc:
-                raise CorruptFileError(f"{self.reader.name}: a node segment cannot be decoded: {exc}") from None
-            return self.node(inner)
+    def _seq(self, name: str, items: Any) -> dict[str, Any]:
+        return {"type": name, "len": len(items), "items": [self.node(v) for v in items[:_SHOW]]}
+
+    def _map(self, name: str, d: dict[Any, Any]) -> dict[str, Any]:
+        items = {repr(k): self.node(v) for k, v in list(d.items())[:_SHOW]}
+        return {"type": name, "len": len(d), "items": items}
+
+    def tagged(self, node: tuple[Any, ...]) -> dict[str, Any]:
+        name = parse_tag(node[0]).name
         body = node[1:]
+        if name in ("map", "map.plain") and body and type(body[0]) is dict:
+            return self._map("dict", body[0])
+        if name in ("list", "list.plain"):
+            return self._seq("list", body)
+        if name == "ref":
+            return {"type": "ref", "target": body[0] if body else None}
+        if name == "seg" and len(body) == 1 and type(body[0]) is bytes:
+            from amber.formats._native import unpack_tree
+
+            return self.node(unpack_tree(body[0]))
         if name == "numpy.ndarray" and body and type(body[0]) is dict:
             meta = body[0]
             out: dict[str, Any] = {"type": "ndarray", "dtype": _dtype_text(meta.get("dtype")),
-                                   "shape": meta.get("shape") or []}
+                                   "shape": list(meta.get("shape") or [])}
             blob = meta.get("blob")
             if type(blob) is int and 0 <= blob < len(self.reader.blobs):
                 b = self.reader.blobs[blob]
@@ -166,18 +170,18 @@ class _Describer:
                     out["codec"] = f"{b.codec.name} {b.codec.level}" + (" shuffle" if b.shuffle > 1 else "")
                     out["stored"] = b.stored
             elif "items" in meta:
-                out["items"] = [self.node(v) for v in (meta.get("items") or [])[:_SHOW]]
-                out["len"] = len(meta.get("items") or [])
+                items = meta.get("items") or ()
+                out["items"] = [self.node(v) for v in items[:_SHOW]]
+                out["len"] = len(items)
             return out
         if name in ("tuple", "set", "frozenset", "collections.deque"):
-            items = body[1:] if name == "collections.deque" else body
-            return {"type": name, "len": len(items), "items": [self.node(v) for v in items[:_SHOW]]}
+            return self._seq(name, body[1:] if name == "collections.deque" else body)
         if name in ("dict", "collections.OrderedDict", "collections.Counter", "collections.defaultdict"):
             kv = body[1:] if name == "collections.defaultdict" else body
             items = {}
             for i in range(0, min(len(kv), 2 * _SHOW) - 1, 2):
                 k = kv[i]
-                key = repr(k) if not isinstance(k, list) else f"<{self.node(k)['type']} key #{i // 2}>"
+                key = repr(k) if not isinstance(k, tuple) else f"<{self.node(k)['type']} key #{i // 2}>"
                 items[key] = self.node(kv[i + 1])
             return {"type": name, "len": len(kv) // 2, "items": items}
         if name in ("numpy.scalar", "numpy.dtype") and body:
@@ -196,6 +200,8 @@ def _dtype_text(d: Any) -> str:
 
 
 def describe(reader: ContainerReader) -> Info:
+    from amber.formats._native import tree_of
+
     m = reader.manifest
     needs = [n for n in (m.get("needs") or []) if isinstance(n, str)]
     codecs = sorted({f"{b.codec.name}" for b in reader.blobs if b.codec is not None})
@@ -215,5 +221,5 @@ def describe(reader: ContainerReader) -> Info:
         blobs=len(reader.blobs),
         data_bytes=sum(b.nbytes for b in reader.blobs),
         stored_bytes=sum(b.stored for b in reader.blobs),
-        tree=_Describer(reader).node(m["root"]),
+        tree=_Describer(reader).node(tree_of(reader, cached=True)),
     )

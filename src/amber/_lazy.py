@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from amber._node import Tag
+from amber._node import parse_tag
 from amber.container._reader import ContainerReader
 from amber.errors import AmberError, CorruptFileError
 
@@ -103,28 +103,30 @@ class LazyNode:
 
     def __init__(self, file: AmberFile, node: Any, path: str) -> None:
         self._file = file
-        self._node = node
         self._path = path
+        self._node = node
+        name = parse_tag(node[0]).name
+        self._items: Any = node[1] if name in ("map", "map.plain") else node[1:]
 
     def keys(self) -> list[Any]:
-        n = self._node
-        if type(n) is dict:
-            return list(n.keys())
-        return list(range(len(n)))
+        if type(self._items) is dict:
+            return list(self._items.keys())
+        return list(range(len(self._items)))
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.keys())
 
     def __len__(self) -> int:
-        return len(self._node)
+        return len(self._items)
 
     def __contains__(self, key: Any) -> bool:
-        return key in self._node if type(self._node) is dict else isinstance(key, int) and 0 <= key < len(self._node)
+        if type(self._items) is dict:
+            return key in self._items
+        return isinstance(key, int) and -len(self._items) <= key < len(self._items)
 
     def __getitem__(self, key: Any) -> Any:
-        n = self._node
         try:
-            child = n[key]
+            child = self._items[key]
         except (KeyError, IndexError, TypeError):
             raise KeyError(f"{self._path} has no item {key!r}") from None
         return self._file._wrap(child, f"{self._path}[{key!r}]")
@@ -134,29 +136,42 @@ class LazyNode:
         return self._file._decode(self._node)
 
     def __repr__(self) -> str:
-        kind = "dict" if type(self._node) is dict else "list"
-        return f"<LazyNode {self._path}: {kind} of {len(self._node)}>"
+        kind = "dict" if type(self._items) is dict else "list"
+        return f"<LazyNode {self._path}: {kind} of {len(self._items)}>"
 
 
-class AmberFile(LazyNode):
-    """An open amber file (see :func:`amber.open`). Use as a context manager."""
+_CONTAINERS = ("map", "map.plain", "list", "list.plain")
+
+
+class AmberFile:
+    """An open amber file (see :func:`amber.open`). Use as a context manager.
+
+    ``f.keys()``, ``f["a"]``, ``len(f)`` and iteration work when the saved object is a
+    dict or list; ``f.read()`` loads everything.
+    """
 
     def __init__(self, reader: ContainerReader, trusted: tuple[str, ...] = ()) -> None:
-        from amber.formats._native import check_trust, check_versions
+        from amber.formats._native import check_trust, check_versions, tree_of
 
         self.reader = reader
         self.trusted = trusted
         self._needs = check_trust(reader.manifest, trusted, reader.name)
         check_versions(reader.manifest, reader.name)
         self._info: Any = None
-        root = reader.manifest["root"]
         self._whole: Any = None
+        tree = tree_of(reader, cached=True)
         if reader.manifest.get("refs"):
             # Shared references are numbered over the whole tree: load it all at once
             # (arrays stay lazy) so every reference resolves to the same object.
-            self._whole = self._decode(root)
-            root = self._whole
-        super().__init__(self, root, "root")
+            self._whole = self._decode(tree)
+            self._root: Any = None
+        else:
+            self._root = self._wrap(tree, "root")
+
+    @property
+    def root(self) -> Any:
+        """The saved object, as lazily as possible (a LazyNode for dicts and lists)."""
+        return self._whole if self._whole is not None else self._root
 
     @property
     def info(self) -> Any:
@@ -170,6 +185,25 @@ class AmberFile(LazyNode):
     def metadata(self) -> Any:
         return self.reader.manifest.get("metadata")
 
+    def keys(self) -> list[Any]:
+        r = self.root
+        return list(r.keys()) if hasattr(r, "keys") else list(range(len(r)))
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.keys())
+
+    def __len__(self) -> int:
+        return len(self.root)
+
+    def __contains__(self, key: Any) -> bool:
+        return key in self.root
+
+    def __getitem__(self, key: Any) -> Any:
+        r = self.root
+        if not hasattr(r, "__getitem__"):
+            raise TypeError(f"{self.reader.name}: the saved object is a {type(r).__name__}, not a container")
+        return r[key]
+
     def _decode(self, node: Any) -> Any:
         from amber.formats._native import Decoder, _deep_recursion, _finish_path
 
@@ -182,14 +216,11 @@ class AmberFile(LazyNode):
             raise
 
     def _wrap(self, child: Any, path: str) -> Any:
-        if self._whole is not None:
-            return LazyNode(self, child, path) if type(child) in (dict, list) and not isinstance(child, LazyArray) else child
-        t = type(child)
-        if t is dict or (t is list and not (child and type(child[0]) is Tag)):
-            return LazyNode(self, child, path)
-        if t is list and child[0].name == "numpy.ndarray":
+        if type(child) is tuple and child and type(child[0]) is bytes:
+            if parse_tag(child[0]).name in _CONTAINERS:
+                return LazyNode(self, child, path)
             return self._decode(child)
-        return self._decode(child) if t is list else child
+        return child
 
     def read(self) -> Any:
         """Load the whole file (arrays included)."""
@@ -205,3 +236,6 @@ class AmberFile(LazyNode):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def __repr__(self) -> str:
+        return f"<amber.AmberFile {self.reader.name}>"

@@ -2,37 +2,37 @@
 
 A node is one of
 * a plain value: ``None``, ``bool``, ``int`` (64-bit), ``float``, ``str``, ``bytes``;
-* a list of nodes (a Python ``list``), or a map of ``str`` to nodes (a ``dict`` with only
-  string keys);
-* a *tagged node*: a list whose first element is a :class:`Tag`. The tag names the handler
-  (``"tuple"``, ``"numpy.ndarray"``; ``"name@2"`` for version 2) and the rest of the list is
-  that handler's payload.
+* a list of nodes, or a map of ``str`` to nodes;
+* a *tagged node*: a list whose first element is ``bytes`` holding the tag text. The tag
+  names the handler (``b"tuple"``, ``b"numpy.ndarray"``; ``b"name@2"`` for version 2) and
+  the rest of the list is that handler's payload.
 
-In the native format a tag is the msgpack extension type 1 holding the UTF-8 tag text, so a
-user's list can never be mistaken for a tagged node.
+A user's list whose first element is ``bytes`` is itself written as a tagged node
+``[b"list", item0, item1, ...]``, so a list can never be mistaken for a tagged node.
+(Tags are plain msgpack ``bin`` values rather than extension types because msgpack decodes
+those several times faster, and tuples are common.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgpack
-
 from amber.errors import CorruptFileError
 
-__all__ = ["TAG_EXT", "Tag", "ext_hook", "tag"]
-
-TAG_EXT = 1
+__all__ = ["Tag", "ext_hook", "is_tagged", "parse_tag", "tag"]
 
 
 class Tag:
-    """A decoded node-type marker: handler ``name`` and payload ``version``."""
+    """A parsed node tag: handler ``name`` and payload ``version``."""
 
     __slots__ = ("name", "version", "raw")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
-        text = raw.decode("utf-8", "replace")
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CorruptFileError(f"node tag {raw[:40]!r} is not UTF-8 text") from None
         name, sep, ver = text.rpartition("@")
         if sep and ver.isdigit() and len(ver) < 6:
             self.name, self.version = name, int(ver)
@@ -44,29 +44,30 @@ class Tag:
 
 
 _TAGS: dict[bytes, Tag] = {}
-_EXT: dict[tuple[str, int], msgpack.ExtType] = {}
+_RAW: dict[tuple[str, int], bytes] = {}
 
 
-def tag(name: str, version: int = 1) -> msgpack.ExtType:
-    """The msgpack value that marks a node of handler ``name`` at ``version``."""
-    ext = _EXT.get((name, version))
-    if ext is None:
-        text = name if version == 1 else f"{name}@{version}"
-        ext = _EXT[(name, version)] = msgpack.ExtType(TAG_EXT, text.encode())
-    return ext
+def tag(name: str, version: int = 1) -> bytes:
+    """The tag bytes that start a node of handler ``name`` at ``version``."""
+    raw = _RAW.get((name, version))
+    if raw is None:
+        raw = _RAW[(name, version)] = (name if version == 1 else f"{name}@{version}").encode()
+    return raw
 
 
-def ext_hook(code: int, data: bytes) -> Tag:
-    """msgpack ``ext_hook``: tags become :class:`Tag`; any other extension is corrupt."""
-    if code != TAG_EXT:
-        raise CorruptFileError(f"unknown msgpack extension type {code} in the node tree")
-    t = _TAGS.get(data)
+def parse_tag(raw: bytes) -> Tag:
+    t = _TAGS.get(raw)
     if t is None:
-        t = Tag(data)
+        t = Tag(raw)
         if len(_TAGS) < 4096:  # bounded: a hostile file may name endless distinct tags
-            _TAGS[data] = t
+            _TAGS[raw] = t
     return t
 
 
+def ext_hook(code: int, data: bytes) -> Any:
+    """msgpack ``ext_hook``: amber writes no extension types, so any one is corruption."""
+    raise CorruptFileError(f"unexpected msgpack extension type {code} in the node tree")
+
+
 def is_tagged(node: Any) -> bool:
-    return type(node) is list and bool(node) and type(node[0]) is Tag
+    return type(node) is list and bool(node) and type(node[0]) is bytes

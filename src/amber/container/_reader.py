@@ -162,7 +162,7 @@ class ContainerReader:
             raise
         except Exception as exc:
             raise CorruptFileError(f"{self.name}: the manifest at byte {m_off} cannot be decoded: {exc}") from None
-        if not isinstance(manifest, dict) or "root" not in manifest:
+        if not isinstance(manifest, dict) or "tree" not in manifest:
             raise FormatError(f"{self.name}: the manifest has no node tree")
         self.manifest = manifest
         self.version = (major, minor)

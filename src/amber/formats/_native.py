@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 
 import msgpack
 
-from amber._node import Tag, ext_hook, tag
+from amber._node import ext_hook, parse_tag, tag
 from amber._version import __version__
 from amber.container._codecs import Codec
 from amber.container._reader import ContainerReader
@@ -53,6 +53,10 @@ TAG_REF = tag("ref")
 TAG_SEG = tag("seg")
 TAG_TUPLE = tag("tuple")
 TAG_DICT = tag("dict")
+TAG_LIST = tag("list")
+TAG_PLAIN_LIST = tag("list.plain")
+TAG_MAP = tag("map")
+TAG_PLAIN_MAP = tag("map.plain")
 _PENDING = object()
 
 
@@ -166,15 +170,61 @@ class Encoder:
             return obj
         if t is int and _INT_MIN <= obj <= _INT_MAX:
             return obj
-        if at is None:
-            return self._node(obj, t)
         try:
+            if t is tuple:
+                return self._tuple(obj)
             return self._node(obj, t)
         except AmberError as exc:
-            _add_part(exc, at)
+            if at is not None:
+                _add_part(exc, at)
             raise
 
-    def _node(self, obj: Any, t: type) -> Any:
+    def _enter(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            self.depth -= 1
+            raise NestingError(f"the structure is nested more than {MAX_DEPTH} levels deep")
+
+    def _leave(self, node: Any) -> Any:
+        if self.depth % SEGMENT == 0:
+            node = [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
+        self.depth -= 1
+        return node
+
+    def _tuple(self, obj: tuple[Any, ...]) -> Any:
+        """A tuple of plain values (or of such tuples) is returned as it is; otherwise
+        ``[tuple, items...]``. Tuples are not numbered: they need no identity, and a tuple
+        can only sit in a cycle through a list or dict, which is numbered."""
+        self._enter()
+        out = None
+        try:
+            for j, v in enumerate(obj):
+                t = type(v)
+                if t is str or t is float or t is bool or v is None or t is bytes:
+                    continue
+                if t is int and _INT_MIN <= v <= _INT_MAX:
+                    continue
+                try:
+                    ev = self._tuple(v) if t is tuple else self._node(v, t)
+                except AmberError as exc:
+                    _add_part(exc, j)
+                    raise
+                if ev is not v:
+                    if out is None:
+                        out = list(obj)
+                    out[j] = ev
+        except BaseException:
+            self.depth -= 1
+            raise
+        if out is None and not (obj and type(obj[0]) is bytes):
+            node: Any = obj
+        else:
+            self.types.add("tuple")
+            node = [TAG_TUPLE, *(obj if out is None else out)]
+        return self._leave(node)
+
+    def _node(self, obj: Any, t: type) -> list[Any]:
+        """A numbered object: list, dict or handled type (or a reference to one)."""
         i = id(obj)
         m = self.memo.get(i)
         if m is not None:
@@ -188,33 +238,22 @@ class Encoder:
         self.memo[i] = self.count
         self.count += 1
         self.keep.append(obj)
-        self.depth += 1
+        self._enter()
         try:
-            if self.depth > MAX_DEPTH:
-                raise NestingError(f"the structure is nested more than {MAX_DEPTH} levels deep")
             if t is list:
                 node = self._list(obj)
             elif t is dict:
                 node = self._dict(obj)
-            elif t is tuple:
-                self.building.add(i)
-                self.types.add("tuple")
-                enc = self.encode
-                node = [TAG_TUPLE]
-                for j, x in enumerate(obj):
-                    node.append(enc(x, j))
-                self.building.discard(i)
             else:
                 node = self._handled(obj, t, i)
-            if self.depth % SEGMENT == 0:
-                node = [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
-            return node
-        finally:
+        except BaseException:
             self.depth -= 1
+            raise
+        return self._leave(node)
 
     def _list(self, obj: list[Any]) -> list[Any]:
         out = None
-        node = self._node
+        tup, node = self._tuple, self._node
         for j, v in enumerate(obj):
             t = type(v)
             if t is str or t is float or t is bool or v is None or t is bytes:
@@ -222,22 +261,22 @@ class Encoder:
             if t is int and _INT_MIN <= v <= _INT_MAX:
                 continue
             try:
-                ev = node(v, t)
+                ev = tup(v) if t is tuple else node(v, t)
             except AmberError as exc:
                 _add_part(exc, j)
                 raise
             if ev is not v:
                 if out is None:
-                    out = list(obj)
-                out[j] = ev
-        return obj if out is None else out
+                    out = [TAG_LIST, *obj]
+                out[j + 1] = ev
+        return [TAG_PLAIN_LIST, *obj] if out is None else out
 
-    def _dict(self, obj: dict[Any, Any]) -> Any:
+    def _dict(self, obj: dict[Any, Any]) -> list[Any]:
         for k in obj:
             if type(k) is not str:
                 return self._handled(obj, dict, id(obj), self.registry.by_tag[("dict", 1)])
         out = None
-        node = self._node
+        tup, node = self._tuple, self._node
         for k, v in obj.items():
             t = type(v)
             if t is str or t is float or t is bool or v is None or t is bytes:
@@ -245,7 +284,7 @@ class Encoder:
             if t is int and _INT_MIN <= v <= _INT_MAX:
                 continue
             try:
-                ev = node(v, t)
+                ev = tup(v) if t is tuple else node(v, t)
             except AmberError as exc:
                 _add_part(exc, k)
                 raise
@@ -253,7 +292,7 @@ class Encoder:
                 if out is None:
                     out = dict(obj)
                 out[k] = ev
-        return obj if out is None else out
+        return [TAG_PLAIN_MAP, obj] if out is None else [TAG_MAP, out]
 
     def _handled(self, obj: Any, t: type, i: int, h: Handler | None = None) -> Any:
         if h is None:
@@ -264,7 +303,7 @@ class Encoder:
                 else:
                     raise UnsupportedTypeError(t)
         self.types.add(h.handler_id)
-        binds = getattr(h, "binds", t in (dict, set, list, bytearray) or h.handler_id in _BINDING)
+        binds = getattr(h, "binds", h.handler_id in _BINDING)
         if not binds:
             self.building.add(i)
         try:
@@ -281,8 +320,26 @@ _BINDING = frozenset(
 )
 
 
+def unpack_tree(data: Any) -> Any:
+    """Decode a packed node tree (arrays become tuples; no extension types allowed)."""
+    try:
+        return msgpack.unpackb(data, raw=False, use_list=False, ext_hook=ext_hook, strict_map_key=True)
+    except CorruptFileError:
+        raise
+    except Exception as exc:
+        raise CorruptFileError(f"the node tree cannot be decoded: {exc}") from None
+
+
+def _is_tagged(v: Any) -> bool:
+    return type(v) is tuple and bool(v) and type(v[0]) is bytes
+
+
 class Decoder:
-    """Rebuild objects from a node tree; blobs come from a ContainerReader."""
+    """Rebuild objects from a node tree; blobs come from a ContainerReader.
+
+    Only tagged nodes need work: a plain tuple or scalar is already the final value, and a
+    ``list.plain``/``map.plain`` node holds nothing but such values, so it is not scanned.
+    """
 
     def __init__(
         self,
@@ -334,55 +391,65 @@ class Decoder:
 
     def decode(self, node: Any, at: Any = None) -> Any:
         t = type(node)
-        if t is not list and t is not dict:
-            if t is Tag:
-                raise CorruptFileError("a node tag appears outside a tagged node")
-            return node
-        self.depth += 1
-        try:
-            if self.depth > MAX_DEPTH + 2 * SEGMENT:
-                raise CorruptFileError(f"the node tree is nested more than {MAX_DEPTH} levels deep")
-            if t is list:
-                if node and type(node[0]) is Tag:
+        if t is tuple:
+            if node and type(node[0]) is bytes:
+                self.depth += 1
+                try:
+                    if self.depth > MAX_DEPTH + 2 * SEGMENT:
+                        raise CorruptFileError(f"the node tree is nested more than {MAX_DEPTH} levels deep")
                     return self._tagged(node)
-                return self._list(node)
-            return self._dict(node)
-        except AmberError as exc:
-            if at is not None:
-                _add_part(exc, at)
-            raise
-        finally:
-            self.depth -= 1
-
-    def _list(self, node: list[Any]) -> list[Any]:
-        if not self.inplace:
-            node = list(node)
-        self.memo.append(node)
-        dec = self.decode
-        lazy = self._lazy_wanted
-        for j, v in enumerate(node):
-            tv = type(v)
-            if tv is list or tv is dict:
-                self.lazy = lazy
-                node[j] = dec(v, j)
+                except AmberError as exc:
+                    if at is not None:
+                        _add_part(exc, at)
+                    raise
+                finally:
+                    self.depth -= 1
+            return node
+        if t is dict:
+            raise CorruptFileError("a bare map stands where a node belongs")
         return node
 
-    def _dict(self, node: dict[Any, Any]) -> dict[Any, Any]:
-        if not self.inplace:
-            node = dict(node)
-        self.memo.append(node)
+    def _items(self, items: list[Any]) -> list[Any]:
         dec = self.decode
         lazy = self._lazy_wanted
-        for k, v in node.items():
-            tv = type(v)
-            if tv is list or tv is dict:
+        for j, v in enumerate(items):
+            if type(v) is tuple and v and type(v[0]) is bytes:
                 self.lazy = lazy
-                node[k] = dec(v, k)
-        return node
+                items[j] = dec(v, j)
+            elif type(v) is dict:
+                raise CorruptFileError("a bare map stands where a node belongs")
+        return items
 
-    def _tagged(self, node: list[Any]) -> Any:
-        tg: Tag = node[0]
+    def _number(self, obj: Any) -> Any:
+        self.memo.append(obj)
+        return obj
+
+    def _tagged(self, node: tuple[Any, ...]) -> Any:
+        tg = parse_tag(node[0])
         name = tg.name
+        if name == "map.plain":
+            if len(node) != 2 or type(node[1]) is not dict:
+                raise CorruptFileError("malformed map node")
+            return self._number(node[1] if self.inplace else dict(node[1]))
+        if name == "map":
+            if len(node) != 2 or type(node[1]) is not dict:
+                raise CorruptFileError("malformed map node")
+            d = self._number(node[1] if self.inplace else dict(node[1]))
+            dec = self.decode
+            lazy = self._lazy_wanted
+            for k, v in d.items():
+                if type(v) is tuple and v and type(v[0]) is bytes:
+                    self.lazy = lazy
+                    d[k] = dec(v, k)
+                elif type(v) is dict:
+                    raise CorruptFileError("a bare map stands where a node belongs")
+            return d
+        if name == "list.plain":
+            return self._number(list(node[1:]))
+        if name == "list":
+            return self._items(self._number(list(node[1:])))
+        if name == "tuple":
+            return tuple(self._items(list(node[1:])))
         if name == "ref":
             if len(node) != 2 or type(node[1]) is not int or not 0 <= node[1] < len(self.memo):
                 raise CorruptFileError(f"reference {node[1:]!r:.40} points at no earlier object")
@@ -393,13 +460,7 @@ class Decoder:
         if name == "seg":
             if len(node) != 2 or type(node[1]) is not bytes:
                 raise CorruptFileError("malformed segment node")
-            try:
-                inner = msgpack.unpackb(node[1], raw=False, ext_hook=ext_hook, strict_map_key=True)
-            except CorruptFileError:
-                raise
-            except Exception as exc:
-                raise CorruptFileError(f"a node segment cannot be decoded: {exc}") from None
-            return self.decode(inner)
+            return self.decode(unpack_tree(node[1]))
         h = self.registry.for_tag(name, tg.version)
         if h is None:
             raise FormatError(
@@ -462,7 +523,10 @@ def encode_to(
         manifest["types"] = sorted(enc.types)
         manifest["needs"] = sorted(enc.needs)
         manifest["refs"] = enc.refs
-        manifest["root"] = root
+        try:
+            manifest["tree"] = msgpack.packb(root, use_bin_type=True)
+        except (ValueError, TypeError, OverflowError) as exc:  # msgpack limits
+            raise EncodeError(f"the node tree cannot be packed: {exc}") from None
         try:
             return writer.finish(manifest)
         except (ValueError, TypeError, OverflowError) as exc:  # msgpack limits
@@ -474,6 +538,20 @@ def encode_to(
     except BaseException:
         writer.abort()
         raise
+
+
+def tree_of(reader: ContainerReader, cached: bool = False) -> Any:
+    """The decoded node tree of a file; ``cached`` keeps one shared copy on the reader
+    (for readers that never modify it: lazy access and inspect)."""
+    tree = getattr(reader, "_tree", None) if cached else None
+    if tree is None:
+        raw = reader.manifest.get("tree")
+        if type(raw) is not bytes:
+            raise FormatError(f"{reader.name}: the manifest has no node tree")
+        tree = unpack_tree(raw)
+        if cached:
+            reader._tree = tree  # type: ignore[attr-defined]
+    return tree
 
 
 def check_trust(manifest: dict[str, Any], trusted: Iterable[str], name: str) -> list[str]:
@@ -521,7 +599,7 @@ def decode_from(
     dec = Decoder(reader, trusted, needs, mmap=mmap)
     try:
         with _deep_recursion():
-            return dec.decode(manifest["root"])
+            return dec.decode(tree_of(reader))
     except AmberError as exc:
         _finish_path(exc)
         if isinstance(exc, DecodeError) and reader.name not in str(exc):

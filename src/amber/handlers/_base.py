@@ -21,8 +21,6 @@ from __future__ import annotations
 import importlib
 from typing import Any, ClassVar, Protocol
 
-import msgpack
-
 from amber._node import tag as make_tag
 from amber.errors import AmberError
 
@@ -55,7 +53,7 @@ class Handler:
     version: ClassVar[int] = 1
     #: The exact types this handler saves.
     types: ClassVar[tuple[type, ...]] = ()
-    tag: ClassVar[msgpack.ExtType]
+    tag: ClassVar[bytes]
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

@@ -57,18 +57,18 @@ def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
             return dt
         if type(node) is dict and "names" in node:
             names, formats = node["names"], node["formats"]
-            if not (type(names) is list and type(formats) is list and len(names) == len(formats)):
+            if not (type(names) in (list, tuple) and type(formats) in (list, tuple) and len(names) == len(formats)):
                 raise ValueError("structured dtype fields are malformed")
             spec = {
-                "names": names,
+                "names": list(names),
                 "formats": [dtype_from_node(f, depth + 1) for f in formats],
-                "offsets": node["offsets"],
+                "offsets": list(node["offsets"]),
                 "itemsize": node["itemsize"],
             }
             return np.dtype(spec, align=bool(node.get("aligned")))
         if type(node) is dict and "base" in node:
             shape = node["shape"]
-            if type(shape) is not list or not all(type(s) is int and 0 <= s < 2**31 for s in shape):
+            if type(shape) not in (list, tuple) or not all(type(s) is int and 0 <= s < 2**31 for s in shape):
                 raise ValueError("subarray shape is malformed")
             return np.dtype((dtype_from_node(node["base"], depth + 1), tuple(shape)))
     except CorruptFileError:
@@ -79,7 +79,7 @@ def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
 
 
 def _shape(node: Any) -> tuple[int, ...]:
-    if type(node) is not list or len(node) > _MAX_NDIM or not all(type(s) is int and s >= 0 for s in node):
+    if type(node) not in (list, tuple) or len(node) > _MAX_NDIM or not all(type(s) is int and s >= 0 for s in node):
         raise CorruptFileError(f"malformed array shape {node!r:.80}")
     return tuple(node)
 
@@ -124,7 +124,7 @@ class NDArrayHandler(Handler):
         dt = dtype_from_node(meta.get("dtype"))
         if dt.hasobject:
             items = meta.get("items")
-            if type(items) is not list or len(items) != max(1, _count(shape)) and shape:
+            if type(items) not in (list, tuple) or len(items) != (_count(shape) if shape else 1):
                 raise CorruptFileError(f"object array of shape {shape} holds {len(items or ())} items")
             out = np.empty(shape, dtype=object)
             ctx.bind(out)

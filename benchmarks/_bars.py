@@ -1,0 +1,100 @@
+"""The bars amber must meet, computed from a run. Ratios use best-of-N times."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from benchmarks._harness import Measurement, RunResult, WorkloadResult
+
+__all__ = ["Bar", "compute_bars"]
+
+_OPS: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """``value op limit``; ``ok`` is None when a number it needs is missing."""
+
+    workload: str
+    what: str
+    value: float | None
+    op: str
+    limit: float
+    unit: str
+    ok: bool | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _bar(workload: str, what: str, value: float | None, op: str, limit: float, unit: str) -> Bar:
+    ok = None if value is None else _OPS[op](value, limit)
+    return Bar(workload, what, value, op, limit, unit, ok)
+
+
+def _ratio(w: WorkloadResult, num: str, den: str, fn: Callable[[Measurement], float]) -> float | None:
+    a, b = w.get(num), w.get(den)
+    if a is None or b is None:
+        return None
+    x, y = fn(a), fn(b)
+    return x / y if y > 0 else None
+
+
+def _time_ratio(w: WorkloadResult, num: str, den: str, op: str) -> float | None:
+    return _ratio(w, num, den, lambda m: m.best(op))
+
+
+def _matrix(w: WorkloadResult) -> list[Bar]:
+    n = w.name
+    amber, npy, mm = w.get("amber"), w.get("npy"), w.get("amber_mmap")
+    mmap_ms = mm.best("load") * 1e3 if mm else None
+    peak_pct = 100 * amber.peak_dump_bytes / w.payload_bytes if amber else None
+    extra_bytes = float(amber.size_bytes - npy.size_bytes) if amber and npy else None
+    return [
+        _bar(n, "amber dump / np.save dump", _time_ratio(w, "amber", "npy", "dump"), "<=", 1.15, "x"),
+        _bar(n, "amber load / np.load load", _time_ratio(w, "amber", "npy", "load"), "<=", 1.15, "x"),
+        _bar(n, "amber mmap=True load time", mmap_ms, "<", 10.0, "ms"),
+        _bar(n, "amber dump peak extra memory / array size", peak_pct, "<=", 10.0, "%"),
+        _bar(n, "amber file size - .npy file size", extra_bytes, "<=", 4096.0, "bytes"),
+    ]
+
+
+def _tiles(w: WorkloadResult) -> list[Bar]:
+    n = w.name
+    bars = [
+        _bar(n, f"amber {op} / {label} {op}", _time_ratio(w, "amber", other, op), "<=", 1.0, "x")
+        for op in ("dump", "load")
+        for other, label in (("pickle5", "pickle p5"), ("joblib", "joblib"))
+    ]
+    bars.append(_bar(n, "amber compress=True size / joblib compress=3 size",
+                     _ratio(w, "amber_z", "joblib_z3", lambda m: m.size_bytes), "<", 1.0, "x"))
+    for op in ("dump", "load"):
+        bars.append(_bar(n, f"joblib compress=3 {op} / amber compress=True {op} (speed-up)",
+                         _time_ratio(w, "joblib_z3", "amber_z", op), ">=", 2.0, "x"))
+    return bars
+
+
+def _dict(w: WorkloadResult) -> list[Bar]:
+    n = w.name
+    return [
+        _bar(n, "amber dump / pickle p5 dump", _time_ratio(w, "amber", "pickle5", "dump"), "<=", 2.0, "x"),
+        _bar(n, "amber load / pickle p5 load", _time_ratio(w, "amber", "pickle5", "load"), "<=", 2.0, "x"),
+        _bar(n, "amber dump / joblib dump", _time_ratio(w, "amber", "joblib", "dump"), "<", 1.0, "x"),
+        _bar(n, "amber load / joblib load", _time_ratio(w, "amber", "joblib", "load"), "<", 1.0, "x"),
+    ]
+
+
+_RULES: dict[str, Callable[[WorkloadResult], list[Bar]]] = {
+    "matrix": _matrix,
+    "tiles-list": _tiles,
+    "tiles-files": _tiles,
+    "dict": _dict,
+}
+
+
+def compute_bars(run: RunResult) -> list[Bar]:
+    """Every bar of every workload in the run, in run order."""
+    return [bar for w in run.workloads if w.name in _RULES for bar in _RULES[w.name](w)]

@@ -1,0 +1,320 @@
+"""Measure every applicable adapter on every selected workload.
+
+Times come from runs without tracing (tracemalloc slows allocation-heavy code down);
+peak memory comes from one extra dump and one extra load traced with tracemalloc.
+Each workload runs with the objects that existed before it frozen out of the cyclic GC,
+so a collection does not rescan imported modules and the workload on every call.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.metadata
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks._adapters import ADAPTERS, Adapter
+from benchmarks._workloads import FULL, GROUPS, Sizes, Workload, build, verify
+
+__all__ = ["Config", "Measurement", "RunResult", "WorkloadResult", "run"]
+
+BENCH_DIR = Path(__file__).resolve().parent
+RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs", "devtmpfs", "hugetlbfs"})
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class Config:
+    """What to run. ``repeat=None`` means 3 for the matrix and 5 for the rest."""
+
+    sizes: Sizes = FULL
+    repeat: int | None = None
+    only: tuple[str, ...] = GROUPS
+    #: Folder for the temporary files; None: the system's, unless that lives in RAM.
+    tmpdir: Path | None = None
+    seed: int = 0
+    #: Flush dirty pages (os.sync) before each timed call, so earlier writes don't interfere.
+    sync: bool = True
+    quick: bool = False
+
+
+@dataclass
+class Measurement:
+    """The numbers of one adapter on one workload (times in seconds, sizes in bytes)."""
+
+    adapter: str
+    label: str
+    mmap: bool
+    dump_s: list[float] = field(default_factory=list)
+    load_s: list[float] = field(default_factory=list)
+    size_bytes: int = 0
+    files: int = 0
+    peak_dump_bytes: int = 0
+    peak_load_bytes: int = 0
+    error: str | None = None
+
+    def best(self, op: str) -> float:
+        return min(self.dump_s if op == "dump" else self.load_s)
+
+    def median(self, op: str) -> float:
+        return statistics.median(self.dump_s if op == "dump" else self.load_s)
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        if self.error is None:
+            for op in ("dump", "load"):
+                out[f"{op}_best_s"] = self.best(op)
+                out[f"{op}_median_s"] = self.median(op)
+        return out
+
+
+@dataclass
+class WorkloadResult:
+    name: str
+    group: str
+    title: str
+    payload_bytes: int
+    files: int
+    repeat: int
+    loadavg: list[float]
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def get(self, adapter: str) -> Measurement | None:
+        """The measurement of ``adapter`` if it ran without error."""
+        for m in self.measurements:
+            if m.adapter == adapter and m.error is None:
+                return m
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {k: v for k, v in asdict(self).items() if k != "measurements"}
+        out["measurements"] = [m.to_json() for m in self.measurements]
+        return out
+
+
+@dataclass
+class RunResult:
+    config: dict[str, Any]
+    env: dict[str, Any]
+    workloads: list[WorkloadResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def get(self, name: str) -> WorkloadResult | None:
+        return next((w for w in self.workloads if w.name == name), None)
+
+
+def fs_type(path: Path) -> str:
+    """The filesystem type holding ``path`` (from /proc/self/mounts), or "unknown"."""
+    real = os.path.realpath(path)
+    best, kind = "", "unknown"
+    try:
+        with open("/proc/self/mounts", encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mnt = parts[1].replace("\\040", " ")
+                inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= len(best):
+                    best, kind = mnt, parts[2]
+    except OSError:
+        pass
+    return kind
+
+
+def default_tmp_base() -> Path:
+    """The system temp folder, or benchmarks/.data when that one lives in RAM."""
+    base = Path(tempfile.gettempdir())
+    return BENCH_DIR / ".data" if fs_type(base) in RAM_FILESYSTEMS else base
+
+
+def _environment(tmp: Path) -> dict[str, Any]:
+    import joblib
+
+    import amber
+
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "amber": amber.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+        "scikit-learn": importlib.metadata.version("scikit-learn"),
+        "tmpdir": str(tmp),
+        "tmpdir_fs": fs_type(tmp),
+    }
+
+
+def _loadavg() -> list[float]:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover - not POSIX
+        return []
+
+
+def _settle(sync: bool) -> None:
+    """Drop garbage and (optionally) flush dirty pages, outside any timed region."""
+    gc.collect()
+    if sync and hasattr(os, "sync"):
+        os.sync()
+
+
+def _peak(fn: Callable[[], Any]) -> int:
+    """Peak bytes traced by tracemalloc while ``fn`` runs, beyond what was traced before.
+
+    The result of ``fn`` is held until the peak is read, so a load counts what it loaded.
+    """
+    outer = tracemalloc.is_tracing()
+    if not outer:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before, _ = tracemalloc.get_traced_memory()
+        result = fn()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if not outer:
+            tracemalloc.stop()
+    del result
+    return max(0, peak - before)
+
+
+def _dump(adapter: Adapter, w: Workload, paths: list[Path]) -> None:
+    if w.split:
+        for item, path in zip(w.obj, paths):
+            adapter.dump(item, path)
+    else:
+        adapter.dump(w.obj, paths[0])
+
+
+def _load(adapter: Adapter, w: Workload, paths: list[Path]) -> Any:
+    if w.split:
+        return [adapter.load(p) for p in paths]
+    return adapter.load(paths[0])
+
+
+def _clear(folder: Path) -> None:
+    for p in folder.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def measure(w: Workload, adapter: Adapter, work: Path, sync: bool = True) -> Measurement:
+    """Time ``w.repeat`` dumps and loads, then trace one of each; ``work`` must be empty."""
+    m = Measurement(adapter.key, adapter.label, adapter.mmap)
+    paths = [work / f"{w.name}.{adapter.key}.{i:05d}{adapter.suffix}" for i in range(w.files)]
+    clock = time.perf_counter
+    try:
+        for _ in range(w.repeat):
+            _clear(work)
+            _settle(sync)
+            t0 = clock()
+            _dump(adapter, w, paths)
+            m.dump_s.append(clock() - t0)
+        written = sorted(work.iterdir())
+        if written != paths:
+            extra = sorted(set(written) - set(paths))[:3]
+            raise AssertionError(f"the dump left {len(written)} files, not {len(paths)}: {extra}")
+        m.size_bytes = sum(p.stat().st_size for p in paths)
+        m.files = len(paths)
+        for i in range(w.repeat):
+            _settle(sync)
+            t0 = clock()
+            out = _load(adapter, w, paths)
+            m.load_s.append(clock() - t0)
+            if i == 0:
+                verify(w, out, adapter.mmap)
+            del out
+        _clear(work)
+        _settle(sync)
+        m.peak_dump_bytes = _peak(lambda: _dump(adapter, w, paths))
+        _settle(sync)
+        m.peak_load_bytes = _peak(lambda: _load(adapter, w, paths))
+    except Exception as exc:  # one broken tool must not stop the others
+        m.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        _clear(work)
+        gc.collect()
+    return m
+
+
+def _warm_up(work: Path) -> None:
+    """One tiny dump and load per adapter, so first-call costs (imports, thread pools) go untimed."""
+    small = np.arange(1000.0)
+    mixed = [small, {"a": (1, 2.5, "x")}]
+    for adapter in ADAPTERS:
+        path = work / f"warm-up{adapter.suffix}"
+        try:
+            adapter.dump(small if adapter.single_array_only else mixed, path)
+            adapter.load(path)
+        except Exception:  # a broken adapter is reported by measure()
+            pass
+    _clear(work)
+
+
+def _describe(m: Measurement) -> str:
+    if m.error:
+        return f"ERROR {m.error}"
+    return (
+        f"dump {m.best('dump'):.4f}s  load {m.best('load'):.4f}s  size {m.size_bytes / 1e6:.1f} MB  "
+        f"peak {m.peak_dump_bytes / 1e6:.1f}/{m.peak_load_bytes / 1e6:.1f} MB"
+    )
+
+
+def run(config: Config, log: Log = _stderr) -> RunResult:
+    """Run the selected workloads; temporary files are removed whatever happens."""
+    base = config.tmpdir or default_tmp_base()
+    made_base = not base.exists()
+    base.mkdir(parents=True, exist_ok=True)
+    if fs_type(base) in RAM_FILESYSTEMS:
+        log(f"warning: {base} is a RAM filesystem ({fs_type(base)}); disk numbers will be flattering")
+    work = Path(tempfile.mkdtemp(prefix="amber-bench-", dir=base))
+    cfg = asdict(config)
+    cfg["tmpdir"] = str(config.tmpdir) if config.tmpdir else None
+    result = RunResult(config=cfg, env=_environment(work))
+    started = time.perf_counter()
+    try:
+        _warm_up(work)
+        for w in build(config.sizes, config.only, config.seed, config.repeat):
+            wr = WorkloadResult(w.name, w.group, w.title, w.payload_bytes, w.files, w.repeat, _loadavg())
+            log(f"== {w.name}: {w.title} ({w.repeat} repeats)")
+            gc.collect()
+            gc.freeze()  # what exists now (modules, the workload) is not rescanned by every collection
+            try:
+                for adapter in ADAPTERS:
+                    if adapter.applies(w.single_array, w.has_arrays):
+                        m = measure(w, adapter, work, config.sync)
+                        wr.measurements.append(m)
+                        log(f"   {adapter.label:<22} {_describe(m)}")
+            finally:
+                gc.unfreeze()
+            result.workloads.append(wr)
+            del w
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        if made_base:
+            try:
+                base.rmdir()
+            except OSError:
+                pass
+    result.seconds = time.perf_counter() - started
+    return result
