@@ -167,7 +167,7 @@ class _Describer:
                 b = self.reader.blobs[blob]
                 out["nbytes"] = b.nbytes
                 if b.codec is not None:
-                    out["codec"] = f"{b.codec.name} {b.codec.level}" + (" shuffle" if b.shuffle > 1 else "")
+                    out["codec"] = f"{b.codec.name} {b.codec.level}" + (f" {b.filter.name}" if b.filter else "")
                     out["stored"] = b.stored
             elif "items" in meta:
                 items = meta.get("items") or ()

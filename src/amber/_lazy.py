@@ -207,7 +207,8 @@ class AmberFile:
     def _decode(self, node: Any) -> Any:
         from amber.formats._native import Decoder, _deep_recursion, _finish_path
 
-        dec = Decoder(self.reader, self.trusted, self._needs, lazy=True, inplace=False)
+        refs = bool(self.reader.manifest.get("refs"))
+        dec = Decoder(self.reader, self.trusted, self._needs, lazy=True, inplace=False, refs=refs)
         try:
             with _deep_recursion():
                 return dec.decode(node)

@@ -17,7 +17,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import re
+
 from amber.errors import CorruptFileError
+
+_VERSION = re.compile(r"[1-9][0-9]{0,4}")
 
 __all__ = ["Tag", "ext_hook", "is_tagged", "parse_tag", "tag"]
 
@@ -34,7 +38,7 @@ class Tag:
         except UnicodeDecodeError:
             raise CorruptFileError(f"node tag {raw[:40]!r} is not UTF-8 text") from None
         name, sep, ver = text.rpartition("@")
-        if sep and ver.isdigit() and len(ver) < 6:
+        if sep and _VERSION.fullmatch(ver):
             self.name, self.version = name, int(ver)
         else:
             self.name, self.version = text, 1

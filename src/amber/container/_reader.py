@@ -15,7 +15,7 @@ import msgpack
 import numpy as np
 import xxhash
 
-from amber.container._codecs import Codec, codec_from_manifest, unshuffle
+from amber.container._codecs import Codec, Filter, codec_from_manifest, filter_from_manifest
 from amber.container._io import Source
 from amber.container._pool import pool
 from amber.container._spec import (
@@ -50,10 +50,13 @@ def sniff(head: bytes) -> bool:
     return head[: len(MAGIC)] == MAGIC
 
 
+_ENTRY_KEYS = frozenset({"offset", "nbytes", "stored", "chunk", "chunks", "codec", "filter"})
+
+
 class BlobInfo:
     """One validated entry of the blob table."""
 
-    __slots__ = ("index", "offset", "nbytes", "stored", "codec", "shuffle", "chunk", "chunks", "starts")
+    __slots__ = ("index", "offset", "nbytes", "stored", "codec", "filter", "chunk", "chunks", "starts")
 
     def __init__(self, index: int, entry: Any, data_end: int, name: str) -> None:
         where = f"{name}: blob {index}"
@@ -77,12 +80,18 @@ class BlobInfo:
         if not isinstance(chunks, list) or len(chunks) != -(-nbytes // chunk):
             raise CorruptFileError(f"{where}: {nbytes} bytes in chunks of {chunk} need "
                                    f"{-(-nbytes // chunk)} chunk entries")
+        unknown = set(entry) - _ENTRY_KEYS
+        if unknown:
+            raise FormatError(
+                f"{where}: unknown blob fields {sorted(map(str, unknown))}: the file was written by a "
+                "newer amber; upgrade amber to read it"
+            )
         self.codec: Codec | None = None
         if entry.get("codec") is not None:
             self.codec = codec_from_manifest(entry["codec"], where)
-        shuf = entry.get("shuffle", 1)
-        if type(shuf) is not int or not 1 <= shuf <= 16 or (shuf > 1 and (chunk % shuf or nbytes % shuf)):
-            raise FormatError(f"{where}: shuffle={shuf!r} does not fit the chunk size")
+        filt = filter_from_manifest(entry.get("filter"), where)
+        if filt is not None and (self.codec is None or chunk % filt.size or nbytes % filt.size):
+            raise FormatError(f"{where}: filter {filt.to_dict()} does not fit the chunk size or codec")
         starts = [offset]
         for k, c in enumerate(chunks):
             if (
@@ -111,7 +120,8 @@ class BlobInfo:
                     f"{where}: declares {nbytes} bytes, more than this machine's memory"
                 )
         self.index, self.offset, self.nbytes, self.stored = index, offset, nbytes, stored
-        self.shuffle, self.chunk, self.chunks, self.starts = shuf, chunk, chunks, starts
+        self.filter: Filter | None = filt
+        self.chunk, self.chunks, self.starts = chunk, chunks, starts
 
 
 class ContainerReader:
@@ -251,8 +261,8 @@ class ContainerReader:
         assert b.codec is not None
         raw = b.codec.decompress(data, raw_len)
         dst = out[out_start : out_start + raw_len]
-        if b.shuffle > 1:
-            unshuffle(raw, b.shuffle, dst)
+        if b.filter is not None:
+            b.filter.undo(raw, dst)
         else:
             dst[:] = raw
 

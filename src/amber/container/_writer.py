@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 import msgpack
 import xxhash
 
-from amber.container._codecs import Codec, shuffle
+from amber.container._codecs import Codec, Filter
 from amber.container._pool import WORKERS, pool
 from amber.container._spec import (
     ALIGN,
@@ -39,19 +39,18 @@ _SMALL = 4 * HASH_BLOCK
 _INFLIGHT = 64 << 20
 
 
-def _compress_chunk(codec: Codec, raw: memoryview, itemsize: int) -> tuple[bytes, int]:
-    data = shuffle(raw, itemsize) if itemsize > 1 else raw
-    out = codec.compress(data)
+def _compress_chunk(codec: Codec, raw: memoryview, filt: Filter | None) -> tuple[bytes, int]:
+    out = codec.compress(raw if filt is None else filt.apply(raw))
     return out, _hash(out)
 
 
 class ContainerWriter:
     """Write blobs as they come, then the manifest; ``pos`` counts bytes written."""
 
-    def __init__(self, fh: BinaryIO, codec: Codec | None = None, shuffle: bool = True) -> None:
+    def __init__(self, fh: BinaryIO, codec: Codec | None = None, filters: bool = True) -> None:
         self.fh = fh
         self.codec = codec
-        self.shuffle = shuffle
+        self.filters = filters
         self.pos = 0
         self.blobs: list[dict[str, Any]] = []
         self._pending: deque[tuple[dict[str, Any], list[Future[tuple[bytes, int]]], int]] = deque()
@@ -68,9 +67,11 @@ class ContainerWriter:
         if pad:
             self._write(_ZEROS[:pad])
 
-    def add_blob(self, data: memoryview, itemsize: int = 1, compress: bool = True) -> int:
+    def add_blob(self, data: memoryview, filt: Filter | tuple[str, int] | None = None, compress: bool = True) -> int:
         """Queue a blob (a flat ``'B'`` view) and return its index in the blob table.
 
+        ``filt`` is applied to each chunk before compression (ignored when not compressing,
+        or when the blob's length is not a multiple of the filter's size).
         The caller keeps ``data`` alive and unchanged until :meth:`finish`.
         """
         index = len(self.blobs)
@@ -82,19 +83,22 @@ class ContainerWriter:
             self._drain(0)
             self._write_plain(entry, data)
             return index
-        shuf = itemsize if self.shuffle and 1 < itemsize <= 16 and n % itemsize == 0 else 1
-        step = max(shuf, COMPRESSED_CHUNK // shuf * shuf)
+        if isinstance(filt, tuple):
+            filt = Filter(*filt)
+        if filt is not None and (not self.filters or n % filt.size or filt.size * 2 > COMPRESSED_CHUNK):
+            filt = None
+        unit = 1 if filt is None else filt.size
+        step = max(unit, COMPRESSED_CHUNK // unit * unit)
         entry["codec"] = codec.to_dict()
-        if shuf > 1:
-            entry["shuffle"] = shuf
+        if filt is not None:
+            entry["filter"] = filt.to_dict()
         entry["chunk"] = step
-        if n <= step:  # one chunk: compress here unless work is already queued
-            if not self._pending:
-                out, h = _compress_chunk(codec, data, shuf)
-                self._write_chunks(entry, [(out, h)])
-                return index
+        if n <= step and not self._pending:  # one chunk and nothing queued: do it here
+            out, h = _compress_chunk(codec, data, filt)
+            self._write_chunks(entry, [(out, h)])
+            return index
         ex = pool()
-        futs = [ex.submit(_compress_chunk, codec, data[i : i + step], shuf) for i in range(0, n, step)]
+        futs = [ex.submit(_compress_chunk, codec, data[i : i + step], filt) for i in range(0, n, step)]
         self._pending.append((entry, futs, n))
         self._inflight += n
         self._drain(_INFLIGHT)

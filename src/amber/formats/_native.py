@@ -45,6 +45,8 @@ __all__ = ["Decoder", "Encoder", "MAX_DEPTH", "encode_to", "decode_from", "check
 
 #: Deepest nesting amber saves and loads (Python 3.11+ recurses without using the C stack).
 MAX_DEPTH = 10_000 if sys.version_info >= (3, 11) else 2_000
+#: Items that repeated (shared) tuples may add to a file before dump refuses.
+MAX_EXPANSION = 10_000_000
 #: Nesting levels per msgpack segment.
 SEGMENT = 100
 
@@ -86,6 +88,8 @@ def _add_part(exc: AmberError, at: Any) -> None:
 
 def _finish_path(exc: AmberError) -> None:
     parts = exc.__dict__.pop("_parts", [])
+    if len(parts) > 40:  # keep messages readable for very deep structures
+        parts = parts[:20] + [f"...({len(parts) - 40} levels)..."] + parts[-20:]
     if isinstance(exc, EncodeError):
         exc.path = "root" + "".join(reversed(parts))
     elif parts:
@@ -150,13 +154,15 @@ class Encoder:
         self.needs: set[str] = set()
         self.types: set[str] = set()
         self.packages: set[str] = set()
+        self.tuples: dict[int, tuple[Any, int]] = {}
+        self.expansion = 0
         self.registry = REGISTRY
 
     # -- the EncodeContext protocol ---------------------------------------------------
-    def add_blob(self, data: memoryview, itemsize: int = 1) -> int:
+    def add_blob(self, data: memoryview, filt: Any = None) -> int:
         if self.writer is None:
             raise EncodeError("binary buffers cannot be saved here")
-        return self.writer.add_blob(data, itemsize)
+        return self.writer.add_blob(data, filt)
 
     def need(self, name: str) -> None:
         self.needs.add(name)
@@ -187,16 +193,32 @@ class Encoder:
 
     def _leave(self, node: Any) -> Any:
         if self.depth % SEGMENT == 0:
-            node = [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
+            try:
+                node = [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
+            except (ValueError, TypeError, OverflowError) as exc:
+                self.depth -= 1
+                raise EncodeError(f"the node tree cannot be packed: {exc}") from None
         self.depth -= 1
         return node
 
     def _tuple(self, obj: tuple[Any, ...]) -> Any:
         """A tuple of plain values (or of such tuples) is returned as it is; otherwise
         ``[tuple, items...]``. Tuples are not numbered: they need no identity, and a tuple
-        can only sit in a cycle through a list or dict, which is numbered."""
+        can only sit in a cycle through a list or dict, which is numbered. A tuple met again
+        reuses its node (and counts toward ``MAX_EXPANSION``, so a DAG of shared tuples
+        cannot blow up exponentially)."""
+        seen = self.tuples.get(id(obj))
+        if seen is not None:
+            self.expansion += seen[1]
+            if self.expansion > MAX_EXPANSION:
+                raise EncodeError(
+                    "shared tuples repeat more than "
+                    f"{MAX_EXPANSION} items in all; tuples are stored by value, so share a list instead"
+                )
+            return seen[0]
         self._enter()
         out = None
+        size = len(obj) + 1
         try:
             for j, v in enumerate(obj):
                 t = type(v)
@@ -205,7 +227,11 @@ class Encoder:
                 if t is int and _INT_MIN <= v <= _INT_MAX:
                     continue
                 try:
-                    ev = self._tuple(v) if t is tuple else self._node(v, t)
+                    if t is tuple:
+                        ev = self._tuple(v)
+                        size += self.tuples[id(v)][1]
+                    else:
+                        ev = self._node(v, t)
                 except AmberError as exc:
                     _add_part(exc, j)
                     raise
@@ -221,7 +247,10 @@ class Encoder:
         else:
             self.types.add("tuple")
             node = [TAG_TUPLE, *(obj if out is None else out)]
-        return self._leave(node)
+        node = self._leave(node)
+        self.tuples[id(obj)] = (node, size)
+        self.keep.append(obj)
+        return node
 
     def _node(self, obj: Any, t: type) -> list[Any]:
         """A numbered object: list, dict or handled type (or a reference to one)."""
@@ -320,6 +349,9 @@ _BINDING = frozenset(
 )
 
 
+_STRUCTURAL = frozenset({"map", "map.plain", "list", "list.plain", "tuple", "ref", "seg"})
+
+
 def unpack_tree(data: Any) -> Any:
     """Decode a packed node tree (arrays become tuples; no extension types allowed)."""
     try:
@@ -349,8 +381,11 @@ class Decoder:
         mmap: bool = False,
         lazy: bool = False,
         inplace: bool = True,
+        refs: bool = True,
     ) -> None:
         self.reader = reader
+        self.refs = refs
+        self.used_blobs: set[int] = set()
         self.trusted = tuple(trusted)
         self.needs = frozenset(needs)
         self.mmap = mmap
@@ -374,9 +409,17 @@ class Decoder:
             )
         return _resolve(name, self.trusted)
 
+    def blob_nbytes(self, ref: Any) -> int:
+        if self.reader is None:
+            raise CorruptFileError("a node refers to a blob, but there is no blob section")
+        return self.reader.blob(ref).nbytes
+
     def blob(self, ref: Any, writable: bool = True) -> Any:
         if self.reader is None:
             raise CorruptFileError("a node refers to a blob, but there is no blob section")
+        if ref in self.used_blobs:
+            raise CorruptFileError(f"blob {ref} is used by two nodes; a shared array is stored once and referenced")
+        self.used_blobs.add(ref)
         if self.mmap:
             view = self.reader.mapped(ref)
             if view is not None:
@@ -427,6 +470,8 @@ class Decoder:
     def _tagged(self, node: tuple[Any, ...]) -> Any:
         tg = parse_tag(node[0])
         name = tg.name
+        if tg.version != 1 and name in _STRUCTURAL:
+            raise FormatError(f"unknown node type {name}@{tg.version}: the file was written by a newer amber")
         if name == "map.plain":
             if len(node) != 2 or type(node[1]) is not dict:
                 raise CorruptFileError("malformed map node")
@@ -451,6 +496,8 @@ class Decoder:
         if name == "tuple":
             return tuple(self._items(list(node[1:])))
         if name == "ref":
+            if not self.refs:
+                raise CorruptFileError("the manifest declares no shared references, but the tree has one")
             if len(node) != 2 or type(node[1]) is not int or not 0 <= node[1] < len(self.memo):
                 raise CorruptFileError(f"reference {node[1:]!r:.40} points at no earlier object")
             obj = self.memo[node[1]]
