@@ -94,8 +94,8 @@ class LazyArray:
         raw = self._reader.read_range(self._blob, start * row_bytes, stop * row_bytes)
         part = np.frombuffer(raw, dtype=self.dtype).reshape((stop - start,) + self.shape[1:]).copy()
         if squeeze:
-            part = part[0]
-        return part[rest] if rest else part
+            return part[0][rest] if rest else part[0]
+        return part[(slice(None), *rest)] if rest else part
 
 
 class LazyNode:

@@ -64,8 +64,8 @@ class UnsupportedTypeError(EncodeError, TypeError):
         name = f"{obj_type.__module__}.{obj_type.__qualname__}"
         why = reason or "amber has no handler for this type"
         super().__init__(
-            f"object of type {name!r}: {why}. Register a handler for it (amber.register), "
-            "or convert it to a supported type first",
+            f"object of type {name!r}: {why}. Convert it to a supported type first "
+            "(the README lists what amber saves)",
             path or "root",
         )
 

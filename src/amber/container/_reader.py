@@ -194,8 +194,8 @@ class ContainerReader:
 
     def _bad(self, b: BlobInfo, k: int) -> CorruptFileError:
         return CorruptFileError(
-            f"{self.name}: blob {b.index}, chunk {k} at byte offset {b.starts[k]}: checksum mismatch "
-            "(the file is corrupt)"
+            f"{self.name}: blob {b.index}, chunk {k} at byte offset {b.starts[k]}: checksum mismatch: "
+            "the file is damaged; restore it from a good copy"
         )
 
     def mapped(self, index: int) -> memoryview | None:
