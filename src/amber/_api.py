@@ -59,7 +59,7 @@ def dump(
     """Save ``obj`` to ``target``: a path, an fsspec URL (``s3://...``) or a binary file object.
 
     Args:
-        compress: None (default), True (zstd level 3, byte-shuffled numeric arrays), a codec
+        compress: None (default), True (zstd level 1, with byte-shuffle or row-delta filters for arrays), a codec
             name (``"zstd"``, ``"lz4"``, ``"zlib"``, ``"gzip"``, ``"bz2"``, ``"lzma"``),
             ``"zstd:9"`` or ``("zstd", 9)``.
         metadata: any JSON-like value stored with the file (``amber.open(p).metadata``).

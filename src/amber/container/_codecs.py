@@ -235,7 +235,7 @@ def codec_from_manifest(entry: Any, where: str) -> Codec:
         raise FormatError(f"{where}: unknown codec {entry!r}; this amber knows {', '.join(CODECS)}")
     conf = entry.get("configuration") or {}
     level = conf.get("level") if isinstance(conf, dict) else None
-    if level is not None and not isinstance(level, int):
+    if level is not None and type(level) is not int:
         raise FormatError(f"{where}: codec level {level!r} is not an integer")
     _, _, ratio = CODECS[entry["name"]]
     return Codec(entry["name"], level, ratio)

@@ -154,7 +154,7 @@ class Encoder:
         self.needs: set[str] = set()
         self.types: set[str] = set()
         self.packages: set[str] = set()
-        self.tuples: dict[int, tuple[Any, int]] = {}
+        self.tuples: dict[int, tuple[Any, int, int]] = {}
         self.expansion = 0
         self.registry = REGISTRY
 
@@ -204,21 +204,31 @@ class Encoder:
     def _tuple(self, obj: tuple[Any, ...]) -> Any:
         """A tuple of plain values (or of such tuples) is returned as it is; otherwise
         ``[tuple, items...]``. Tuples are not numbered: they need no identity, and a tuple
-        can only sit in a cycle through a list or dict, which is numbered. A tuple met again
-        reuses its node (and counts toward ``MAX_EXPANSION``, so a DAG of shared tuples
-        cannot blow up exponentially)."""
-        seen = self.tuples.get(id(obj))
+        can only sit in a cycle through a list or dict, which is numbered.
+
+        A tuple met again is written again (by value). When it holds only plain values its
+        node is reused as it is; otherwise it is encoded again, so the numbered objects
+        inside become references. Either way its size counts toward ``MAX_EXPANSION``, so a
+        DAG of shared tuples cannot blow up exponentially.
+        """
+        i = id(obj)
+        seen = self.tuples.get(i)
         if seen is not None:
-            self.expansion += seen[1]
+            node, size, height = seen
+            self.expansion += size
             if self.expansion > MAX_EXPANSION:
                 raise EncodeError(
                     "shared tuples repeat more than "
                     f"{MAX_EXPANSION} items in all; tuples are stored by value, so share a list instead"
                 )
-            return seen[0]
+            if height:  # plain: reuse the node, in its own segment when it would nest too deep
+                if self.depth % SEGMENT + height < SEGMENT:
+                    return node
+                return [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
         self._enter()
         out = None
         size = len(obj) + 1
+        height = 1  # levels of plain tuples below and including this one; 0 once anything is numbered
         try:
             for j, v in enumerate(obj):
                 t = type(v)
@@ -229,9 +239,12 @@ class Encoder:
                 try:
                     if t is tuple:
                         ev = self._tuple(v)
-                        size += self.tuples[id(v)][1]
+                        _, sub, h = self.tuples[id(v)]
+                        size += sub
+                        height = height and h and max(height, h + 1)
                     else:
                         ev = self._node(v, t)
+                        height = 0
                 except AmberError as exc:
                     _add_part(exc, j)
                     raise
@@ -243,12 +256,14 @@ class Encoder:
             self.depth -= 1
             raise
         if out is None and not (obj and type(obj[0]) is bytes):
-            node: Any = obj
+            node = obj
         else:
             self.types.add("tuple")
             node = [TAG_TUPLE, *(obj if out is None else out)]
         node = self._leave(node)
-        self.tuples[id(obj)] = (node, size)
+        if height and type(node) is list and node[0] is TAG_SEG:
+            height = 1
+        self.tuples[i] = (node, size, height)
         self.keep.append(obj)
         return node
 
@@ -429,8 +444,13 @@ class Decoder:
     def lazy_array(self, ref: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any:
         from amber._lazy import LazyArray
 
-        assert self.reader is not None
-        return LazyArray(self.reader, self.reader.blob(ref).index, dtype, shape, order)
+        if self.reader is None:
+            raise CorruptFileError("a node refers to a blob, but there is no blob section")
+        index = self.reader.blob(ref).index
+        if index in self.used_blobs:
+            raise CorruptFileError(f"blob {ref} is used by two nodes; a shared array is stored once and referenced")
+        self.used_blobs.add(index)
+        return LazyArray(self.reader, index, dtype, shape, order)
 
     def decode(self, node: Any, at: Any = None) -> Any:
         t = type(node)
@@ -643,7 +663,7 @@ def decode_from(
     trusted = tuple(trusted)
     needs = check_trust(manifest, trusted, reader.name)
     check_versions(manifest, reader.name)
-    dec = Decoder(reader, trusted, needs, mmap=mmap)
+    dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")))
     try:
         with _deep_recursion():
             return dec.decode(tree_of(reader))
