@@ -29,12 +29,16 @@ def _positive(text: str) -> int:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m benchmarks", description="Benchmark amber against pickle, joblib and NumPy.")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks", description="Benchmark amber against pickle, joblib and NumPy."
+    )
     p.add_argument("--quick", action="store_true", help="~20x smaller workloads, for a smoke run")
-    p.add_argument("--repeat", type=_positive, help="timed runs per dump and load (default: 3 for the matrix, 5 otherwise)")
+    p.add_argument(
+        "--repeat", type=_positive, help="timed runs per dump and load (default: 3 for the matrix, 5 otherwise)"
+    )
     p.add_argument("--only", type=_groups, default=GROUPS, help=f"comma-separated subset of {','.join(GROUPS)}")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where latest.md and latest.json go")
-    p.add_argument("--tmpdir", type=Path, help="folder for the temporary files (default: the system's, unless in RAM)")
+    p.add_argument("--tmpdir", type=Path, help="folder for temporary files (default: the system's, if on disk)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--matrix-mb", type=float, help=f"matrix size in MB (default {FULL.matrix_mb:g})")
     p.add_argument("--tiles", type=_positive, help=f"number of image tiles (default {FULL.tiles})")

@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -144,6 +145,20 @@ def default_tmp_base() -> Path:
     return BENCH_DIR / ".data" if fs_type(base) in RAM_FILESYSTEMS else base
 
 
+def _git_state(folder: Path) -> str | None:
+    """``<short commit>`` of the checkout holding ``folder``, ``+dirty`` if it has local edits."""
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+
+    try:
+        dirty = git("status", "--porcelain", "--", ".")
+        return git("rev-parse", "--short", "HEAD") + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def _environment(tmp: Path) -> dict[str, Any]:
     import joblib
 
@@ -154,6 +169,8 @@ def _environment(tmp: Path) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "amber": amber.__version__,
+        "amber_source": str(Path(amber.__file__).resolve().parent),
+        "amber_git": _git_state(Path(amber.__file__).resolve().parent),
         "numpy": np.__version__,
         "joblib": joblib.__version__,
         "scikit-learn": importlib.metadata.version("scikit-learn"),
@@ -198,7 +215,7 @@ def _peak(fn: Callable[[], Any]) -> int:
 
 def _dump(adapter: Adapter, w: Workload, paths: list[Path]) -> None:
     if w.split:
-        for item, path in zip(w.obj, paths):
+        for item, path in zip(w.obj, paths, strict=True):
             adapter.dump(item, path)
     else:
         adapter.dump(w.obj, paths[0])

@@ -76,10 +76,12 @@ def render(run: RunResult, bars: list[Bar]) -> str:
     """The whole report as markdown."""
     env = run.env
     sync = " and os.sync()" if run.config.get("sync") else ""
+    git = f" ({env['amber_git']})" if env.get("amber_git") else ""
     lines = [
         "# amber benchmarks",
         "",
-        f"- {_dt.datetime.now().isoformat(timespec='seconds')}; Python {env['python']}, amber {env['amber']}, "
+        f"- {_dt.datetime.now().isoformat(timespec='seconds')}; Python {env['python']}, "
+        f"amber {env['amber']}{git}, "
         f"numpy {env['numpy']}, joblib {env['joblib']}; {env['cpus']} CPUs; {env['platform']}",
         f"- files in {env['tmpdir']} ({env['tmpdir_fs']}), removed afterwards; run took {run.seconds:.0f} s",
         "- times in seconds: best (median) of the repeats; loads read files still in the page cache, "

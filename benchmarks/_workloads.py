@@ -113,8 +113,11 @@ def build(sizes: Sizes, groups: tuple[str, ...], seed: int, repeat: int | None) 
         del m
     if "tiles" in groups:
         tiles = make_tiles(sizes.tiles, seed)
-        what = f"{len(tiles)} image tiles {'x'.join(map(str, TILE_SHAPE))} uint8 ({len(tiles) * math.prod(TILE_SHAPE) / 1e6:.0f} MB)"
-        yield Workload("tiles-list", "tiles", f"{what} as one list in one file", tiles, repeat or 5, has_arrays=True)
+        mb = len(tiles) * math.prod(TILE_SHAPE) / 1e6
+        what = f"{len(tiles)} image tiles {'x'.join(map(str, TILE_SHAPE))} uint8 ({mb:.0f} MB)"
+        yield Workload(
+            "tiles-list", "tiles", f"{what} as one list in one file", tiles, repeat or 5, has_arrays=True
+        )
         yield Workload(
             "tiles-files", "tiles", f"{what}, one file per tile (dump all / load all)", tiles, repeat or 5,
             split=True, single_array=True, has_arrays=True,
@@ -149,11 +152,13 @@ def _is_mapped(arr: np.ndarray) -> bool:
 
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, np.ndarray):
-        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+        return (
+            isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+        )
     if type(a) is not type(b):
         return False
     if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
     return bool(a == b)

@@ -148,8 +148,12 @@ class _Describer:
     def tagged(self, node: tuple[Any, ...]) -> dict[str, Any]:
         name = parse_tag(node[0]).name
         body = node[1:]
-        if name in ("map", "map.plain") and body and type(body[0]) is dict:
-            return self._map("dict", body[0])
+        if name in ("map", "map.plain") and len(body) == 2:
+            keys = [k if type(k) is not tuple or not k or type(k[0]) is not bytes else f"<{parse_tag(k[0]).name} key>"
+                    for k in body[0][:_SHOW]]
+            items = {repr(k) if not isinstance(k, str) or not k.startswith("<") else k: self.node(v)
+                     for k, v in zip(keys, body[1][:_SHOW])}
+            return {"type": "dict", "len": len(body[0]), "items": items}
         if name in ("list", "list.plain"):
             return self._seq("list", body)
         if name == "ref":
@@ -176,7 +180,7 @@ class _Describer:
             return out
         if name in ("tuple", "set", "frozenset", "collections.deque"):
             return self._seq(name, body[1:] if name == "collections.deque" else body)
-        if name in ("dict", "collections.OrderedDict", "collections.Counter", "collections.defaultdict"):
+        if name in ("collections.OrderedDict", "collections.Counter", "collections.defaultdict"):
             kv = body[1:] if name == "collections.defaultdict" else body
             items = {}
             for i in range(0, min(len(kv), 2 * _SHOW) - 1, 2):

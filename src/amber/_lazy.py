@@ -106,7 +106,11 @@ class LazyNode:
         self._path = path
         self._node = node
         name = parse_tag(node[0]).name
-        self._items: Any = node[1] if name in ("map", "map.plain") else node[1:]
+        if name in ("map", "map.plain"):
+            keys = [file._decode(k) if type(k) is tuple and k and type(k[0]) is bytes else k for k in node[1]]
+            self._items: Any = dict(zip(keys, node[2]))
+        else:
+            self._items = node[1:]
 
     def keys(self) -> list[Any]:
         if type(self._items) is dict:

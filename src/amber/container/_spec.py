@@ -34,9 +34,9 @@ HEADER_SIZE = 64
 TRAILER = struct.Struct("<QQQHHI8s")
 TRAILER_SIZE = TRAILER.size  # 40
 
-#: Uncompressed blobs carry one checksum per block of this many bytes.
+#: Uncompressed blobs carry one checksum per block of (at least) this many bytes.
 HASH_BLOCK = 1 << 20
 #: Compressed blobs are cut into independently compressed chunks of (about) this many raw bytes.
 COMPRESSED_CHUNK = 1 << 20
 #: No chunk or hash block in a valid file declares more raw bytes than this.
-MAX_CHUNK = 1 << 26
+MAX_CHUNK = 1 << 30

@@ -26,6 +26,7 @@ from amber.container._spec import (
     HEADER_SIZE,
     MAGIC,
     MAGIC_END,
+    MAX_CHUNK,
     TRAILER,
 )
 
@@ -33,10 +34,23 @@ __all__ = ["ContainerWriter"]
 
 _hash = xxhash.xxh3_64_intdigest
 _ZEROS = bytes(ALIGN)
-#: Inline (no thread hand-off) below this many bytes.
+#: Hash inline (no thread hand-off) below this many bytes.
 _SMALL = 4 * HASH_BLOCK
+#: Compress inline below this many bytes (a thread hand-off costs more than it saves).
+_TINY = 16 << 10
 #: At most this many raw bytes queued for compression before the writer waits.
-_INFLIGHT = 64 << 20
+_INFLIGHT = 32 << 20
+#: Uncompressed blobs get at most about this many checksum blocks.
+_MAX_BLOCKS = 128
+
+
+def hash_block_for(n: int) -> int:
+    """Checksum block size of an uncompressed blob: 1 MiB, doubled until at most
+    ``_MAX_BLOCKS`` blocks cover the blob (so the blob table stays small for big arrays)."""
+    block = HASH_BLOCK
+    while n > block * _MAX_BLOCKS and block < MAX_CHUNK:
+        block *= 2
+    return block
 
 
 def _compress_chunk(codec: Codec, raw: memoryview, filt: Filter | None) -> tuple[bytes, int]:
@@ -53,7 +67,7 @@ class ContainerWriter:
         self.filters = filters
         self.pos = 0
         self.blobs: list[dict[str, Any]] = []
-        self._pending: deque[tuple[dict[str, Any], list[Future[tuple[bytes, int]]], int]] = deque()
+        self._pending: deque[tuple[dict[str, Any], int, int, Future[tuple[bytes, int]], int]] = deque()
         self._inflight = 0
         header = HEADER.pack(MAGIC, FORMAT_VERSION[0], FORMAT_VERSION[1], 0)
         self._write(header + bytes(HEADER_SIZE - len(header)))
@@ -93,68 +107,64 @@ class ContainerWriter:
         if filt is not None:
             entry["filter"] = filt.to_dict()
         entry["chunk"] = step
-        if n <= step and not self._pending:  # one chunk and nothing queued: do it here
-            out, h = _compress_chunk(codec, data, filt)
-            self._write_chunks(entry, [(out, h)])
+        entry["chunks"] = []
+        last = -(-n // step) - 1
+        if n <= _TINY and not self._pending:  # small and nothing queued: no hand-off
+            self._write_chunk(entry, 0, last, _compress_chunk(codec, data, filt))
             return index
         ex = pool()
-        futs = [ex.submit(_compress_chunk, codec, data[i : i + step], filt) for i in range(0, n, step)]
-        self._pending.append((entry, futs, n))
-        self._inflight += n
-        self._drain(_INFLIGHT)
+        for k, i in enumerate(range(0, n, step)):
+            raw = data[i : i + step]
+            self._pending.append((entry, k, last, ex.submit(_compress_chunk, codec, raw, filt), raw.nbytes))
+            self._inflight += raw.nbytes
+            self._drain(_INFLIGHT)
         return index
 
     def _write_plain(self, entry: dict[str, Any], data: memoryview) -> None:
         n = data.nbytes
+        block = hash_block_for(n)
         self._align()
         entry["offset"] = self.pos
         entry["stored"] = n
-        entry["chunk"] = HASH_BLOCK
+        entry["chunk"] = block
         if n <= _SMALL:
-            hashes = [_hash(data[i : i + HASH_BLOCK]) for i in range(0, n, HASH_BLOCK)]
+            hashes = [_hash(data[i : i + block]) for i in range(0, n, block)]
             self._write(data)
         else:  # hash on the other cores while this thread writes
             ex = pool()
-            futs = [ex.submit(_hash, data[i : i + HASH_BLOCK]) for i in range(0, n, HASH_BLOCK)]
+            futs = [ex.submit(_hash, data[i : i + block]) for i in range(0, n, block)]
             self._write(data)
             hashes = [f.result() for f in futs]
-        entry["chunks"] = [
-            [min(HASH_BLOCK, n - i * HASH_BLOCK), h] for i, h in enumerate(hashes)
-        ]
+        entry["chunks"] = [[min(block, n - i * block), h] for i, h in enumerate(hashes)]
 
-    def _write_chunks(self, entry: dict[str, Any], results: list[tuple[bytes, int]]) -> None:
-        self._align()
-        entry["offset"] = self.pos
-        chunks = []
-        for out, h in results:
-            self._write(out)
-            chunks.append([len(out), h])
-        entry["stored"] = self.pos - entry["offset"]
-        entry["chunks"] = chunks
+    def _write_chunk(self, entry: dict[str, Any], k: int, last: int, result: tuple[bytes, int]) -> None:
+        out, h = result
+        if k == 0:
+            self._align()
+            entry["offset"] = self.pos
+        self._write(out)
+        entry["chunks"].append([len(out), h])
+        if k == last:
+            entry["stored"] = self.pos - entry["offset"]
 
     def _drain(self, limit: int) -> None:
-        """Write finished blobs in order until at most ``limit`` raw bytes are queued."""
-        while self._pending and (
-            self._inflight > limit
-            or len(self._pending) > 4 * WORKERS
-            or all(f.done() for f in self._pending[0][1])
-        ):
-            entry, futs, n = self._pending.popleft()
-            self._write_chunks(entry, [f.result() for f in futs])
+        """Write finished chunks in order; wait while more than ``limit`` raw bytes are queued."""
+        pending = self._pending
+        while pending and (self._inflight > limit or len(pending) > 8 * WORKERS or pending[0][3].done()):
+            entry, k, last, fut, n = pending.popleft()
+            self._write_chunk(entry, k, last, fut.result())
             self._inflight -= n
 
     def abort(self) -> None:
         """Drop queued work after a failure (results are discarded)."""
-        for _, futs, _ in self._pending:
-            for f in futs:
-                f.cancel()
-        for _, futs, _ in self._pending:
-            for f in futs:
-                if not f.cancelled():
-                    try:
-                        f.result()
-                    except Exception:
-                        pass
+        for item in self._pending:
+            item[3].cancel()
+        for item in self._pending:
+            if not item[3].cancelled():
+                try:
+                    item[3].result()
+                except Exception:
+                    pass
         self._pending.clear()
 
     def finish(self, manifest: dict[str, Any]) -> int:

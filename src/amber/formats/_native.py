@@ -54,7 +54,6 @@ _INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
 TAG_REF = tag("ref")
 TAG_SEG = tag("seg")
 TAG_TUPLE = tag("tuple")
-TAG_DICT = tag("dict")
 TAG_LIST = tag("list")
 TAG_PLAIN_LIST = tag("list.plain")
 TAG_MAP = tag("map")
@@ -211,6 +210,16 @@ class Encoder:
         inside become references. Either way its size counts toward ``MAX_EXPANSION``, so a
         DAG of shared tuples cannot blow up exponentially.
         """
+        for v in obj:  # fast path: a tuple of plain scalars is its own node
+            t = type(v)
+            if t is str or t is float or t is bool or v is None or t is bytes:
+                continue
+            if t is int and _INT_MIN <= v <= _INT_MAX:
+                continue
+            break
+        else:
+            if not (obj and type(obj[0]) is bytes):
+                return obj
         i = id(obj)
         seen = self.tuples.get(i)
         if seen is not None:
@@ -239,7 +248,7 @@ class Encoder:
                 try:
                     if t is tuple:
                         ev = self._tuple(v)
-                        _, sub, h = self.tuples[id(v)]
+                        _, sub, h = self.tuples.get(id(v), (None, len(v) + 1, 1))
                         size += sub
                         height = height and h and max(height, h + 1)
                     else:
@@ -316,12 +325,29 @@ class Encoder:
         return [TAG_PLAIN_LIST, *obj] if out is None else out
 
     def _dict(self, obj: dict[Any, Any]) -> list[Any]:
-        for k in obj:
-            if type(k) is not str:
-                return self._handled(obj, dict, id(obj), self.registry.by_tag[("dict", 1)])
-        out = None
+        """``[map.plain, keys, values]`` when every key and value is plain, else
+        ``[map, keys, values]`` with the keys (first) and values encoded as nodes.
+        Keys and values go in two arrays rather than a msgpack map: msgpack interns map
+        keys, which made loading a large dict twice as slow."""
+        keys = list(obj)
+        dirty = False
         tup, node = self._tuple, self._node
-        for k, v in obj.items():
+        for j, k in enumerate(keys):
+            t = type(k)
+            if t is str or t is float or t is bool or k is None or t is bytes:
+                continue
+            if t is int and _INT_MIN <= k <= _INT_MAX:
+                continue
+            try:
+                ek = tup(k) if t is tuple else node(k, t)
+            except AmberError as exc:
+                _add_part(exc, f"<key {k!r:.40}>")
+                raise
+            if ek is not k:
+                keys[j] = ek
+                dirty = True
+        values = None
+        for j, v in enumerate(obj.values()):
             t = type(v)
             if t is str or t is float or t is bool or v is None or t is bytes:
                 continue
@@ -330,13 +356,15 @@ class Encoder:
             try:
                 ev = tup(v) if t is tuple else node(v, t)
             except AmberError as exc:
-                _add_part(exc, k)
+                _add_part(exc, list(obj)[j])
                 raise
             if ev is not v:
-                if out is None:
-                    out = dict(obj)
-                out[k] = ev
-        return [TAG_PLAIN_MAP, obj] if out is None else [TAG_MAP, out]
+                if values is None:
+                    values = list(obj.values())
+                values[j] = ev
+        if values is None:
+            return [TAG_MAP if dirty else TAG_PLAIN_MAP, keys, list(obj.values())]
+        return [TAG_MAP, keys, values]
 
     def _handled(self, obj: Any, t: type, i: int, h: Handler | None = None) -> Any:
         if h is None:
@@ -359,7 +387,7 @@ class Encoder:
 
 #: Handlers whose decode binds the new object before its children (cycles may pass them).
 _BINDING = frozenset(
-    {"dict", "collections.OrderedDict", "collections.Counter", "collections.defaultdict",
+    {"collections.OrderedDict", "collections.Counter", "collections.defaultdict",
      "set", "collections.deque", "bytearray", "numpy.ndarray"}
 )
 
@@ -492,22 +520,30 @@ class Decoder:
         name = tg.name
         if tg.version != 1 and name in _STRUCTURAL:
             raise FormatError(f"unknown node type {name}@{tg.version}: the file was written by a newer amber")
-        if name == "map.plain":
-            if len(node) != 2 or type(node[1]) is not dict:
-                raise CorruptFileError("malformed map node")
-            return self._number(node[1] if self.inplace else dict(node[1]))
-        if name == "map":
-            if len(node) != 2 or type(node[1]) is not dict:
-                raise CorruptFileError("malformed map node")
-            d = self._number(node[1] if self.inplace else dict(node[1]))
+        if name == "map.plain" or name == "map":
+            if len(node) != 3 or type(node[1]) is not tuple or type(node[2]) is not tuple or len(node[1]) != len(node[2]):
+                raise CorruptFileError("malformed map node: keys and values must be two arrays of equal length")
+            keys, values = node[1], node[2]
+            if name == "map.plain":
+                try:
+                    return self._number(dict(zip(keys, values)))
+                except TypeError:
+                    raise CorruptFileError("a map node has an unhashable key") from None
+            d: dict[Any, Any] = self._number({})
+            keys = self._items(list(keys))
+            values = list(values)
             dec = self.decode
             lazy = self._lazy_wanted
-            for k, v in d.items():
+            for j, v in enumerate(values):
                 if type(v) is tuple and v and type(v[0]) is bytes:
                     self.lazy = lazy
-                    d[k] = dec(v, k)
+                    values[j] = dec(v, keys[j])
                 elif type(v) is dict:
                     raise CorruptFileError("a bare map stands where a node belongs")
+            try:
+                d.update(zip(keys, values))
+            except TypeError:
+                raise CorruptFileError("a map node has an unhashable key") from None
             return d
         if name == "list.plain":
             return self._number(list(node[1:]))

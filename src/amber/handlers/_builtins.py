@@ -35,11 +35,9 @@ class TupleHandler(Handler):
         return tuple([dec(x) for x in node[1:]])
 
 
-class DictHandler(Handler):
-    """A dict with keys other than str: a flat list of key, value, key, value..."""
-
-    handler_id = "dict"
-    types = ()
+class _MappingHandler(Handler):
+    """Dict subclasses: a flat list of key, value, key, value... (plain dicts are the
+    format's own ``map`` nodes)."""
 
     def encode(self, obj: dict[Any, Any], ctx: EncodeContext) -> list[Any]:
         out = [self.tag]
@@ -60,13 +58,7 @@ class DictHandler(Handler):
                 raise CorruptFileError(f"{self.handler_id} node has an unhashable key {type(k).__name__}") from None
         return d
 
-    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
-        d: dict[Any, Any] = {}
-        ctx.bind(d)
-        return self._fill(d, node, 1, ctx)
-
-
-class OrderedDictHandler(DictHandler):
+class OrderedDictHandler(_MappingHandler):
     handler_id = "collections.OrderedDict"
     types = (collections.OrderedDict,)
 
@@ -76,7 +68,7 @@ class OrderedDictHandler(DictHandler):
         return self._fill(d, node, 1, ctx)
 
 
-class CounterHandler(DictHandler):
+class CounterHandler(_MappingHandler):
     handler_id = "collections.Counter"
     types = (collections.Counter,)
 
@@ -86,7 +78,7 @@ class CounterHandler(DictHandler):
         return self._fill(d, node, 1, ctx)
 
 
-class DefaultDictHandler(DictHandler):
+class DefaultDictHandler(_MappingHandler):
     """``[tag, factory_name_or_None, k, v, ...]``; the factory must be trusted to load."""
 
     handler_id = "collections.defaultdict"
@@ -480,7 +472,6 @@ class PathHandler(Handler):
 
 BUILTIN_HANDLERS: tuple[type[Handler], ...] = (
     TupleHandler,
-    DictHandler,
     OrderedDictHandler,
     CounterHandler,
     DefaultDictHandler,
