@@ -269,24 +269,48 @@ class _Sink:
             self._discard()
 
 
+#: fsspec protocols whose writers honour autocommit=False (nothing visible before commit).
+_TRANSACTIONAL = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "az", "adl", "file", "local"})
+
+
 def open_sink(target: Any, durable: bool = False) -> _Sink:
     """A sink for a path (atomic), an fsspec URL, or a binary file object."""
     if isinstance(target, str) and target.startswith("file://"):
         target = target[len("file://") :]
     if is_url(target):
-        fs, path = _fsspec().core.url_to_fs(target)
+        fsspec = _fsspec()
+        fs, path = fsspec.core.url_to_fs(target)
+        protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
         try:
-            # autocommit=False: the object appears only on commit(), so a failed dump
-            # leaves any earlier object at that URL untouched.
-            fh = fs.open(path, "wb", autocommit=False)
+            if protocols & _TRANSACTIONAL:
+                # The object appears only on commit(), so a failed dump leaves any earlier
+                # object at that URL untouched (multipart upload completed on commit).
+                fh = fs.open(path, "wb", autocommit=False)
+
+                def commit() -> None:
+                    fh.close()
+                    fh.commit()
+
+                return _Sink(fh, commit, fh.discard)
+            # Elsewhere opening the target for writing may clobber it at once: write a
+            # temporary object beside it and move it into place when complete.
+            tmp = f"{path}.{os.urandom(6).hex()}.amber-tmp"
+            fh = fs.open(tmp, "wb")
         except Exception as exc:
             raise StorageError(f"cannot write {target}: {exc}") from exc
 
-        def commit() -> None:
+        def move() -> None:
             fh.close()
-            fh.commit()
+            fs.mv(tmp, path)
 
-        return _Sink(fh, commit, fh.discard)
+        def remove() -> None:
+            try:
+                fh.close()
+            finally:
+                if fs.exists(tmp):
+                    fs.rm(tmp)
+
+        return _Sink(fh, move, remove)
     if isinstance(target, (str, os.PathLike)):
         af = AtomicFile(Path(target), durable=durable)
         return _Sink(af, af.commit, af.discard)
