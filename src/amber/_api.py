@@ -55,6 +55,7 @@ def dump(
     metadata: Any = None,
     deterministic: bool = False,
     durable: bool = False,
+    filters: bool = True,
 ) -> None:
     """Save ``obj`` to ``target``: a path, an fsspec URL (``s3://...``) or a binary file object.
 
@@ -65,6 +66,8 @@ def dump(
         metadata: any JSON-like value stored with the file (``amber.open(p).metadata``).
         deterministic: leave out the creation time, so equal objects give equal bytes.
         durable: fsync the file and its folder before returning (survives power loss, slower).
+        filters: let compression byte-shuffle numeric arrays and row-delta 8-bit images
+            first (default); ``False`` compresses the raw bytes.
 
     Writing to a path is atomic: a failed or interrupted dump leaves an earlier file intact.
     """
@@ -74,19 +77,23 @@ def dump(
     codec = resolve_compress(compress)
     sink = open_sink(target, durable=durable)
     try:
-        encode_to(sink.fh, obj, codec=codec, metadata=metadata, deterministic=deterministic)
+        encode_to(sink.fh, obj, codec=codec, metadata=metadata, deterministic=deterministic, filters=filters)
         sink.commit()
     except BaseException:
         sink.discard()
         raise
 
 
-def dumps(obj: Any, *, compress: Any = None, metadata: Any = None, deterministic: bool = False) -> bytes:
+def dumps(
+    obj: Any, *, compress: Any = None, metadata: Any = None, deterministic: bool = False, filters: bool = True
+) -> bytes:
     """Like :func:`dump`, returning the file's bytes."""
     from amber.formats._native import encode_to
 
     buf = io.BytesIO()
-    encode_to(buf, obj, codec=resolve_compress(compress), metadata=metadata, deterministic=deterministic)
+    encode_to(
+        buf, obj, codec=resolve_compress(compress), metadata=metadata, deterministic=deterministic, filters=filters
+    )
     return buf.getvalue()
 
 

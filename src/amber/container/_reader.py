@@ -9,6 +9,7 @@ any buffer is allocated. Reads go through a Source, so only the ranges needed ar
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future
 from typing import Any, Callable
 
 import msgpack
@@ -220,6 +221,19 @@ class ContainerReader:
         else:
             self._read_chunks(b, view, range(len(b.chunks)), 0)
         return out
+
+    def read_async(self, index: int) -> tuple[np.ndarray, Future[None] | None]:
+        """Like :meth:`read`, but a blob that fits in one piece is read (and checked, and
+        decompressed) on the thread pool: the array is returned at once and is complete
+        only when the future is done. Lets a load of many small arrays use every core."""
+        b = self.blob(index)
+        if not b.nbytes or not self.source.thread_safe or len(b.chunks) > 1 or b.nbytes > _PIECE:
+            return self.read(index), None
+        out = np.empty(b.nbytes, dtype=np.uint8)
+        view = memoryview(out)
+        if b.codec is None:
+            return out, pool().submit(self._read_plain, b, view)
+        return out, pool().submit(self._chunk_task, b, 0, view, 0)
 
     def _read_plain(self, b: BlobInfo, view: memoryview) -> None:
         src = self.source

@@ -207,8 +207,10 @@ class Encoder:
 
         A tuple met again is written again (by value). When it holds only plain values its
         node is reused as it is; otherwise it is encoded again, so the numbered objects
-        inside become references. Either way its size counts toward ``MAX_EXPANSION``, so a
-        DAG of shared tuples cannot blow up exponentially.
+        inside become references. A repeated tuple that holds other tuples counts toward
+        ``MAX_EXPANSION``, so a DAG of shared tuples cannot blow up exponentially (one of
+        plain scalars only repeats linearly and is not counted). A tuple that contains
+        itself through a list or dict is refused: by value, that cycle cannot be restored.
         """
         for v in obj:  # fast path: a tuple of plain scalars is its own node
             t = type(v)
@@ -221,6 +223,11 @@ class Encoder:
             if not (obj and type(obj[0]) is bytes):
                 return obj
         i = id(obj)
+        if i in self.building:
+            raise EncodeError(
+                "the tuple contains itself (through a list or dict); tuples are stored by value, "
+                "so such a cycle cannot be restored: make the outer container a list"
+            )
         seen = self.tuples.get(i)
         if seen is not None:
             node, size, height = seen
@@ -235,6 +242,7 @@ class Encoder:
                     return node
                 return [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
         self._enter()
+        self.building.add(i)
         out = None
         size = len(obj) + 1
         height = 1  # levels of plain tuples below and including this one; 0 once anything is numbered
@@ -263,7 +271,9 @@ class Encoder:
                     out[j] = ev
         except BaseException:
             self.depth -= 1
+            self.building.discard(i)
             raise
+        self.building.discard(i)
         if out is None and not (obj and type(obj[0]) is bytes):
             node = obj
         else:
@@ -425,15 +435,20 @@ class Decoder:
         lazy: bool = False,
         inplace: bool = True,
         refs: bool = True,
+        defer: bool = False,
     ) -> None:
         self.reader = reader
         self.refs = refs
         self.used_blobs: set[int] = set()
+        self.deferred = False
+        self.pending: list[Any] = []
+        self._handlers = 0
         self.trusted = tuple(trusted)
         self.needs = frozenset(needs)
         self.mmap = mmap
         self.lazy = False
         self._lazy_wanted = lazy
+        self._defer_wanted = defer
         self.inplace = inplace
         self.memo: list[Any] = []
         self._slot = -1
@@ -457,12 +472,37 @@ class Decoder:
             raise CorruptFileError("a node refers to a blob, but there is no blob section")
         return self.reader.blob(ref).nbytes
 
-    def blob(self, ref: Any, writable: bool = True) -> Any:
-        if self.reader is None:
-            raise CorruptFileError("a node refers to a blob, but there is no blob section")
+    def blob_deferred(self, ref: Any) -> Any:
+        """A blob whose bytes may still be arriving; :meth:`finish` waits for them."""
+        if self.mmap or self.reader is None:
+            return self.blob(ref)
+        self._claim(ref)
+        out, fut = self.reader.read_async(ref)
+        if fut is not None:
+            self.pending.append(fut)
+        return out
+
+    def finish(self) -> None:
+        """Wait for background blob reads; raise the first error any of them met."""
+        err = None
+        for fut in self.pending:
+            try:
+                fut.result()
+            except BaseException as exc:
+                err = err or exc
+        self.pending.clear()
+        if err is not None:
+            raise err
+
+    def _claim(self, ref: Any) -> None:
         if ref in self.used_blobs:
             raise CorruptFileError(f"blob {ref} is used by two nodes; a shared array is stored once and referenced")
         self.used_blobs.add(ref)
+
+    def blob(self, ref: Any, writable: bool = True) -> Any:
+        if self.reader is None:
+            raise CorruptFileError("a node refers to a blob, but there is no blob section")
+        self._claim(ref)
         if self.mmap:
             view = self.reader.mapped(ref)
             if view is not None:
@@ -502,10 +542,13 @@ class Decoder:
 
     def _items(self, items: list[Any]) -> list[Any]:
         dec = self.decode
-        lazy = self._lazy_wanted
+        top = not self._handlers
+        lazy = self._lazy_wanted and top
+        defer = self._defer_wanted and top
         for j, v in enumerate(items):
             if type(v) is tuple and v and type(v[0]) is bytes:
                 self.lazy = lazy
+                self.deferred = defer
                 items[j] = dec(v, j)
             elif type(v) is dict:
                 raise CorruptFileError("a bare map stands where a node belongs")
@@ -533,10 +576,13 @@ class Decoder:
             keys = self._items(list(keys))
             values = list(values)
             dec = self.decode
-            lazy = self._lazy_wanted
+            top = not self._handlers
+            lazy = self._lazy_wanted and top
+            defer = self._defer_wanted and top
             for j, v in enumerate(values):
                 if type(v) is tuple and v and type(v[0]) is bytes:
                     self.lazy = lazy
+                    self.deferred = defer
                     values[j] = dec(v, keys[j])
                 elif type(v) is dict:
                     raise CorruptFileError("a bare map stands where a node belongs")
@@ -571,11 +617,14 @@ class Decoder:
                 "amber or needs a handler plugin that is not installed"
             )
         lazy, self.lazy = self.lazy, False
-        if lazy and name == "numpy.ndarray":
-            self.lazy = True
+        deferred, self.deferred = self.deferred, False
+        if name == "numpy.ndarray":
+            self.lazy = lazy
+            self.deferred = deferred
         slot = len(self.memo)
         self.memo.append(_PENDING)
         prev, self._slot = self._slot, slot
+        self._handlers += 1  # below a handler, arrays are always complete, real arrays
         try:
             obj = h.decode(node, self)
         except AmberError:
@@ -583,8 +632,10 @@ class Decoder:
         except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise CorruptFileError(f"malformed {name} node: {exc}") from None
         finally:
+            self._handlers -= 1
             self._slot = prev
             self.lazy = False
+            self.deferred = False
         self.memo[slot] = obj
         return obj
 
@@ -606,11 +657,12 @@ def encode_to(
     codec: Codec | None = None,
     metadata: Any = None,
     deterministic: bool = False,
+    filters: bool = True,
 ) -> int:
     """Write ``obj`` as a native amber file to ``fh``; return the number of bytes written."""
     if metadata is not None:
         _json_safe(metadata, "metadata")
-    writer = ContainerWriter(fh, codec)
+    writer = ContainerWriter(fh, codec, filters=filters)
     enc = Encoder(writer, deterministic)
     try:
         with _deep_recursion():
@@ -699,10 +751,14 @@ def decode_from(
     trusted = tuple(trusted)
     needs = check_trust(manifest, trusted, reader.name)
     check_versions(manifest, reader.name)
-    dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")))
+    dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")), defer=True)
     try:
         with _deep_recursion():
-            return dec.decode(tree_of(reader))
+            try:
+                obj = dec.decode(tree_of(reader))
+            finally:
+                dec.finish()
+            return obj
     except AmberError as exc:
         _finish_path(exc)
         if isinstance(exc, DecodeError) and reader.name not in str(exc):

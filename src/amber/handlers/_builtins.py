@@ -28,7 +28,7 @@ class TupleHandler(Handler):
 
     def encode(self, obj: tuple[Any, ...], ctx: EncodeContext) -> list[Any]:
         enc = ctx.encode
-        return [self.tag, *[enc(x) for x in obj]]
+        return [self.tag, *[enc(x, j) for j, x in enumerate(obj)]]
 
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
         dec = ctx.decode
@@ -43,8 +43,8 @@ class _MappingHandler(Handler):
         out = [self.tag]
         enc = ctx.encode
         for k, v in obj.items():
-            out.append(enc(k))
-            out.append(enc(v))
+            out.append(enc(k, f"<key {k!r:.40}>"))
+            out.append(enc(v, k))
         return out
 
     def _fill(self, d: Any, node: list[Any], start: int, ctx: DecodeContext) -> Any:
@@ -114,7 +114,7 @@ class _SeqHandler(Handler):
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         enc = ctx.encode
-        return [self.tag, *[enc(x) for x in obj]]
+        return [self.tag, *[enc(x, f"<item {j}>") for j, x in enumerate(obj)]]
 
 
 class SetHandler(_SeqHandler):
@@ -166,7 +166,7 @@ class DequeHandler(_SeqHandler):
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         enc = ctx.encode
-        return [self.tag, obj.maxlen, *[enc(x) for x in obj]]
+        return [self.tag, obj.maxlen, *[enc(x, j) for j, x in enumerate(obj)]]
 
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
         _need(len(node) >= 2 and (node[1] is None or (type(node[1]) is int and node[1] >= 0)), self.handler_id)

@@ -29,13 +29,17 @@ def dtype_to_node(dt: np.dtype) -> Any:
     """A JSON-able description of a dtype (the ``.str`` for simple ones)."""
     if dt.fields is not None:
         names = list(dt.names or ())
-        return {
+        out = {
             "names": names,
             "formats": [dtype_to_node(dt.fields[n][0]) for n in names],
             "offsets": [dt.fields[n][1] for n in names],
             "itemsize": dt.itemsize,
             "aligned": bool(dt.isalignedstruct),
         }
+        titles = [dt.fields[n][2] if len(dt.fields[n]) > 2 else None for n in names]
+        if any(t is not None for t in titles):
+            out["titles"] = titles
+        return out
     if dt.subdtype is not None:
         base, shape = dt.subdtype
         return {"base": dtype_to_node(base), "shape": list(shape)}
@@ -68,6 +72,11 @@ def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
                 "offsets": list(node["offsets"]),
                 "itemsize": node["itemsize"],
             }
+            titles = node.get("titles")
+            if titles is not None:
+                if type(titles) not in (list, tuple) or len(titles) != len(names):
+                    raise ValueError("structured dtype titles are malformed")
+                spec["titles"] = list(titles)
             dt = np.dtype(spec, align=bool(node.get("aligned")))
             if dt.hasobject:
                 raise ValueError("structured dtypes with object fields are not allowed")
@@ -120,7 +129,10 @@ class NDArrayHandler(Handler):
             if dt != np.dtype(object):
                 raise UnsupportedTypeError(type(arr), "", f"structured arrays holding objects ({dt}) are not supported")
             enc = ctx.encode
-            items = [enc(x) for x in arr.ravel(order="C").tolist()] if arr.ndim else [enc(arr[()])]
+            if arr.ndim:
+                items = [enc(x, idx) for idx, x in zip(np.ndindex(arr.shape), arr.ravel(order="C").tolist())]
+            else:
+                items = [enc(arr[()])]
             return [self.tag, {"dtype": "O", "shape": list(arr.shape), "items": items}]
         order = "C"
         if arr.flags.c_contiguous:
@@ -161,7 +173,9 @@ class NDArrayHandler(Handler):
             raise CorruptFileError(
                 f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its blob has {nbytes}"
             )
-        buf = ctx.blob(meta.get("blob"))
+        # Directly inside a list or dict the array may be filled in the background;
+        # the load waits for every such read before it returns.
+        buf = ctx.blob_deferred(meta.get("blob")) if ctx.deferred else ctx.blob(meta.get("blob"))
         if len(buf) != count * dt.itemsize:
             raise CorruptFileError(
                 f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its blob has {len(buf)}"
@@ -191,12 +205,18 @@ class ScalarHandler(Handler):
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         ctx.note_package("numpy")
+        if isinstance(obj, (np.bytes_, np.str_)):  # by value: an array item would drop trailing NULs
+            return [self.tag, "S", bytes(obj)] if isinstance(obj, np.bytes_) else [self.tag, "U", str(obj)]
         arr = np.asarray(obj)
         if arr.dtype.hasobject:
             raise UnsupportedTypeError(type(obj), "", "NumPy scalars holding objects are not supported")
         return [self.tag, dtype_to_node(arr.dtype), arr.tobytes()]
 
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        if len(node) == 3 and node[1] == "S" and type(node[2]) is bytes:
+            return np.bytes_(node[2])
+        if len(node) == 3 and node[1] == "U" and type(node[2]) is str:
+            return np.str_(node[2])
         if len(node) != 3 or type(node[2]) is not bytes:
             raise CorruptFileError("malformed numpy.scalar node")
         dt = dtype_from_node(node[1])
