@@ -206,7 +206,7 @@ class ScalarHandler(Handler):
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         ctx.note_package("numpy")
         if isinstance(obj, (np.bytes_, np.str_)):  # by value: an array item would drop trailing NULs
-            return [self.tag, "S", bytes(obj)] if isinstance(obj, np.bytes_) else [self.tag, "U", str(obj)]
+            return [self.tag, "S", bytes(obj)] if isinstance(obj, np.bytes_) else [self.tag, "U", str.__add__(obj, "")]
         arr = np.asarray(obj)
         if arr.dtype.hasobject:
             raise UnsupportedTypeError(type(obj), "", "NumPy scalars holding objects are not supported")
