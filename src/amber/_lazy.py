@@ -107,8 +107,13 @@ class LazyNode:
         self._node = node
         name = parse_tag(node[0]).name
         if name in ("map", "map.plain"):
+            if len(node) != 3 or type(node[1]) is not tuple or type(node[2]) is not tuple or len(node[1]) != len(node[2]):
+                raise CorruptFileError(f"{file.reader.name}: malformed map node at {path}")
             keys = [file._decode(k) if type(k) is tuple and k and type(k[0]) is bytes else k for k in node[1]]
-            self._items: Any = dict(zip(keys, node[2]))
+            try:
+                self._items: Any = dict(zip(keys, node[2]))
+            except TypeError:
+                raise CorruptFileError(f"{file.reader.name}: a map node at {path} has an unhashable key") from None
         else:
             self._items = node[1:]
 
@@ -221,6 +226,8 @@ class AmberFile:
             raise
 
     def _wrap(self, child: Any, path: str) -> Any:
+        if type(child) is dict:
+            raise CorruptFileError(f"{self.reader.name}: a bare map stands where a node belongs, at {path}")
         if type(child) is tuple and child and type(child[0]) is bytes:
             if parse_tag(child[0]).name in _CONTAINERS:
                 return LazyNode(self, child, path)
