@@ -13,10 +13,10 @@ if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package beside src/,
 from benchmarks import Config, Sizes, compute_bars, render, run, write  # noqa: E402
 
 EXPECTED = {
-    "matrix": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_mmap"},
-    "tiles-list": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_mmap"},
-    "tiles-files": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_mmap"},
-    "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z"},
+    "matrix": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
+    "tiles-list": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
+    "tiles-files": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
+    "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter"},
 }
 FILES = {"matrix": 1, "tiles-list": 1, "tiles-files": 20, "dict": 1}
 

@@ -141,8 +141,8 @@ class LazyNode:
         return self._file._wrap(child, f"{self._path}[{key!r}]")
 
     def read(self) -> Any:
-        """Load this whole subtree."""
-        return self._file._decode(self._node)
+        """Load this whole subtree (arrays included)."""
+        return self._file._decode(self._node, lazy=False)
 
     def __repr__(self) -> str:
         kind = "dict" if type(self._items) is dict else "list"
@@ -213,11 +213,13 @@ class AmberFile:
             raise TypeError(f"{self.reader.name}: the saved object is a {type(r).__name__}, not a container")
         return r[key]
 
-    def _decode(self, node: Any) -> Any:
+    def _decode(self, node: Any, lazy: bool = True) -> Any:
+        """Decode one subtree; with ``lazy`` its arrays (outside handlers) stay in the file."""
         from amber.formats._native import Decoder, _deep_recursion, _finish_path
 
         refs = bool(self.reader.manifest.get("refs"))
-        dec = Decoder(self.reader, self.trusted, self._needs, lazy=True, inplace=False, refs=refs)
+        dec = Decoder(self.reader, self.trusted, self._needs, lazy=lazy, inplace=False, refs=refs)
+        dec.lazy = lazy
         try:
             with _deep_recursion():
                 return dec.decode(node)

@@ -150,12 +150,26 @@ class FrozenSetHandler(SetHandler):
             raise CorruptFileError("frozenset node holds an unhashable item") from None
 
 
+def _canon(x: Any) -> Any:
+    """A sort key that totally orders any mix of values, independent of hash seeds and
+    memory addresses (``<`` alone only partially orders frozensets and nan)."""
+    t = type(x)
+    if t is float:
+        return ("float", (0, 0.0) if x != x else (1, x))
+    if t is int or t is bool or t is str or t is bytes:
+        return (t.__name__, x)
+    if x is None:
+        return ("NoneType", 0)
+    if t is tuple:
+        return ("tuple", tuple(_canon(v) for v in x))
+    if t is frozenset:
+        return ("frozenset", tuple(sorted(_canon(v) for v in x)))
+    return (f"{t.__module__}.{t.__qualname__}", repr(x))
+
+
 def _stable_order(items: Any) -> list[Any]:
-    """Items in an order that does not depend on hash seeds, when they can be ordered."""
-    try:
-        return sorted(items, key=lambda x: (type(x).__name__, x))
-    except TypeError:
-        return sorted(items, key=lambda x: (type(x).__name__, repr(x)))
+    """Items in an order that does not depend on hash seeds (for ``deterministic=True``)."""
+    return sorted(items, key=_canon)
 
 
 class DequeHandler(_SeqHandler):
