@@ -8,6 +8,7 @@ from typing import Any
 
 from amber._node import parse_tag
 from amber.container._reader import ContainerReader
+from amber.errors import CorruptFileError
 from amber.trust import untrusted
 
 __all__ = ["Info", "describe", "human_size"]
@@ -204,7 +205,15 @@ def _dtype_text(d: Any) -> str:
 
 
 def describe(reader: ContainerReader) -> Info:
-    from amber.formats._native import tree_of
+    from amber.formats._native import _deep_recursion, tree_of
+
+    try:
+        with _deep_recursion():
+            tree = _Describer(reader).node(tree_of(reader, cached=True))
+    except CorruptFileError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+        raise CorruptFileError(f"{reader.name}: malformed node tree: {exc}") from None
 
     m = reader.manifest
     needs = [n for n in (m.get("needs") or []) if isinstance(n, str)]
@@ -225,5 +234,5 @@ def describe(reader: ContainerReader) -> Info:
         blobs=len(reader.blobs),
         data_bytes=sum(b.nbytes for b in reader.blobs),
         stored_bytes=sum(b.stored for b in reader.blobs),
-        tree=_Describer(reader).node(tree_of(reader, cached=True)),
+        tree=tree,
     )

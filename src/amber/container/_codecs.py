@@ -72,9 +72,15 @@ def _zstd_c(data: Any, level: int | None) -> bytes:
 
 
 def _zstd_d(data: Any, raw: int) -> bytes:
+    zstd = _zstd_module()
+    # A frame names its own size, and zstandard allocates that much whatever the cap:
+    # refuse a frame whose size disagrees with the manifest before it allocates anything.
+    size = zstd.get_frame_parameters(data).content_size
+    if size != zstd.CONTENTSIZE_UNKNOWN and size != raw:
+        raise CorruptFileError(f"zstd frame declares {size} bytes, the manifest {raw}")
     d = getattr(_local, "zd", None)
     if d is None:
-        d = _local.zd = _zstd_module().ZstdDecompressor()
+        d = _local.zd = zstd.ZstdDecompressor()
     return d.decompress(data, max_output_size=raw)
 
 

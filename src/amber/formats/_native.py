@@ -1,10 +1,11 @@
 """The native format: objects -> node tree + blobs -> container, and back.
 
-The encoder walks the object graph once. Plain values pass through untouched (a list or
-dict whose items are all plain is not even copied); everything else goes to its handler.
-Lists, dicts and tagged nodes are numbered in the order the walk meets them, and a second
-meeting of the same object becomes ``[ref, n]``, so shared objects are stored once and
-cycles through mutable containers survive. Subtrees deeper than ``SEGMENT`` levels are
+The encoder walks the object graph once. Plain values and tuples of plain values pass
+through untouched; lists, dicts and other tuples become structural nodes, and everything
+else goes to its handler. Every tagged node (but ``ref`` and ``seg``) is numbered in the
+order the walk meets it, and a second meeting of the same object becomes ``[ref, n]``, so
+shared objects are stored once and cycles through mutable containers survive (a cycle
+through a tuple is refused: a tuple exists only once its items do). Subtrees deeper than ``SEGMENT`` levels are
 packed into their own msgpack segment, which keeps the nesting any one msgpack call sees
 small while letting amber save structures thousands of levels deep.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import re
 import platform
 import sys
 import warnings
@@ -45,8 +47,6 @@ __all__ = ["Decoder", "Encoder", "MAX_DEPTH", "encode_to", "decode_from", "check
 
 #: Deepest nesting amber saves and loads (Python 3.11+ recurses without using the C stack).
 MAX_DEPTH = 10_000 if sys.version_info >= (3, 11) else 2_000
-#: Items that repeated (shared) tuples may add to a file before dump refuses.
-MAX_EXPANSION = 10_000_000
 #: Nesting levels per msgpack segment.
 SEGMENT = 100
 
@@ -121,10 +121,18 @@ def _json_safe(value: Any, where: str, depth: int = 0) -> None:
 
 
 _pkg_versions: dict[str, str | None] = {}
+#: A file's environment lists the packages whose types it holds; check at most this many.
+_MAX_PACKAGES = 64
+_PKG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 
 def package_version(name: str) -> str | None:
+    """The installed version of a distribution (None if missing); cached for real names."""
+    if not _PKG_NAME.fullmatch(name):
+        return None
     if name not in _pkg_versions:
+        if len(_pkg_versions) > 4096:
+            _pkg_versions.clear()
         mod = sys.modules.get(name)
         ver = getattr(mod, "__version__", None)
         if not isinstance(ver, str):
@@ -153,8 +161,6 @@ class Encoder:
         self.needs: set[str] = set()
         self.types: set[str] = set()
         self.packages: set[str] = set()
-        self.tuples: dict[int, tuple[Any, int, int]] = {}
-        self.expansion = 0
         self.registry = REGISTRY
 
     # -- the EncodeContext protocol ---------------------------------------------------
@@ -201,18 +207,10 @@ class Encoder:
         return node
 
     def _tuple(self, obj: tuple[Any, ...]) -> Any:
-        """A tuple of plain values (or of such tuples) is returned as it is; otherwise
-        ``[tuple, items...]``. Tuples are not numbered: they need no identity, and a tuple
-        can only sit in a cycle through a list or dict, which is numbered.
-
-        A tuple met again is written again (by value). When it holds only plain values its
-        node is reused as it is; otherwise it is encoded again, so the numbered objects
-        inside become references. A repeated tuple that holds other tuples counts toward
-        ``MAX_EXPANSION``, so a DAG of shared tuples cannot blow up exponentially (one of
-        plain scalars only repeats linearly and is not counted). A tuple that contains
-        itself through a list or dict is refused: by value, that cycle cannot be restored.
-        """
-        for v in obj:  # fast path: a tuple of plain scalars is its own node
+        """A tuple of plain scalars is its own node: a plain array, stored by value and not
+        numbered (it cannot hold anything shared). Any other tuple is a numbered
+        ``[tuple, items...]`` node, so a tuple shared by many parents is stored once."""
+        for v in obj:
             t = type(v)
             if t is str or t is float or t is bool or v is None or t is bytes:
                 continue
@@ -222,68 +220,23 @@ class Encoder:
         else:
             if not (obj and type(obj[0]) is bytes):
                 return obj
-        i = id(obj)
-        if i in self.building:
-            raise EncodeError(
-                "the tuple contains itself (through a list or dict); tuples are stored by value, "
-                "so such a cycle cannot be restored: make the outer container a list"
-            )
-        seen = self.tuples.get(i)
-        if seen is not None:
-            node, size, height = seen
-            self.expansion += size
-            if self.expansion > MAX_EXPANSION:
-                raise EncodeError(
-                    "shared tuples repeat more than "
-                    f"{MAX_EXPANSION} items in all; tuples are stored by value, so share a list instead"
-                )
-            if height:  # plain: reuse the node, in its own segment when it would nest too deep
-                if self.depth % SEGMENT + height < SEGMENT:
-                    return node
-                return [TAG_SEG, msgpack.packb(node, use_bin_type=True)]
-        self._enter()
-        self.building.add(i)
-        out = None
-        size = len(obj) + 1
-        height = 1  # levels of plain tuples below and including this one; 0 once anything is numbered
-        try:
-            for j, v in enumerate(obj):
-                t = type(v)
-                if t is str or t is float or t is bool or v is None or t is bytes:
-                    continue
-                if t is int and _INT_MIN <= v <= _INT_MAX:
-                    continue
-                try:
-                    if t is tuple:
-                        ev = self._tuple(v)
-                        _, sub, h = self.tuples.get(id(v), (None, len(v) + 1, 1))
-                        size += sub
-                        height = height and h and max(height, h + 1)
-                    else:
-                        ev = self._node(v, t)
-                        height = 0
-                except AmberError as exc:
-                    _add_part(exc, j)
-                    raise
-                if ev is not v:
-                    if out is None:
-                        out = list(obj)
-                    out[j] = ev
-        except BaseException:
-            self.depth -= 1
-            self.building.discard(i)
-            raise
-        self.building.discard(i)
-        if out is None and not (obj and type(obj[0]) is bytes):
-            node = obj
-        else:
-            self.types.add("tuple")
-            node = [TAG_TUPLE, *(obj if out is None else out)]
-        node = self._leave(node)
-        if height and type(node) is list and node[0] is TAG_SEG:
-            height = 1
-        self.tuples[i] = (node, size, height)
-        self.keep.append(obj)
+        return self._node(obj, tuple)
+
+    def _tuple_items(self, obj: tuple[Any, ...]) -> list[Any]:
+        self.types.add("tuple")
+        node = [TAG_TUPLE, *obj]
+        tup, nd = self._tuple, self._node
+        for j, v in enumerate(obj):
+            t = type(v)
+            if t is str or t is float or t is bool or v is None or t is bytes:
+                continue
+            if t is int and _INT_MIN <= v <= _INT_MAX:
+                continue
+            try:
+                node[j + 1] = tup(v) if t is tuple else nd(v, t)
+            except AmberError as exc:
+                _add_part(exc, j)
+                raise
         return node
 
     def _node(self, obj: Any, t: type) -> list[Any]:
@@ -294,7 +247,7 @@ class Encoder:
             if i in self.building:
                 raise EncodeError(
                     f"it refers back to an enclosing {t.__name__}, and a cycle through an immutable "
-                    "object cannot be restored; break the cycle with a list or dict"
+                    "object cannot be restored: make the outer container a list"
                 )
             self.refs += 1
             return [TAG_REF, m]
@@ -307,6 +260,12 @@ class Encoder:
                 node = self._list(obj)
             elif t is dict:
                 node = self._dict(obj)
+            elif t is tuple:
+                self.building.add(i)  # a tuple exists only once its items do
+                try:
+                    node = self._tuple_items(obj)
+                finally:
+                    self.building.discard(i)
             else:
                 node = self._handled(obj, t, i)
         except BaseException:
@@ -443,6 +402,7 @@ class Decoder:
         self.deferred = False
         self.pending: list[Any] = []
         self._handlers = 0
+        self._segs = 0
         self.trusted = tuple(trusted)
         self.needs = frozenset(needs)
         self.mmap = mmap
@@ -596,7 +556,11 @@ class Decoder:
         if name == "list":
             return self._items(self._number(list(node[1:])))
         if name == "tuple":
-            return tuple(self._items(list(node[1:])))
+            slot = len(self.memo)
+            self.memo.append(_PENDING)
+            obj = tuple(self._items(list(node[1:])))
+            self.memo[slot] = obj
+            return obj
         if name == "ref":
             if not self.refs:
                 raise CorruptFileError("the manifest declares no shared references, but the tree has one")
@@ -609,7 +573,13 @@ class Decoder:
         if name == "seg":
             if len(node) != 2 or type(node[1]) is not bytes:
                 raise CorruptFileError("malformed segment node")
-            return self.decode(unpack_tree(node[1]))
+            self._segs += 1  # every segment holds the bytes of all inside it: bound the chain
+            try:
+                if self._segs > MAX_DEPTH // SEGMENT + 2:
+                    raise CorruptFileError(f"segments are nested more than {MAX_DEPTH // SEGMENT + 2} deep")
+                return self.decode(unpack_tree(node[1]))
+            finally:
+                self._segs -= 1
         h = self.registry.for_tag(name, tg.version)
         if h is None:
             raise FormatError(
@@ -725,7 +695,7 @@ def check_versions(manifest: dict[str, Any], name: str) -> None:
     pkgs = env.get("packages") if isinstance(env, dict) else None
     if not isinstance(pkgs, dict):
         return
-    for pkg, written in pkgs.items():
+    for pkg, written in list(pkgs.items())[:_MAX_PACKAGES]:
         if not isinstance(pkg, str) or not isinstance(written, str):
             continue
         here = package_version(pkg)

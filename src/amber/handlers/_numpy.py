@@ -21,7 +21,9 @@ __all__ = ["dtype_from_node", "dtype_to_node"]
 
 #: The dtype strings a file may use: byte order, kind, size, optional datetime unit.
 _DTYPE_STR = re.compile(r"[<>|=][?bBiufcmMSUV][0-9]{0,9}(\[[0-9]*[a-zA-Z]{1,3}\])?")
-#: Arrays with more dimensions or more elements than this are refused as corrupt.
+#: Arrays with more elements than this are refused as corrupt (even of zero-size items).
+_MAX_ITEMS = 1 << 62
+#: Arrays with more dimensions than this are refused as corrupt.
 _MAX_NDIM = 64
 
 
@@ -103,6 +105,8 @@ def _count(shape: tuple[int, ...]) -> int:
     n = 1
     for s in shape:
         n *= s
+    if n > _MAX_ITEMS:
+        raise CorruptFileError(f"array shape {shape} has more than 2**62 elements")
     return n
 
 
@@ -205,8 +209,16 @@ class ScalarHandler(Handler):
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         ctx.note_package("numpy")
-        if isinstance(obj, (np.bytes_, np.str_)):  # by value: an array item would drop trailing NULs
-            return [self.tag, "S", bytes(obj)] if isinstance(obj, np.bytes_) else [self.tag, "U", str.__add__(obj, "")]
+        # Strings by value (an array item would drop trailing NULs), unless not UTF-8-able.
+        if isinstance(obj, np.bytes_):
+            return [self.tag, "S", bytes(obj)]
+        if isinstance(obj, np.str_):
+            text = str.__add__(obj, "")
+            try:
+                text.encode("utf-8")
+                return [self.tag, "U", text]
+            except UnicodeEncodeError:
+                pass
         arr = np.asarray(obj)
         if arr.dtype.hasobject:
             raise UnsupportedTypeError(type(obj), "", "NumPy scalars holding objects are not supported")
