@@ -103,6 +103,15 @@ class AmberZ(Amber):
         amber.dump(obj, path, compress=True)
 
 
+class AmberZRaw(Amber):
+    """compress=True without the shuffle/delta pre-filters: shows what the filters buy."""
+
+    key, label = "amber_z_nofilter", "amber compress=True filters=False"
+
+    def dump(self, obj: Any, path: Path) -> None:
+        amber.dump(obj, path, compress=True, filters=False)
+
+
 class AmberMmap(Amber):
     key, label = "amber_mmap", "amber mmap=True"
     mmap = True
@@ -120,5 +129,6 @@ ADAPTERS: tuple[Adapter, ...] = (
     NpyMmap(),
     Amber(),
     AmberZ(),
+    AmberZRaw(),
     AmberMmap(),
 )

@@ -12,6 +12,7 @@ import io
 import mmap as _mmap
 import os
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Union
 
@@ -37,7 +38,7 @@ def is_url(target: Any) -> bool:
     return isinstance(target, str) and "://" in target and not target.startswith("file://")
 
 
-class Source:
+class Source(ABC):
     """Random-access bytes. ``thread_safe`` sources may be read from several threads at once."""
 
     size: int
@@ -49,8 +50,9 @@ class Source:
         self.readinto(offset, memoryview(buf))
         return bytes(buf)
 
+    @abstractmethod
     def readinto(self, offset: int, buf: memoryview) -> None:
-        raise NotImplementedError  # every concrete source overrides this
+        """Fill ``buf`` with the bytes at ``offset``; raise StorageError past the end."""
 
     def mmap(self) -> Any:
         """A read-only buffer over the whole file, or None when it cannot be mapped."""

@@ -18,7 +18,7 @@ import re
 import platform
 import sys
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import msgpack
@@ -224,20 +224,29 @@ class Encoder:
 
     def _tuple_items(self, obj: tuple[Any, ...]) -> list[Any]:
         self.types.add("tuple")
-        node = [TAG_TUPLE, *obj]
-        tup, nd = self._tuple, self._node
-        for j, v in enumerate(obj):
+        return [TAG_TUPLE, *(self._items(obj) or obj)]
+
+    def _items(self, items: Any, at: Callable[[int], Any] | None = None) -> list[Any] | None:
+        """Encode the items that are not plain; None when every item is plain (nothing
+        changes), else a new list of nodes. ``at(j)`` names item ``j`` in error paths."""
+        out = None
+        tup, node = self._tuple, self._node
+        for j, v in enumerate(items):
             t = type(v)
             if t is str or t is float or t is bool or v is None or t is bytes:
                 continue
             if t is int and _INT_MIN <= v <= _INT_MAX:
                 continue
             try:
-                node[j + 1] = tup(v) if t is tuple else nd(v, t)
+                ev = tup(v) if t is tuple else node(v, t)
             except AmberError as exc:
-                _add_part(exc, j)
+                _add_part(exc, j if at is None else at(j))
                 raise
-        return node
+            if ev is not v:
+                if out is None:
+                    out = list(items)
+                out[j] = ev
+        return out
 
     def _node(self, obj: Any, t: type) -> list[Any]:
         """A numbered object: list, dict or handled type (or a reference to one)."""
@@ -274,24 +283,8 @@ class Encoder:
         return self._leave(node)
 
     def _list(self, obj: list[Any]) -> list[Any]:
-        out = None
-        tup, node = self._tuple, self._node
-        for j, v in enumerate(obj):
-            t = type(v)
-            if t is str or t is float or t is bool or v is None or t is bytes:
-                continue
-            if t is int and _INT_MIN <= v <= _INT_MAX:
-                continue
-            try:
-                ev = tup(v) if t is tuple else node(v, t)
-            except AmberError as exc:
-                _add_part(exc, j)
-                raise
-            if ev is not v:
-                if out is None:
-                    out = [TAG_LIST, *obj]
-                out[j + 1] = ev
-        return [TAG_PLAIN_LIST, *obj] if out is None else out
+        out = self._items(obj)
+        return [TAG_PLAIN_LIST, *obj] if out is None else [TAG_LIST, *out]
 
     def _dict(self, obj: dict[Any, Any]) -> list[Any]:
         """``[map.plain, keys, values]`` when every key and value is plain, else
@@ -299,41 +292,12 @@ class Encoder:
         Keys and values go in two arrays rather than a msgpack map: msgpack interns map
         keys, which made loading a large dict twice as slow."""
         keys = list(obj)
-        dirty = False
-        tup, node = self._tuple, self._node
-        for j, k in enumerate(keys):
-            t = type(k)
-            if t is str or t is float or t is bool or k is None or t is bytes:
-                continue
-            if t is int and _INT_MIN <= k <= _INT_MAX:
-                continue
-            try:
-                ek = tup(k) if t is tuple else node(k, t)
-            except AmberError as exc:
-                _add_part(exc, f"<key {k!r:.40}>")
-                raise
-            if ek is not k:
-                keys[j] = ek
-                dirty = True
-        values = None
-        for j, v in enumerate(obj.values()):
-            t = type(v)
-            if t is str or t is float or t is bool or v is None or t is bytes:
-                continue
-            if t is int and _INT_MIN <= v <= _INT_MAX:
-                continue
-            try:
-                ev = tup(v) if t is tuple else node(v, t)
-            except AmberError as exc:
-                _add_part(exc, list(obj)[j])
-                raise
-            if ev is not v:
-                if values is None:
-                    values = list(obj.values())
-                values[j] = ev
-        if values is None:
-            return [TAG_MAP if dirty else TAG_PLAIN_MAP, keys, list(obj.values())]
-        return [TAG_MAP, keys, values]
+        values = list(obj.values())
+        ek = self._items(keys, lambda j: f"<key {keys[j]!r:.40}>")
+        ev = self._items(values, lambda j: keys[j])
+        if ek is None and ev is None:
+            return [TAG_PLAIN_MAP, keys, values]
+        return [TAG_MAP, keys if ek is None else ek, values if ev is None else ev]
 
     def _handled(self, obj: Any, t: type, i: int, h: Handler | None = None) -> Any:
         if h is None:

@@ -20,6 +20,7 @@ imported the first time such an object or tag is met, so ``import amber`` stays 
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Protocol
 
 from amber._node import tag as make_tag
@@ -49,7 +50,7 @@ class DecodeContext(Protocol):
     def lazy_array(self, ref: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any: ...
 
 
-class Handler:
+class Handler(ABC):
     """Base class of type handlers. Subclasses set ``handler_id``, ``types`` and ``version``."""
 
     handler_id: ClassVar[str] = ""
@@ -63,11 +64,13 @@ class Handler:
         if cls.handler_id:
             cls.tag = make_tag(cls.handler_id, cls.version)
 
+    @abstractmethod
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
-        raise NotImplementedError  # every concrete handler overrides this
+        """``[self.tag, *payload]`` for ``obj``."""
 
-    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
-        raise NotImplementedError  # every concrete handler overrides this
+    @abstractmethod
+    def decode(self, node: Any, ctx: DecodeContext) -> Any:
+        """The object rebuilt from ``node`` (``node[0]`` is the tag)."""
 
 
 class Registry:

@@ -1,5 +1,6 @@
 """Handlers for the standard library's data types. None of them imports anything by name
-except ``defaultdict``'s factory, which goes through the trust list."""
+except ``defaultdict``'s factory, which goes through the trust list. (``list``, ``dict`` and
+``tuple`` are the format's own structural nodes, see :mod:`amber.formats._native`.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import decimal
 import fractions
 import pathlib
 import uuid
+from abc import abstractmethod
 from typing import Any
 
 from amber.errors import CorruptFileError, UnsupportedTypeError
@@ -20,19 +22,6 @@ __all__ = ["BUILTIN_HANDLERS"]
 def _need(cond: bool, what: str) -> None:
     if not cond:
         raise CorruptFileError(f"malformed {what} node")
-
-
-class TupleHandler(Handler):
-    handler_id = "tuple"
-    types = (tuple,)
-
-    def encode(self, obj: tuple[Any, ...], ctx: EncodeContext) -> list[Any]:
-        enc = ctx.encode
-        return [self.tag, *[enc(x, j) for j, x in enumerate(obj)]]
-
-    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
-        dec = ctx.decode
-        return tuple([dec(x) for x in node[1:]])
 
 
 class _MappingHandler(Handler):
@@ -210,11 +199,13 @@ class IntHandler(Handler):
 class _AtomHandler(Handler):
     """A value rebuilt from a fixed list of plain fields."""
 
+    @abstractmethod
     def fields(self, obj: Any) -> list[Any]:
-        raise NotImplementedError  # every concrete atom handler overrides this
+        """The plain values that describe ``obj``."""
 
+    @abstractmethod
     def build(self, *args: Any) -> Any:
-        raise NotImplementedError  # every concrete atom handler overrides this
+        """The object described by ``fields``."""
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         return [self.tag, *self.fields(obj)]
@@ -485,7 +476,6 @@ class PathHandler(Handler):
 
 
 BUILTIN_HANDLERS: tuple[type[Handler], ...] = (
-    TupleHandler,
     OrderedDictHandler,
     CounterHandler,
     DefaultDictHandler,
