@@ -97,8 +97,8 @@ def dumps(
     return buf.getvalue()
 
 
-def _reader(source: Any, verify: bool) -> ContainerReader:
-    src = open_source(source)
+def _reader(source: Any, verify: bool, whole: bool = False) -> ContainerReader:
+    src = open_source(source, whole=whole)
     try:
         return ContainerReader(src, verify=verify, ext_hook=ext_hook)
     except BaseException:
@@ -128,7 +128,7 @@ def load(
     from amber.formats._native import decode_from
 
     _format_for(source, format)
-    reader = _reader(source, verify)
+    reader = _reader(source, verify, whole=not mmap)
     try:
         obj = decode_from(reader, trusted=trusted or (), mmap=mmap)
         if with_metadata:

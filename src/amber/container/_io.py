@@ -92,6 +92,15 @@ class FileSource(Source):
             self._map = _mmap.mmap(self.fd, 0, access=_mmap.ACCESS_READ)
         return self._map
 
+    def slurp(self) -> BytesSource:
+        """The whole file in one read, as a private buffer (then closes the file)."""
+        buf = bytearray(self.size)
+        try:
+            self.readinto(0, memoryview(buf))
+        finally:
+            self.close()
+        return BytesSource(buf, self.name, owned=True)
+
     def close(self) -> None:
         # An mmap stays valid after its descriptor is closed; arrays keep it alive.
         if self.fd >= 0:
@@ -104,10 +113,12 @@ class BytesSource(Source):
 
     thread_safe = True
 
-    def __init__(self, data: Any, name: str = "<bytes>") -> None:
+    def __init__(self, data: Any, name: str = "<bytes>", owned: bool = False) -> None:
         self.view = memoryview(data).cast("B")
         self.size = len(self.view)
         self.name = name
+        #: The buffer is amber's own (not the caller's): blobs may be handed out as views.
+        self.owned = owned and not self.view.readonly
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         end = offset + len(buf)
@@ -156,8 +167,13 @@ def _fsspec() -> Any:
     return fsspec
 
 
-def open_source(source: Any) -> Source:
-    """A Source for a path, URL, bytes-like object or binary file object."""
+#: Local files up to this size are read whole, in one request.
+SMALL_FILE = 4 << 20
+
+
+def open_source(source: Any, whole: bool = False) -> Source:
+    """A Source for a path, URL, bytes-like object or binary file object. With ``whole``, a
+    small local file is read in one request and its arrays become views of that buffer."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return BytesSource(source)
     if isinstance(source, str) and source.startswith("file://"):
@@ -172,7 +188,8 @@ def open_source(source: Any) -> Source:
             raise StorageError(f"cannot open {source}: {exc}") from exc
         return FileObjSource(fh, source, owned=True)
     if isinstance(source, (str, os.PathLike)):
-        return FileSource(source)
+        fs = FileSource(source)
+        return fs.slurp() if whole and fs.size <= SMALL_FILE else fs
     if hasattr(source, "read"):
         name = str(getattr(source, "name", "<file object>"))
         seekable = getattr(source, "seekable", None)
@@ -182,6 +199,11 @@ def open_source(source: Any) -> Source:
     raise TypeError(
         f"cannot read from {type(source).__name__}: pass a path, an fsspec URL, bytes, or a binary file object"
     )
+
+
+#: Writes smaller than this are coalesced into the next one.
+_COALESCE = 64 << 10
+_IOV_MAX = 512
 
 
 class AtomicFile(io.RawIOBase):
@@ -210,24 +232,38 @@ class AtomicFile(io.RawIOBase):
                 raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
         else:  # pragma: no cover - 100 random collisions
             raise StorageError(f"cannot create a temporary file beside {self.path}")
+        self._queue: list[memoryview] = []
+        self._queued = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
+        """Small pieces are held back and go out with the next large one (one writev)."""
         view = memoryview(data)
         total = view.nbytes
         if view.ndim != 1 or view.format != "B":
             view = view.cast("B")
-        done = 0
-        try:
-            while done < total:
-                done += os.write(self.fd, view[done:])
-        except OSError as exc:
-            raise StorageError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+        self._queue.append(view)
+        self._queued += total
+        if total >= _COALESCE or self._queued >= _COALESCE:
+            self._flush()
         return total
 
+    def _flush(self) -> None:
+        queue, self._queue, self._queued = self._queue, [], 0
+        try:
+            while queue:
+                done = os.writev(self.fd, queue[:_IOV_MAX])
+                while queue and done >= queue[0].nbytes:
+                    done -= queue.pop(0).nbytes
+                if done:
+                    queue[0] = queue[0][done:]
+        except OSError as exc:
+            raise StorageError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+
     def commit(self) -> None:
+        self._flush()
         try:
             if self.durable:
                 os.fsync(self.fd)

@@ -9,7 +9,6 @@ any buffer is allocated. Reads go through a Source, so only the ranges needed ar
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future
 from typing import Any, Callable
 
 import msgpack
@@ -37,6 +36,9 @@ __all__ = ["BlobInfo", "ContainerReader", "sniff"]
 _hash = xxhash.xxh3_64_intdigest
 #: Read this many bytes per request when streaming a blob (hashing overlaps the next read).
 _PIECE = 8 << 20
+#: With read-ahead, uncompressed blobs up to this size are read in spans of up to _AHEAD_SPAN.
+_AHEAD_BLOB = 1 << 20
+_AHEAD_SPAN = 16 << 20
 
 
 def _memory_limit() -> int:
@@ -134,6 +136,9 @@ class ContainerReader:
         self.source = source
         self.name = source.name
         self.verify = verify
+        #: Read runs of small blobs in one request (set for whole-file loads).
+        self.readahead = False
+        self._ahead: dict[int, np.ndarray] = {}
         size = source.size
         if size < HEADER_SIZE + TRAILER_SIZE:
             head = source.pread(0, min(size, len(MAGIC)))
@@ -210,8 +215,23 @@ class ContainerReader:
         return memoryview(mm)[b.offset : b.offset + b.nbytes]
 
     def read(self, index: int) -> np.ndarray:
-        """The whole blob as a fresh, writable uint8 array (checksums verified)."""
+        """The whole blob as a writable uint8 array (checksums verified).
+
+        With ``readahead`` on, a small uncompressed blob is read together with the small
+        uncompressed blobs that follow it (one request for many arrays); the arrays are
+        then views into that shared buffer.
+        """
         b = self.blob(index)
+        if b.codec is None and getattr(self.source, "owned", False):  # the whole file is ours already
+            out = np.frombuffer(self.source.view, dtype=np.uint8, count=b.nbytes, offset=b.offset)
+            self._check(b, out)
+            return out
+        cached = self._ahead.pop(index, None)
+        if cached is not None:
+            self._check(b, cached)
+            return cached
+        if self.readahead and b.codec is None and 0 < b.nbytes <= _AHEAD_BLOB:
+            return self._read_span(b)
         out = np.empty(b.nbytes, dtype=np.uint8)
         if not b.nbytes:
             return out
@@ -222,18 +242,29 @@ class ContainerReader:
             self._read_chunks(b, view, range(len(b.chunks)), 0)
         return out
 
-    def read_async(self, index: int) -> tuple[np.ndarray, Future[None] | None]:
-        """Like :meth:`read`, but a blob that fits in one piece is read (and checked, and
-        decompressed) on the thread pool: the array is returned at once and is complete
-        only when the future is done. Lets a load of many small arrays use every core."""
-        b = self.blob(index)
-        if not b.nbytes or not self.source.thread_safe or len(b.chunks) > 1 or b.nbytes > _PIECE:
-            return self.read(index), None
-        out = np.empty(b.nbytes, dtype=np.uint8)
-        view = memoryview(out)
-        if b.codec is None:
-            return out, pool().submit(self._read_plain, b, view)
-        return out, pool().submit(self._chunk_task, b, 0, view, 0)
+    def _check(self, b: BlobInfo, data: np.ndarray) -> None:
+        """Verify the checksum blocks of an uncompressed blob already in memory."""
+        if self.verify:
+            view = memoryview(data)
+            for k, (ln, h) in enumerate(b.chunks):
+                s = k * b.chunk
+                if _hash(view[s : s + ln]) != h:
+                    raise self._bad(b, k)
+
+    def _read_span(self, first: BlobInfo) -> np.ndarray:
+        span = [first]
+        for b in self.blobs[first.index + 1 :]:
+            if b.codec is not None or not 0 < b.nbytes <= _AHEAD_BLOB or b.offset + b.nbytes - first.offset > _AHEAD_SPAN:
+                break
+            span.append(b)
+        end = span[-1].offset + span[-1].nbytes
+        buf = np.empty(end - first.offset, dtype=np.uint8)
+        self.source.readinto(first.offset, memoryview(buf))
+        for b in span[1:]:  # checked when handed out
+            self._ahead[b.index] = buf[b.offset - first.offset : b.offset - first.offset + b.nbytes]
+        out = buf[: first.nbytes]
+        self._check(first, out)
+        return out
 
     def _read_plain(self, b: BlobInfo, view: memoryview) -> None:
         src = self.source

@@ -358,13 +358,10 @@ class Decoder:
         lazy: bool = False,
         inplace: bool = True,
         refs: bool = True,
-        defer: bool = False,
     ) -> None:
         self.reader = reader
         self.refs = refs
         self.used_blobs: set[int] = set()
-        self.deferred = False
-        self.pending: list[Any] = []
         self._handlers = 0
         self._segs = 0
         self.trusted = tuple(trusted)
@@ -372,7 +369,6 @@ class Decoder:
         self.mmap = mmap
         self.lazy = False
         self._lazy_wanted = lazy
-        self._defer_wanted = defer
         self.inplace = inplace
         self.memo: list[Any] = []
         self._slot = -1
@@ -395,28 +391,6 @@ class Decoder:
         if self.reader is None:
             raise CorruptFileError("a node refers to a blob, but there is no blob section")
         return self.reader.blob(ref).nbytes
-
-    def blob_deferred(self, ref: Any) -> Any:
-        """A blob whose bytes may still be arriving; :meth:`finish` waits for them."""
-        if self.mmap or self.reader is None:
-            return self.blob(ref)
-        self._claim(ref)
-        out, fut = self.reader.read_async(ref)
-        if fut is not None:
-            self.pending.append(fut)
-        return out
-
-    def finish(self) -> None:
-        """Wait for background blob reads; raise the first error any of them met."""
-        err = None
-        for fut in self.pending:
-            try:
-                fut.result()
-            except BaseException as exc:
-                err = err or exc
-        self.pending.clear()
-        if err is not None:
-            raise err
 
     def _claim(self, ref: Any) -> None:
         if ref in self.used_blobs:
@@ -466,13 +440,10 @@ class Decoder:
 
     def _items(self, items: list[Any]) -> list[Any]:
         dec = self.decode
-        top = not self._handlers
-        lazy = self._lazy_wanted and top
-        defer = self._defer_wanted and top
+        lazy = self._lazy_wanted and not self._handlers
         for j, v in enumerate(items):
             if type(v) is tuple and v and type(v[0]) is bytes:
                 self.lazy = lazy
-                self.deferred = defer
                 items[j] = dec(v, j)
             elif type(v) is dict:
                 raise CorruptFileError("a bare map stands where a node belongs")
@@ -500,13 +471,10 @@ class Decoder:
             keys = self._items(list(keys))
             values = list(values)
             dec = self.decode
-            top = not self._handlers
-            lazy = self._lazy_wanted and top
-            defer = self._defer_wanted and top
+            lazy = self._lazy_wanted and not self._handlers
             for j, v in enumerate(values):
                 if type(v) is tuple and v and type(v[0]) is bytes:
                     self.lazy = lazy
-                    self.deferred = defer
                     values[j] = dec(v, keys[j])
                 elif type(v) is dict:
                     raise CorruptFileError("a bare map stands where a node belongs")
@@ -551,10 +519,8 @@ class Decoder:
                 "amber or needs a handler plugin that is not installed"
             )
         lazy, self.lazy = self.lazy, False
-        deferred, self.deferred = self.deferred, False
         if name == "numpy.ndarray":
             self.lazy = lazy
-            self.deferred = deferred
         slot = len(self.memo)
         self.memo.append(_PENDING)
         prev, self._slot = self._slot, slot
@@ -569,19 +535,20 @@ class Decoder:
             self._handlers -= 1
             self._slot = prev
             self.lazy = False
-            self.deferred = False
         self.memo[slot] = obj
         return obj
 
 
+_ENV = {
+    "python": platform.python_version(),
+    "implementation": sys.implementation.name,
+    "platform": f"{sys.platform}-{platform.machine()}",
+    "byteorder": sys.byteorder,
+}
+
+
 def _environment(packages: Iterable[str]) -> dict[str, Any]:
-    return {
-        "python": platform.python_version(),
-        "implementation": sys.implementation.name,
-        "platform": f"{sys.platform}-{platform.machine()}",
-        "byteorder": sys.byteorder,
-        "packages": {p: package_version(p) for p in sorted(packages)},
-    }
+    return {**_ENV, "packages": {p: package_version(p) for p in sorted(packages)}}
 
 
 def encode_to(
@@ -685,14 +652,11 @@ def decode_from(
     trusted = tuple(trusted)
     needs = check_trust(manifest, trusted, reader.name)
     check_versions(manifest, reader.name)
-    dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")), defer=True)
+    dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")))
+    reader.readahead = True
     try:
         with _deep_recursion():
-            try:
-                obj = dec.decode(tree_of(reader))
-            finally:
-                dec.finish()
-            return obj
+            return dec.decode(tree_of(reader))
     except AmberError as exc:
         _finish_path(exc)
         if isinstance(exc, DecodeError) and reader.name not in str(exc):

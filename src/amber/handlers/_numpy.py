@@ -177,9 +177,7 @@ class NDArrayHandler(Handler):
             raise CorruptFileError(
                 f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its blob has {nbytes}"
             )
-        # Directly inside a list or dict the array may be filled in the background;
-        # the load waits for every such read before it returns.
-        buf = ctx.blob_deferred(meta.get("blob")) if ctx.deferred else ctx.blob(meta.get("blob"))
+        buf = ctx.blob(meta.get("blob"))
         if len(buf) != count * dt.itemsize:
             raise CorruptFileError(
                 f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its blob has {len(buf)}"
