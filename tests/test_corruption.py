@@ -1559,26 +1559,14 @@ FUZZ_BLOBS = [raw_blob(ARR.tobytes()), raw_blob(np.arange(4, dtype="<i4").tobyte
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("touch", [amber.loads, _touch_lazily], ids=["load", "lazily"])
 @FUZZ
-@given(trees, NEEDS, st.integers(0, 1))
-def test_random_node_trees(tree: Any, needs: list[str], refs: int) -> None:
+@given(tree=trees, needs=NEEDS, refs=st.integers(0, 1))
+def test_random_node_trees(touch: Callable[[bytes], Any], tree: Any, needs: list[str], refs: int) -> None:
     data = build(tree, FUZZ_BLOBS, needs=needs, refs=refs)
     with budget() as b:
         try:
-            amber.loads(data)
-        except amber.AmberError:
-            pass
-    assert b.seconds < SECONDS and b.peak_mb < PEAK_MB
-
-
-@pytest.mark.timeout(180)
-@FUZZ
-@given(trees, NEEDS, st.integers(0, 1))
-def test_random_node_trees_lazily(tree: Any, needs: list[str], refs: int) -> None:
-    data = build(tree, FUZZ_BLOBS, needs=needs, refs=refs)
-    with budget() as b:
-        try:
-            _touch_lazily(data)
+            touch(data)
         except amber.AmberError:
             pass
     assert b.seconds < SECONDS and b.peak_mb < PEAK_MB

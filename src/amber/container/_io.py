@@ -16,6 +16,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Union
 
+import numpy as np
+
 from amber.errors import StorageError
 
 __all__ = [
@@ -94,7 +96,7 @@ class FileSource(Source):
 
     def slurp(self) -> BytesSource:
         """The whole file in one read, as a private buffer (then closes the file)."""
-        buf = bytearray(self.size)
+        buf = np.empty(self.size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
         try:
             self.readinto(0, memoryview(buf))
         finally:

@@ -1,4 +1,9 @@
-"""One shared thread pool for hashing and (de)compression; the libraries release the GIL."""
+"""Shared thread pools; hashing and (de)compression release the GIL.
+
+``pool()`` has one worker per core for compression. ``hasher()`` has a single worker:
+checksums run beside the thread that reads or writes (one core each), which is faster than
+spreading them over every core and starving that thread.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,26 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["pool", "WORKERS"]
+__all__ = ["WORKERS", "hasher", "pool"]
 
 WORKERS = max(2, min(8, os.cpu_count() or 2))
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
 
 
-def pool() -> ThreadPoolExecutor:
-    global _pool
-    if _pool is None:
+def _get(name: str, workers: int) -> ThreadPoolExecutor:
+    ex = _pools.get(name)
+    if ex is None:
         with _lock:
-            if _pool is None:
-                _pool = ThreadPoolExecutor(WORKERS, thread_name_prefix="amber")
-    return _pool
+            ex = _pools.get(name)
+            if ex is None:
+                ex = _pools[name] = ThreadPoolExecutor(workers, thread_name_prefix=f"amber-{name}")
+    return ex
+
+
+def pool() -> ThreadPoolExecutor:
+    return _get("codec", WORKERS)
+
+
+def hasher() -> ThreadPoolExecutor:
+    return _get("hash", 1)

@@ -17,7 +17,7 @@ import xxhash
 
 from amber.container._codecs import Codec, Filter, codec_from_manifest, filter_from_manifest
 from amber.container._io import Source
-from amber.container._pool import pool
+from amber.container._pool import hasher, pool
 from amber.container._spec import (
     ALIGN,
     FORMAT_VERSION,
@@ -279,7 +279,7 @@ class ContainerReader:
                 if _hash(view[s : s + ln]) != h:
                     raise self._bad(b, k)
             return
-        ex = pool()
+        ex = hasher()
         futs = []
         per_piece = max(1, _PIECE // b.chunk)
         k = 0

@@ -16,7 +16,7 @@ import msgpack
 import xxhash
 
 from amber.container._codecs import Codec, Filter
-from amber.container._pool import WORKERS, pool
+from amber.container._pool import WORKERS, hasher, pool
 from amber.container._spec import (
     ALIGN,
     COMPRESSED_CHUNK,
@@ -53,6 +53,11 @@ def hash_block_for(n: int) -> int:
     return block
 
 
+def _hash_blocks(data: memoryview, block: int) -> list[list[int]]:
+    n = data.nbytes
+    return [[min(block, n - i), _hash(data[i : i + block])] for i in range(0, n, block)]
+
+
 def _compress_chunk(codec: Codec, raw: memoryview, filt: Filter | None) -> tuple[bytes, int]:
     out = codec.compress(raw if filt is None else filt.apply(raw))
     return out, _hash(out)
@@ -69,6 +74,7 @@ class ContainerWriter:
         self.blobs: list[dict[str, Any]] = []
         self._pending: deque[tuple[dict[str, Any], int, int, Future[tuple[bytes, int]], int]] = deque()
         self._inflight = 0
+        self._hashing: list[tuple[dict[str, Any], Future[list[list[int]]]]] = []
         header = HEADER.pack(MAGIC, FORMAT_VERSION[0], FORMAT_VERSION[1], 0)
         self._write(header + bytes(HEADER_SIZE - len(header)))
 
@@ -127,15 +133,11 @@ class ContainerWriter:
         entry["offset"] = self.pos
         entry["stored"] = n
         entry["chunk"] = block
-        if n <= _SMALL:
-            hashes = [_hash(data[i : i + block]) for i in range(0, n, block)]
-            self._write(data)
-        else:  # hash on the other cores while this thread writes
-            ex = pool()
-            futs = [ex.submit(_hash, data[i : i + block]) for i in range(0, n, block)]
-            self._write(data)
-            hashes = [f.result() for f in futs]
-        entry["chunks"] = [[min(block, n - i * block), h] for i, h in enumerate(hashes)]
+        if n <= _TINY:
+            entry["chunks"] = _hash_blocks(data, block)
+        else:  # checksums on another core while this thread writes; collected in finish()
+            self._hashing.append((entry, hasher().submit(_hash_blocks, data, block)))
+        self._write(data)
 
     def _write_chunk(self, entry: dict[str, Any], k: int, last: int, result: tuple[bytes, int]) -> None:
         out, h = result
@@ -157,6 +159,12 @@ class ContainerWriter:
 
     def abort(self) -> None:
         """Drop queued work after a failure (results are discarded)."""
+        for _, fut in self._hashing:
+            fut.cancel()
+        for _, fut in self._hashing:
+            if not fut.cancelled():
+                fut.exception()
+        self._hashing.clear()
         for item in self._pending:
             item[3].cancel()
         for item in self._pending:
@@ -170,6 +178,9 @@ class ContainerWriter:
     def finish(self, manifest: dict[str, Any]) -> int:
         """Write outstanding blobs, the manifest and the trailer; return the file size."""
         self._drain(-1)
+        for entry, fut in self._hashing:
+            entry["chunks"] = fut.result()
+        self._hashing.clear()
         self._align()
         manifest["blobs"] = self.blobs
         raw = msgpack.packb(manifest, use_bin_type=True)
