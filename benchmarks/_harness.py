@@ -235,43 +235,75 @@ def _clear(folder: Path) -> None:
             p.unlink()
 
 
-def measure(w: Workload, adapter: Adapter, work: Path, sync: bool = True) -> Measurement:
-    """Time ``w.repeat`` dumps and loads, then trace one of each; ``work`` must be empty."""
-    m = Measurement(adapter.key, adapter.label, adapter.mmap)
-    paths = [work / f"{w.name}.{adapter.key}.{i:05d}{adapter.suffix}" for i in range(w.files)]
+def _paths(w: Workload, adapter: Adapter, work: Path) -> list[Path]:
+    return [work / f"{w.name}.{adapter.key}.{i:05d}{adapter.suffix}" for i in range(w.files)]
+
+
+def measure_all(w: Workload, adapters: list[Adapter], work: Path, sync: bool = True) -> list[Measurement]:
+    """Time ``w.repeat`` dumps and loads of every adapter, then trace one of each.
+
+    The adapters take turns (round robin: repeat 1 of each, then repeat 2 of each...), so
+    that no tool is always measured first or last: on this kind of machine the state of the
+    filesystem (journal, discards, page cache) drifts over a run, and a fixed order would
+    hand one tool the best conditions every time. ``work`` must be empty.
+    """
+    ms = {a.key: Measurement(a.key, a.label, a.mmap) for a in adapters}
+    live = list(adapters)
     clock = time.perf_counter
-    try:
-        for _ in range(w.repeat):
+
+    def attempt(a: Adapter, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:  # one broken tool must not stop the others
+            ms[a.key].error = f"{type(exc).__name__}: {exc}"
+            live.remove(a)
             _clear(work)
+
+    for _ in range(w.repeat):  # dumps: each into an empty folder
+        for a in list(live):
+            def dump(a: Adapter = a) -> None:
+                _clear(work)
+                _settle(sync)
+                t0 = clock()
+                _dump(a, w, _paths(w, a, work))
+                ms[a.key].dump_s.append(clock() - t0)
+            attempt(a, dump)
+    for a in list(live):  # one copy of every tool's files, for the loads
+        def keep(a: Adapter = a) -> None:
+            paths = _paths(w, a, work)
+            _dump(a, w, paths)
+            ms[a.key].size_bytes = sum(p.stat().st_size for p in paths)
+            ms[a.key].files = len(paths)
+        attempt(a, keep)
+    written = sorted(work.iterdir())
+    expected = sorted(p for a in live for p in _paths(w, a, work))
+    if written != expected:
+        extra = sorted(set(written) - set(expected))[:3]
+        raise AssertionError(f"the dumps left {len(written)} files, not {len(expected)}: {extra}")
+    for i in range(w.repeat):
+        for a in list(live):
+            def load(a: Adapter = a, first: bool = i == 0) -> None:
+                _settle(sync)
+                t0 = clock()
+                out = _load(a, w, _paths(w, a, work))
+                ms[a.key].load_s.append(clock() - t0)
+                if first:
+                    verify(w, out, a.mmap)
+                del out
+            attempt(a, load)
+    for a in list(live):
+        def trace(a: Adapter = a) -> None:
+            paths = _paths(w, a, work)
             _settle(sync)
-            t0 = clock()
-            _dump(adapter, w, paths)
-            m.dump_s.append(clock() - t0)
-        written = sorted(work.iterdir())
-        if written != paths:
-            extra = sorted(set(written) - set(paths))[:3]
-            raise AssertionError(f"the dump left {len(written)} files, not {len(paths)}: {extra}")
-        m.size_bytes = sum(p.stat().st_size for p in paths)
-        m.files = len(paths)
-        for i in range(w.repeat):
+            ms[a.key].peak_load_bytes = _peak(lambda: _load(a, w, paths))
+            for p in paths:
+                p.unlink()
             _settle(sync)
-            t0 = clock()
-            out = _load(adapter, w, paths)
-            m.load_s.append(clock() - t0)
-            if i == 0:
-                verify(w, out, adapter.mmap)
-            del out
-        _clear(work)
-        _settle(sync)
-        m.peak_dump_bytes = _peak(lambda: _dump(adapter, w, paths))
-        _settle(sync)
-        m.peak_load_bytes = _peak(lambda: _load(adapter, w, paths))
-    except Exception as exc:  # one broken tool must not stop the others
-        m.error = f"{type(exc).__name__}: {exc}"
-    finally:
-        _clear(work)
-        gc.collect()
-    return m
+            ms[a.key].peak_dump_bytes = _peak(lambda: _dump(a, w, paths))
+        attempt(a, trace)
+    _clear(work)
+    gc.collect()
+    return [ms[a.key] for a in adapters]
 
 
 def _warm_up(work: Path) -> None:
@@ -317,11 +349,10 @@ def run(config: Config, log: Log = _stderr) -> RunResult:
             gc.collect()
             gc.freeze()  # what exists now (modules, the workload) is not rescanned by every collection
             try:
-                for adapter in ADAPTERS:
-                    if adapter.applies(w.single_array, w.has_arrays):
-                        m = measure(w, adapter, work, config.sync)
-                        wr.measurements.append(m)
-                        log(f"   {adapter.label:<22} {_describe(m)}")
+                adapters = [a for a in ADAPTERS if a.applies(w.single_array, w.has_arrays)]
+                for m in measure_all(w, adapters, work, config.sync):
+                    wr.measurements.append(m)
+                    log(f"   {m.label:<22} {_describe(m)}")
             finally:
                 gc.unfreeze()
             result.workloads.append(wr)

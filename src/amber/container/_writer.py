@@ -133,7 +133,7 @@ class ContainerWriter:
         entry["offset"] = self.pos
         entry["stored"] = n
         entry["chunk"] = block
-        if n <= _TINY:
+        if n <= _SMALL:  # a thread hand-off per small blob costs more than it saves
             entry["chunks"] = _hash_blocks(data, block)
         else:  # checksums on another core while this thread writes; collected in finish()
             self._hashing.append((entry, hasher().submit(_hash_blocks, data, block)))
