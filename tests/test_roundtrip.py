@@ -64,6 +64,13 @@ def payload_bytes(a: Any) -> bytes:
     does not keep when it copies a structured scalar)."""
     a = np.asarray(a)
     if a.dtype.names is None:
+        if a.dtype.kind in "fc" and a.dtype.itemsize > 8 * (2 if a.dtype.kind == "c" else 1):
+            # x87 long double: 10 value bytes in 16, the rest undefined padding that NumPy
+            # does not keep when it copies: compare the value bytes only
+            width = 10
+            raw = np.ascontiguousarray(a).view(np.uint8).reshape(-1, 16)
+            little = a.dtype.byteorder == "<" or (a.dtype.byteorder == "=" and np.little_endian)
+            return (raw[:, :width] if little else raw[:, 16 - width :]).tobytes()
         return a.tobytes()
     return b"".join(payload_bytes(a[name]) for name in a.dtype.names)
 

@@ -8,6 +8,7 @@ any buffer is allocated. Reads go through a Source, so only the ranges needed ar
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any, Callable
 
@@ -41,6 +42,7 @@ _AHEAD_BLOB = 1 << 20
 _AHEAD_SPAN = 16 << 20
 
 
+@functools.lru_cache(maxsize=1)
 def _memory_limit() -> int:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

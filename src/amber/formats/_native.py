@@ -121,6 +121,8 @@ def _json_safe(value: Any, where: str, depth: int = 0) -> None:
 
 
 _pkg_versions: dict[str, str | None] = {}
+#: (package, version written) pairs known to match the running versions.
+_versions_match: dict[tuple[str, str], bool] = {}
 #: A file's environment lists the packages whose types it holds; check at most this many.
 _MAX_PACKAGES = 64
 _PKG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -629,10 +631,15 @@ def check_versions(manifest: dict[str, Any], name: str) -> None:
     for pkg, written in list(pkgs.items())[:_MAX_PACKAGES]:
         if not isinstance(pkg, str) or not isinstance(written, str):
             continue
+        if _versions_match.get((pkg, written)):
+            continue
         here = package_version(pkg)
         if here is None:
             continue
-        if written.split(".")[:2] != here.split(".")[:2]:
+        if written.split(".")[:2] == here.split(".")[:2]:
+            if len(_versions_match) < 4096:
+                _versions_match[(pkg, written)] = True
+        else:
             warnings.warn(
                 f"{name} was written with {pkg} {written}; this environment has {pkg} {here}. "
                 "Check that the loaded objects behave as expected.",

@@ -21,6 +21,8 @@ __all__ = ["dtype_from_node", "dtype_to_node"]
 
 #: The dtype strings a file may use: byte order, kind, size, optional datetime unit.
 _DTYPE_STR = re.compile(r"[<>|=][?bBiufcmMSUV][0-9]{0,9}(\[[0-9]*[a-zA-Z]{1,3}\])?")
+#: Validated simple dtype strings (bounded).
+_DTYPES: dict[str, np.dtype] = {}
 #: Arrays with more elements than this are refused as corrupt (even of zero-size items).
 _MAX_ITEMS = 1 << 62
 #: Arrays with more dimensions than this are refused as corrupt.
@@ -54,6 +56,10 @@ def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
     """Inverse of :func:`dtype_to_node`; refuses anything that is not a dtype description."""
     if depth > 32:
         raise CorruptFileError("dtype description nested too deeply")
+    if type(node) is str:
+        dt = _DTYPES.get(node)
+        if dt is not None:
+            return dt
     try:
         if type(node) is str:
             if node == "O":
@@ -63,6 +69,8 @@ def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
             dt = np.dtype(node)
             if dt.hasobject:
                 raise ValueError("object dtypes are not allowed here")
+            if len(_DTYPES) < 1024:
+                _DTYPES[node] = dt
             return dt
         if type(node) is dict and "names" in node:
             names, formats = node["names"], node["formats"]
