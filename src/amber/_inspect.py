@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from amber._node import parse_tag
+from amber._node import is_tagged, parse_tag
 from amber.container._reader import ContainerReader
 from amber.errors import CorruptFileError
 from amber.trust import untrusted
@@ -128,7 +128,7 @@ class _Describer:
 
     def _node(self, node: Any) -> dict[str, Any]:
         t = type(node)
-        if t is tuple and node and type(node[0]) is bytes:
+        if is_tagged(node):
             return self.tagged(node)
         if t is tuple:
             return self._seq("tuple", node)
@@ -150,10 +150,8 @@ class _Describer:
         name = parse_tag(node[0]).name
         body = node[1:]
         if name in ("map", "map.plain") and len(body) == 2:
-            keys = [k if type(k) is not tuple or not k or type(k[0]) is not bytes else f"<{parse_tag(k[0]).name} key>"
-                    for k in body[0][:_SHOW]]
-            items = {repr(k) if not isinstance(k, str) or not k.startswith("<") else k: self.node(v)
-                     for k, v in zip(keys, body[1][:_SHOW])}
+            labels = [f"<{parse_tag(k[0]).name} key>" if is_tagged(k) else repr(k) for k in body[0][:_SHOW]]
+            items = {label: self.node(v) for label, v in zip(labels, body[1][:_SHOW])}
             return {"type": "dict", "len": len(body[0]), "items": items}
         if name in ("list", "list.plain"):
             return self._seq("list", body)

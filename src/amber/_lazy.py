@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from amber._node import parse_tag
+from amber._node import is_tagged, parse_tag
 from amber.container._reader import ContainerReader
 from amber.errors import AmberError, CorruptFileError
 
@@ -109,7 +109,7 @@ class LazyNode:
         if name in ("map", "map.plain"):
             if len(node) != 3 or type(node[1]) is not tuple or type(node[2]) is not tuple or len(node[1]) != len(node[2]):
                 raise CorruptFileError(f"{file.reader.name}: malformed map node at {path}")
-            keys = [file._decode(k) if type(k) is tuple and k and type(k[0]) is bytes else k for k in node[1]]
+            keys = [file._decode(k) if is_tagged(k) else k for k in node[1]]
             try:
                 self._items: Any = dict(zip(keys, node[2]))
             except TypeError:
@@ -230,7 +230,7 @@ class AmberFile:
     def _wrap(self, child: Any, path: str) -> Any:
         if type(child) is dict:
             raise CorruptFileError(f"{self.reader.name}: a bare map stands where a node belongs, at {path}")
-        if type(child) is tuple and child and type(child[0]) is bytes:
+        if is_tagged(child):
             if parse_tag(child[0]).name in _CONTAINERS:
                 return LazyNode(self, child, path)
             return self._decode(child)

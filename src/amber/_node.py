@@ -74,4 +74,5 @@ def ext_hook(code: int, data: bytes) -> Any:
 
 
 def is_tagged(node: Any) -> bool:
-    return type(node) is list and bool(node) and type(node[0]) is bytes
+    """True for a decoded tagged node: an array (tuple) whose first item is bytes."""
+    return type(node) is tuple and bool(node) and type(node[0]) is bytes

@@ -46,6 +46,8 @@ class Source(ABC):
     size: int
     name: str
     thread_safe: bool = False
+    #: The bytes are a private buffer of amber's: blobs may be handed out as views of it.
+    owned: bool = False
 
     def pread(self, offset: int, n: int) -> bytes:
         buf = bytearray(n)

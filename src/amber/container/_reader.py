@@ -224,7 +224,7 @@ class ContainerReader:
         then views into that shared buffer.
         """
         b = self.blob(index)
-        if b.codec is None and getattr(self.source, "owned", False):  # the whole file is ours already
+        if b.codec is None and self.source.owned:  # the whole file is ours already
             out = np.frombuffer(self.source.view, dtype=np.uint8, count=b.nbytes, offset=b.offset)
             self._check(b, out)
             return out
@@ -244,14 +244,19 @@ class ContainerReader:
             self._read_chunks(b, view, range(len(b.chunks)), 0)
         return out
 
-    def _check(self, b: BlobInfo, data: np.ndarray) -> None:
-        """Verify the checksum blocks of an uncompressed blob already in memory."""
-        if self.verify:
-            view = memoryview(data)
-            for k, (ln, h) in enumerate(b.chunks):
-                s = k * b.chunk
-                if _hash(view[s : s + ln]) != h:
-                    raise self._bad(b, k)
+    def _check(self, b: BlobInfo, data: Any, k0: int = 0) -> None:
+        """Verify the checksum blocks of uncompressed blob bytes already in memory;
+        ``data`` starts at block ``k0`` and covers whole blocks."""
+        if not self.verify:
+            return
+        view = memoryview(data)
+        s, k = 0, k0
+        while s < len(view):
+            ln, h = b.chunks[k]
+            if _hash(view[s : s + ln]) != h:
+                raise self._bad(b, k)
+            s += ln
+            k += 1
 
     def _read_span(self, first: BlobInfo) -> np.ndarray:
         span = [first]
@@ -276,10 +281,7 @@ class ContainerReader:
         n = b.nbytes
         if n <= _PIECE:
             src.readinto(b.offset, view)
-            for k, (ln, h) in enumerate(b.chunks):
-                s = k * b.chunk
-                if _hash(view[s : s + ln]) != h:
-                    raise self._bad(b, k)
+            self._check(b, view)
             return
         ex = hasher()
         futs = []
@@ -351,14 +353,10 @@ class ContainerReader:
             return self.source.pread(b.offset + start, stop - start)
         base = k0 * b.chunk
         span = min(b.nbytes, (k1 + 1) * b.chunk) - base
-        buf = bytearray(span)
-        view = memoryview(buf)
+        view = memoryview(np.empty(span, dtype=np.uint8))
         if b.codec is None:
             self.source.readinto(b.offset + base, view)
-            for k in range(k0, k1 + 1):
-                s = k * b.chunk - base
-                if _hash(view[s : s + b.chunks[k][0]]) != b.chunks[k][1]:
-                    raise self._bad(b, k)
+            self._check(b, view, k0)
         else:
             self._read_chunks(b, view, range(k0, k1 + 1), base)
         return view[start - base : stop - base]

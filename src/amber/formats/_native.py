@@ -5,17 +5,17 @@ through untouched; lists, dicts and other tuples become structural nodes, and ev
 else goes to its handler. Every tagged node (but ``ref`` and ``seg``) is numbered in the
 order the walk meets it, and a second meeting of the same object becomes ``[ref, n]``, so
 shared objects are stored once and cycles through mutable containers survive (a cycle
-through a tuple is refused: a tuple exists only once its items do). Subtrees deeper than ``SEGMENT`` levels are
-packed into their own msgpack segment, which keeps the nesting any one msgpack call sees
-small while letting amber save structures thousands of levels deep.
+through a tuple is refused: a tuple exists only once its items do). Subtrees deeper than
+``SEGMENT`` levels are packed into their own msgpack segment, which keeps the nesting any
+one msgpack call sees small while letting amber save structures thousands of levels deep.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import re
 import platform
+import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -310,21 +310,13 @@ class Encoder:
                 else:
                     raise UnsupportedTypeError(t)
         self.types.add(h.handler_id)
-        binds = getattr(h, "binds", h.handler_id in _BINDING)
-        if not binds:
-            self.building.add(i)
+        if h.binds:
+            return h.encode(obj, self)
+        self.building.add(i)
         try:
             return h.encode(obj, self)
         finally:
-            if not binds:
-                self.building.discard(i)
-
-
-#: Handlers whose decode binds the new object before its children (cycles may pass them).
-_BINDING = frozenset(
-    {"collections.OrderedDict", "collections.Counter", "collections.defaultdict",
-     "set", "collections.deque", "bytearray", "numpy.ndarray"}
-)
+            self.building.discard(i)
 
 
 _STRUCTURAL = frozenset({"map", "map.plain", "list", "list.plain", "tuple", "ref", "seg"})
@@ -338,10 +330,6 @@ def unpack_tree(data: Any) -> Any:
         raise
     except Exception as exc:
         raise CorruptFileError(f"the node tree cannot be decoded: {exc}") from None
-
-
-def _is_tagged(v: Any) -> bool:
-    return type(v) is tuple and bool(v) and type(v[0]) is bytes
 
 
 class Decoder:
@@ -389,36 +377,34 @@ class Decoder:
             )
         return _resolve(name, self.trusted)
 
+    def _blobs(self) -> ContainerReader:
+        if self.reader is None:
+            raise CorruptFileError("a node refers to a blob, but there is no blob section")
+        return self.reader
+
     def blob_nbytes(self, ref: Any) -> int:
-        if self.reader is None:
-            raise CorruptFileError("a node refers to a blob, but there is no blob section")
-        return self.reader.blob(ref).nbytes
+        return self._blobs().blob(ref).nbytes
 
-    def _claim(self, ref: Any) -> None:
-        if ref in self.used_blobs:
+    def _claim(self, ref: Any) -> int:
+        """The blob's index, once: a blob may back only one node."""
+        index = self._blobs().blob(ref).index
+        if index in self.used_blobs:
             raise CorruptFileError(f"blob {ref} is used by two nodes; a shared array is stored once and referenced")
-        self.used_blobs.add(ref)
+        self.used_blobs.add(index)
+        return index
 
-    def blob(self, ref: Any, writable: bool = True) -> Any:
-        if self.reader is None:
-            raise CorruptFileError("a node refers to a blob, but there is no blob section")
-        self._claim(ref)
+    def blob(self, ref: Any) -> Any:
+        index = self._claim(ref)
         if self.mmap:
-            view = self.reader.mapped(ref)
+            view = self._blobs().mapped(index)
             if view is not None:
                 return view
-        return self.reader.read(ref)
+        return self._blobs().read(index)
 
     def lazy_array(self, ref: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any:
         from amber._lazy import LazyArray
 
-        if self.reader is None:
-            raise CorruptFileError("a node refers to a blob, but there is no blob section")
-        index = self.reader.blob(ref).index
-        if index in self.used_blobs:
-            raise CorruptFileError(f"blob {ref} is used by two nodes; a shared array is stored once and referenced")
-        self.used_blobs.add(index)
-        return LazyArray(self.reader, index, dtype, shape, order)
+        return LazyArray(self._blobs(), self._claim(ref), dtype, shape, order)
 
     def decode(self, node: Any, at: Any = None) -> Any:
         t = type(node)
@@ -440,13 +426,15 @@ class Decoder:
             raise CorruptFileError("a bare map stands where a node belongs")
         return node
 
-    def _items(self, items: list[Any]) -> list[Any]:
+    def _items(self, items: list[Any], names: Any = None) -> list[Any]:
+        """Decode the tagged nodes among ``items`` in place; ``names[j]`` (default ``j``)
+        names item ``j`` in error paths."""
         dec = self.decode
         lazy = self._lazy_wanted and not self._handlers
         for j, v in enumerate(items):
             if type(v) is tuple and v and type(v[0]) is bytes:
                 self.lazy = lazy
-                items[j] = dec(v, j)
+                items[j] = dec(v, j if names is None else names[j])
             elif type(v) is dict:
                 raise CorruptFileError("a bare map stands where a node belongs")
         return items
@@ -471,15 +459,7 @@ class Decoder:
                     raise CorruptFileError("a map node has an unhashable key") from None
             d: dict[Any, Any] = self._number({})
             keys = self._items(list(keys))
-            values = list(values)
-            dec = self.decode
-            lazy = self._lazy_wanted and not self._handlers
-            for j, v in enumerate(values):
-                if type(v) is tuple and v and type(v[0]) is bytes:
-                    self.lazy = lazy
-                    values[j] = dec(v, keys[j])
-                elif type(v) is dict:
-                    raise CorruptFileError("a bare map stands where a node belongs")
+            values = self._items(list(values), keys)
             try:
                 d.update(zip(keys, values))
             except TypeError:
@@ -581,13 +561,10 @@ def encode_to(
         manifest["types"] = sorted(enc.types)
         manifest["needs"] = sorted(enc.needs)
         manifest["refs"] = enc.refs
-        try:
+        try:  # msgpack limits (sizes, depth) surface here
             manifest["tree"] = msgpack.packb(root, use_bin_type=True)
-        except (ValueError, TypeError, OverflowError) as exc:  # msgpack limits
-            raise EncodeError(f"the node tree cannot be packed: {exc}") from None
-        try:
             return writer.finish(manifest)
-        except (ValueError, TypeError, OverflowError) as exc:  # msgpack limits
+        except (ValueError, TypeError, OverflowError) as exc:
             raise EncodeError(f"the node tree cannot be packed: {exc}") from None
     except AmberError as exc:
         writer.abort()

@@ -28,6 +28,8 @@ class _MappingHandler(Handler):
     """Dict subclasses: a flat list of key, value, key, value... (plain dicts are the
     format's own ``map`` nodes)."""
 
+    binds = True
+
     def encode(self, obj: dict[Any, Any], ctx: EncodeContext) -> list[Any]:
         out = [self.tag]
         enc = ctx.encode
@@ -109,6 +111,7 @@ class _SeqHandler(Handler):
 class SetHandler(_SeqHandler):
     handler_id = "set"
     types = (set,)
+    binds = True
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         if ctx.deterministic:
@@ -130,6 +133,7 @@ class SetHandler(_SeqHandler):
 class FrozenSetHandler(SetHandler):
     handler_id = "frozenset"
     types = (frozenset,)
+    binds = False
 
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
         dec = ctx.decode
@@ -166,6 +170,7 @@ class DequeHandler(_SeqHandler):
 
     handler_id = "collections.deque"
     types = (collections.deque,)
+    binds = True
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
         enc = ctx.encode
@@ -233,6 +238,7 @@ class ComplexHandler(_AtomHandler):
 class BytearrayHandler(_AtomHandler):
     handler_id = "bytearray"
     types = (bytearray,)
+    binds = True
 
     def fields(self, obj: bytearray) -> list[Any]:
         return [bytes(obj)]

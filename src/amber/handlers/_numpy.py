@@ -133,6 +133,7 @@ def _filter_for(arr: np.ndarray, order: str) -> tuple[str, int] | None:
 class NDArrayHandler(Handler):
     handler_id = "numpy.ndarray"
     types = (np.ndarray,)
+    binds = True  # object arrays
 
     def encode(self, arr: np.ndarray, ctx: EncodeContext) -> list[Any]:
         ctx.note_package("numpy")
