@@ -41,9 +41,20 @@ def sample() -> dict[str, Any]:
     }
 
 
-class NonSeekableWriter(io.RawIOBase):
-    """A write-only stream that cannot seek or tell, like a pipe or a socket."""
+class _NoSeek(io.RawIOBase):
+    """A stream that cannot seek or tell, like a pipe or a socket."""
 
+    def seekable(self) -> bool:
+        return False
+
+    def seek(self, *a: Any) -> int:
+        raise io.UnsupportedOperation("seek")
+
+    def tell(self) -> int:
+        raise io.UnsupportedOperation("tell")
+
+
+class NonSeekableWriter(_NoSeek):
     def __init__(self) -> None:
         super().__init__()
         self.data = bytearray()
@@ -51,21 +62,12 @@ class NonSeekableWriter(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return False
-
     def write(self, b: Any) -> int:
         self.data += bytes(b)
         return memoryview(b).nbytes
 
-    def seek(self, *a: Any) -> int:
-        raise io.UnsupportedOperation("seek")
 
-    def tell(self) -> int:
-        raise io.UnsupportedOperation("tell")
-
-
-class NonSeekableReader(io.RawIOBase):
+class NonSeekableReader(_NoSeek):
     def __init__(self, data: bytes) -> None:
         super().__init__()
         self._b = io.BytesIO(data)
@@ -73,17 +75,8 @@ class NonSeekableReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def seekable(self) -> bool:
-        return False
-
     def readinto(self, buf: Any) -> int:
         return self._b.readinto(buf)
-
-    def seek(self, *a: Any) -> int:
-        raise io.UnsupportedOperation("seek")
-
-    def tell(self) -> int:
-        raise io.UnsupportedOperation("tell")
 
 
 class CountingReader(io.RawIOBase):

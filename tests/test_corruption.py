@@ -131,11 +131,7 @@ def mixed_sample() -> bytes:
     count = itertools.count()
 
     def add_blob(self: Any, data: Any, *args: Any, **kw: Any) -> int:
-        name = MIXED_CODECS[next(count) % len(MIXED_CODECS)]
-        if name is None:
-            kw["compress"] = False
-        else:
-            self.codec = resolve_compress(name)
+        self.codec = resolve_compress(MIXED_CODECS[next(count) % len(MIXED_CODECS)])
         return orig(self, data, *args, **kw)
 
     with mock.patch.object(_writer.ContainerWriter, "add_blob", add_blob):

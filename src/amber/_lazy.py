@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,12 +31,10 @@ class LazyArray:
         self.shape = shape
         self.order = order
         b = reader.blob(blob)
-        n = dtype.itemsize
-        for s in shape:
-            n *= s
-        if b.nbytes != n:
+        if b.nbytes != self.nbytes:
             raise CorruptFileError(
-                f"{reader.name}: array of shape {shape} and dtype {dtype} needs {n} bytes, blob {blob} has {b.nbytes}"
+                f"{reader.name}: array of shape {shape} and dtype {dtype} needs {self.nbytes} bytes, "
+                f"blob {blob} has {b.nbytes}"
             )
 
     @property
@@ -44,10 +43,7 @@ class LazyArray:
 
     @property
     def size(self) -> int:
-        n = 1
-        for s in self.shape:
-            n *= s
-        return n
+        return math.prod(self.shape)
 
     @property
     def nbytes(self) -> int:

@@ -87,7 +87,7 @@ class ContainerWriter:
         if pad:
             self._write(_ZEROS[:pad])
 
-    def add_blob(self, data: memoryview, filt: Filter | tuple[str, int] | None = None, compress: bool = True) -> int:
+    def add_blob(self, data: memoryview, filt: Filter | tuple[str, int] | None = None) -> int:
         """Queue a blob (a flat ``'B'`` view) and return its index in the blob table.
 
         ``filt`` is applied to each chunk before compression (ignored when not compressing,
@@ -96,7 +96,7 @@ class ContainerWriter:
         """
         index = len(self.blobs)
         n = data.nbytes
-        codec = self.codec if compress and n else None
+        codec = self.codec if n else None
         entry: dict[str, Any] = {"offset": 0, "nbytes": n, "stored": 0}
         self.blobs.append(entry)
         if codec is None:
@@ -158,21 +158,15 @@ class ContainerWriter:
             self._inflight -= n
 
     def abort(self) -> None:
-        """Drop queued work after a failure (results are discarded)."""
-        for _, fut in self._hashing:
+        """Drop queued work after a failure: cancel what has not started, wait for the rest
+        (it reads the caller's buffers), discard every result."""
+        futs = [fut for _, fut in self._hashing] + [item[3] for item in self._pending]
+        for fut in futs:
             fut.cancel()
-        for _, fut in self._hashing:
+        for fut in futs:
             if not fut.cancelled():
                 fut.exception()
         self._hashing.clear()
-        for item in self._pending:
-            item[3].cancel()
-        for item in self._pending:
-            if not item[3].cancelled():
-                try:
-                    item[3].result()
-                except Exception:
-                    pass
         self._pending.clear()
 
     def finish(self, manifest: dict[str, Any]) -> int:
