@@ -164,6 +164,8 @@ class Encoder:
         self.types: set[str] = set()
         self.packages: set[str] = set()
         self.registry = REGISTRY
+        #: per-walk state for handlers (e.g. one canonical object per shared storage)
+        self.scratch: dict[Any, Any] = {}
 
     # -- the EncodeContext protocol ---------------------------------------------------
     def add_blob(self, data: memoryview, filt: Any = None) -> int:
@@ -364,6 +366,8 @@ class Decoder:
         self._slot = -1
         self.depth = 0
         self.registry = REGISTRY
+        #: per-load state for handlers
+        self.scratch: dict[Any, Any] = {}
 
     # -- the DecodeContext protocol ---------------------------------------------------
     def bind(self, obj: Any) -> None:

@@ -11,5 +11,10 @@ for _h in BUILTIN_HANDLERS:
     REGISTRY.register(_h)
 
 REGISTRY.register_lazy("numpy", "amber.handlers._numpy")
+REGISTRY.register_lazy("pandas", "amber.handlers._pandas")
+REGISTRY.register_lazy("scipy", "amber.handlers._scipy")
+REGISTRY.register_lazy("torch", "amber.handlers._torch")
+REGISTRY.register_lazy("lightgbm", "amber.handlers._gbm")
+REGISTRY.register_lazy("xgboost", "amber.handlers._gbm")
 
 __all__ = ["REGISTRY", "DecodeContext", "EncodeContext", "Handler", "Registry"]

@@ -31,6 +31,10 @@ __all__ = ["DecodeContext", "EncodeContext", "Handler", "REGISTRY", "Registry"]
 
 class EncodeContext(Protocol):
     deterministic: bool
+    #: per-walk state for handlers, e.g. ``ctx.scratch.setdefault(key, obj)`` to give
+    #: objects that are equal but not identical (two views of one storage) one identity,
+    #: so that ``ctx.encode`` stores them once and the rest become references.
+    scratch: dict[Any, Any]
 
     def encode(self, obj: Any, at: Any = None) -> Any: ...
     def add_blob(self, data: memoryview, filt: Any = None) -> int: ...
@@ -40,6 +44,10 @@ class EncodeContext(Protocol):
 
 class DecodeContext(Protocol):
     lazy: bool
+    #: ``load(..., mmap=True)``: ``blob`` returns read-only memory-mapped views when it can
+    mmap: bool
+    #: per-load state for handlers
+    scratch: dict[Any, Any]
 
     def decode(self, node: Any) -> Any: ...
     def bind(self, obj: Any) -> None: ...

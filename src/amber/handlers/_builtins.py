@@ -346,7 +346,7 @@ def _tz_in(node: Any, ctx: DecodeContext) -> Any:
 
         try:
             return zoneinfo.ZoneInfo(node)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError) as exc:
             raise CorruptFileError(f"unknown time zone {node!r}: {exc}") from None
     tz = ctx.decode(node)
     if type(tz) is not dt.timezone:
