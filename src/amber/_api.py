@@ -114,6 +114,7 @@ def load(
     trusted: Iterable[str] | None = None,
     verify: bool = True,
     with_metadata: bool = False,
+    map_location: Any = None,
 ) -> Any:
     """Load an object saved by amber. Safe: only types on the trust list are rebuilt.
 
@@ -124,13 +125,16 @@ def load(
         trusted: extra names (``"mypkg.Model"`` or a module prefix ``"mypkg"``) the load may import.
         verify: check every checksum (default). ``False`` skips the blob hashes.
         with_metadata: return ``(obj, metadata)``.
+        map_location: where tensors go, as in ``torch.load``: a device (``"cpu"``,
+            ``torch.device("meta")``), a ``{saved: wanted}`` dict, or a callable.
     """
     from amber.formats._native import decode_from
 
     _format_for(source, format)
     reader = _reader(source, verify, whole=not mmap)
     try:
-        obj = decode_from(reader, trusted=trusted or (), mmap=mmap)
+        options = {"map_location": map_location} if map_location is not None else None
+        obj = decode_from(reader, trusted=trusted or (), mmap=mmap, options=options)
         if with_metadata:
             return obj, reader.manifest.get("metadata")
         return obj
@@ -144,11 +148,12 @@ def loads(
     trusted: Iterable[str] | None = None,
     verify: bool = True,
     with_metadata: bool = False,
+    map_location: Any = None,
 ) -> Any:
     """Load an object from bytes made by :func:`dumps`."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}; use load() for files")
-    return load(data, trusted=trusted, verify=verify, with_metadata=with_metadata)
+    return load(data, trusted=trusted, verify=verify, with_metadata=with_metadata, map_location=map_location)
 
 
 def open(source: PathLike | Any, *, trusted: Iterable[str] | None = None, verify: bool = True) -> Any:

@@ -350,8 +350,11 @@ class Decoder:
         lazy: bool = False,
         inplace: bool = True,
         refs: bool = True,
+        options: dict[str, Any] | None = None,
     ) -> None:
         self.reader = reader
+        #: load options handlers act on, e.g. ``map_location`` for tensors
+        self.options: dict[str, Any] = options or {}
         self.refs = refs
         self.used_blobs: set[int] = set()
         self._handlers = 0
@@ -634,13 +637,14 @@ def decode_from(
     *,
     trusted: Iterable[str] = (),
     mmap: bool = False,
+    options: dict[str, Any] | None = None,
 ) -> Any:
     """Audit the manifest against the trust list, then rebuild the root object."""
     manifest = reader.manifest
     trusted = tuple(trusted)
     needs = check_trust(manifest, trusted, reader.name)
     check_versions(manifest, reader.name)
-    dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")))
+    dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")), options=options)
     reader.readahead = True
     try:
         with _deep_recursion():

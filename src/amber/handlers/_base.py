@@ -48,6 +48,8 @@ class DecodeContext(Protocol):
     mmap: bool
     #: per-load state for handlers
     scratch: dict[Any, Any]
+    #: load options for handlers: ``map_location`` (where tensors go, as in ``torch.load``)
+    options: dict[str, Any]
 
     def decode(self, node: Any) -> Any: ...
     def bind(self, obj: Any) -> None: ...
