@@ -227,7 +227,7 @@ def describe(reader: ContainerReader) -> Info:
         metadata=m.get("metadata"),
         types=[t for t in (m.get("types") or []) if isinstance(t, str)],
         needs=needs,
-        untrusted=untrusted(needs),
+        untrusted=untrusted(needs, imports=False),
         codecs=codecs,
         blobs=len(reader.blobs),
         data_bytes=sum(b.nbytes for b in reader.blobs),

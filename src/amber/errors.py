@@ -62,12 +62,14 @@ class UnsupportedTypeError(EncodeError, TypeError):
     def __init__(self, obj_type: type, path: str = "root", reason: str | None = None) -> None:
         self.obj_type = obj_type
         name = f"{obj_type.__module__}.{obj_type.__qualname__}"
-        why = reason or "amber has no handler for this type"
-        super().__init__(
-            f"object of type {name!r}: {why}. Convert it to a supported type first "
-            "(the README lists what amber saves)",
-            path or "root",
-        )
+        if reason:
+            msg = f"object of type {name!r}: {reason}"
+        else:
+            msg = (
+                f"object of type {name!r}: amber has no handler for this type. Convert it to a "
+                "supported type first (the README lists what amber saves)"
+            )
+        super().__init__(msg, path or "root")
 
 
 class NestingError(EncodeError):

@@ -9,12 +9,24 @@ that module's dotted prefix (``"mypkg"`` trusts ``"mypkg.models.Model"``).
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from collections.abc import Iterable
 from typing import Any
 
 from amber.errors import DecodeError, UntrustedTypeError
 
-__all__ = ["DEFAULT_TRUSTED", "DENIED", "is_trusted", "resolve", "trust", "trusted_names", "untrusted"]
+__all__ = [
+    "DEFAULT_CLASSES",
+    "DEFAULT_TRUSTED",
+    "DENIED",
+    "is_denied",
+    "is_trusted",
+    "resolve",
+    "trust",
+    "trusted_names",
+    "untrusted",
+]
 
 #: Names any load may import: harmless constructors of plain data.
 DEFAULT_TRUSTED: frozenset[str] = frozenset(
@@ -28,13 +40,66 @@ DEFAULT_TRUSTED: frozenset[str] = frozenset(
         "collections.Counter",
         "collections.defaultdict",
         "collections.deque",
-        "numpy.random.PCG64",
-        "numpy.random.PCG64DXSM",
-        "numpy.random.MT19937",
-        "numpy.random.Philox",
-        "numpy.random.SFC64",
+        "numpy.ndarray",
+        "numpy.dtype",
+        "re._compile",
+        # scikit-learn's default scoring functions (SelectKBest & co. hold them as parameters)
+        "sklearn.feature_selection._univariate_selection.f_classif",
+        "sklearn.feature_selection._univariate_selection.f_regression",
+        "sklearn.feature_selection._univariate_selection.r_regression",
+        "sklearn.feature_selection._univariate_selection.chi2",
+        "sklearn.feature_selection._mutual_info.mutual_info_classif",
+        "sklearn.feature_selection._mutual_info.mutual_info_regression",
     }
+) | frozenset(
+    # NumPy functions that only compute (FunctionTransformer, aggregations in models).
+    # Every NumPy ufunc (np.log1p, np.exp, ...) is trusted as well; see _KIND_RULES.
+    f"numpy.{n}"
+    for n in (
+        "mean median average sum prod std var min max amin amax ptp argmin argmax cumsum cumprod "
+        "nanmean nanmedian nansum nanprod nanstd nanvar nanmin nanmax nanargmin nanargmax "
+        "percentile quantile nanpercentile nanquantile round around clip diff gradient "
+        "sort argsort unique ravel transpose squeeze atleast_1d atleast_2d "
+        "asarray ascontiguousarray asfortranarray copy where nan_to_num real imag angle"
+    ).split()
 )
+
+#: Module prefixes whose *classes* a load may import and rebuild: the estimators, frames,
+#: matrices, models and modules that ML files hold, and the internal types inside them.
+#: Only classes: a function under these modules is trusted only when named in
+#: DEFAULT_TRUSTED or when it is a generated unpickler of such a class (Cython's
+#: ``__pyx_unpickle_*``, scikit-learn's ``newObj``, pandas' ``_unpickle*``).
+DEFAULT_CLASSES: tuple[str, ...] = (
+    "sklearn",
+    "scipy.sparse",
+    "scipy.stats",
+    "pandas",
+    "lightgbm.sklearn",
+    "lightgbm.basic",
+    "xgboost.sklearn",
+    "xgboost.core",
+    "torch.nn.modules",
+    "torch.nn.parameter",
+    "torch.optim",
+    "numpy.random",
+    "numpy.dtypes",
+    "collections",
+    "enum",
+)
+#: Parts of those packages that read or write files, fetch data or run tests.
+_CLASS_EXCLUDED: tuple[str, ...] = (
+    "sklearn.datasets.",
+    "sklearn.externals.",
+    "sklearn.utils._testing.",
+    "sklearn.utils._show_versions.",
+    "sklearn.utils.parallel.",
+    "pandas.io.",
+    "pandas.util.",
+    "pandas._testing.",
+    "pandas.core.computation.",
+    "pandas.plotting.",
+)
+_UNPICKLER_NAMES = ("__pyx_unpickle_", "_unpickle", "newObj")
 
 #: Callables that load or execute code; never imported, whatever the caller trusts.
 DENIED_PREFIXES: tuple[str, ...] = (
@@ -81,8 +146,25 @@ DENIED: frozenset[str] = frozenset(
         "numpy.lib.npyio.load",
         "torch.load",
         "functools.partial",
+        "functools.reduce",
         "operator.attrgetter",
         "operator.methodcaller",
+        "operator.itemgetter",
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        "numpy.memmap",
+        "numpy.DataSource",
+        "numpy.save",
+        "numpy.savez",
+        "numpy.savetxt",
+        "numpy.frombuffer",
+        "numpy.genfromtxt",
+        "numpy.fromregex",
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "torch.save",
+        "torch.hub",
     }
 )
 
@@ -103,7 +185,10 @@ def trusted_names() -> frozenset[str]:
 
 
 def is_denied(name: str) -> bool:
-    return name in DENIED or name.startswith(DENIED_PREFIXES)
+    """Is ``name`` on the deny list (or reaching for a dunder attribute such as ``__class__``)?"""
+    if name in DENIED or name.startswith(DENIED_PREFIXES):
+        return True
+    return any(p.startswith("__") and p.endswith("__") for p in name.split(".")[1:])
 
 
 def _matches(name: str, entries: Iterable[str]) -> bool:
@@ -113,35 +198,93 @@ def _matches(name: str, entries: Iterable[str]) -> bool:
     return False
 
 
-def is_trusted(name: str, extra: Iterable[str] = ()) -> bool:
-    """May a load import ``name``, given the caller's extra ``trusted=`` entries?"""
+def _by_default_prefix(name: str) -> bool:
+    """Is ``name`` below a module whose classes are trusted by default (pending the check
+    that it *is* a class, which needs an import of that trusted module)?"""
+    return _matches(name, DEFAULT_CLASSES) and not name.startswith(_CLASS_EXCLUDED) or name.startswith("numpy.")
+
+
+def _kind_ok(name: str, obj: Any) -> bool:
+    """May ``obj``, imported as ``name`` from a by-default trusted module, be used?"""
+    if name.startswith("numpy.") and not _matches(name, DEFAULT_CLASSES):
+        import numpy as np
+
+        return isinstance(obj, np.ufunc) or (isinstance(obj, type) and issubclass(obj, (np.generic, np.dtype)))
+    if isinstance(obj, type):
+        return True
+    last = name.rpartition(".")[2]
+    return callable(obj) and last.startswith(_UNPICKLER_NAMES)
+
+
+_kind_cache: dict[str, bool] = {}
+
+
+def _default_kind_trusted(name: str) -> bool:
+    """Import ``name`` (its module is trusted by default) and check that it is a class or
+    another kind of object the defaults trust. Cached per process; missing names count as
+    untrusted (a load would fail on them anyway)."""
+    ok = _kind_cache.get(name)
+    if ok is None:
+        try:
+            ok = _kind_ok(name, _import(name))
+        except DecodeError:
+            ok = False
+        if len(_kind_cache) < 65536:
+            _kind_cache[name] = ok
+    return ok
+
+
+def is_trusted(name: str, extra: Iterable[str] = (), imports: bool = True) -> bool:
+    """May a load import ``name``, given the caller's extra ``trusted=`` entries?
+
+    Names trusted by a default module prefix are checked to be classes (or other kinds
+    the defaults allow); that imports the (trusted) module, never anything untrusted.
+    ``imports=False`` skips that check (for ``inspect``, which imports nothing).
+    """
     if is_denied(name):
         return False
-    return name in DEFAULT_TRUSTED or _matches(name, _process_trusted) or _matches(name, extra)
+    if name in DEFAULT_TRUSTED or _matches(name, _process_trusted) or _matches(name, extra):
+        return True
+    return _by_default_prefix(name) and (not imports or _default_kind_trusted(name))
 
 
-def untrusted(names: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+def untrusted(names: Iterable[str], extra: Iterable[str] = (), imports: bool = True) -> list[str]:
     """The names among ``names`` that a load with ``trusted=extra`` may not import."""
     extra = tuple(extra)
-    return sorted({n for n in names if not is_trusted(n, extra)})
+    return sorted({n for n in names if not is_trusted(n, extra, imports)})
+
+
+def _import(name: str) -> Any:
+    """The object named ``module.qualname`` (no trust check: callers check first)."""
+    module, _, qual = name.rpartition(".")
+    parts = name.split(".")
+    # Find the longest importable module prefix (for nested qualnames such as a.B.C).
+    for cut in range(len(parts) - 1, 0, -1):
+        modname = ".".join(parts[:cut])
+        obj: Any = sys.modules.get(modname)
+        if obj is None:
+            try:
+                obj = importlib.import_module(modname)
+            except ImportError:
+                continue
+            except Exception as exc:  # a module that fails on import
+                raise DecodeError(f"cannot import {modname!r} (for {name!r}): {type(exc).__name__}: {exc}") from None
+        try:
+            for attr in parts[cut:]:
+                obj = getattr(obj, attr)
+                if isinstance(obj, types.ModuleType):  # "pkg.mod.os.system": not its own name
+                    raise DecodeError(f"{name!r} reaches module {obj.__name__!r} through an attribute; refusing")
+        except AttributeError:
+            break
+        real = f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', None)}"
+        if real != name and is_denied(real):
+            raise DecodeError(f"{name!r} is {real!r}, which amber never loads")
+        return obj
+    raise DecodeError(f"cannot import {name!r}: no module {module or qual!r} provides it in this environment")
 
 
 def resolve(name: str, extra: Iterable[str] = ()) -> Any:
     """Import and return the object named ``module.qualname``, only if it is trusted."""
     if not is_trusted(name, extra):
         raise UntrustedTypeError([name])
-    module, _, qual = name.rpartition(".")
-    # Find the longest importable module prefix (for nested qualnames such as a.B.C).
-    parts = name.split(".")
-    for cut in range(len(parts) - 1, 0, -1):
-        try:
-            obj: Any = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        try:
-            for attr in parts[cut:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
-        return obj
-    raise DecodeError(f"cannot import {name!r}: no module {module or qual!r} provides it in this environment")
+    return _import(name)

@@ -58,8 +58,9 @@ class Source(ABC):
     def readinto(self, offset: int, buf: memoryview) -> None:
         """Fill ``buf`` with the bytes at ``offset``; raise StorageError past the end."""
 
-    def mmap(self) -> Any:
-        """A read-only buffer over the whole file, or None when it cannot be mapped."""
+    def mmap(self, private: bool = False) -> Any:
+        """A read-only buffer over the whole file, or None when it cannot be mapped.
+        ``private``: a writable copy-on-write mapping instead (writes never reach the file)."""
         return None
 
     def close(self) -> None:
@@ -81,6 +82,7 @@ class FileSource(Source):
             raise StorageError(f"cannot open {self.name}: {exc.strerror or exc}") from exc
         self.size = os.fstat(self.fd).st_size
         self._map: _mmap.mmap | None = None
+        self._private: _mmap.mmap | None = None
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         want = len(buf)
@@ -91,7 +93,11 @@ class FileSource(Source):
                 raise StorageError(f"{self.name}: unexpected end of file at byte {offset + done}")
             done += got
 
-    def mmap(self) -> Any:
+    def mmap(self, private: bool = False) -> Any:
+        if private:
+            if self._private is None and self.size:
+                self._private = _mmap.mmap(self.fd, 0, access=_mmap.ACCESS_COPY)
+            return self._private
         if self._map is None and self.size:
             self._map = _mmap.mmap(self.fd, 0, access=_mmap.ACCESS_READ)
         return self._map

@@ -206,12 +206,14 @@ class ContainerReader:
             "the file is damaged; restore it from a good copy"
         )
 
-    def mapped(self, index: int) -> memoryview | None:
-        """A read-only view of an uncompressed blob inside a memory map, or None."""
+    def mapped(self, index: int, private: bool = False) -> memoryview | None:
+        """A read-only view of an uncompressed blob inside a memory map, or None.
+        ``private``: a writable view of a copy-on-write mapping (writes stay in this process),
+        for frameworks that cannot mark memory read-only (torch)."""
         b = self.blob(index)
         if b.codec is not None:
             return None
-        mm = self.source.mmap()
+        mm = self.source.mmap(private)
         if mm is None:
             return None
         return memoryview(mm)[b.offset : b.offset + b.nbytes]

@@ -179,6 +179,18 @@ class Encoder:
     def note_package(self, name: str) -> None:
         self.packages.add(name)
 
+    def encode_before(self, owner: Any, obj: Any, at: Any = None) -> Any:
+        """Encode ``obj``, which must be rebuilt before ``owner`` exists (its constructor
+        arguments): a reference back to ``owner`` from inside it is refused as a cycle."""
+        i = id(owner)
+        if i in self.building:
+            return self.encode(obj, at)
+        self.building.add(i)
+        try:
+            return self.encode(obj, at)
+        finally:
+            self.building.discard(i)
+
     def encode(self, obj: Any, at: Any = None) -> Any:
         t = type(obj)
         if t is str or t is float or t is bool or obj is None or t is bytes:
@@ -307,10 +319,7 @@ class Encoder:
         if h is None:
             h = self.registry.for_type(t)
             if h is None:
-                if t is int:
-                    h = self.registry.by_tag[("int", 1)]
-                else:
-                    raise UnsupportedTypeError(t)
+                h = self.registry.by_tag[("int", 1)] if t is int else self.registry.fallback(t)
         self.types.add(h.handler_id)
         if h.binds:
             return h.encode(obj, self)
@@ -371,6 +380,7 @@ class Decoder:
         self.registry = REGISTRY
         #: per-load state for handlers
         self.scratch: dict[Any, Any] = {}
+        self._resolved: dict[str, Any] = {}
 
     # -- the DecodeContext protocol ---------------------------------------------------
     def bind(self, obj: Any) -> None:
@@ -378,11 +388,14 @@ class Decoder:
             self.memo[self._slot] = obj
 
     def resolve(self, name: str) -> Any:
-        if name not in self.needs:
-            raise CorruptFileError(
-                f"the node tree imports {name!r}, which the manifest does not declare; refusing"
-            )
-        return _resolve(name, self.trusted)
+        obj = self._resolved.get(name, _PENDING)
+        if obj is _PENDING:
+            if name not in self.needs:
+                raise CorruptFileError(
+                    f"the node tree imports {name!r}, which the manifest does not declare; refusing"
+                )
+            obj = self._resolved[name] = _resolve(name, self.trusted)
+        return obj
 
     def _blobs(self) -> ContainerReader:
         if self.reader is None:

@@ -6,9 +6,11 @@ imported the first time one of their objects (or tags) is met.
 
 from amber.handlers._base import REGISTRY, DecodeContext, EncodeContext, Handler, Registry
 from amber.handlers._builtins import BUILTIN_HANDLERS
+from amber.handlers._object import GLOBAL, OBJECT, REDUCE, STATE, fallback_for
 
-for _h in BUILTIN_HANDLERS:
+for _h in (*BUILTIN_HANDLERS, GLOBAL, OBJECT, REDUCE, STATE):
     REGISTRY.register(_h)
+REGISTRY._fallback = fallback_for
 
 REGISTRY.register_lazy("numpy", "amber.handlers._numpy")
 REGISTRY.register_lazy("pandas", "amber.handlers._pandas")

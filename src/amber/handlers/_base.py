@@ -20,11 +20,13 @@ imported the first time such an object or tag is met, so ``import amber`` stays 
 from __future__ import annotations
 
 import importlib
+import warnings
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any, ClassVar, Protocol
 
 from amber._node import tag as make_tag
-from amber.errors import AmberError
+from amber.errors import AmberError, AmberWarning
 
 __all__ = ["DecodeContext", "EncodeContext", "Handler", "REGISTRY", "Registry"]
 
@@ -40,6 +42,7 @@ class EncodeContext(Protocol):
     def add_blob(self, data: memoryview, filt: Any = None) -> int: ...
     def need(self, name: str) -> None: ...
     def note_package(self, name: str) -> None: ...
+    def encode_before(self, owner: Any, obj: Any, at: Any = None) -> Any: ...
 
 
 class DecodeContext(Protocol):
@@ -94,6 +97,10 @@ class Registry:
         #: top-level module or tag prefix -> module that registers its handlers on import
         self.lazy: dict[str, str] = {}
         self._loaded: set[str] = set()
+        self._plugins_loaded = False
+        #: type -> handler for types no registered handler saves (set by amber.handlers)
+        self._fallback: Callable[[type], Handler] | None = None
+        self._fallbacks: dict[type, Handler] = {}
 
     def register(self, handler: Handler | type[Handler], clobber: bool = False) -> Handler:
         h = handler() if isinstance(handler, type) else handler
@@ -108,6 +115,7 @@ class Registry:
         self.by_tag[key] = h
         for t in h.types:
             self.by_type[t] = h
+            self._fallbacks.pop(t, None)
         return h
 
     def register_lazy(self, prefix: str, module: str) -> None:
@@ -121,15 +129,58 @@ class Registry:
         importlib.import_module(module)
         return True
 
+    def load_plugins(self) -> None:
+        """Register the handlers that installed packages declare in the entry-point group
+        ``amber.handlers`` (once per process). An entry point names a Handler class or
+        instance, a module that registers handlers when imported, or a function to call."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        from importlib.metadata import entry_points
+
+        for ep in entry_points(group="amber.handlers"):
+            try:
+                obj = ep.load()
+                if isinstance(obj, Handler) or isinstance(obj, type) and issubclass(obj, Handler):
+                    self.register(obj, clobber=True)
+                elif callable(obj) and not isinstance(obj, type):
+                    obj()
+            except Exception as exc:
+                warnings.warn(
+                    f"amber handler plugin {ep.name!r} ({ep.value}) failed to load: {type(exc).__name__}: "
+                    f"{exc}; its types are saved and loaded without it",
+                    AmberWarning,
+                    stacklevel=3,
+                )
+
     def for_type(self, t: type) -> Handler | None:
         h = self.by_type.get(t)
         if h is None and self._load(t.__module__.partition(".")[0]):
             h = self.by_type.get(t)
+        if h is None and not self._plugins_loaded:
+            self.load_plugins()
+            h = self.by_type.get(t)
+        return h
+
+    def fallback(self, t: type) -> Handler:
+        """The generic handler for a type without its own (by name, reduction or opt-in)."""
+        h = self._fallbacks.get(t)
+        if h is None:
+            if self._fallback is None:
+                from amber.errors import UnsupportedTypeError
+
+                raise UnsupportedTypeError(t)
+            h = self._fallback(t)
+            if len(self._fallbacks) < 65536:
+                self._fallbacks[t] = h
         return h
 
     def for_tag(self, name: str, version: int) -> Handler | None:
         h = self.by_tag.get((name, version))
         if h is None and self._load(name.partition(".")[0]):
+            h = self.by_tag.get((name, version))
+        if h is None and not self._plugins_loaded:
+            self.load_plugins()
             h = self.by_tag.get((name, version))
         return h
 
