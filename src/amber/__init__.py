@@ -5,7 +5,9 @@
 >>> amber.load("model.amber")                          # doctest: +SKIP
 """
 
-from amber._api import dump, dumps, inspect, load, loads, open
+from amber._api import dump, dumps, inspect, load, loads, open, untrusted_types
+from amber._explain import Problem, check, copy, explain
+from amber.handlers._user import handler
 from amber._version import __version__
 from amber.errors import (
     AmberError,
@@ -31,17 +33,23 @@ __all__ = [
     "EncodeError",
     "FormatError",
     "NestingError",
+    "Problem",
     "StorageError",
     "UnsupportedTypeError",
     "UntrustedTypeError",
     "VersionError",
     "VersionMismatchWarning",
     "__version__",
+    "check",
+    "copy",
     "dump",
     "dumps",
+    "explain",
+    "handler",
     "inspect",
     "load",
     "loads",
     "open",
     "trust",
+    "untrusted_types",
 ]

@@ -13,7 +13,7 @@ from amber.container._reader import ContainerReader
 from amber.errors import FormatError, StorageError
 from amber._node import ext_hook
 
-__all__ = ["dump", "dumps", "inspect", "load", "loads", "open", "FORMATS_BY_SUFFIX"]
+__all__ = ["dump", "dumps", "inspect", "load", "loads", "open", "untrusted_types", "FORMATS_BY_SUFFIX"]
 
 #: Suffix -> format name. Formats other than the native one arrive with later releases.
 FORMATS_BY_SUFFIX = {
@@ -177,5 +177,21 @@ def inspect(source: PathLike | Any) -> Any:
     reader = _reader(source, verify=True)
     try:
         return describe(reader)
+    finally:
+        reader.close()
+
+
+def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = None) -> list[str]:
+    """The classes and functions a file needs that a load with ``trusted=`` would refuse
+    (sorted; empty when it loads as is). Nothing named by the file is imported."""
+    from amber.trust import untrusted
+
+    _format_for(source, None)
+    reader = _reader(source, verify=True)
+    try:
+        needs = reader.manifest.get("needs") or []
+        if not isinstance(needs, list) or not all(type(n) is str for n in needs):
+            raise FormatError(f"{reader.name}: the manifest's list of needed names is malformed")
+        return untrusted(needs, tuple(trusted or ()))
     finally:
         reader.close()

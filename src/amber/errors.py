@@ -61,6 +61,7 @@ class UnsupportedTypeError(EncodeError, TypeError):
 
     def __init__(self, obj_type: type, path: str = "root", reason: str | None = None) -> None:
         self.obj_type = obj_type
+        self.reason = reason or "amber has no handler for this type"
         name = f"{obj_type.__module__}.{obj_type.__qualname__}"
         if reason:
             msg = f"object of type {name!r}: {reason}"
@@ -104,15 +105,27 @@ class UntrustedTypeError(DecodeError):
     """The file needs types that are not on the trust list.
 
     ``untrusted`` holds every such type name, sorted; nothing from the file was imported.
+    ``denied`` holds those among them on the deny list, which no ``trusted=`` can admit.
     """
 
-    def __init__(self, untrusted: Iterable[str], where: str = "") -> None:
+    def __init__(self, untrusted: Iterable[str], where: str = "", denied: Iterable[str] = ()) -> None:
         self.untrusted = tuple(sorted(set(untrusted)))
-        names = ", ".join(self.untrusted)
-        super().__init__(
-            f"{where}the file needs types that are not trusted: {names}. "
-            f"If you trust them, pass trusted={list(self.untrusted)!r} to load"
-        )
+        self.denied = tuple(sorted(set(denied) & set(self.untrusted)))
+        allowable = [n for n in self.untrusted if n not in self.denied]
+        parts = []
+        if allowable:
+            parts.append(
+                f"the file needs types that are not trusted: {', '.join(allowable)}. "
+                f"If you trust them, pass trusted={allowable!r} to load"
+            )
+        if self.denied:
+            parts.append(
+                f"it also names {', '.join(self.denied)}, which amber never loads because "
+                "{} can run arbitrary code: do not load this file unless you made it".format(
+                    "it" if len(self.denied) == 1 else "they"
+                )
+            )
+        super().__init__(where + "; ".join(parts))
 
 
 class StorageError(AmberError, OSError):

@@ -286,5 +286,5 @@ def _import(name: str) -> Any:
 def resolve(name: str, extra: Iterable[str] = ()) -> Any:
     """Import and return the object named ``module.qualname``, only if it is trusted."""
     if not is_trusted(name, extra):
-        raise UntrustedTypeError([name])
+        raise UntrustedTypeError([name], denied=[name] if is_denied(name) else ())
     return _import(name)

@@ -40,6 +40,7 @@ from amber.errors import (
     VersionMismatchWarning,
 )
 from amber.handlers import REGISTRY, Handler
+from amber.trust import is_denied
 from amber.trust import resolve as _resolve
 from amber.trust import untrusted as _untrusted
 
@@ -615,7 +616,7 @@ def check_trust(manifest: dict[str, Any], trusted: Iterable[str], name: str) -> 
         raise FormatError(f"{name}: the manifest's list of needed names is malformed")
     bad = _untrusted(needs, trusted)
     if bad:
-        raise UntrustedTypeError(bad, where=f"{name}: ")
+        raise UntrustedTypeError(bad, where=f"{name}: ", denied=[n for n in bad if is_denied(n)])
     return needs
 
 
