@@ -89,6 +89,8 @@ _COMPRESSED = {
 }
 _DEVICE = re.compile(r"[a-z][a-z0-9_]{0,31}(:[0-9]{1,4})?")
 _MAX_NDIM = 64
+_CPU = torch.device("cpu")
+_PENDING = object()
 _MAX_INT = 1 << 62
 #: torch warnings that only say a feature is young; loading a file should not repeat them.
 _QUIET = ("ComplexHalf support is experimental", "Sparse CSR tensor support is in beta", "Sparse invariant checks")
@@ -106,13 +108,13 @@ def _meta(node: Any, what: str) -> dict[str, Any]:
 
 
 def _ints(value: Any, what: str) -> tuple[int, ...]:
-    if (
-        type(value) not in (list, tuple)
-        or len(value) > _MAX_NDIM
-        or not all(type(v) is int and 0 <= v <= _MAX_INT for v in value)
-    ):
-        raise CorruptFileError(f"tensor {what} {value!r:.80} is not a list of at most {_MAX_NDIM} integers in 0..2**62")
-    return tuple(value)
+    if type(value) in (tuple, list) and len(value) <= _MAX_NDIM:
+        for v in value:
+            if type(v) is not int or not 0 <= v <= _MAX_INT:
+                break
+        else:
+            return tuple(value)
+    raise CorruptFileError(f"tensor {what} {value!r:.80} is not a list of at most {_MAX_NDIM} integers in 0..2**62")
 
 
 def _dtype(name: Any) -> torch.dtype:
@@ -180,37 +182,37 @@ class StorageHandler(Handler):
         n = meta.get("nbytes")
         if type(n) is not int or not 0 <= n <= _MAX_INT:
             raise CorruptFileError(f"storage size {n!r:.40} is not an integer in 0..2**62")
-        saved = _saved_device(meta.get("device"))
+        saved = meta.get("device")
+        placer = ctx.scratch.get("torch.placer") or _placer(ctx)
+        target = placer.target(saved)
         if saved == "meta":
             if "blob" in meta:
                 raise CorruptFileError("a meta storage holds no data, but its node names a blob")
             return torch.UntypedStorage(n, device="meta")
         ref = meta.get("blob")
-        have = ctx.blob_nbytes(ref)
-        if have != n:
-            raise CorruptFileError(f"storage of {n} bytes is backed by blob {ref} of {have} bytes")
-        placer = _placer(ctx)
-        target = placer.target(saved)
-        if target is not None and target.type == "meta":
-            return torch.UntypedStorage(n, device="meta")  # no bytes read
+        if type(ref) is not int:
+            raise CorruptFileError(f"storage node names no blob (blob={ref!r:.40})")
+        if target is not None and target.type == "meta":  # no bytes read
+            have = ctx.blob_nbytes(ref)
+            if have != n:
+                raise CorruptFileError(f"storage of {n} bytes is backed by blob {ref} of {have} bytes")
+            return torch.UntypedStorage(n, device="meta")
         st = _cpu_storage(ctx, ref, n)
-        return placer.place(st, saved, target)
+        return st if target is _CPU else placer.place(st, saved, target)
 
 
 def _cpu_storage(ctx: DecodeContext, ref: Any, n: int) -> torch.UntypedStorage:
     """The blob as a CPU storage: a copy-on-write file mapping with ``mmap``, else read once."""
     buf = ctx.blob(ref)  # also claims the blob: one blob backs one node
-    if not n:
-        return torch.UntypedStorage(0)
-    if not isinstance(buf, np.ndarray):
-        # A read-only view of the file mapping: torch cannot mark memory read-only, so a
-        # write would crash the process. Use the copy-on-write twin of the mapping instead.
-        buf = _private_view(ctx, ref, buf)
     if len(buf) != n:
         raise CorruptFileError(f"storage of {n} bytes is backed by blob {ref} of {len(buf)} bytes")
-    if isinstance(buf, np.ndarray):
+    if not n:
+        return torch.UntypedStorage(0)
+    if isinstance(buf, np.ndarray):  # fresh memory (or amber's own buffer of a small file)
         return torch.from_numpy(buf).untyped_storage()
-    return torch.frombuffer(buf, dtype=torch.uint8).untyped_storage()
+    # A read-only view of the file mapping: torch cannot mark memory read-only, so a write
+    # would crash the process. Use the copy-on-write twin of the mapping instead.
+    return torch.frombuffer(_private_view(ctx, ref, buf), dtype=torch.uint8).untyped_storage()
 
 
 def _private_view(ctx: DecodeContext, ref: Any, shared: Any) -> Any:
@@ -227,6 +229,8 @@ class _Placer:
     """Where storages go: ``map_location`` as ``torch.load`` reads it."""
 
     def __init__(self, ml: Any) -> None:
+        #: saved device name -> target device (None: ask the callable)
+        self.cache: dict[str, torch.device | None] = {}
         self.fn = None
         self.fixed: torch.device | None = None
         self.table: dict[str, torch.device] | None = None
@@ -251,18 +255,25 @@ class _Placer:
         except (RuntimeError, TypeError, ValueError) as exc:
             raise DecodeError(f"map_location names no device: {value!r:.60} ({exc})") from None
 
-    def target(self, saved: str) -> torch.device | None:
+    def target(self, saved: Any) -> torch.device | None:
         """The device a storage saved on ``saved`` goes to (None: ask the callable first)."""
-        if self.fixed is not None:
-            return self.fixed
-        if self.table is not None and saved in self.table:
-            return self.table[saved]
-        if self.fn is not None:
-            return None
-        try:
-            return torch.device(saved)
-        except RuntimeError:
-            raise CorruptFileError(f"storage device {saved!r} is not a device torch knows") from None
+        out = self.cache.get(saved, _PENDING) if type(saved) is str else _PENDING
+        if out is _PENDING:
+            try:
+                out = torch.device(_saved_device(saved))
+            except RuntimeError:
+                raise CorruptFileError(f"storage device {saved!r} is not a device torch knows") from None
+            if self.fixed is not None:
+                out = self.fixed
+            elif self.table is not None and saved in self.table:
+                out = self.table[saved]
+            elif self.fn is not None:
+                out = None
+            if out is not None and out.type == "cpu":
+                out = _CPU
+            if len(self.cache) < 64:
+                self.cache[saved] = out
+        return out
 
     def place(self, st: torch.UntypedStorage, saved: str, target: torch.device | None) -> torch.UntypedStorage:
         if target is None:  # a callable map_location
