@@ -46,12 +46,13 @@ from amber.handlers._numpy import _count, _filter_for, _shape, dtype_from_node, 
 __all__: list[str] = []
 
 _arrays = pd.arrays
+#: ``PandasArray`` before pandas 2.1
+_NumpyEA: type = getattr(_arrays, "NumpyExtensionArray", None) or _arrays.PandasArray
 _NAType = type(pd.NA)
 _NaTType = type(pd.NaT)
 #: datetime64/timedelta64 units pandas holds in arrays
 _UNITS = frozenset({"s", "ms", "us", "ns"})
 #: dtype kinds a NumPy block or array may have (object arrays go through ``strs``/``obj``)
-_NUMERIC = "biufc"
 _BLOCK_KINDS = "biufcmM"
 #: missing-value codes of a ``strs`` array
 _MISSING: tuple[Any, ...] = (None, None, float("nan"), pd.NA)
@@ -254,38 +255,102 @@ def _pyarrow() -> Any:
     return pa
 
 
-def _arrow_out(chunked: Any, ctx: EncodeContext) -> int:
+def _flat(pa: Any, t: Any) -> bool:
+    """Arrow types whose arrays are just their own buffers (no children, dictionaries,
+    extension metadata or variadic buffers): these are written buffer by buffer."""
+    return (
+        t.num_fields == 0
+        and not isinstance(t, pa.ExtensionType)
+        and not pa.types.is_dictionary(t)
+        and not pa.types.is_string_view(t)
+        and not pa.types.is_binary_view(t)
+    )
+
+
+def _arrow_out(chunked: Any, ctx: EncodeContext) -> dict[str, Any]:
+    """``{"type": schema bytes, "chunks": [{"n", "bufs": [blob or None]}]}`` when every
+    chunk of a flat type owns its buffers (written straight from Arrow's memory), else
+    ``{"ipc": blob}``: one Arrow IPC stream, one record batch per chunk."""
     pa = _pyarrow()
     ctx.note_package("pyarrow")
     schema = pa.schema([pa.field("v", chunked.type)])
+    if _flat(pa, chunked.type) and all(
+        c.offset == 0 and c.get_total_buffer_size() <= c.nbytes + 64 for c in chunked.chunks
+    ):
+        chunks = []
+        for c in chunked.chunks:
+            bufs = [None if b is None else ctx.add_blob(memoryview(b)) for b in c.buffers()]
+            chunks.append({"n": len(c), "bufs": bufs})
+        return {"type": schema.serialize().to_pybytes(), "chunks": chunks}
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as w:
         for chunk in chunked.chunks:
             w.write_batch(pa.record_batch([chunk], schema=schema))
-    return ctx.add_blob(memoryview(sink.getvalue()))
+    return {"ipc": ctx.add_blob(memoryview(sink.getvalue()))}
 
 
-def _arrow_in(ref: Any, ctx: DecodeContext, n: int | None) -> Any:
-    """The ChunkedArray of one IPC stream, every batch validated in full."""
+def _validate(pa: Any, arr: Any) -> None:
+    """``arr.validate(full=True)``, with a faster equivalent for UTF-8 string arrays:
+    offsets checked on the binary view, then the text checked once as a whole (ASCII, or
+    valid UTF-8 with every string starting on a character boundary)."""
+    t = arr.type
+    if t in (pa.string(), pa.large_string()) and arr.offset == 0:
+        arr.view(pa.binary() if t == pa.string() else pa.large_binary()).validate(full=True)
+        bufs = arr.buffers()
+        if len(arr) == 0 or bufs[2] is None:
+            return arr.validate(full=True)
+        offs = np.frombuffer(bufs[1], dtype=np.int32 if t == pa.string() else np.int64)[: len(arr) + 1]
+        lo, hi = int(offs[0]), int(offs[-1])
+        text = np.frombuffer(bufs[2], dtype=np.uint8)[lo:hi]
+        whole = len(text) // 8 * 8
+        high = np.bitwise_or.reduce(text[:whole].view(np.uint64)) if whole else 0
+        if not (int(high) & 0x8080808080808080) and bool((text[whole:] < 0x80).all()):
+            return None  # ASCII
+        try:
+            str(text, "utf-8")
+        except UnicodeDecodeError:
+            return arr.validate(full=True)  # raises, with Arrow's own message
+        starts = offs[offs < hi] - lo
+        if not bool(((text[starts] & 0xC0) != 0x80).all()):
+            return arr.validate(full=True)
+        return None
+    return arr.validate(full=True)
+
+
+def _arrow_in(x: dict[str, Any], ctx: DecodeContext, n: int | None) -> Any:
+    """The ChunkedArray of an ``arrow`` spec, every chunk validated in full."""
     pa = _pyarrow()
-    buf = pa.py_buffer(ctx.blob(ref))
-    reader = pa.ipc.open_stream(buf)
-    if len(reader.schema) != 1:
-        raise _corrupt("an Arrow stream holds more than one column")
-    typ = reader.schema.field(0).type
-    chunks = []
-    rows = 0
-    for batch in reader:
-        batch.validate(full=True)
-        if batch.num_columns != 1:
+    if "ipc" in x:
+        reader = pa.ipc.open_stream(pa.py_buffer(ctx.blob(x["ipc"])))
+        schema = reader.schema
+        batches = list(reader)
+        if any(b.num_columns != 1 for b in batches):
             raise _corrupt("an Arrow batch holds more than one column")
-        chunks.append(batch.column(0))
-        rows += batch.num_rows
+        chunks = [b.column(0) for b in batches]
+    else:
+        x = _spec(x, "type", "chunks")
+        if type(x["type"]) is not bytes or type(x["chunks"]) is not tuple:
+            raise _corrupt("malformed Arrow array description")
+        schema = pa.ipc.read_schema(pa.py_buffer(x["type"]))
+        if len(schema) == 1 and not _flat(pa, schema.field(0).type):
+            raise _corrupt(f"Arrow type {schema.field(0).type} cannot be stored buffer by buffer")
+        chunks = []
+        for c in x["chunks"]:
+            c = _spec(c, "n", "bufs")
+            typ = schema.field(0).type if len(schema) == 1 else None
+            if typ is None or type(c["bufs"]) is not tuple or len(c["bufs"]) != typ.num_buffers:
+                raise _corrupt("an Arrow chunk has the wrong number of buffers")
+            bufs = [None if b is None else pa.py_buffer(ctx.blob(b)) for b in c["bufs"]]
+            chunks.append(pa.Array.from_buffers(typ, _int(c["n"], "Arrow chunk length"), bufs, null_count=-1))
+    if len(schema) != 1:
+        raise _corrupt("an Arrow stream holds more than one column")
+    rows = 0
+    for col in chunks:
+        _validate(pa, col)
+        rows += len(col)
     if n is not None and rows != n:
         raise _corrupt(f"Arrow array of {rows} rows where {n} belong")
-    chunked = pa.chunked_array(chunks, type=typ)
-    chunked.validate(full=True)
-    return chunked
+    return pa.chunked_array(chunks, type=schema.field(0).type)
 
 
 # ---------------------------------------------------------------------------------------
@@ -328,10 +393,7 @@ def _arr_out(v: Any, ctx: EncodeContext) -> dict[str, Any]:
         return {"kind": "masked", "data": _np_out(v._data, ctx), "mask": _np_out(v._mask, ctx)}
     if t is _arrays.StringArray:
         na = "NA" if v.dtype.na_value is pd.NA else "nan"
-        spec = _strs_out(v._ndarray, ctx)
-        if spec is None:
-            raise UnsupportedTypeError(t, "", "a StringArray holds something other than strings and missing values")
-        return {"kind": "pystr", "na": na, "v": spec}
+        return {"kind": "pystr", "na": na, "v": _obj_out(v._ndarray, ctx)}
     if t in _ARROW_TYPES:
         dtype = v.dtype
         if isinstance(dtype, pd.StringDtype):
@@ -343,8 +405,8 @@ def _arr_out(v: Any, ctx: EncodeContext) -> dict[str, Any]:
         chunked = getattr(v, "_pa_array", None)
         if chunked is None:
             chunked = v.__arrow_array__()
-        return {"kind": "arrow", "pd": kind, "ipc": _arrow_out(chunked, ctx)}
-    if t is _arrays.NumpyExtensionArray:
+        return {"kind": "arrow", "pd": kind, **_arrow_out(chunked, ctx)}
+    if t is _NumpyEA:
         return {"kind": "npx", "v": _arr_out(v._ndarray, ctx)}
     raise UnsupportedTypeError(t, "", f"pandas arrays of dtype {getattr(v, 'dtype', '?')} are not supported")
 
@@ -405,12 +467,11 @@ def _ea_in(x: Any, ctx: DecodeContext, n: int | None) -> Any:
         x = _spec(x, "na", "v")
         if x["na"] not in ("NA", "nan"):
             raise _corrupt(f"string na_value {x['na']!r:.40}")
-        values = _strs_in(_spec(x["v"]), ctx, n)
+        values = _obj_in(_spec(x["v"], "kind"), ctx, n)
         dtype = pd.StringDtype("python", na_value=pd.NA if x["na"] == "NA" else np.nan)
         return _arrays.StringArray(values, dtype=dtype)
     if kind == "arrow":
-        x = _spec(x, "pd", "ipc")
-        chunked = _arrow_in(x["ipc"], ctx, n)
+        chunked = _arrow_in(_spec(x, "pd"), ctx, n)
         if x["pd"] == "arrow":
             return _arrays.ArrowExtensionArray(chunked)
         if x["pd"] in ("str", "string"):
@@ -421,7 +482,7 @@ def _ea_in(x: Any, ctx: DecodeContext, n: int | None) -> Any:
         inner = _ea_in(_spec(x, "v")["v"], ctx, n)
         if not isinstance(inner, np.ndarray):
             raise _corrupt("a NumpyExtensionArray wraps no NumPy array")
-        return _arrays.NumpyExtensionArray(inner)
+        return _NumpyEA(inner)
     raise _corrupt(f"unknown array kind {kind!r:.40}")
 
 
@@ -696,7 +757,7 @@ class ArrayHandler(Handler):
         {
             _arrays.Categorical, _arrays.DatetimeArray, _arrays.TimedeltaArray, _arrays.PeriodArray,
             _arrays.IntervalArray, _arrays.IntegerArray, _arrays.FloatingArray, _arrays.BooleanArray,
-            _arrays.StringArray, _arrays.NumpyExtensionArray, *_ARROW_TYPES,
+            _arrays.StringArray, _NumpyEA, *_ARROW_TYPES,
         }
     )
 
