@@ -50,7 +50,37 @@ DEFAULT_TRUSTED: frozenset[str] = frozenset(
         "sklearn.feature_selection._univariate_selection.chi2",
         "sklearn.feature_selection._mutual_info.mutual_info_classif",
         "sklearn.feature_selection._mutual_info.mutual_info_regression",
+        # BisectingKMeans keeps the k-means step it runs as an attribute
+        "sklearn.cluster._kmeans._kmeans_single_lloyd",
+        "sklearn.cluster._kmeans._kmeans_single_elkan",
+        # masked arrays (the search CVs' cv_results_) and B-splines (SplineTransformer)
+        "numpy.ma.MaskedArray",
+        "numpy.ma.core._mareconstruct",
+        "scipy.interpolate._bsplines.BSpline",
+        "scipy._lib.array_api_compat.numpy._aliases.asarray",
     }
+) | frozenset(
+    # the metrics behind scikit-learn's named scorers (``scoring="accuracy"``, scorer_)
+    f"sklearn.metrics.{n}"
+    for n in (
+        "_classification.accuracy_score _classification.balanced_accuracy_score "
+        "_classification.brier_score_loss _classification.d2_brier_score "
+        "_classification.d2_log_loss_score _classification.f1_score _classification.fbeta_score "
+        "_classification.jaccard_score _classification.log_loss _classification.matthews_corrcoef "
+        "_classification.precision_score _classification.recall_score "
+        "_ranking.average_precision_score _ranking.roc_auc_score _ranking.top_k_accuracy_score "
+        "_regression.d2_absolute_error_score _regression.explained_variance_score _regression.max_error "
+        "_regression.mean_absolute_error _regression.mean_absolute_percentage_error "
+        "_regression.mean_gamma_deviance _regression.mean_poisson_deviance _regression.mean_tweedie_deviance "
+        "_regression.mean_squared_error _regression.mean_squared_log_error _regression.median_absolute_error "
+        "_regression.r2_score _regression.root_mean_squared_error _regression.root_mean_squared_log_error "
+        "_scorer.negative_likelihood_ratio _scorer.positive_likelihood_ratio "
+        "cluster._supervised.adjusted_mutual_info_score cluster._supervised.adjusted_rand_score "
+        "cluster._supervised.completeness_score cluster._supervised.fowlkes_mallows_score "
+        "cluster._supervised.homogeneity_score cluster._supervised.mutual_info_score "
+        "cluster._supervised.normalized_mutual_info_score cluster._supervised.rand_score "
+        "cluster._supervised.v_measure_score"
+    ).split()
 ) | frozenset(
     # NumPy functions that only compute (FunctionTransformer, aggregations in models).
     # Every NumPy ufunc (np.log1p, np.exp, ...) is trusted as well; see _KIND_RULES.
