@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import zlib
+
 import msgpack
 import numpy as np
 import xxhash
@@ -33,6 +35,7 @@ from amber.container._spec import (
     MAGIC,
     MAGIC_END,
     MAX_CHUNK,
+    FLAG_MANIFEST_ZLIB,
     TRAILER,
     TRAILER_SIZE,
 )
@@ -101,8 +104,7 @@ def embed(template: Any) -> Any:
         return x
 
     data = amber.dumps(prep(template), deterministic=True)
-    m_off, m_len = TRAILER.unpack(data[-TRAILER_SIZE:])[:2]
-    man = msgpack.unpackb(data[m_off : m_off + m_len], raw=False, strict_map_key=False)
+    man = parse(data).manifest
     tree = msgpack.unpackb(man["tree"], raw=False, strict_map_key=False)
     frozen = T("frozenset")
 
@@ -291,9 +293,12 @@ class Parsed:
 
 
 def parse(data: bytes) -> Parsed:
-    m_off, m_len, m_hash, major, minor, _r, end = TRAILER.unpack(data[-TRAILER_SIZE:])
+    m_off, m_len, m_hash, major, minor, flags, end = TRAILER.unpack(data[-TRAILER_SIZE:])
     assert end == MAGIC_END and h64(data[m_off : m_off + m_len]) == m_hash
-    man = msgpack.unpackb(data[m_off : m_off + m_len], raw=False, strict_map_key=False)
+    raw = data[m_off : m_off + m_len]
+    if flags & FLAG_MANIFEST_ZLIB:  # rebuilt files are written with a plain manifest
+        raw = zlib.decompress(raw)
+    man = msgpack.unpackb(raw, raw=False, strict_map_key=False)
     return Parsed(data, m_off, m_len, man, (major, minor), list(man.get("blobs", [])))
 
 

@@ -16,6 +16,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
+import zlib
+
 import msgpack
 import numpy as np
 import pytest
@@ -112,9 +114,11 @@ class CountingReader(io.RawIOBase):
 
 def read_manifest(data: bytes, check: bool = True) -> tuple[dict[str, Any], int]:
     """The decoded manifest of a file's bytes, and the offset where it starts."""
-    m_off, m_len, m_hash, *_ = TRAILER.unpack(data[-TRAILER_SIZE:])
+    m_off, m_len, m_hash, _major, _minor, flags, _end = TRAILER.unpack(data[-TRAILER_SIZE:])
     raw = data[m_off : m_off + m_len]
     assert not check or xxhash.xxh3_64_intdigest(raw) == m_hash
+    if flags & 1:
+        raw = zlib.decompress(raw)
     return msgpack.unpackb(raw, raw=False, strict_map_key=False, ext_hook=msgpack.ExtType), m_off
 
 
@@ -123,8 +127,8 @@ def rewrite_manifest(data: bytes, edit: Callable[[dict[str, Any]], None], check:
     manifest, m_off = read_manifest(data, check)
     edit(manifest)
     raw = msgpack.packb(manifest, use_bin_type=True)
-    _o, _l, _h, major, minor, reserved, end = TRAILER.unpack(data[-TRAILER_SIZE:])
-    trailer = TRAILER.pack(m_off, len(raw), xxhash.xxh3_64_intdigest(raw), major, minor, reserved, end)
+    _o, _l, _h, major, minor, _flags, end = TRAILER.unpack(data[-TRAILER_SIZE:])
+    trailer = TRAILER.pack(m_off, len(raw), xxhash.xxh3_64_intdigest(raw), major, minor, 0, end)
     return data[:m_off] + raw + trailer
 
 
@@ -462,9 +466,10 @@ def test_mmap_uncompressed_read_only(tmp_path: Path) -> None:
         "f": np.asfortranarray(np.arange(24, dtype=">i4").reshape(4, 6)),
         "zero_d": np.array(3),
         "empty": np.zeros((0, 2)),
-        "rec": np.ones(5, dtype=[("a", "<i2"), ("b", "S3")]),
+        "rec": np.ones(20, dtype=[("a", "<i2"), ("b", "S3")]),
         "obj": np.array([shared, None], dtype=object),
         "again": shared,
+        "tiny": np.arange(3),
     }
     p = tmp_path / "m.amber"
     amber.dump(obj, p)
@@ -474,6 +479,8 @@ def test_mmap_uncompressed_read_only(tmp_path: Path) -> None:
         assert not out[k].flags.writeable, k
         with pytest.raises(ValueError):
             out[k][0] = out[k][1]
+    # arrays of at most 64 bytes live inside their node: loaded into memory, writable
+    assert out["tiny"].flags.writeable and out["zero_d"].flags.writeable
     assert out["f"].flags.f_contiguous
     assert out["obj"][0] is out["again"]
     # not mapped: a normal writable array

@@ -93,15 +93,16 @@ def sample_obj() -> dict[str, Any]:
     return {
         "f64": np.linspace(-1, 1, 40),
         "i32": np.arange(48, dtype="<i4").reshape(6, 8),
-        "fortran": np.asfortranarray(np.arange(12, dtype=">f4").reshape(3, 4)),
+        "fortran": np.asfortranarray(np.arange(24, dtype=">f4").reshape(3, 8)),
         "img": np.arange(96, dtype=np.uint8).reshape(8, 12) * 7,
-        "c128": np.array([1 + 2j, -3.5j]),
-        "bools": np.array([True, False, True]),
-        "strs": np.array(["ab", "cde"]),
+        "c128": np.array([1 + 2j, -3.5j] * 3),
+        "bools": np.array([True, False, True] * 30),
+        "strs": np.array(["ab", "cde"] * 5),
         "empty": np.zeros((0, 3)),
-        "i16": np.arange(30, dtype="<i2"),
+        "tiny": np.array([7, 8, 9], dtype="<i2"),  # stored inline in its node
+        "i16": np.arange(40, dtype="<i2"),
         "u64": np.arange(20, dtype="<u8") * 3,
-        "f16": np.arange(10, dtype="<f2"),
+        "f16": np.arange(40, dtype="<f2"),
         "scalar": np.float32(1.5),
         "objects": np.array([1, "x", None], dtype=object),
         "nested": {

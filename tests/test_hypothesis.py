@@ -225,7 +225,7 @@ def test_arrays_roundtrip_mmap(tmp_path_factory: Any, a: np.ndarray, compress: A
     out = amber.load(p, mmap=True)
     assert_same(a, out["a"])
     assert out["a"] is out["b"][0]
-    if compress is None and out["a"].size:
+    if compress is None and out["a"].nbytes > 64:  # smaller arrays are inline, in memory
         assert not out["a"].flags.writeable
 
 

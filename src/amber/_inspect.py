@@ -172,6 +172,8 @@ class _Describer:
                 if b.codec is not None:
                     out["codec"] = f"{b.codec.name} {b.codec.level}" + (f" {b.filter.name}" if b.filter else "")
                     out["stored"] = b.stored
+            elif type(meta.get("data")) is bytes:
+                out["nbytes"] = len(meta["data"])
             elif "items" in meta:
                 items = meta.get("items") or ()
                 out["items"] = [self.node(v) for v in items[:_SHOW]]

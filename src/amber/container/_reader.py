@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import zlib
 from typing import Any, Callable
 
 import msgpack
@@ -20,6 +21,8 @@ from amber.container._codecs import Codec, Filter, codec_from_manifest, filter_f
 from amber.container._io import Source
 from amber.container._pool import hasher, pool
 from amber.container._spec import (
+    FLAG_MANIFEST_ZLIB,
+    MANIFEST_MAX_RATIO,
     ALIGN,
     FORMAT_VERSION,
     HEADER,
@@ -129,6 +132,18 @@ class BlobInfo:
         self.chunk, self.chunks, self.starts = chunk, chunks, starts
 
 
+def _inflate(data: bytes, limit: int, where: str) -> bytes:
+    """A zlib stream's content, refusing streams that expand past ``limit`` bytes."""
+    d = zlib.decompressobj()
+    try:
+        out = d.decompress(data, limit)
+    except zlib.error as exc:
+        raise CorruptFileError(f"{where} cannot be decompressed: {exc}") from None
+    if d.unconsumed_tail or not d.eof or d.unused_data:
+        raise CorruptFileError(f"{where} is not one complete zlib stream of at most {limit} bytes")
+    return out
+
+
 class ContainerReader:
     """Parse and check an amber file held by ``source``; read blobs on request."""
 
@@ -157,7 +172,7 @@ class ContainerReader:
         if (major, minor) > FORMAT_VERSION:
             raise VersionError((major, minor), FORMAT_VERSION, f"{self.name}: ")
         tail = source.pread(size - TRAILER_SIZE, TRAILER_SIZE)
-        m_off, m_len, m_hash, t_major, t_minor, _r, end = TRAILER.unpack(tail)
+        m_off, m_len, m_hash, t_major, t_minor, flags, end = TRAILER.unpack(tail)
         if end != MAGIC_END:
             raise CorruptFileError(
                 f"{self.name}: the file does not end with the amber trailer "
@@ -170,9 +185,15 @@ class ContainerReader:
                 f"{self.name}: the trailer points the manifest at bytes {m_off}..{m_off + m_len}, "
                 f"outside the file ({size} bytes)"
             )
+        if flags & ~FLAG_MANIFEST_ZLIB:
+            raise FormatError(
+                f"{self.name}: unknown trailer flags {flags:#x}: the file was written by a newer amber; upgrade to load it"
+            )
         raw = source.pread(m_off, m_len)
         if _hash(raw) != m_hash:
             raise CorruptFileError(f"{self.name}: manifest checksum mismatch at byte offset {m_off}")
+        if flags & FLAG_MANIFEST_ZLIB:
+            raw = _inflate(raw, MANIFEST_MAX_RATIO * len(raw) + (1 << 20), f"{self.name}: the manifest at byte {m_off}")
         try:
             kw = {"ext_hook": ext_hook} if ext_hook is not None else {}
             manifest = msgpack.unpackb(raw, raw=False, strict_map_key=True, **kw)

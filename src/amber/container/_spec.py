@@ -16,6 +16,9 @@ __all__ = [
     "TRAILER",
     "TRAILER_SIZE",
     "COMPRESSED_CHUNK",
+    "FLAG_MANIFEST_ZLIB",
+    "MANIFEST_ZLIB_ABOVE",
+    "MANIFEST_MAX_RATIO",
 ]
 
 #: First 8 bytes of every amber file (PNG-style: a high byte, the name, CR LF, ^Z, LF).
@@ -30,8 +33,14 @@ ALIGN = 64
 #: magic, major, minor, flags; padded with zeros to HEADER_SIZE.
 HEADER = struct.Struct("<8sHHI")
 HEADER_SIZE = 64
-#: manifest offset, manifest length, manifest xxh3-64, major, minor, reserved, magic end.
+#: manifest offset, manifest length, manifest xxh3-64, major, minor, flags, magic end.
 TRAILER = struct.Struct("<QQQHHI8s")
+#: Trailer flag: the manifest bytes are a zlib stream of the msgpack manifest.
+FLAG_MANIFEST_ZLIB = 1
+#: Writers compress manifests larger than this many bytes (when that saves 10% or more).
+MANIFEST_ZLIB_ABOVE = 4096
+#: A compressed manifest may expand to at most this many times its size (plus 1 MiB).
+MANIFEST_MAX_RATIO = 256
 TRAILER_SIZE = TRAILER.size  # 40
 
 #: Uncompressed blobs carry one checksum per block of (at least) this many bytes.

@@ -8,6 +8,7 @@ compressed in parallel and written in order.
 
 from __future__ import annotations
 
+import zlib
 from collections import deque
 from concurrent.futures import Future
 from typing import Any, BinaryIO
@@ -18,6 +19,8 @@ import xxhash
 from amber.container._codecs import Codec, Filter
 from amber.container._pool import WORKERS, hasher, pool
 from amber.container._spec import (
+    FLAG_MANIFEST_ZLIB,
+    MANIFEST_ZLIB_ABOVE,
     ALIGN,
     COMPRESSED_CHUNK,
     FORMAT_VERSION,
@@ -178,9 +181,14 @@ class ContainerWriter:
         self._align()
         manifest["blobs"] = self.blobs
         raw = msgpack.packb(manifest, use_bin_type=True)
+        flags = 0
+        if len(raw) > MANIFEST_ZLIB_ABOVE:  # models with many parts: names repeat a lot
+            packed = zlib.compress(raw, 1)
+            if len(packed) < len(raw) * 0.9:
+                raw, flags = packed, FLAG_MANIFEST_ZLIB
         offset = self.pos
         self._write(raw)
         self._write(
-            TRAILER.pack(offset, len(raw), _hash(raw), FORMAT_VERSION[0], FORMAT_VERSION[1], 0, MAGIC_END)
+            TRAILER.pack(offset, len(raw), _hash(raw), FORMAT_VERSION[0], FORMAT_VERSION[1], flags, MAGIC_END)
         )
         return self.pos

@@ -25,6 +25,8 @@ _DTYPE_STR = re.compile(r"[<>|=][?bBiufcmMSUV][0-9]{0,9}(\[[0-9]*[a-zA-Z]{1,3}\]
 _DTYPES: dict[str, np.dtype] = {}
 #: Arrays with more elements than this are refused as corrupt (even of zero-size items).
 _MAX_ITEMS = 1 << 62
+#: Arrays of at most this many bytes are stored inside their node instead of in a blob.
+INLINE_MAX = 64
 #: Arrays with more dimensions than this are refused as corrupt.
 _MAX_NDIM = 64
 
@@ -156,6 +158,8 @@ class NDArrayHandler(Handler):
         else:  # a strided or broadcast view: copy out just its own elements
             flat = np.ascontiguousarray(arr).reshape(-1)
         raw = memoryview(flat.view(np.uint8)) if dt.itemsize else memoryview(b"")
+        if raw.nbytes <= INLINE_MAX:  # tiny arrays live in the node: no blob entry, no padding
+            return [self.tag, {"dtype": dtype_to_node(dt), "shape": list(arr.shape), "order": order, "data": raw.tobytes()}]
         ref = ctx.add_blob(raw, _filter_for(arr, order))
         return [self.tag, {"dtype": dtype_to_node(dt), "shape": list(arr.shape), "order": order, "blob": ref}]
 
@@ -179,6 +183,13 @@ class NDArrayHandler(Handler):
         if order not in ("C", "F"):
             raise CorruptFileError(f"array order {order!r} is neither 'C' nor 'F'")
         count = _count(shape)
+        data = meta.get("data")
+        if data is not None:
+            if "blob" in meta or type(data) is not bytes or len(data) != count * dt.itemsize:
+                raise CorruptFileError(
+                    f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its inline data is malformed"
+                )
+            return from_buffer(bytearray(data), dt, shape, order)
         if ctx.lazy:
             return ctx.lazy_array(meta.get("blob"), dt, shape, order)
         nbytes = ctx.blob_nbytes(meta.get("blob"))
