@@ -331,6 +331,15 @@ def test_shared_frame_stored_once() -> None:
     assert b.iloc[0, 0] == 0
 
 
+def test_tiny_buffers_live_in_the_node() -> None:
+    df = pd.DataFrame({"a": [1, 2, 3], "s": ["x", "y", None], "o": pd.Series(["p", None, "q"], dtype=object)})
+    data = amber.dumps(df)
+    assert parse(data).blobs == []
+    out = amber.loads(data)
+    assert_same(df, out)
+    out.iloc[0, 0] = 5  # inline arrays are writable too
+
+
 def test_block_layout_kept() -> None:
     df = pd.DataFrame(np.arange(40.0).reshape(10, 4), columns=list("abcd"))
     df["s"] = "x"
@@ -506,9 +515,18 @@ def _set(path: str, value: Any) -> Callable[[Exploded], None]:
     return edit
 
 
+def _replace(e: Exploded, holder: Any, key: Any, data: bytes) -> None:
+    """Put ``data`` behind the buffer reference ``holder[key]``: inline bytes (tiny
+    buffers) or a blob number."""
+    if isinstance(holder[key], bytes):
+        holder[key] = bytes(data)
+    else:
+        e.blobs[holder[key]] = bytearray(data)
+
+
 def _blob_of(spec_path: Callable[[Exploded], Any], key: str, data: bytes) -> Callable[[Exploded], None]:
     def edit(e: Exploded) -> None:
-        e.blobs[spec_path(e)[key]] = bytearray(data)
+        _replace(e, spec_path(e), key, data)
 
     return edit
 
@@ -534,7 +552,9 @@ HOSTILE_FRAME: dict[str, Callable[[Exploded], None]] = {
     "np-1d": _set("blocks/0/np/shape", [4]),
     "np-bad-order": _set("blocks/0/np/order", "K"),
     "np-blob-missing": _set("blocks/0/np/blob", 999),
-    "np-blob-of-wrong-size": lambda e: e.blobs.__setitem__(e.block(0)["np"]["blob"], bytearray(3)),
+    "np-blob-of-wrong-size": lambda e: _replace(e, e.block(0)["np"], "blob", bytes(3)),
+    "np-blob-a-string": _set("blocks/0/np/blob", "blob0"),
+    "np-inline-too-long": _set("blocks/0/np/blob", bytes(40)),
     "spec-not-map": lambda e: e.meta["blocks"][2].__setitem__("ea", 5),
     "spec-unknown-kind": lambda e: _kind(e, "cat").__setitem__("kind", "pickle"),
     "ea-two-columns": lambda e: e.meta["blocks"][2].__setitem__("at", [2, 3]),
@@ -547,24 +567,24 @@ HOSTILE_FRAME: dict[str, Callable[[Exploded], None]] = {
     "cat-codes-float": lambda e: _kind(e, "cat")["codes"].__setitem__("dtype", "|b1"),
     "cat-ordered-not-bool": lambda e: _kind(e, "cat").__setitem__("ordered", 1),
     "cat-categories-not-index": lambda e: _kind(e, "cat").__setitem__("cats", [T("list.plain"), "a", "b"]),
-    "cat-duplicate-categories": lambda e: e.blobs.__setitem__(
-        _kind(e, "cat")["cats"][1]["v"]["chunks"][0]["bufs"][2], bytearray(b"aa")
-    ),
+    "cat-duplicate-categories": lambda e: _replace(e, _kind(e, "cat")["cats"][1]["v"]["chunks"][0]["bufs"], 2, b"aa"),
     "arrow-type-garbage": lambda e: _kind(e, "arrow").__setitem__("type", b"\x00garbage"),
     "arrow-type-not-bytes": lambda e: _kind(e, "arrow").__setitem__("type", "utf8"),
     "arrow-buffer-count": lambda e: _arrow_string(e).__setitem__("bufs", [None]),
     "arrow-length-too-long": lambda e: _arrow_string(e).__setitem__("n", 10**6),
     "arrow-length-mismatch": lambda e: _arrow_string(e).__setitem__("n", 3),
-    "arrow-offsets-backwards": lambda e: e.blobs.__setitem__(
-        _arrow_string(e)["bufs"][1], bytearray(np.array([0, 1, 0, 2, 4], dtype=np.int64).tobytes())
+    "arrow-offsets-backwards": lambda e: _replace(
+        e, _arrow_string(e)["bufs"], 1, np.array([0, 1, 0, 2, 4], dtype=np.int64).tobytes()
     ),
-    "arrow-offsets-past-data": lambda e: e.blobs.__setitem__(
-        _arrow_string(e)["bufs"][1], bytearray(np.array([0, 1, 2, 3, 1 << 40], dtype=np.int64).tobytes())
+    "arrow-offsets-past-data": lambda e: _replace(
+        e, _arrow_string(e)["bufs"], 1, np.array([0, 1, 2, 3, 1 << 40], dtype=np.int64).tobytes()
     ),
-    "arrow-invalid-utf8": lambda e: e.blobs.__setitem__(_arrow_string(e)["bufs"][2], bytearray(b"xy\xff\xfe")),
+    "arrow-offsets-short": lambda e: _replace(e, _arrow_string(e)["bufs"], 1, np.array([0, 1], dtype=np.int64).tobytes()),
+    "arrow-validity-short": lambda e: _replace(e, _arrow_string(e)["bufs"], 0, b""),
+    "arrow-invalid-utf8": lambda e: _replace(e, _arrow_string(e)["bufs"], 2, b"xy\xff\xfe"),
     "arrow-split-character": lambda e: (
-        e.blobs.__setitem__(_arrow_string(e)["bufs"][2], bytearray("xé!".encode())),
-        e.blobs.__setitem__(_arrow_string(e)["bufs"][1], bytearray(np.array([0, 1, 2, 2, 4], dtype=np.int64).tobytes())),
+        _replace(e, _arrow_string(e)["bufs"], 2, "xé!".encode()),
+        _replace(e, _arrow_string(e)["bufs"], 1, np.array([0, 1, 2, 2, 4], dtype=np.int64).tobytes()),
     ),
     "arrow-pandas-kind": lambda e: _kind(e, "arrow").__setitem__("pd", "eval"),
     "arrow-nested-type-as-flat": lambda e: _kind(e, "arrow").__setitem__(
@@ -574,8 +594,8 @@ HOSTILE_FRAME: dict[str, Callable[[Exploded], None]] = {
     "dt-zone-not-tz": lambda e: _kind(e, "dt").__setitem__("tz", [T("list.plain"), 1]),
     "dt-int-values": lambda e: _kind(e, "dt")["a"].__setitem__("dtype", "<i8"),
     "interval-closed": lambda e: _kind(e, "interval").__setitem__("closed", "sideways"),
-    "interval-left-after-right": lambda e: e.blobs.__setitem__(
-        _kind(e, "interval")["left"]["blob"], bytearray(np.array([9, 9, 9, 9], dtype=np.int64).tobytes())
+    "interval-left-after-right": lambda e: _replace(
+        e, _kind(e, "interval")["left"], "blob", np.array([9, 9, 9, 9], dtype=np.int64).tobytes()
     ),
     "interval-dtype-mismatch": lambda e: _kind(e, "interval")["right"].__setitem__("dtype", "<f8"),
     "masked-mask-not-bool": lambda e: _kind(e, "masked")["mask"].__setitem__("dtype", "|u1"),
@@ -592,7 +612,7 @@ HOSTILE_FRAME: dict[str, Callable[[Exploded], None]] = {
     "dups-false-with-duplicates": lambda e: (
         e.meta.__setitem__("dups", False),
         # column labels "i o c s tz iv I" become "i o c s tz iv i"
-        e.blobs.__setitem__(e.meta["columns"][1]["v"]["chunks"][0]["bufs"][2], bytearray(b"iocstzivi")),
+        _replace(e, e.meta["columns"][1]["v"]["chunks"][0]["bufs"], 2, b"iocstzivi"),
     ),
 }
 
@@ -611,7 +631,7 @@ HOSTILE_OTHER: dict[str, tuple[Callable[[], Any], Callable[[Exploded], None]]] =
     "range-short": (lambda: pd.RangeIndex(0, 5), lambda e: e.tree.pop()),
     "multi-code-out-of-range": (
         lambda: pd.MultiIndex.from_product([["a", "b"], [1, 2]]),
-        lambda e: e.blobs.__setitem__(e.meta["codes"][0]["blob"], bytearray(bytes([0, 0, 7, 1]))),
+        lambda e: _replace(e, e.meta["codes"][0], "blob", bytes([0, 0, 7, 1])),
     ),
     "multi-codes-lengths": (
         lambda: pd.MultiIndex.from_product([["a", "b"], [1, 2]]),

@@ -8,21 +8,24 @@ an *array spec*, a map whose ``kind`` says how it is stored:
 =========  ==============================================================================
 kind       payload
 =========  ==============================================================================
-np         a non-object NumPy array: ``dtype``, ``shape``, ``order`` and one ``blob``
+np         a non-object NumPy array: ``dtype``, ``shape``, ``order`` and its ``blob``
 strs       an object array of ``str`` (missing: None, NaN, pd.NA): UTF-8 text joined with
-           NUL in one blob, plus a uint8 blob of missing-value codes when there are any
+           NUL, plus uint8 missing-value codes when there are any
 obj        any other object array: ``items``, the node of the array (element-wise)
 cat        Categorical: ``codes`` (np), ``cats`` (Index node), ``ordered``
 dt / td    DatetimeArray (``a``: M8 array, ``tz``) / TimedeltaArray (``a``: m8 array)
 period     PeriodArray: ``freq`` string and ``a``, the int64 ordinals
 interval   IntervalArray: ``closed``, ``left`` and ``right`` specs
 masked     Integer/Floating/BooleanArray: ``data`` and ``mask`` (np)
-pystr      StringArray (python storage): ``na`` ("NA" or "nan") and ``v`` (a strs spec)
-arrow      Arrow-backed arrays: ``pd`` ("arrow", "string" or "str") and ``ipc``, a blob
-           holding one Arrow IPC stream (validated in full before use)
+pystr      StringArray (python storage): ``na`` ("NA" or "nan") and ``v`` (strs or obj)
+arrow      Arrow-backed arrays: ``pd`` ("arrow", "string" or "str"), then for flat types
+           ``type`` (a serialized schema) and ``chunks`` (each chunk's buffers, written from
+           Arrow's memory), for others ``ipc``: one Arrow IPC stream (validated in full)
 npx        NumpyExtensionArray: ``v``, the spec of the NumPy array it wraps
 =========  ==============================================================================
 
+A buffer reference (``blob``, ``text``, ``miss``, Arrow buffers) is a blob number, or the
+bytes themselves when there are at most 64 of them (no blob entry, no padding).
 docs/handlers-pandas.md describes the nodes. Everything read from a node is checked (types,
 lengths against the row count, dtypes, placements that cover every column exactly once)
 before pandas sees it, and pandas' own validation (category codes, MultiIndex codes,
@@ -54,6 +57,8 @@ _NaTType = type(pd.NaT)
 _UNITS = frozenset({"s", "ms", "us", "ns"})
 #: dtype kinds a NumPy block or array may have (object arrays go through ``strs``/``obj``)
 _BLOCK_KINDS = "biufcmM"
+#: Buffers of at most this many bytes are kept inside the node instead of in a blob.
+_INLINE = 64
 #: missing-value codes of a ``strs`` array
 _MISSING: tuple[Any, ...] = (None, None, float("nan"), pd.NA)
 
@@ -102,6 +107,22 @@ def _int(x: Any, what: str, lo: int = 0) -> int:
     return x
 
 
+def _buf_out(raw: memoryview, ctx: EncodeContext, filt: Any = None) -> int | bytes:
+    """A buffer reference: the bytes themselves when tiny, else a blob number."""
+    if raw.nbytes <= _INLINE:
+        return raw.tobytes()
+    return ctx.add_blob(raw, filt)
+
+
+def _buf_nbytes(ref: Any, ctx: DecodeContext) -> int:
+    return len(ref) if type(ref) is bytes else ctx.blob_nbytes(ref)
+
+
+def _buf_in(ref: Any, ctx: DecodeContext) -> Any:
+    """The bytes behind a buffer reference (writable when inline)."""
+    return bytearray(ref) if type(ref) is bytes else ctx.blob(ref)
+
+
 # ---------------------------------------------------------------------------------------
 # NumPy arrays inside a spec
 # ---------------------------------------------------------------------------------------
@@ -117,7 +138,7 @@ def _np_out(a: np.ndarray, ctx: EncodeContext) -> dict[str, Any]:
     else:
         flat = np.ascontiguousarray(a).reshape(-1)
     raw = memoryview(flat.view(np.uint8)) if a.dtype.itemsize else memoryview(b"")
-    ref = ctx.add_blob(raw, _filter_for(a, order))
+    ref = _buf_out(raw, ctx, _filter_for(a, order))
     return {"dtype": dtype_to_node(a.dtype), "shape": list(a.shape), "order": order, "blob": ref}
 
 
@@ -140,9 +161,9 @@ def _np_in(x: Any, ctx: DecodeContext, kinds: str, ndim: int, n: int | None) -> 
         raise _corrupt(f"array order {order!r} is neither 'C' nor 'F'")
     need = _count(shape) * dt.itemsize
     ref = x["blob"]
-    if ctx.blob_nbytes(ref) != need:
-        raise _corrupt(f"array of shape {shape} and dtype {dt} needs {need} bytes, its blob has {ctx.blob_nbytes(ref)}")
-    buf = ctx.blob(ref)
+    if _buf_nbytes(ref, ctx) != need:
+        raise _corrupt(f"array of shape {shape} and dtype {dt} needs {need} bytes, its blob has {_buf_nbytes(ref, ctx)}")
+    buf = _buf_in(ref, ctx)
     if len(buf) != need:
         raise _corrupt(f"array of shape {shape} and dtype {dt} needs {need} bytes, got {len(buf)}")
     return from_buffer(buf, dt, shape, order)
@@ -185,8 +206,8 @@ def _strs_out(a: np.ndarray, ctx: EncodeContext) -> dict[str, Any] | None:
     return {
         "kind": "strs",
         "n": n,
-        "text": ctx.add_blob(memoryview(data)),
-        "miss": None if codes is None else ctx.add_blob(memoryview(codes)),
+        "text": _buf_out(memoryview(data), ctx),
+        "miss": None if codes is None else _buf_out(memoryview(codes), ctx),
     }
 
 
@@ -195,10 +216,9 @@ def _strs_in(x: dict[str, Any], ctx: DecodeContext, n: int | None) -> np.ndarray
     count = _int(x["n"], "string count")
     if n is not None and count != n:
         raise _corrupt(f"{count} strings where {n} rows belong")
-    size = ctx.blob_nbytes(x["text"])
-    if count == 0 and size:
+    if count == 0 and _buf_nbytes(x["text"], ctx):
         raise _corrupt("text for an empty string array")
-    text = str(ctx.blob(x["text"]), "utf-8", "surrogatepass")
+    text = str(_buf_in(x["text"], ctx), "utf-8", "surrogatepass")
     parts = text.split("\0") if count else []
     if len(parts) != count:
         raise _corrupt(f"string array of {count} items holds {len(parts)}")
@@ -279,7 +299,7 @@ def _arrow_out(chunked: Any, ctx: EncodeContext) -> dict[str, Any]:
     ):
         chunks = []
         for c in chunked.chunks:
-            bufs = [None if b is None else ctx.add_blob(memoryview(b)) for b in c.buffers()]
+            bufs = [None if b is None else _buf_out(memoryview(b), ctx) for b in c.buffers()]
             chunks.append({"n": len(c), "bufs": bufs})
         return {"type": schema.serialize().to_pybytes(), "chunks": chunks}
     sink = pa.BufferOutputStream()
@@ -340,7 +360,7 @@ def _arrow_in(x: dict[str, Any], ctx: DecodeContext, n: int | None) -> Any:
             typ = schema.field(0).type if len(schema) == 1 else None
             if typ is None or type(c["bufs"]) is not tuple or len(c["bufs"]) != typ.num_buffers:
                 raise _corrupt("an Arrow chunk has the wrong number of buffers")
-            bufs = [None if b is None else pa.py_buffer(ctx.blob(b)) for b in c["bufs"]]
+            bufs = [None if b is None else pa.py_buffer(_buf_in(b, ctx)) for b in c["bufs"]]
             chunks.append(pa.Array.from_buffers(typ, _int(c["n"], "Arrow chunk length"), bufs, null_count=-1))
     if len(schema) != 1:
         raise _corrupt("an Arrow stream holds more than one column")
