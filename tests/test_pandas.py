@@ -378,19 +378,31 @@ def test_pandas_is_imported_lazily() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_numpy_frames_need_no_pyarrow() -> None:
-    """A frame without Arrow columns saves and loads with pyarrow unimportable."""
+def test_numpy_frames_need_no_pyarrow(tmp_path: Path) -> None:
+    """Without pyarrow, a frame without Arrow columns saves and loads, and a file with
+    Arrow columns is refused with a DecodeError that says what to install."""
     import subprocess
     import sys
 
-    code = """
+    arrow_file = tmp_path / "arrow.amber"
+    amber.dump(pd.DataFrame({"s": pd.array(["a", "b"], dtype="string[pyarrow]")}), arrow_file)
+    code = f"""
 import sys
 sys.modules["pyarrow"] = None  # import pyarrow now raises ImportError
 import numpy as np, pandas as pd, amber
-df = pd.DataFrame({"a": np.arange(3), "o": pd.Series(["x", None, "z"], dtype=object),
-                   "c": pd.Categorical([1, 2, 1]), "I": pd.array([1, None, 3], dtype="Int64")})
+df = pd.DataFrame({{"a": np.arange(3), "o": pd.Series(["x", None, "z"], dtype=object),
+                   "c": pd.Categorical([1, 2, 1]), "I": pd.array([1, None, 3], dtype="Int64"),
+                   "s": ["x", None, "y"]}})
+assert df["s"].dtype == pd.StringDtype("python", na_value=np.nan)
 out = amber.loads(amber.dumps(df))
 pd.testing.assert_frame_equal(out, df, check_exact=True)
+assert list(out.dtypes) == list(df.dtypes)
+try:
+    amber.load({str(arrow_file)!r})
+except amber.DecodeError as exc:
+    assert "pip install pyarrow" in str(exc), exc
+else:
+    raise AssertionError("loaded Arrow columns without pyarrow")
 """
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -722,6 +734,24 @@ def test_hostile_errors_are_corrupt_file_errors() -> None:
     _arrow_string(e)["n"] = 3
     with pytest.raises(amber.CorruptFileError):
         e.load()
+
+
+@pytest.mark.parametrize("dictionary", [False, True])
+def test_compressed_ipc_streams_are_refused(dictionary: bool) -> None:
+    """A compressed IPC buffer declares its own decompressed size: a few bytes could ask
+    for gigabytes. amber never writes compressed streams and refuses them unread."""
+    typ = pa.dictionary(pa.int32(), pa.string()) if dictionary else pa.list_(pa.int64())
+    values = pa.array(["a", "b"] * 500).dictionary_encode() if dictionary else pa.array([[0] * 10] * 1000)
+    s = pd.Series(pd.array(values, dtype=pd.ArrowDtype(typ)))
+    e = Exploded(s)
+    schema = pa.schema([pa.field("v", typ)])
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema, options=pa.ipc.IpcWriteOptions(compression="zstd")) as w:
+        w.write_batch(pa.record_batch([values], schema=schema))
+    e.blobs[e.meta["v"]["ipc"]] = bytearray(sink.getvalue().to_pybytes())
+    with pytest.raises(amber.CorruptFileError, match="compressed"):
+        e.load()
+    assert_same(s, Exploded(s).load())
 
 
 def test_pyarrow_extension_types_are_not_auto_loaded() -> None:

@@ -337,11 +337,53 @@ def _validate(pa: Any, arr: Any) -> None:
     return arr.validate(full=True)
 
 
+def _fb_field(md: memoryview, table: int, i: int) -> int | None:
+    """Position of field ``i`` of the flatbuffer table at ``table`` (None when absent)."""
+    vtable = table - int.from_bytes(md[table : table + 4], "little", signed=True)
+    if not 0 <= vtable <= len(md) - 4:
+        raise _corrupt("an Arrow message's metadata is malformed")
+    vt_size = int.from_bytes(md[vtable : vtable + 2], "little")
+    if 4 + 2 * i + 2 > vt_size or vtable + 4 + 2 * i + 2 > len(md):
+        return None
+    off = int.from_bytes(md[vtable + 4 + 2 * i : vtable + 6 + 2 * i], "little")
+    return table + off if off else None
+
+
+def _fb_table(md: memoryview, pos: int) -> int:
+    """The table an offset field at ``pos`` points to."""
+    out = pos + int.from_bytes(md[pos : pos + 4], "little")
+    if not 0 <= out <= len(md) - 4:
+        raise _corrupt("an Arrow message's metadata is malformed")
+    return out
+
+
+def _refuse_compressed(pa: Any, buf: Any) -> None:
+    """Refuse IPC streams with compressed bodies (amber never writes them): a compressed
+    buffer declares its own decompressed size, which nothing in the file bounds."""
+    for msg in pa.ipc.MessageReader.open_stream(buf):
+        if msg.type not in ("record batch", "dictionary"):
+            continue
+        md = memoryview(msg.metadata).cast("B")
+        # Message {version, header_type, header, bodyLength, custom_metadata}
+        header = _fb_field(md, int.from_bytes(md[0:4], "little"), 2)
+        if header is None:
+            raise _corrupt("an Arrow message has no header")
+        batch: int | None = _fb_table(md, header)
+        if msg.type == "dictionary":  # DictionaryBatch {id, data: RecordBatch, isDelta}
+            data = _fb_field(md, batch, 1)
+            batch = None if data is None else _fb_table(md, data)
+        # RecordBatch {length, nodes, buffers, compression, ...}
+        if batch is not None and _fb_field(md, batch, 3) is not None:
+            raise _corrupt("an Arrow stream has compressed buffers, which amber does not write")
+
+
 def _arrow_in(x: dict[str, Any], ctx: DecodeContext, n: int | None) -> Any:
     """The ChunkedArray of an ``arrow`` spec, every chunk validated in full."""
     pa = _pyarrow()
     if "ipc" in x:
-        reader = pa.ipc.open_stream(pa.py_buffer(ctx.blob(x["ipc"])))
+        buf = pa.py_buffer(ctx.blob(x["ipc"]))
+        _refuse_compressed(pa, buf)
+        reader = pa.ipc.open_stream(buf)
         schema = reader.schema
         batches = list(reader)
         if any(b.num_columns != 1 for b in batches):
