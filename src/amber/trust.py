@@ -128,6 +128,13 @@ _CLASS_EXCLUDED: tuple[str, ...] = (
     "pandas._testing.",
     "pandas.core.computation.",
     "pandas.plotting.",
+    # ScoringMonitor & co. connect to the socket address in their state when unpickled
+    "sklearn.callback.",
+    # distributions: their __setstate__ exec()s the argument-parser source in their state
+    "scipy.stats._distn_infrastructure.",
+    "scipy.stats._continuous_distns.",
+    "scipy.stats._discrete_distns.",
+    "scipy.stats._levy_stable.",
 )
 _UNPICKLER_NAMES = ("__pyx_unpickle_", "_unpickle", "newObj")
 
