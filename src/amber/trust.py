@@ -161,6 +161,9 @@ DENIED_PREFIXES: tuple[str, ...] = (
     "dill.",
     "cloudpickle.",
     "joblib.",
+    "torch.hub.",
+    "torch.serialization.",
+    "pandas.io.pickle.",
 )
 DENIED: frozenset[str] = frozenset(
     {
@@ -182,6 +185,7 @@ DENIED: frozenset[str] = frozenset(
         "numpy.fromfile",
         "numpy.lib.npyio.load",
         "torch.load",
+        "pandas.read_pickle",
         "functools.partial",
         "functools.reduce",
         "operator.attrgetter",
@@ -248,7 +252,9 @@ def _kind_ok(name: str, obj: Any) -> bool:
 
         return isinstance(obj, np.ufunc) or (isinstance(obj, type) and issubclass(obj, (np.generic, np.dtype)))
     if isinstance(obj, type):
-        return True
+        # defined under those modules, not merely imported into one of them
+        # ("sklearn.callback._transport.Listener" is multiprocessing's)
+        return _by_default_prefix(f"{obj.__module__}.{obj.__qualname__}")
     last = name.rpartition(".")[2]
     return callable(obj) and last.startswith(_UNPICKLER_NAMES)
 
