@@ -157,6 +157,13 @@ class _ReduceBase(Handler):
             if not isinstance(module, str):
                 raise UnsupportedTypeError(type(obj), "", "it reduces to a name without a module")
             name = f"{module}.{rv}"
+            found: Any = sys.modules.get(module)
+            for part in rv.split("."):
+                found = getattr(found, part, None)
+            if found is not obj:  # as pickle checks: the name must give this object back
+                raise UnsupportedTypeError(
+                    type(obj), "", f"it reduces to the name {name}, which does not give it back on import"
+                )
             _need(ctx, name, "a named object", obj)
             return [GLOBAL.tag, name]
         if not isinstance(rv, tuple) or not 2 <= len(rv) <= 6:
