@@ -437,7 +437,10 @@ class TensorHandler(Handler):
             if type(p) is not torch.Tensor or p.layout is not torch.strided:
                 raise CorruptFileError(f"a {layout} tensor's parts must be dense tensors, not {type(p).__name__}")
         coalesced = _flag(meta, "coalesced")
-        check = not any(p.is_meta for p in parts)  # meta parts hold no data to check (or misread)
+        devices = {p.device for p in parts}
+        if len(devices) != 1:
+            raise CorruptFileError(f"a {layout} tensor's parts lie on different devices: {sorted(map(str, devices))}")
+        check = devices.pop().type != "meta"  # meta parts hold no data to check (or misread)
         try:
             with _quiet():
                 if lay is torch.sparse_coo:
@@ -451,8 +454,14 @@ class TensorHandler(Handler):
     def finish(self, t: torch.Tensor, meta: dict[str, Any], ctx: DecodeContext) -> torch.Tensor:
         if "attrs" in meta:
             attrs = ctx.decode(meta["attrs"])
-            if type(attrs) is not dict or not all(type(k) is str and k.isidentifier() and not k.startswith("__") for k in attrs):
-                raise CorruptFileError("a tensor's attributes must be a map of plain attribute names")
+            cls = type(t)
+            if type(attrs) is not dict or not all(
+                type(k) is str and k.isidentifier() and not k.startswith("__") and not hasattr(cls, k) for k in attrs
+            ):
+                raise CorruptFileError(
+                    "a tensor's attributes must be a map of plain attribute names that do not shadow "
+                    f"{cls.__name__} members"
+                )
             t.__dict__.update(attrs)
         return t
 
