@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgpack
 import numpy as np
 
 from amber.errors import CorruptFileError, UnsupportedTypeError
@@ -31,8 +32,27 @@ INLINE_MAX = 64
 _MAX_NDIM = 64
 
 
+#: id(dtype) -> (dtype, node) for structured and subarray dtypes (kept alive, so ids stay valid)
+_NODES: dict[int, tuple[np.dtype, Any]] = {}
+#: frozen node -> dtype, for structured and subarray descriptions already validated
+_FROM_NODES: dict[Any, np.dtype] = {}
+
+
 def dtype_to_node(dt: np.dtype) -> Any:
     """A JSON-able description of a dtype (the ``.str`` for simple ones)."""
+    if dt.fields is None and dt.subdtype is None:
+        return "O" if dt.hasobject else dt.str
+    hit = _NODES.get(id(dt))
+    if hit is not None and hit[0] is dt:
+        return hit[1]
+    node = _dtype_to_node(dt)
+    if len(_NODES) >= 1024:
+        _NODES.clear()
+    _NODES[id(dt)] = (dt, node)
+    return node
+
+
+def _dtype_to_node(dt: np.dtype) -> Any:
     if dt.fields is not None:
         names = list(dt.names or ())
         out = {
@@ -56,6 +76,22 @@ def dtype_to_node(dt: np.dtype) -> Any:
 
 def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
     """Inverse of :func:`dtype_to_node`; refuses anything that is not a dtype description."""
+    if depth == 0 and type(node) is dict:
+        try:
+            key = msgpack.packb(node)  # the description's own bytes identify it
+        except (ValueError, TypeError, OverflowError):
+            raise CorruptFileError("malformed dtype in the file") from None
+        dt = _FROM_NODES.get(key)
+        if dt is None:
+            dt = _dtype_from_node(node)
+            if len(_FROM_NODES) >= 1024:
+                _FROM_NODES.clear()
+            _FROM_NODES[key] = dt
+        return dt
+    return _dtype_from_node(node, depth)
+
+
+def _dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
     if depth > 32:
         raise CorruptFileError("dtype description nested too deeply")
     if type(node) is str:

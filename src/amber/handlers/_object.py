@@ -94,18 +94,28 @@ def global_name(obj: Any, what: str = "object") -> str:
     return name
 
 
+#: name -> the package to note for it ("" for none), for names already checked
+_checked: dict[str, str] = {}
+
+
 def _need(ctx: EncodeContext, name: str, what: str, obj: Any) -> None:
-    if is_denied(name):
-        raise UnsupportedTypeError(
-            type(obj),
-            "",
-            f"it needs {name} to load ({what}), which amber never loads because it can run "
-            "arbitrary code; save the data it holds instead",
-        )
+    pkg = _checked.get(name)
+    if pkg is None:
+        if is_denied(name):
+            raise UnsupportedTypeError(
+                type(obj),
+                "",
+                f"it needs {name} to load ({what}), which amber never loads because it can run "
+                "arbitrary code; save the data it holds instead",
+            )
+        top = name.partition(".")[0]
+        std = top in ("builtins", "__main__") or top not in sys.modules or top in sys.stdlib_module_names
+        pkg = "" if std else top
+        if len(_checked) < 65536:
+            _checked[name] = pkg
     ctx.need(name)
-    top = name.partition(".")[0]
-    if top not in ("builtins", "__main__") and top in sys.modules and top not in sys.stdlib_module_names:
-        ctx.note_package(top)
+    if pkg:
+        ctx.note_package(pkg)
 
 
 class GlobalHandler(Handler):
