@@ -490,7 +490,10 @@ class SizeHandler(Handler):
         return [self.tag, *obj]
 
     def decode(self, node: Any, ctx: DecodeContext) -> torch.Size:
-        return torch.Size(_ints(node[1:], "size"))
+        dims = node[1:]
+        if len(dims) > _MAX_NDIM or not all(type(d) is int and -_MAX_INT <= d <= _MAX_INT for d in dims):
+            raise CorruptFileError(f"torch.Size {dims!r:.80} is not at most {_MAX_NDIM} integers")
+        return torch.Size(dims)
 
 
 class _NamedHandler(Handler):
