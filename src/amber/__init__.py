@@ -7,7 +7,7 @@
 
 from amber._api import dump, dumps, inspect, load, loads, open, untrusted_types
 from amber._explain import Problem, check, copy, explain
-from amber.handlers._user import handler
+from amber.handlers._user import handler, register
 from amber._version import __version__
 from amber.errors import (
     AmberError,
@@ -50,6 +50,7 @@ __all__ = [
     "load",
     "loads",
     "open",
+    "register",
     "trust",
     "untrusted_types",
 ]

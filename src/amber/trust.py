@@ -164,6 +164,23 @@ DENIED_PREFIXES: tuple[str, ...] = (
     "torch.hub.",
     "torch.serialization.",
     "pandas.io.pickle.",
+    "numpy.lib.format.",
+    "numpy.lib.npyio.",
+    "numpy.lib._npyio_impl.",
+    "numpy.lib._datasource.",
+    "numpy.ndarray.tofile",
+    "numpy.ndarray.dump",
+    "multiprocessing.",
+    "io.",
+    "_io.",
+    "tempfile.",
+    "urllib.",
+    "http.",
+    "ftplib.",
+    "smtplib.",
+    "asyncio.",
+    "threading.",
+    "signal.",
 )
 DENIED: frozenset[str] = frozenset(
     {

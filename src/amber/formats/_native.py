@@ -323,7 +323,10 @@ class Encoder:
                 h = self.registry.by_tag[("int", 1)] if t is int else self.registry.fallback(t)
         self.types.add(h.handler_id)
         if h.binds:
-            return h.encode(obj, self)
+            node = h.encode(obj, self)
+            if node[0] is not h.tag:  # a generic reduction may write another node type
+                self.types.add(parse_tag(node[0]).name)
+            return node
         self.building.add(i)
         try:
             return h.encode(obj, self)

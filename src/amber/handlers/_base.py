@@ -114,7 +114,10 @@ class Registry:
             )
         self.by_tag[key] = h
         for t in h.types:
-            self.by_type[t] = h
+            cur = self.by_type.get(t)
+            # saving uses the newest version; an older one registered later only loads old files
+            if cur is None or cur.handler_id != h.handler_id or cur.version <= h.version:
+                self.by_type[t] = h
             self._fallbacks.pop(t, None)
         return h
 

@@ -16,13 +16,14 @@ nodes needs no ``trusted=`` entry.
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from amber.errors import AmberError, CorruptFileError
 from amber.handlers._base import REGISTRY, DecodeContext, EncodeContext, Handler, Registry
 
-__all__ = ["handler"]
+__all__ = ["handler", "register"]
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _RESERVED = ("map", "list", "tuple", "ref", "seg", "global", "object", "reduce", "state")
@@ -82,3 +83,30 @@ def handler(
         return impl
 
     return register
+
+
+def register(
+    target: type | Handler | type[Handler],
+    encode: Callable[[Any], Any] | None = None,
+    decode: Callable[[Any], Any] | None = None,
+    *,
+    name: str | None = None,
+    version: int = 1,
+) -> None:
+    """Register a handler without a decorator.
+
+    ``amber.register(Point, encode=lambda p: [p.x, p.y], decode=lambda s: Point(*s))``, or
+    ``amber.register(MyHandler)`` for a :class:`amber.handlers.Handler` subclass (or instance)
+    that writes nodes itself.
+    """
+    if isinstance(target, Handler) or isinstance(target, type) and issubclass(target, Handler):
+        if encode is not None or decode is not None:
+            raise AmberError("pass encode/decode with a type, not with a Handler")
+        REGISTRY.register(target, clobber=True)
+        return
+    if not isinstance(target, type) or not callable(encode) or not callable(decode):
+        raise AmberError(
+            "register(Type, encode=..., decode=...) needs a type and two functions: "
+            "encode(obj) -> state and decode(state) -> obj"
+        )
+    handler(target, name=name, version=version)(types.SimpleNamespace(encode=encode, decode=decode))
