@@ -1,4 +1,5 @@
-"""amber's benchmark suite: amber against pickle, joblib and NumPy, side by side.
+"""amber's benchmark suite: amber against pickle, joblib, NumPy, skops, feather, safetensors
+and torch.save, side by side.
 
 Run ``python -m benchmarks --help`` (or ``make bench``).
 """

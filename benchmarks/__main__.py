@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--repeat N] [--only matrix,tiles,dict] [--out DIR]``."""
+"""``python -m benchmarks [--quick] [--repeat N] [--only matrix,tiles,dict,forest,frame,torch,objects] [--out DIR]``."""
 
 from __future__ import annotations
 
@@ -30,11 +30,13 @@ def _positive(text: str) -> int:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks", description="Benchmark amber against pickle, joblib and NumPy."
+        prog="python -m benchmarks",
+        description="Benchmark amber against pickle, joblib, NumPy, skops, feather, safetensors and torch.save.",
     )
     p.add_argument("--quick", action="store_true", help="~20x smaller workloads, for a smoke run")
     p.add_argument(
-        "--repeat", type=_positive, help="timed runs per dump and load (default: 3 for the matrix, 5 otherwise)"
+        "--repeat", type=_positive,
+        help="timed runs per dump and load (default: 3 for the matrix and the state dict, 5 otherwise)",
     )
     p.add_argument("--only", type=_groups, default=GROUPS, help=f"comma-separated subset of {','.join(GROUPS)}")
     p.add_argument("--out", type=Path, default=BENCH_DIR / "results", help="where latest.md and latest.json go")
@@ -43,6 +45,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--matrix-mb", type=float, help=f"matrix size in MB (default {FULL.matrix_mb:g})")
     p.add_argument("--tiles", type=_positive, help=f"number of image tiles (default {FULL.tiles})")
     p.add_argument("--dict-keys", type=_positive, help=f"number of dict keys (default {FULL.dict_keys:,})")
+    p.add_argument("--forest-rows", type=_positive, help=f"training rows of the forest (default {FULL.forest_rows:,})")
+    p.add_argument("--frame-rows", type=_positive, help=f"rows of the DataFrame (default {FULL.frame_rows:,})")
+    p.add_argument(
+        "--torch-params", type=_positive, help=f"about this many state dict parameters (default {FULL.torch_params:,})"
+    )
+    p.add_argument("--objects", type=_positive, help=f"number of small objects (default {FULL.objects:,})")
     p.add_argument("--no-sync", action="store_true", help="do not flush dirty pages before each timed call")
     p.add_argument("--check", action="store_true", help="exit 1 when a bar fails")
     return p.parse_args(argv)
@@ -51,7 +59,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    overrides = {"matrix_mb": args.matrix_mb, "tiles": args.tiles, "dict_keys": args.dict_keys}
+    overrides = {
+        "matrix_mb": args.matrix_mb, "tiles": args.tiles, "dict_keys": args.dict_keys,
+        "forest_rows": args.forest_rows, "frame_rows": args.frame_rows,
+        "torch_params": args.torch_params, "objects": args.objects,
+    }
     sizes = dataclasses.replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
     config = Config(
         sizes=sizes, repeat=args.repeat, only=args.only, tmpdir=args.tmpdir,

@@ -1,4 +1,10 @@
-"""One adapter per tool, all with the same verbs: ``dump(obj, path)``, ``load(path)``, ``suffix``."""
+"""One adapter per tool, all with the same verbs: ``dump(obj, path)``, ``load(path)``, ``suffix``.
+
+An adapter runs on the workloads it ``applies`` to: the generic ones (pickle, joblib, amber)
+on every kind of workload, the others only on their ``kinds`` (skops on the forest, feather
+on the DataFrame, safetensors and ``torch.save`` on the state dict, NumPy on single arrays).
+The libraries of those tools are imported on first use, so ``--only dict`` needs no torch.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +16,12 @@ import joblib
 import numpy as np
 
 import amber
+from benchmarks._workloads import Workload
 
 __all__ = ["ADAPTERS", "Adapter"]
+
+#: The kinds of workload of the first benchmarks (arrays and plain data).
+DATA = frozenset({"data"})
 
 
 class Adapter:
@@ -24,12 +34,20 @@ class Adapter:
     mmap: ClassVar[bool] = False
     #: Only for files that hold one ndarray.
     single_array_only: ClassVar[bool] = False
+    #: The workload kinds (``Workload.kind``) it is measured on; None: every kind.
+    kinds: ClassVar[frozenset[str] | None] = None
 
-    def applies(self, single_array: bool, has_arrays: bool) -> bool:
-        """Whether this adapter is measured on a workload of this kind."""
-        if self.single_array_only and not single_array:
+    def applies(self, w: Workload) -> bool:
+        """Whether this adapter is measured on the workload ``w``."""
+        if self.kinds is not None and w.kind not in self.kinds:
             return False
-        return has_arrays or not self.mmap  # a map of a file without arrays is a plain load
+        if self.single_array_only and not w.single_array:
+            return False
+        return w.has_arrays or not self.mmap  # a map of a file without arrays is a plain load
+
+    def for_workload(self, w: Workload) -> Adapter:
+        """The adapter to measure on ``w`` (one that knows what ``w`` needs, e.g. a trust list)."""
+        return self
 
     def dump(self, obj: Any, path: Path) -> None:
         raise NotImplementedError
@@ -62,6 +80,7 @@ class Joblib(Adapter):
 
 class JoblibZ3(Joblib):
     key, label = "joblib_z3", "joblib compress=3"
+    kinds = DATA  # seconds per dump on the big framework workloads, and no bar there
 
     def dump(self, obj: Any, path: Path) -> None:
         joblib.dump(obj, path, compress=3)
@@ -70,6 +89,7 @@ class JoblibZ3(Joblib):
 class Npy(Adapter):
     key, label, suffix = "npy", "np.save/np.load", ".npy"
     single_array_only = True
+    kinds = DATA
 
     def dump(self, obj: Any, path: Path) -> None:
         np.save(path, obj, allow_pickle=False)
@@ -86,14 +106,87 @@ class NpyMmap(Npy):
         return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
+class Skops(Adapter):
+    """``skops.io``, trusting exactly the types the file says it needs (as a user who
+    checked them would)."""
+
+    key, label, suffix = "skops", "skops.io", ".skops"
+    kinds = frozenset({"forest"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        import skops.io
+
+        skops.io.dump(obj, path)
+
+    def load(self, path: Path) -> Any:
+        import skops.io
+
+        return skops.io.load(path, trusted=skops.io.get_untrusted_types(file=path))
+
+
+class Feather(Adapter):
+    """``df.to_feather`` / ``pd.read_feather`` with their defaults (Arrow IPC, LZ4 when available)."""
+
+    key, label, suffix = "feather", "feather (lz4, its default)", ".feather"
+    kinds = frozenset({"frame"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        obj.to_feather(path)
+
+    def load(self, path: Path) -> Any:
+        import pandas as pd
+
+        return pd.read_feather(path)
+
+
+class Safetensors(Adapter):
+    """``safetensors.torch.save_file`` / ``load_file``, whose tensors map the file (lazy)."""
+
+    key, label, suffix = "safetensors", "safetensors (lazy load)", ".safetensors"
+    kinds = frozenset({"torch"})
+    mmap = True
+
+    def dump(self, obj: Any, path: Path) -> None:
+        from safetensors.torch import save_file
+
+        save_file(obj, path)
+
+    def load(self, path: Path) -> Any:
+        from safetensors.torch import load_file
+
+        return load_file(path)
+
+
+class TorchSave(Adapter):
+    key, label, suffix = "torch_save", "torch.save/load weights_only", ".pt"
+    kinds = frozenset({"torch"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        import torch
+
+        torch.save(obj, path)
+
+    def load(self, path: Path) -> Any:
+        import torch
+
+        return torch.load(path, weights_only=True)
+
+
 class Amber(Adapter):
     key, label, suffix = "amber", "amber", ".amber"
+
+    def __init__(self, trusted: tuple[str, ...] = ()) -> None:
+        #: Extra names its loads trust (``trusted=``): those the workload's classes need.
+        self.trusted = trusted
+
+    def for_workload(self, w: Workload) -> Adapter:
+        return self if w.trusted == self.trusted else type(self)(w.trusted)
 
     def dump(self, obj: Any, path: Path) -> None:
         amber.dump(obj, path)
 
     def load(self, path: Path) -> Any:
-        return amber.load(path)
+        return amber.load(path, trusted=self.trusted)
 
 
 class AmberZ(Amber):
@@ -107,6 +200,7 @@ class AmberZRaw(Amber):
     """compress=True without the shuffle/delta pre-filters: shows what the filters buy."""
 
     key, label = "amber_z_nofilter", "amber compress=True filters=False"
+    kinds = DATA
 
     def dump(self, obj: Any, path: Path) -> None:
         amber.dump(obj, path, compress=True, filters=False)
@@ -115,9 +209,46 @@ class AmberZRaw(Amber):
 class AmberMmap(Amber):
     key, label = "amber_mmap", "amber mmap=True"
     mmap = True
+    kinds = frozenset({"data", "torch"})  # what maps: arrays and tensors as they are
 
     def load(self, path: Path) -> Any:
-        return amber.load(path, mmap=True)
+        return amber.load(path, mmap=True, trusted=self.trusted)
+
+
+def _needs_as_is(manifest: dict[str, Any], trusted: Any, name: str) -> list[str]:
+    """``check_trust`` without the audit: the manifest's needs, none refused."""
+    return list(manifest.get("needs") or [])
+
+
+def _import_unchecked(name: str, extra: Any = ()) -> Any:
+    """``trust.resolve`` without the trust check: the import alone."""
+    from amber.trust import _import
+
+    return _import(name)
+
+
+class AmberTrustOff(Amber):
+    """amber's load with its trust checks switched off, to measure what safe loading costs.
+
+    During the load, ``amber.formats._native.check_trust`` (the audit of the manifest's
+    needed names against the trust list) returns the needs as they are, and ``_resolve``
+    (``amber.trust.resolve``: the per-name trust check, then the import) only imports.
+    Those are the only two places where a load consults the trust list; both are restored
+    afterwards. Never a way to load a file: a benchmark of the checks' cost.
+    """
+
+    key, label = "amber_trust_off", "amber, trust checks off"
+    kinds = frozenset({"forest", "objects"})
+
+    def load(self, path: Path) -> Any:
+        from amber.formats import _native
+
+        saved = _native.check_trust, _native._resolve
+        _native.check_trust, _native._resolve = _needs_as_is, _import_unchecked
+        try:
+            return amber.load(path, trusted=self.trusted)
+        finally:
+            _native.check_trust, _native._resolve = saved
 
 
 #: Every adapter, in table order.
@@ -127,8 +258,13 @@ ADAPTERS: tuple[Adapter, ...] = (
     JoblibZ3(),
     Npy(),
     NpyMmap(),
+    Skops(),
+    Feather(),
+    Safetensors(),
+    TorchSave(),
     Amber(),
     AmberZ(),
     AmberZRaw(),
     AmberMmap(),
+    AmberTrustOff(),
 )

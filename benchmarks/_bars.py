@@ -87,11 +87,66 @@ def _dict(w: WorkloadResult) -> list[Bar]:
     ]
 
 
+def _within(w: WorkloadResult, other: str, label: str, limit: float, ops: tuple[str, ...] = ("dump", "load"),
+            amber: str = "amber", amber_label: str = "amber") -> list[Bar]:
+    """``amber <op> / <other> <op> <= limit`` for each op."""
+    return [
+        _bar(w.name, f"{amber_label} {op} / {label} {op}", _time_ratio(w, amber, other, op), "<=", limit, "x")
+        for op in ops
+    ]
+
+
+def _safe_load_cost(w: WorkloadResult) -> Bar:
+    return _bar(w.name, "amber load / amber load with trust checks off (cost of safe loading)",
+                _time_ratio(w, "amber", "amber_trust_off", "load"), "<=", 1.2, "x")
+
+
+def _forest(w: WorkloadResult) -> list[Bar]:
+    n = w.name
+    amber, pkl = w.get("amber"), w.get("pickle5")
+    extra_bytes = float(amber.size_bytes - pkl.size_bytes) if amber and pkl else None
+    return [
+        *_within(w, "pickle5", "pickle p5", 1.5),
+        *(
+            _bar(n, f"skops.io {op} / amber {op} (speed-up)", _time_ratio(w, "skops", "amber", op), ">=", 5.0, "x")
+            for op in ("dump", "load")
+        ),
+        _bar(n, "amber file size - pickle p5 file size", extra_bytes, "<=", 0.0, "bytes"),
+        _safe_load_cost(w),
+    ]
+
+
+def _frame(w: WorkloadResult) -> list[Bar]:
+    return [
+        *_within(w, "pickle5", "pickle p5", 1.5),
+        *(
+            _bar(w.name, f"amber {op} / feather {op}", _time_ratio(w, "amber", "feather", op), "<", 1.0, "x")
+            for op in ("dump", "load")
+        ),
+    ]
+
+
+def _torch(w: WorkloadResult) -> list[Bar]:
+    return [
+        *_within(w, "safetensors", "safetensors save_file", 1.15, ("dump",)),
+        *_within(w, "safetensors", "safetensors load_file (lazy)", 1.15, ("load",), "amber_mmap", "amber mmap=True"),
+        *_within(w, "torch_save", "torch.load(weights_only=True)", 1.15, ("load",)),
+    ]
+
+
+def _objects(w: WorkloadResult) -> list[Bar]:
+    return [_safe_load_cost(w)]
+
+
 _RULES: dict[str, Callable[[WorkloadResult], list[Bar]]] = {
     "matrix": _matrix,
     "tiles-list": _tiles,
     "tiles-files": _tiles,
     "dict": _dict,
+    "forest": _forest,
+    "frame": _frame,
+    "torch": _torch,
+    "objects": _objects,
 }
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks._adapters import ADAPTERS, Adapter
-from benchmarks._workloads import FULL, GROUPS, Sizes, Workload, build, verify
+from benchmarks._workloads import FULL, GROUPS, Sizes, Workload, build, sample, verify
 
 __all__ = ["Config", "Measurement", "RunResult", "WorkloadResult", "run"]
 
@@ -42,7 +42,7 @@ def _stderr(msg: str) -> None:
 
 @dataclass(frozen=True)
 class Config:
-    """What to run. ``repeat=None`` means 3 for the matrix and 5 for the rest."""
+    """What to run. ``repeat=None`` means 3 for the matrix and the state dict, 5 for the rest."""
 
     sizes: Sizes = FULL
     repeat: int | None = None
@@ -159,6 +159,17 @@ def _git_state(folder: Path) -> str | None:
         return None
 
 
+#: Packages of the framework workloads and their tools, reported when installed.
+_OPTIONAL = ("pandas", "pyarrow", "torch", "safetensors", "skops")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _environment(tmp: Path) -> dict[str, Any]:
     import joblib
 
@@ -174,6 +185,7 @@ def _environment(tmp: Path) -> dict[str, Any]:
         "numpy": np.__version__,
         "joblib": joblib.__version__,
         "scikit-learn": importlib.metadata.version("scikit-learn"),
+        **{dist: _version(dist) for dist in _OPTIONAL},
         "tmpdir": str(tmp),
         "tmpdir_fs": fs_type(tmp),
     }
@@ -306,16 +318,19 @@ def measure_all(w: Workload, adapters: list[Adapter], work: Path, sync: bool = T
     return [ms[a.key] for a in adapters]
 
 
-def _warm_up(work: Path) -> None:
-    """One tiny dump and load per adapter, so first-call costs (imports, thread pools) go untimed."""
-    small = np.arange(1000.0)
-    mixed = [small, {"a": (1, 2.5, "x")}]
-    for adapter in ADAPTERS:
+def _warm_up(adapters: list[Adapter], w: Workload, work: Path, warmed: set[tuple[str, str]]) -> None:
+    """One dump and load of a tiny object of ``w``'s kind per adapter, the first time that
+    adapter meets that kind, so first-call costs (imports, lazily loaded handlers, thread
+    pools) go untimed."""
+    for adapter in adapters:
+        if (adapter.key, w.kind) in warmed:
+            continue
+        warmed.add((adapter.key, w.kind))
         path = work / f"warm-up{adapter.suffix}"
         try:
-            adapter.dump(small if adapter.single_array_only else mixed, path)
+            adapter.dump(sample(w.kind, adapter.single_array_only), path)
             adapter.load(path)
-        except Exception:  # a broken adapter is reported by measure()
+        except Exception:  # a broken adapter is reported by measure_all()
             pass
     _clear(work)
 
@@ -341,15 +356,16 @@ def run(config: Config, log: Log = _stderr) -> RunResult:
     cfg["tmpdir"] = str(config.tmpdir) if config.tmpdir else None
     result = RunResult(config=cfg, env=_environment(work))
     started = time.perf_counter()
+    warmed: set[tuple[str, str]] = set()
     try:
-        _warm_up(work)
         for w in build(config.sizes, config.only, config.seed, config.repeat):
+            adapters = [a.for_workload(w) for a in ADAPTERS if a.applies(w)]
+            _warm_up(adapters, w, work, warmed)
             wr = WorkloadResult(w.name, w.group, w.title, w.payload_bytes, w.files, w.repeat, _loadavg())
             log(f"== {w.name}: {w.title} ({w.repeat} repeats)")
             gc.collect()
             gc.freeze()  # what exists now (modules, the workload) is not rescanned by every collection
             try:
-                adapters = [a for a in ADAPTERS if a.applies(w.single_array, w.has_arrays)]
                 for m in measure_all(w, adapters, work, config.sync):
                     wr.measurements.append(m)
                     log(f"   {m.label:<22} {_describe(m)}")

@@ -77,21 +77,27 @@ def render(run: RunResult, bars: list[Bar]) -> str:
     env = run.env
     sync = " and os.sync()" if run.config.get("sync") else ""
     git = f" ({env['amber_git']})" if env.get("amber_git") else ""
+    others = "".join(
+        f", {dist} {env[dist]}" for dist in ("scikit-learn", "pandas", "pyarrow", "torch", "safetensors", "skops")
+        if env.get(dist)
+    )
     lines = [
         "# amber benchmarks",
         "",
         f"- {_dt.datetime.now().isoformat(timespec='seconds')}; Python {env['python']}, "
         f"amber {env['amber']}{git}, "
-        f"numpy {env['numpy']}, joblib {env['joblib']}; {env['cpus']} CPUs; {env['platform']}",
+        f"numpy {env['numpy']}, joblib {env['joblib']}{others}; {env['cpus']} CPUs; {env['platform']}",
         f"- files in {env['tmpdir']} ({env['tmpdir_fs']}), removed afterwards; run took {run.seconds:.0f} s",
         "- times in seconds: best (median) of the repeats; loads read files still in the page cache, "
         f"dumps are not fsynced; before each timed call: gc.collect(){sync}; objects that exist "
         "before a workload starts (modules, the workload itself) are frozen out of the cyclic GC",
         "- peak MB: tracemalloc peak of memory allocated during one extra dump or load beyond what existed "
-        "before it (a load counts the object it returns; mapped pages and private buffers of C libraries "
-        "are not seen)",
-        "- MB = 10^6 bytes; mmap loads return arrays still on disk, every other load is checked to be "
-        "fully in memory and equal to the saved object",
+        "before it (a load counts the object it returns; mapped pages and private buffers of C libraries, "
+        "such as PyTorch tensors and Arrow columns, are not seen)",
+        "- MB = 10^6 bytes; the first load of every tool is checked: equal to the saved object (forest: "
+        "same parameters, predict_proba and predict on held-out rows; DataFrame: pd.testing.assert_frame_equal "
+        "with check_exact=True; tensors: torch.equal, dtype and shape), arrays and tensors mapped from "
+        "the file for mmap/lazy loads and fully in memory for every other load",
     ]
     if run.config.get("quick"):
         lines.append("- **quick run**: sizes are ~20x smaller than the ones the bars are defined for")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # benchmarks/ is a top-level package beside src/, not installed
     sys.path.insert(0, str(ROOT))
 
 from benchmarks import Config, Sizes, compute_bars, render, run, write  # noqa: E402
+from benchmarks.__main__ import main  # noqa: E402
 
 EXPECTED = {
     "matrix": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
@@ -19,12 +21,24 @@ EXPECTED = {
     "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter"},
 }
 FILES = {"matrix": 1, "tiles-list": 1, "tiles-files": 20, "dict": 1}
+#: The workloads of the type handlers (scikit-learn, pandas, PyTorch, user classes): each
+#: runs the generic tools and its own, and no other.
+GENERIC = {"pickle5", "joblib", "amber", "amber_z"}
+EXPECTED_TYPES = {
+    "forest": GENERIC | {"skops", "amber_trust_off"},
+    "frame": GENERIC | {"feather"},
+    "torch": GENERIC | {"safetensors", "torch_save", "amber_mmap"},
+    "objects": GENERIC | {"amber_trust_off"},
+}
+BARS_TYPES = {"forest": 6, "frame": 4, "torch": 3, "objects": 1}
 
 
 def test_harness_runs_every_adapter_and_cleans_up(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    config = Config(sizes=Sizes(matrix_mb=1.0, tiles=20, dict_keys=2_000), repeat=1, tmpdir=work, sync=False)
+    config = Config(
+        sizes=Sizes(matrix_mb=1.0, tiles=20, dict_keys=2_000), repeat=1, only=("matrix", "tiles", "dict"), tmpdir=work, sync=False
+    )
 
     result = run(config, log=lambda _msg: None)
 
@@ -52,3 +66,31 @@ def test_harness_runs_every_adapter_and_cleans_up(tmp_path: Path) -> None:
     raw = json.loads(js.read_text())
     assert [w["name"] for w in raw["workloads"]] == list(EXPECTED)
     assert len(raw["bars"]) == len(bars)
+
+
+def test_quick_run_of_the_type_handler_groups(tmp_path: Path, capsys: Any) -> None:
+    """``python -m benchmarks --quick`` on the forest, DataFrame, state dict and objects:
+    every tool loads back what it saved (the harness verifies it), the bars are computed."""
+    work, out = tmp_path / "work", tmp_path / "out"
+    work.mkdir()
+    argv = ["--quick", "--repeat", "1", "--no-sync", "--only", ",".join(EXPECTED_TYPES)]
+    code = main([*argv, "--tmpdir", str(work), "--out", str(out)])
+
+    raw = json.loads((out / "latest.json").read_text())
+    errors = [(w["name"], m["adapter"], m["error"]) for w in raw["workloads"] for m in w["measurements"] if m["error"]]
+    assert errors == [] and code == 0
+    assert raw["config"]["quick"] is True
+    assert [w["name"] for w in raw["workloads"]] == list(EXPECTED_TYPES)
+    for w in raw["workloads"]:
+        assert {m["adapter"] for m in w["measurements"]} == EXPECTED_TYPES[w["name"]]
+        assert w["payload_bytes"] > 0 or w["name"] == "objects"
+        for m in w["measurements"]:
+            assert len(m["dump_s"]) == len(m["load_s"]) == 1 and m["size_bytes"] > 0 and m["files"] == 1
+    assert list(work.iterdir()) == []
+
+    bars = raw["bars"]
+    assert {name: sum(b["workload"] == name for b in bars) for name in BARS_TYPES} == BARS_TYPES
+    assert all(b["value"] is not None and b["ok"] in (True, False) for b in bars)
+    markdown = (out / "latest.md").read_text()
+    assert "**quick run**" in markdown and "| skops.io |" in markdown and "| amber, trust checks off |" in markdown
+    assert markdown in capsys.readouterr().out
