@@ -556,13 +556,6 @@ def test_hist_gradient_boosting() -> None:
         assert_same_outputs(reg, roundtrip(reg), Xn)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=amber.UnsupportedTypeError,
-    reason="with categorical features, HistGradientBoosting* keep FunctionTransformer("
-    "functools.partial(check_array, ...)) in _preprocessor; functools.partial is on amber's deny "
-    "list (needs a handler of its own for partials of trusted functions)",
-)
 @pytest.mark.parametrize("source", ["pandas_category_dtype", "numpy_column_indices"])
 def test_hist_gradient_boosting_categorical(source: str) -> None:
     pd = pytest.importorskip("pandas")
@@ -856,39 +849,25 @@ def _distribution_search(discrete: bool) -> Any:
     return _fit(search, X_FIT, Y_CLASS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="scipy.stats distributions are not trusted by default: unpickling one exec()s the "
-    "argument-parser source held in its state (needs a handler that rebuilds them through "
-    "their constructor)",
-)
 def test_randomized_search_scipy_distributions_default_trust() -> None:
     search = _distribution_search(discrete=False)
     _check_search(search, roundtrip(search))
 
 
-def test_randomized_search_scipy_distributions_trusted() -> None:
+def test_randomized_search_scipy_distributions_rebuilt_by_name() -> None:
+    """Frozen distributions are saved by their scipy.stats name and arguments, and rebuilt by
+    calling that distribution: the distribution object's own state (which holds source
+    text it exec()s) is never restored, so they need no trust."""
     search = _distribution_search(discrete=False)
     data = amber.dumps(search)
-    needs = amber.untrusted_types(data)
-    assert needs and all(n.startswith("scipy.stats._") for n in needs)
-    with pytest.raises(amber.UntrustedTypeError):
-        amber.loads(data)
-    loaded = amber.loads(data, trusted=needs)
-    assert_same(search, loaded)
-    _check_search(search, loaded)
+    assert amber.untrusted_types(data) == []
+    assert "scipy.stats.frozen" in amber.inspect(data).types
+    loaded = amber.loads(data)
     for k in ("C", "gamma"):
         dist = loaded.param_distributions[k]
         assert_same(dist.rvs(size=5, random_state=1), search.param_distributions[k].rvs(size=5, random_state=1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=amber.UnsupportedTypeError,
-    reason="discrete scipy.stats distributions keep a np.vectorize of a bound method "
-    "(vecentropy) in their pickled state; amber does not rebuild bound methods (getattr)",
-)
 def test_randomized_search_discrete_distribution() -> None:
     search = _distribution_search(discrete=True)
     loaded = amber.loads(amber.dumps(search), trusted=["scipy.stats"])

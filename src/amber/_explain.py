@@ -92,6 +92,9 @@ class _ExplainEncoder(Encoder):
             if at is not None:
                 self.path.pop()
 
+    def encode_attrs(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.encode(v, "." + k) for k, v in state.items()}
+
     def _items(self, items: Any, at: Callable[[int], Any] | None = None) -> list[Any] | None:
         return [self.encode(v, j if at is None else at(j)) for j, v in enumerate(items)]
 

@@ -50,6 +50,8 @@ DEFAULT_TRUSTED: frozenset[str] = frozenset(
         "sklearn.feature_selection._univariate_selection.chi2",
         "sklearn.feature_selection._mutual_info.mutual_info_classif",
         "sklearn.feature_selection._mutual_info.mutual_info_regression",
+        # HistGradientBoosting's categorical preprocessor holds partial(check_array, ...)
+        "sklearn.utils.validation.check_array",
         # BisectingKMeans keeps the k-means step it runs as an attribute
         "sklearn.cluster._kmeans._kmeans_single_lloyd",
         "sklearn.cluster._kmeans._kmeans_single_elkan",
@@ -163,6 +165,10 @@ DENIED_PREFIXES: tuple[str, ...] = (
     "joblib.",
     "torch.hub.",
     "torch.serialization.",
+    "torch.storage._load_from_bytes",
+    "torch.jit.",
+    "torch.package.",
+    "torch._C._load",
     "pandas.io.pickle.",
     "numpy.lib.format.",
     "numpy.lib.npyio.",

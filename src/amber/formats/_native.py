@@ -180,6 +180,23 @@ class Encoder:
     def note_package(self, name: str) -> None:
         self.packages.add(name)
 
+    def encode_attrs(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Encode an object's attribute dict (str keys) into a map of nodes; a failure
+        names the attribute (``.coef_``). Plain values pass through as they are."""
+        out = {}
+        node, tup = self._node, self._tuple
+        for k, v in state.items():
+            t = type(v)
+            if t is str or t is float or t is bool or v is None or t is bytes or (t is int and _INT_MIN <= v <= _INT_MAX):
+                out[k] = v
+                continue
+            try:
+                out[k] = tup(v) if t is tuple else node(v, t)
+            except AmberError as exc:
+                _add_part(exc, "." + k)
+                raise
+        return out
+
     def encode_before(self, owner: Any, obj: Any, at: Any = None) -> Any:
         """Encode ``obj``, which must be rebuilt before ``owner`` exists (its constructor
         arguments): a reference back to ``owner`` from inside it is refused as a cycle."""
@@ -400,6 +417,19 @@ class Decoder:
                 )
             obj = self._resolved[name] = _resolve(name, self.trusted)
         return obj
+
+    def decode_attrs(self, attrs: dict[Any, Any]) -> dict[Any, Any]:
+        """Decode a map of attribute name -> node (see ``Encoder.encode_attrs``)."""
+        out = {}
+        dec = self.decode
+        for k, v in attrs.items():
+            if type(v) is tuple:
+                out[k] = dec(v, "." + k if type(k) is str else k) if v and type(v[0]) is bytes else v
+            elif type(v) is dict:
+                raise CorruptFileError("a bare map stands where a node belongs")
+            else:
+                out[k] = v
+        return out
 
     def _blobs(self) -> ContainerReader:
         if self.reader is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
+from amber.trust import is_denied
 
 __all__ = ["BUILTIN_HANDLERS"]
 
@@ -53,10 +54,42 @@ class OrderedDictHandler(_MappingHandler):
     handler_id = "collections.OrderedDict"
     types = (collections.OrderedDict,)
 
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        attrs = obj.__dict__  # e.g. a PyTorch state dict's _metadata (module versions)
+        if attrs:
+            if not all(type(k) is str for k in attrs):
+                raise UnsupportedTypeError(type(obj), "", "an OrderedDict's attributes need str names")
+            out = [OrderedDictAttrsHandler.tag, ctx.encode_attrs(attrs)]
+            enc = ctx.encode
+            for k, v in obj.items():
+                out.append(enc(k, f"<key {k!r:.40}>"))
+                out.append(enc(v, k))
+            return out
+        return super().encode(obj, ctx)
+
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
         d: collections.OrderedDict[Any, Any] = collections.OrderedDict()
         ctx.bind(d)
         return self._fill(d, node, 1, ctx)
+
+
+class OrderedDictAttrsHandler(_MappingHandler):
+    """An OrderedDict with instance attributes: ``[tag, {name: node}, k, v, ...]``."""
+
+    handler_id = "collections.OrderedDict.attrs"
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:  # written by OrderedDictHandler
+        raise NotImplementedError
+
+    def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
+        _need(len(node) >= 2 and type(node[1]) is dict, self.handler_id)
+        d: collections.OrderedDict[Any, Any] = collections.OrderedDict()
+        ctx.bind(d)
+        attrs = ctx.decode_attrs(node[1])
+        _need(all(type(k) is str for k in attrs), self.handler_id)
+        self._fill(d, node, 2, ctx)
+        d.__dict__.update(attrs)
+        return d
 
 
 class CounterHandler(_MappingHandler):
@@ -85,6 +118,10 @@ class DefaultDictHandler(_MappingHandler):
                     type(f), "", "a defaultdict's default_factory must be importable by name (no lambda)"
                 )
             name = f"{mod}.{qual}"
+            if is_denied(name):
+                raise UnsupportedTypeError(
+                    type(f), "", f"a defaultdict's default_factory {name} is on amber's deny list and could never load"
+                )
             ctx.need(name)
         out = super().encode(obj, ctx)
         out.insert(1, name)
@@ -483,6 +520,7 @@ class PathHandler(Handler):
 
 BUILTIN_HANDLERS: tuple[type[Handler], ...] = (
     OrderedDictHandler,
+    OrderedDictAttrsHandler,
     CounterHandler,
     DefaultDictHandler,
     SetHandler,

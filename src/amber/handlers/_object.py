@@ -22,6 +22,7 @@ Nodes:
 from __future__ import annotations
 
 import copyreg
+import functools
 import sys
 import types
 from typing import Any
@@ -30,7 +31,7 @@ from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
 from amber.trust import is_denied
 
-__all__ = ["GLOBAL", "OBJECT", "REDUCE", "STATE", "fallback_for", "global_name"]
+__all__ = ["GLOBAL", "OBJECT", "PARTIAL", "REDUCE", "STATE", "fallback_for", "global_name"]
 
 #: Pickle protocol whose reductions amber follows (``__newobj__``/``__newobj_ex__``).
 PROTOCOL = 4
@@ -144,7 +145,7 @@ def _encode_state(state: Any, ctx: EncodeContext) -> Any:
     if state is None:
         return None
     if type(state) is dict and all(type(k) is str for k in state):
-        return {k: ctx.encode(v, "." + k) for k, v in state.items()}
+        return ctx.encode_attrs(state)
     return ctx.encode(state, ".__getstate__()")
 
 
@@ -231,7 +232,7 @@ class _ReduceBase(Handler):
         ctx.bind(obj)
         if state is not None:
             if type(state) is dict:
-                state = {k: ctx.decode(v) for k, v in state.items()}
+                state = ctx.decode_attrs(state)
             else:
                 state = ctx.decode(state)
         if listitems is not None:
@@ -324,7 +325,38 @@ class StateHandler(Handler):
         return rebuild(ctx.decode(node[2]))
 
 
+class PartialHandler(Handler):
+    """``functools.partial``: the function goes through its own node (so through the trust
+    list on load); making the partial calls nothing."""
+
+    handler_id = "functools.partial"
+    types = (functools.partial,)
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        if obj.__reduce__()[2][3]:  # (reading obj.__dict__ would create one)
+            raise UnsupportedTypeError(type(obj), "", "a partial with attributes of its own is not supported")
+        return [
+            self.tag,
+            ctx.encode(obj.func, ".func"),
+            ctx.encode(obj.args, ".args") if obj.args else None,
+            ctx.encode(dict(obj.keywords), ".keywords") if obj.keywords else None,
+        ]
+
+    def decode(self, node: Any, ctx: DecodeContext) -> Any:
+        if len(node) != 4:
+            raise CorruptFileError("malformed functools.partial node")
+        func = ctx.decode(node[1])
+        args = ctx.decode(node[2]) if node[2] is not None else ()
+        kwargs = ctx.decode(node[3]) if node[3] is not None else {}
+        if not callable(func) or type(args) is not tuple or type(kwargs) is not dict:
+            raise CorruptFileError("malformed functools.partial node")
+        if not all(type(k) is str for k in kwargs):
+            raise CorruptFileError("a functools.partial node has non-str keyword names")
+        return functools.partial(func, *args, **kwargs)
+
+
 GLOBAL = GlobalHandler()
+PARTIAL = PartialHandler()
 OBJECT = ObjectHandler()
 REDUCE = ReduceHandler()
 STATE = StateHandler()

@@ -436,3 +436,61 @@ SPARSE_HANDLERS: tuple[type[_SparseHandler], ...] = tuple(
 
 for _h in SPARSE_HANDLERS:
     REGISTRY.register(_h)
+
+
+class FrozenDistributionHandler(Handler):
+    """A frozen ``scipy.stats`` distribution (``loguniform(1e-3, 1e2)``, ``randint(1, 10)``,
+    as in ``RandomizedSearchCV`` parameter spaces): its name in ``scipy.stats``, its shape
+    arguments and its random state. Loading rebuilds it by calling that named distribution,
+    never by restoring the distribution object's own state (which holds source text)."""
+
+    handler_id = "scipy.stats.frozen"
+    types: ClassVar[tuple[type, ...]] = ()
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        import scipy.stats as st
+
+        name = getattr(obj.dist, "name", None)
+        named = getattr(st, name, None) if isinstance(name, str) else None
+        if named is None or type(named) is not type(obj.dist):
+            raise UnsupportedTypeError(
+                type(obj), "", "only distributions named in scipy.stats can be saved (not custom rv_ subclasses)"
+            )
+        ctx.note_package("scipy")
+        return [
+            self.tag,
+            name,
+            ctx.encode(tuple(obj.args), ".args"),
+            ctx.encode(dict(obj.kwds), ".kwds"),
+            ctx.encode(obj.random_state, ".random_state"),
+        ]
+
+    def decode(self, node: Any, ctx: DecodeContext) -> Any:
+        import scipy.stats as st
+        from scipy.stats._distn_infrastructure import rv_generic
+
+        if len(node) != 5 or type(node[1]) is not str or not node[1].isidentifier() or node[1].startswith("_"):
+            raise CorruptFileError("malformed scipy.stats.frozen node")
+        dist = st.__dict__.get(node[1])
+        if not isinstance(dist, rv_generic):
+            raise CorruptFileError(f"{node[1]!r} is not a distribution in scipy.stats")
+        args, kwds, state = ctx.decode(node[2]), ctx.decode(node[3]), ctx.decode(node[4])
+        if type(args) is not tuple or type(kwds) is not dict or not all(type(k) is str for k in kwds):
+            raise CorruptFileError(f"malformed arguments for scipy.stats.{node[1]}")
+        if not all(type(v) in (int, float, bool) or isinstance(v, (np.number, np.ndarray)) for v in (*args, *kwds.values())):
+            raise CorruptFileError(f"scipy.stats.{node[1]} takes numbers as shape arguments")
+        if not (state is None or isinstance(state, (np.random.RandomState, np.random.Generator))):
+            raise CorruptFileError(f"the random state of scipy.stats.{node[1]} is neither a RandomState nor a Generator")
+        frozen = dist(*args, **kwds)
+        frozen.random_state = state
+        return frozen
+
+
+def _frozen_types() -> tuple[type, ...]:
+    from scipy.stats._distn_infrastructure import rv_continuous_frozen, rv_discrete_frozen
+
+    return (rv_continuous_frozen, rv_discrete_frozen)
+
+
+FrozenDistributionHandler.types = _frozen_types()
+REGISTRY.register(FrozenDistributionHandler)
