@@ -427,8 +427,13 @@ def test_handler_needs_encode_and_decode(registry: Any) -> None:
 
 def test_handler_cannot_replace_a_builtin_handler(registry: Any) -> None:
     amber.dumps(np.zeros(1))  # the NumPy handlers are registered lazily
-    with pytest.raises(amber.AmberError, match="already registered"):
+    with pytest.raises(amber.AmberError, match="namespace"):
         amber.handler(m.HPoint, name="numpy.ndarray")(type("H", (), {"encode": lambda s, o: 1, "decode": lambda s, x: x}))
+    # also before pandas' handlers are first registered (they would then fail to register)
+    with pytest.raises(amber.AmberError, match="namespace"):
+        amber.handler(m.HPoint, name="pandas.DataFrame")
+    with pytest.raises(amber.AmberError, match="already registered"):
+        amber.handler(m.HPoint, name="collections.OrderedDict")(type("H", (), {"encode": lambda s, o: 1, "decode": lambda s, x: x}))
     assert amber.loads(amber.dumps(np.arange(3))).tolist() == [0, 1, 2]
 
 
@@ -755,3 +760,16 @@ def test_ordered_dict_instance_attributes_round_trip() -> None:
     out = amber.loads(amber.dumps(d))
     assert out == d and out._metadata == {"": {"version": 1}} and out.me is out
     assert not hasattr(amber.loads(amber.dumps(collections.OrderedDict(a=1))), "_metadata")
+
+
+def test_reduce_may_not_call_a_default_trusted_class_that_is_not_rebuilt_by_calling(tmp_path: Path) -> None:
+    """torch.nn.Linear(30000, 30000) in a tiny file would allocate 3.6 GB with no trusted=."""
+    from _hostile import T, build
+
+    name = "torch.nn.modules.linear.Linear"
+    data = build([T("reduce"), name, [T("tuple"), 30000, 30000]], needs=[name])
+    with pytest.raises(amber.CorruptFileError, match="not rebuilt by calling it"):
+        amber.loads(data)
+    # the caller may still allow it by naming the class
+    small = build([T("reduce"), name, [T("tuple"), 2, 3]], needs=[name])
+    assert amber.loads(small, trusted=[name]).weight.shape == (3, 2)

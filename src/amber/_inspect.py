@@ -62,7 +62,7 @@ class Info:
             + (f", {self.created}" if self.created else ""),
         ]
         if pkgs:
-            lines.append("  packages    " + ", ".join(f"{k} {v}" for k, v in pkgs.items()))
+            lines.append("  packages    " + ", ".join(f"{k} {v or '(version unknown)'}" for k, v in pkgs.items()))
         lines.append(
             f"  data        {self.blobs} blob(s), {human_size(self.data_bytes)}"
             + (
@@ -74,8 +74,14 @@ class Info:
         lines.append("  types       " + (", ".join(self.types) or "plain data only"))
         if self.needs:
             lines.append("  imports     " + ", ".join(self.needs))
-        if self.untrusted:
-            lines.append("  UNTRUSTED   " + ", ".join(self.untrusted) + "  (load needs trusted=[...])")
+        from amber.trust import is_denied
+
+        allowable = [n for n in self.untrusted if not is_denied(n)]
+        denied = [n for n in self.untrusted if is_denied(n)]
+        if allowable:
+            lines.append("  UNTRUSTED   " + ", ".join(allowable) + f"  (load needs trusted={allowable!r})")
+        if denied:
+            lines.append("  DENIED      " + ", ".join(denied) + "  (can run code: amber never loads these)")
         if self.metadata is not None:
             lines.append("  metadata    " + json.dumps(self.metadata, default=repr)[:2000])
         lines.append("  tree")
@@ -191,6 +197,8 @@ class _Describer:
             return {"type": name, "len": len(kv) // 2, "items": items}
         if name in ("numpy.scalar", "numpy.dtype") and body:
             return {"type": name, "value": _dtype_text(body[0])}
+        if name in ("object", "reduce", "state", "global") and body and type(body[0]) is str:
+            return {"type": body[0]} if name != "global" else {"type": "global", "value": body[0]}
         return {"type": name}
 
 

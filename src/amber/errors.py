@@ -120,7 +120,7 @@ class UntrustedTypeError(DecodeError):
             )
         if self.denied:
             parts.append(
-                f"it also names {', '.join(self.denied)}, which amber never loads because "
+                f"{'it also' if allowable else 'the file'} names {', '.join(self.denied)}, which amber never loads because "
                 "{} can run arbitrary code: do not load this file unless you made it".format(
                     "it" if len(self.denied) == 1 else "they"
                 )

@@ -293,8 +293,10 @@ def _default_kind_trusted(name: str) -> bool:
     if ok is None:
         try:
             ok = _kind_ok(name, _import(name))
-        except DecodeError:
-            ok = False
+        except DecodeError as exc:
+            # not importable here (another version of the package?): not a trust question;
+            # resolving it fails with this import error, naming the package
+            ok = str(exc).startswith("cannot import")
         if len(_kind_cache) < 65536:
             _kind_cache[name] = ok
     return ok
@@ -312,6 +314,14 @@ def is_trusted(name: str, extra: Iterable[str] = (), imports: bool = True) -> bo
     if name in DEFAULT_TRUSTED or _matches(name, _process_trusted) or _matches(name, extra):
         return True
     return _by_default_prefix(name) and (not imports or _default_kind_trusted(name))
+
+
+def trusted_by_name(name: str, extra: Iterable[str] = ()) -> bool:
+    """Is ``name`` trusted by an exact default entry or by the caller (not merely as a class
+    under a default module prefix)?"""
+    if is_denied(name):
+        return False
+    return name in DEFAULT_TRUSTED or _matches(name, _process_trusted) or _matches(name, extra)
 
 
 def untrusted(names: Iterable[str], extra: Iterable[str] = (), imports: bool = True) -> list[str]:

@@ -275,10 +275,41 @@ class ReduceHandler(_ReduceBase):
 
     handler_id = "reduce"
 
+    def decode(self, node: Any, ctx: DecodeContext) -> Any:
+        if len(node) >= 2 and type(node[1]) is str:
+            self._check_call(node[1], ctx)
+        return super().decode(node, ctx)
+
+    @staticmethod
+    def _check_call(name: str, ctx: DecodeContext) -> None:
+        """A class trusted only as a class of a well-known package (not named by the caller)
+        may be called only if its own pickling calls it: ``torch.nn.Linear(10**5, 10**5)``
+        in a file would otherwise allocate whatever the file asks for."""
+        cls = ctx.resolve(name)
+        if isinstance(cls, type) and not ctx.caller_trusts(name) and not _rebuilt_by_calling(cls):
+            raise CorruptFileError(
+                f"{name} is not rebuilt by calling it (its instances pickle through __new__ and their "
+                "state), but the file calls it with arguments; refusing"
+            )
+
     def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if kwargs or not callable(func):
             raise CorruptFileError(f"malformed reduce node for {name}")
         return func(*args)
+
+
+_calls: dict[type, bool] = {}
+
+
+def _rebuilt_by_calling(cls: type) -> bool:
+    ok = _calls.get(cls)
+    if ok is None:
+        ok = cls in copyreg.dispatch_table or any(
+            "__reduce__" in k.__dict__ or "__reduce_ex__" in k.__dict__ for k in cls.__mro__ if k is not object
+        )
+        if len(_calls) < 4096:
+            _calls[cls] = ok
+    return ok
 
 
 def _apply_state(obj: Any, state: Any, name: str) -> None:

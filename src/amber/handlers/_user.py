@@ -65,6 +65,12 @@ def handler(
             f"handler name {hid!r} must be a dotted name such as 'mypkg.Point' (not starting with a "
             "name amber reserves); pass name='mypkg.Point'"
         )
+    top = hid.partition(".")[0]
+    if top in registry.lazy:
+        raise AmberError(
+            f"handler name {hid!r} is in the {top!r} namespace, which amber's own {top} handlers use; "
+            f"pass a name of your own, e.g. name='mypkg.{cls.__qualname__}'"
+        )
     if not isinstance(version, int) or not 1 <= version <= 0xFFFF:
         raise AmberError(f"handler version must be an int from 1 to 65535, not {version!r}")
 
