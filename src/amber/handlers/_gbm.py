@@ -12,8 +12,10 @@ Neither library's model parser is safe against hostile input (both crash the pro
 malformed models), so loading never hands them the stored bytes. The model is parsed here,
 in Python, and checked (array lengths, node indices forming a tree, feature indices,
 categorical split tables, class counts against the objective...); the library then gets a
-canonical rendering of exactly what was checked: LightGBM text rebuilt field by field
-(numbers re-printed, ``tree_sizes`` recomputed), XGBoost UBJSON re-encoded. A model that
+canonical rendering of exactly what was checked: LightGBM text rebuilt line by line from
+the checked fields (every number in the form LightGBM itself writes, unknown lines refused),
+XGBoost UBJSON re-encoded from the checked tree. For models the libraries wrote, both
+renderings are byte-identical to the stored model. A model that
 fails the checks raises :class:`~amber.CorruptFileError`; saving runs the same checks, so a
 model amber cannot check is refused when it is saved, not when it is loaded.
 
@@ -65,8 +67,11 @@ def _bad(what: str) -> NoReturn:
 # LightGBM: parse, check and re-render the model text
 # ======================================================================================
 
-_INT_CHARS = re.compile(r"[-0-9 ]*")
-_FLOAT_CHARS = re.compile(r"[-+0-9.eE ]*")
+#: Number lines exactly as LightGBM writes them (integers; %.17g-style decimals): every
+#: token is one LightGBM's own parsers read (a token they cannot read aborts the process).
+_INT_LINE = re.compile(r"(?:-?[0-9]{1,10}(?: -?[0-9]{1,10})*)?")
+_FLOAT = r"-?[0-9]+(?:\.[0-9]+)?(?:e[-+][0-9]{1,3})?"
+_FLOAT_LINE = re.compile(rf"(?:{_FLOAT}(?: {_FLOAT})*)?")
 _NAME = re.compile(r"[^\s]+")
 _FEATURE_INFO = re.compile(r"none|\[[-+0-9.eEinfINF]+:[-+0-9.eEinfINF]+\]|-?[0-9]{1,10}(?::-?[0-9]{1,10})*")
 _PARAM_LINE = re.compile(r"\[[A-Za-z0-9_]{1,100}: [^\x00-\x1f\x7f]*\]")
@@ -87,42 +92,29 @@ _HEADER_KEYS = (
 ).split()
 
 
+def _count(toks: int, n: int | None, what: str) -> None:
+    if n is not None and toks != n:
+        _bad(f"{what} has {toks} values, not {n}")
+
+
 def _lgb_ints(value: str, n: int | None, what: str, lo: int = -_I32 - 1, hi: int = _I32) -> np.ndarray:
-    if not _INT_CHARS.fullmatch(value):
-        _bad(f"{what} holds something other than integers")
-    toks = value.split()
-    if n is not None and len(toks) != n:
-        _bad(f"{what} has {len(toks)} values, not {n}")
-    try:
-        arr = np.array(toks, dtype=np.int64) if toks else np.zeros(0, np.int64)
-    except (ValueError, OverflowError):
-        _bad(f"{what} holds a malformed integer")
+    if not _INT_LINE.fullmatch(value):
+        _bad(f"{what} is not a list of integers")
+    toks = value.split(" ") if value else []
+    _count(len(toks), n, what)
+    arr = np.array(toks, dtype=np.int64) if toks else np.zeros(0, np.int64)
     if arr.size and (int(arr.min()) < lo or int(arr.max()) > hi):
         _bad(f"{what} has values outside {lo}..{hi}")
     return arr
 
 
-def _lgb_floats(value: str, n: int | None, what: str) -> np.ndarray:
-    if not _FLOAT_CHARS.fullmatch(value):
-        _bad(f"{what} holds something other than numbers")
-    toks = value.split()
-    if n is not None and len(toks) != n:
-        _bad(f"{what} has {len(toks)} values, not {n}")
-    try:
-        arr = np.array(toks, dtype=np.float64) if toks else np.zeros(0)
-    except ValueError:
-        _bad(f"{what} holds a malformed number")
-    if not np.isfinite(arr).all():
-        _bad(f"{what} holds a number that is not finite")
-    return arr
-
-
-def _join_ints(a: np.ndarray) -> str:
-    return " ".join(map(str, a.tolist()))
-
-
-def _join_floats(a: np.ndarray) -> str:
-    return " ".join(map(repr, a.tolist()))
+def _lgb_floats(value: str, n: int | None, what: str, parse: bool = False) -> np.ndarray | None:
+    """Check a line of decimals; their values only when ``parse`` (reading is the slow part)."""
+    if not _FLOAT_LINE.fullmatch(value):
+        _bad(f"{what} is not a list of decimal numbers")
+    toks = value.split(" ") if value else []
+    _count(len(toks), n, what)
+    return np.array(toks, dtype=np.float64) if parse and toks else np.zeros(0) if parse else None
 
 
 def _lgb_int(value: str, what: str, lo: int, hi: int) -> int:
@@ -145,16 +137,16 @@ def _lgb_tree(idx: int, fields: dict[str, str], n_features: int) -> str:
         if key not in fields:
             return None
         arr = _lgb_ints(fields[key], count, f"{where} {key}", lo, hi)
-        out[key] = _join_ints(arr)
+        out[key] = fields[key]
         return arr
 
-    def floats(key: str, count: int) -> np.ndarray | None:
+    def floats(key: str, count: int, parse: bool = False) -> np.ndarray | None:
         if key not in fields:
             return None
         if key == "leaf_weight" and n == 1 and not linear and fields[key] == "":
             count = 0  # LightGBM writes no weight for a single-leaf tree (and reads none)
-        arr = _lgb_floats(fields[key], count, f"{where} {key}")
-        out[key] = _join_floats(arr)
+        arr = _lgb_floats(fields[key], count, f"{where} {key}", parse)
+        out[key] = fields[key]
         return arr
 
     needs_structure = n > 1 or linear
@@ -163,8 +155,9 @@ def _lgb_tree(idx: int, fields: dict[str, str], n_features: int) -> str:
             _bad(f"{where} has {n} leaves but no {key}")
     split_feature = ints("split_feature", inner, 0, n_features - 1)
     floats("split_gain", inner)
-    threshold = floats("threshold", inner)
     decision = ints("decision_type", inner, 0, 15)
+    categorical = ((decision if decision is not None else np.zeros(inner, np.int64)) & 1).astype(bool)
+    threshold = floats("threshold", inner, parse=bool(categorical.any()))
     left = ints("left_child", inner, -n, max(inner - 1, 0))
     right = ints("right_child", inner, -n, max(inner - 1, 0))
     floats("leaf_value", n)
@@ -174,7 +167,7 @@ def _lgb_tree(idx: int, fields: dict[str, str], n_features: int) -> str:
     floats("internal_weight", inner)
     ints("internal_count", inner)
     if needs_structure:
-        assert left is not None and right is not None and split_feature is not None and threshold is not None
+        assert left is not None and right is not None
         children = np.concatenate([left, right])
         nodes = children[children >= 0]
         leaves = ~children[children < 0]
@@ -187,10 +180,8 @@ def _lgb_tree(idx: int, fields: dict[str, str], n_features: int) -> str:
         parent_of = np.concatenate([np.arange(inner), np.arange(inner)])[children >= 0]
         if nodes.size and not bool((nodes > parent_of).all()):
             _bad(f"{where}: a node's child comes before it")
-    dt = decision if decision is not None else np.zeros(inner, np.int64)
-    if ((dt >> 2) & 3 == 3).any():
+    if decision is not None and ((decision >> 2) & 3 == 3).any():
         _bad(f"{where} decision_type has an unknown missing-value type")
-    categorical = (dt & 1).astype(bool)
     if num_cat > 0:
         if "cat_boundaries" not in fields or "cat_threshold" not in fields:
             _bad(f"{where} has categorical splits but no cat_boundaries/cat_threshold")
@@ -213,20 +204,22 @@ def _lgb_tree(idx: int, fields: dict[str, str], n_features: int) -> str:
         counts = ints("num_features", n, 0, n_features)
         if counts is not None:
             total = int(counts.sum())
-            for key, conv in (("leaf_features", "int"), ("leaf_coeff", "float")):
+            for key in ("leaf_features", "leaf_coeff"):
                 if key not in fields:
                     continue
-                arr = (
-                    _lgb_ints(fields[key], total, f"{where} {key}", 0, n_features - 1)
-                    if conv == "int"
-                    else _lgb_floats(fields[key], total, f"{where} {key}")
-                )
-                toks = _join_ints(arr).split() if conv == "int" else _join_floats(arr).split()
+                toks = fields[key].split()
                 parts, pos = [], 0
                 for k in counts.tolist():  # LightGBM's own layout: "a b  c  " (two spaces per leaf)
                     parts.append((" ".join(toks[pos : pos + k]) + " " if k else "") + " ")
                     pos += k
-                out[key] = "".join(parts)
+                if "".join(parts) != fields[key]:
+                    _bad(f"{where} {key} is not laid out as LightGBM writes it")
+                flat = " ".join(toks)
+                if key == "leaf_features":
+                    _lgb_ints(flat, total, f"{where} {key}", 0, n_features - 1)
+                else:
+                    _lgb_floats(flat, total, f"{where} {key}")
+                out[key] = fields[key]
         elif "leaf_features" in fields or "leaf_coeff" in fields:
             _bad(f"{where} has leaf features but no num_features")
     else:
@@ -311,8 +304,8 @@ def check_lightgbm_model(text: str) -> str:
         blocks.append(f"Tree={len(blocks)}\n" + _lgb_tree(len(blocks), fields, n_features) + "\n")
     if len(blocks) % per_iter:
         _bad(f"{len(blocks)} trees is not a whole number of iterations of {per_iter}")
-    if len(sizes) != len(blocks):
-        _bad(f"tree_sizes lists {len(sizes)} trees but there are {len(blocks)}")
+    if sizes.tolist() != [len(b.encode("utf-8")) for b in blocks]:
+        _bad(f"tree_sizes does not give the sizes of the {len(blocks)} trees")
     if pos >= len(lines) or lines[pos] != "end of trees":
         _bad("the trees are not followed by 'end of trees'")
     pos += 1
@@ -388,13 +381,18 @@ _UBJ_NUMS = {**_UBJ_INTS, **_UBJ_FLOATS}
 _UBJ_DEPTH = 64
 
 
+_UBJ_STRUCT = {m: struct.Struct(dt.replace("u1", ">B").replace(">i1", ">b").replace(">i2", ">h").replace(">i4", ">i")
+                               .replace(">i8", ">q").replace(">f4", ">f").replace(">f8", ">d"))
+               for m, dt in _UBJ_NUMS.items()}
+
+
 class _UNum:
-    """A UBJSON number with its type marker (so it is written back the same way)."""
+    """A UBJSON number with its type marker; floats keep their raw bytes (exact)."""
 
-    __slots__ = ("m", "v")
+    __slots__ = ("m", "v", "raw")
 
-    def __init__(self, m: int, v: Any) -> None:
-        self.m, self.v = m, v
+    def __init__(self, m: int, v: Any, raw: bytes | None = None) -> None:
+        self.m, self.v, self.raw = m, v, raw
 
 
 class _UArr:
@@ -416,83 +414,100 @@ class _UBJReader:
     def __init__(self, data: bytes) -> None:
         self.d, self.p, self.n = data, 0, len(data)
 
-    def take(self, k: int) -> bytes:
-        if k < 0 or self.p + k > self.n:
-            _bad("the UBJSON model is truncated")
-        out = self.d[self.p : self.p + k]
-        self.p += k
-        return out
+    def truncated(self) -> NoReturn:
+        _bad("the UBJSON model is truncated")
 
     def marker(self) -> int:
-        return self.take(1)[0]
-
-    def peek(self) -> int:
         if self.p >= self.n:
-            _bad("the UBJSON model is truncated")
-        return self.d[self.p]
+            self.truncated()
+        m = self.d[self.p]
+        self.p += 1
+        return m
 
     def number(self, m: int) -> Any:
-        dt = np.dtype(_UBJ_NUMS[m])
-        return np.frombuffer(self.take(dt.itemsize), dtype=dt)[0].item()
+        st = _UBJ_STRUCT[m]
+        if self.p + st.size > self.n:
+            self.truncated()
+        v = st.unpack_from(self.d, self.p)[0]
+        self.p += st.size
+        return v
 
     def length(self) -> int:
         m = self.marker()
         if m not in _UBJ_INTS:
             _bad(f"a UBJSON length has marker {chr(m)!r}")
         v = self.number(m)
-        if v < 0 or v > self.n:
+        if v < 0 or v > self.n - self.p:
             _bad(f"a UBJSON length of {v} is negative or exceeds the model")
         return v
 
+    def text(self) -> str:
+        k = self.length()
+        try:
+            out = self.d[self.p : self.p + k].decode("utf-8")
+        except UnicodeDecodeError:
+            _bad("a UBJSON string is not UTF-8")
+        self.p += k
+        return out
+
     def value(self, depth: int) -> Any:
         m = self.marker()
-        if m in _UBJ_NUMS:
+        if m in _UBJ_INTS:
             return _UNum(m, self.number(m))
-        if m == ord("S"):
-            try:
-                return self.take(self.length()).decode("utf-8")
-            except UnicodeDecodeError:
-                _bad("a UBJSON string is not UTF-8")
-        if m == ord("T"):
+        if m in _UBJ_FLOATS:
+            raw = self.d[self.p : self.p + _UBJ_STRUCT[m].size]
+            return _UNum(m, self.number(m), raw)
+        if m == 83:  # S
+            return self.text()
+        if m == 84:  # T
             return True
-        if m == ord("F"):
+        if m == 70:  # F
             return False
-        if m == ord("Z"):
+        if m == 90:  # Z
             return None
         if depth >= _UBJ_DEPTH:
             _bad("the UBJSON model is nested too deeply")
-        if m == ord("{"):
+        if m == 123:  # {
             obj: dict[str, Any] = {}
-            while self.peek() != ord("}"):
-                try:
-                    key = self.take(self.length()).decode("utf-8")
-                except UnicodeDecodeError:
-                    _bad("a UBJSON key is not UTF-8")
+            while True:
+                if self.p >= self.n:
+                    self.truncated()
+                if self.d[self.p] == 125:  # }
+                    self.p += 1
+                    return obj
+                key = self.text()
                 if key in obj:
                     _bad(f"the UBJSON model repeats the key {key[:40]!r}")
                 obj[key] = self.value(depth + 1)
-            self.p += 1
-            return obj
-        if m == ord("["):
-            if self.peek() == ord("$"):
+        if m == 91:  # [
+            if self.p >= self.n:
+                self.truncated()
+            if self.d[self.p] == 36:  # $
                 self.p += 1
                 t = self.marker()
-                if t not in _UBJ_NUMS or self.marker() != ord("#"):
+                if t not in _UBJ_NUMS or self.marker() != 35:
                     _bad("unsupported typed UBJSON array")
                 count = self.length()
                 dt = np.dtype(_UBJ_NUMS[t])
-                return _UArr(t, np.frombuffer(self.take(count * dt.itemsize), dtype=dt))
+                if count * dt.itemsize > self.n - self.p:
+                    self.truncated()
+                arr = np.frombuffer(self.d, dtype=dt, count=count, offset=self.p)
+                self.p += count * dt.itemsize
+                return _UArr(t, arr)
             items = _UList()
-            if self.peek() == ord("#"):
+            if self.d[self.p] == 35:  # #
                 self.p += 1
-                count = self.length()
-                for _ in range(count):
+                for _ in range(self.length()):
                     items.append(self.value(depth + 1))
             else:
                 items.counted = False
-                while self.peek() != ord("]"):
+                while True:
+                    if self.p >= self.n:
+                        self.truncated()
+                    if self.d[self.p] == 93:  # ]
+                        self.p += 1
+                        break
                     items.append(self.value(depth + 1))
-                self.p += 1
             return items
         _bad(f"unsupported UBJSON marker {chr(m)!r}")
 
@@ -505,13 +520,18 @@ def _ubj_read(data: bytes) -> Any:
     return out
 
 
+_Q = struct.Struct(">q")
+
+
 def _ubj_write(v: Any, out: bytearray) -> None:
     if isinstance(v, _UNum):
         out.append(v.m)
-        out += np.array([v.v], dtype=_UBJ_NUMS[v.m]).tobytes()
+        out += v.raw if v.raw is not None and v.m in _UBJ_FLOATS else _UBJ_STRUCT[v.m].pack(v.v)
     elif isinstance(v, str):
         raw = v.encode("utf-8")
-        out += b"SL" + struct.pack(">q", len(raw)) + raw
+        out += b"SL"
+        out += _Q.pack(len(raw))
+        out += raw
     elif v is True:
         out += b"T"
     elif v is False:
@@ -522,14 +542,21 @@ def _ubj_write(v: Any, out: bytearray) -> None:
         out += b"{"
         for k, x in v.items():
             raw = k.encode("utf-8")
-            out += b"L" + struct.pack(">q", len(raw)) + raw
+            out += b"L"
+            out += _Q.pack(len(raw))
+            out += raw
             _ubj_write(x, out)
         out += b"}"
     elif isinstance(v, _UArr):
-        out += b"[$" + bytes([v.m]) + b"#L" + struct.pack(">q", len(v.a)) + v.a.astype(_UBJ_NUMS[v.m]).tobytes()
+        out += b"[$"
+        out.append(v.m)
+        out += b"#L"
+        out += _Q.pack(len(v.a))
+        out += v.a.astype(_UBJ_NUMS[v.m], copy=False).tobytes()
     elif isinstance(v, _UList):
         if v.counted:
-            out += b"[#L" + struct.pack(">q", len(v))
+            out += b"[#L"
+            out += _Q.pack(len(v))
         else:
             out += b"["
         for x in v:
@@ -586,16 +613,17 @@ def _ints(v: Any, where: str, n: int | None = None) -> np.ndarray:
     return arr
 
 
-def _floats(v: Any, where: str, n: int | None = None) -> np.ndarray:
+def _floats(v: Any, where: str, n: int | None = None) -> int:
+    """Check an array of numbers (of ``n`` entries) and return its length."""
     if isinstance(v, _UArr):
-        arr = v.a.astype(np.float64)
+        count = len(v.a)
     elif isinstance(v, _UList) and all(isinstance(x, _UNum) for x in v):
-        arr = np.array([x.v for x in v], dtype=np.float64)
+        count = len(v)
     else:
         _bad(f"{where} is not an array of numbers")
-    if n is not None and len(arr) != n:
-        _bad(f"{where} has {len(arr)} entries, not {n}")
-    return arr
+    if n is not None and count != n:
+        _bad(f"{where} has {count} entries, not {n}")
+    return count
 
 
 def _strs(v: Any, where: str) -> list[str]:
@@ -652,9 +680,9 @@ def _xgb_tree(t: Any, idx: int, n_features: int, n_targets: int) -> None:
             _bad(f"{where} has vector leaves but no leaf_weights")
         _floats(t["base_weights"], f"{where} base_weights", n * k)
         lw = _floats(t["leaf_weights"], f"{where} leaf_weights")
-        if len(lw) % k:
+        if lw % k:
             _bad(f"{where} leaf_weights is not a whole number of leaf vectors")
-        n_leaves = len(lw) // k
+        n_leaves = lw // k
         leaf_ids = right[~internal]
         if len(leaf_ids) != n_leaves or (n_leaves and (int(leaf_ids.min()) < 0 or int(leaf_ids.max()) >= n_leaves)) \
                 or len(np.unique(leaf_ids)) != len(leaf_ids):
@@ -671,7 +699,7 @@ def _xgb_tree(t: Any, idx: int, n_features: int, n_targets: int) -> None:
     children = np.concatenate([lc, rc])
     if children.size and (int(children.min()) < 1 or int(children.max()) >= n):
         _bad(f"{where}: a child index lies outside 1..{n - 1}")
-    if len(np.unique(children)) != len(children):
+    if children.size and int(np.bincount(children).max()) > 1:
         _bad(f"{where}: a node has two parents")
     if int(parents[0]) != root_parent:
         _bad(f"{where}: the root's parent is {int(parents[0])}")
