@@ -12,12 +12,14 @@ import io
 import mmap as _mmap
 import os
 import threading
+from concurrent.futures import Future
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
+from amber.container._pool import io_thread
 from amber.errors import StorageError
 
 __all__ = [
@@ -214,6 +216,8 @@ def open_source(source: Any, whole: bool = False) -> Source:
 #: Writes smaller than this are coalesced into the next one.
 _COALESCE = 64 << 10
 _IOV_MAX = 512
+#: Flushes of at least this many bytes are written by the I/O thread.
+_ASYNC_WRITE = 1 << 20
 
 
 class AtomicFile(io.RawIOBase):
@@ -244,6 +248,8 @@ class AtomicFile(io.RawIOBase):
             raise StorageError(f"cannot create a temporary file beside {self.path}")
         self._queue: list[memoryview] = []
         self._queued = 0
+        self._io: Future[None] | None = None
+        self._error: StorageError | None = None
 
     def writable(self) -> bool:
         return True
@@ -261,7 +267,24 @@ class AtomicFile(io.RawIOBase):
         return total
 
     def _flush(self) -> None:
-        queue, self._queue, self._queued = self._queue, [], 0
+        """Write what is queued. Large writes go to the I/O thread, so the caller goes on
+        encoding while the kernel copies (the buffers stay referenced until written); small
+        ones are written here unless a background write is still running (order is kept)."""
+        queue, n = self._queue, self._queued
+        self._queue, self._queued = [], 0
+        if not queue:
+            return
+        busy = self._io is not None and not self._io.done()
+        if busy or n >= _ASYNC_WRITE:
+            self._io = io_thread().submit(self._writev, queue)
+            return
+        self._check_io()
+        self._writev(queue)
+        self._check_io()
+
+    def _writev(self, queue: list[memoryview]) -> None:
+        if self._error is not None:
+            return
         try:
             while queue:
                 done = os.writev(self.fd, queue[:_IOV_MAX])
@@ -270,10 +293,22 @@ class AtomicFile(io.RawIOBase):
                 if done:
                     queue[0] = queue[0][done:]
         except OSError as exc:
-            raise StorageError(f"writing {self.path} failed: {exc.strerror or exc}") from exc
+            self._error = StorageError(f"writing {self.path} failed: {exc.strerror or exc}")
+
+    def _wait(self) -> None:
+        """Wait for the background writes (they use the file descriptor)."""
+        if self._io is not None:
+            self._io.result()
+            self._io = None
+
+    def _check_io(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def commit(self) -> None:
         self._flush()
+        self._wait()
+        self._check_io()
         try:
             if self.durable:
                 os.fsync(self.fd)
@@ -291,6 +326,10 @@ class AtomicFile(io.RawIOBase):
                 os.close(dfd)
 
     def discard(self) -> None:
+        try:
+            self._wait()
+        except BaseException:  # noqa: BLE001 - the write failed; the file goes anyway
+            pass
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

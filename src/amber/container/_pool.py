@@ -11,7 +11,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["WORKERS", "hasher", "pool"]
+__all__ = ["WORKERS", "hasher", "io_thread", "pool"]
 
 WORKERS = max(2, min(8, os.cpu_count() or 2))
 _pools: dict[str, ThreadPoolExecutor] = {}
@@ -34,3 +34,8 @@ def pool() -> ThreadPoolExecutor:
 
 def hasher() -> ThreadPoolExecutor:
     return _get("hash", 1)
+
+
+def io_thread() -> ThreadPoolExecutor:
+    """One thread for file writes: jobs run one after another, in the order submitted."""
+    return _get("io", 1)

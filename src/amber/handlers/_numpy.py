@@ -77,10 +77,14 @@ def _dtype_to_node(dt: np.dtype) -> Any:
 def dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
     """Inverse of :func:`dtype_to_node`; refuses anything that is not a dtype description."""
     if depth == 0 and type(node) is dict:
+        key: Any = tuple(node.items())
         try:
-            key = msgpack.packb(node)  # the description's own bytes identify it
-        except (ValueError, TypeError, OverflowError):
-            raise CorruptFileError("malformed dtype in the file") from None
+            hash(key)
+        except TypeError:  # nested descriptions: their own bytes identify them
+            try:
+                key = msgpack.packb(node)
+            except (ValueError, TypeError, OverflowError):
+                raise CorruptFileError("malformed dtype in the file") from None
         dt = _FROM_NODES.get(key)
         if dt is None:
             dt = _dtype_from_node(node)
