@@ -15,6 +15,7 @@ REGISTRY._fallback = fallback_for
 REGISTRY.register_lazy("numpy", "amber.handlers._numpy")
 REGISTRY.register_lazy("pandas", "amber.handlers._pandas")
 REGISTRY.register_lazy("scipy", "amber.handlers._scipy")
+REGISTRY.register_lazy("sklearn", "amber.handlers._sklearn")
 REGISTRY.register_lazy("torch", "amber.handlers._torch")
 REGISTRY.register_lazy("lightgbm", "amber.handlers._gbm")
 REGISTRY.register_lazy("xgboost", "amber.handlers._gbm")
