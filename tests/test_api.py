@@ -1040,3 +1040,17 @@ def test_dump_into_missing_folder(tmp_path: Path) -> None:
         amber.dump(1, tmp_path / "no" / "such" / "dir" / "x.amber")
     assert isinstance(ei.value, OSError)
     assert not (tmp_path / "no").exists()
+
+
+def test_manifest_compressed_only_when_mid_sized() -> None:
+    from amber.container._spec import FLAG_MANIFEST_ZLIB, TRAILER, TRAILER_SIZE
+
+    def flags(data: bytes) -> int:
+        return TRAILER.unpack(data[-TRAILER_SIZE:])[5]
+
+    small = amber.dumps({"a": 1})
+    parts = amber.dumps([{"name": f"layer{i}", "kind": "dense", "units": 64, "act": "relu"} for i in range(500)])
+    big = amber.dumps({f"key{i}": i for i in range(200_000)})  # a manifest of megabytes
+    assert flags(small) == 0 and flags(parts) == FLAG_MANIFEST_ZLIB and flags(big) == 0
+    for data in (small, parts, big):
+        amber.loads(data)

@@ -18,6 +18,7 @@ __all__ = [
     "COMPRESSED_CHUNK",
     "FLAG_MANIFEST_ZLIB",
     "MANIFEST_ZLIB_ABOVE",
+    "MANIFEST_ZLIB_UPTO",
     "MANIFEST_MAX_RATIO",
 ]
 
@@ -37,8 +38,10 @@ HEADER_SIZE = 64
 TRAILER = struct.Struct("<QQQHHI8s")
 #: Trailer flag: the manifest bytes are a zlib stream of the msgpack manifest.
 FLAG_MANIFEST_ZLIB = 1
-#: Writers compress manifests larger than this many bytes (when that saves 10% or more).
+#: Writers compress manifests larger than this many bytes (when that saves 10% or more)...
 MANIFEST_ZLIB_ABOVE = 4096
+#: ...and no larger than this (compressing a big data manifest costs more than it saves).
+MANIFEST_ZLIB_UPTO = 1 << 20
 #: A compressed manifest may expand to at most this many times its size (plus 1 MiB).
 MANIFEST_MAX_RATIO = 256
 TRAILER_SIZE = TRAILER.size  # 40

@@ -21,6 +21,7 @@ from amber.container._pool import WORKERS, hasher, pool
 from amber.container._spec import (
     FLAG_MANIFEST_ZLIB,
     MANIFEST_ZLIB_ABOVE,
+    MANIFEST_ZLIB_UPTO,
     ALIGN,
     COMPRESSED_CHUNK,
     FORMAT_VERSION,
@@ -182,7 +183,9 @@ class ContainerWriter:
         manifest["blobs"] = self.blobs
         raw = msgpack.packb(manifest, use_bin_type=True)
         flags = 0
-        if len(raw) > MANIFEST_ZLIB_ABOVE:  # models with many parts: names repeat a lot
+        # Models with many parts repeat names a lot; a large manifest (a big dict's keys and
+        # values) would cost more time to compress than the bytes are worth.
+        if MANIFEST_ZLIB_ABOVE < len(raw) <= MANIFEST_ZLIB_UPTO:
             packed = zlib.compress(raw, 1)
             if len(packed) < len(raw) * 0.9:
                 raw, flags = packed, FLAG_MANIFEST_ZLIB
