@@ -699,3 +699,15 @@ def test_cli_inspect_shows_untrusted(tmp_path: Path) -> None:
     assert f"{MOD}.Point" in lines[0] and f"{MOD}.square" in lines[0]
     # nothing named by the file was imported to say so
     assert MOD not in res.stderr
+
+
+def test_allocating_constructors_are_refused_without_caller_trust() -> None:
+    # ndarray.__new__(ndarray, shape), np.void(n) and bytes(n) allocate what the file asks for
+    with pytest.raises(amber.CorruptFileError, match="does not pass arguments"):
+        amber.loads(build([T("object"), "numpy.ndarray", [T("tuple"), [T("tuple"), 10**12]]], needs=["numpy.ndarray"]))
+    with pytest.raises(amber.UntrustedTypeError):
+        amber.loads(build([T("reduce"), "numpy.void", [T("tuple"), 10**12]], needs=["numpy.void"]))
+    for name in ("builtins.bytes", "builtins.bytearray"):
+        with pytest.raises(amber.CorruptFileError, match="refusing"):
+            amber.loads(build([T("reduce"), name, [T("tuple"), 10**12]], needs=[name]))
+    assert amber.loads(amber.dumps([np.float64, np.int8, np.dtype])) == [np.float64, np.int8, np.dtype]

@@ -273,6 +273,8 @@ def _kind_ok(name: str, obj: Any) -> bool:
     if name.startswith("numpy.") and not _matches(name, DEFAULT_CLASSES):
         import numpy as np
 
+        if isinstance(obj, type) and issubclass(obj, np.void):  # np.void(n) allocates n bytes
+            return False
         return isinstance(obj, np.ufunc) or (isinstance(obj, type) and issubclass(obj, (np.generic, np.dtype)))
     if isinstance(obj, type):
         # defined under those modules, not merely imported into one of them
@@ -317,11 +319,10 @@ def is_trusted(name: str, extra: Iterable[str] = (), imports: bool = True) -> bo
 
 
 def trusted_by_name(name: str, extra: Iterable[str] = ()) -> bool:
-    """Is ``name`` trusted by an exact default entry or by the caller (not merely as a class
-    under a default module prefix)?"""
+    """Did the caller trust ``name`` (``trusted=`` or :func:`trust`), beyond the defaults?"""
     if is_denied(name):
         return False
-    return name in DEFAULT_TRUSTED or _matches(name, _process_trusted) or _matches(name, extra)
+    return _matches(name, _process_trusted) or _matches(name, extra)
 
 
 def untrusted(names: Iterable[str], extra: Iterable[str] = (), imports: bool = True) -> list[str]:

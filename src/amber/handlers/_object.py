@@ -264,6 +264,17 @@ class ObjectHandler(_ReduceBase):
 
     handler_id = "object"
 
+    def decode(self, node: Any, ctx: DecodeContext) -> Any:
+        # Arguments to __new__ only for classes whose own pickling passes them (or that the
+        # caller trusts): ndarray.__new__(ndarray, (10**12,)) would allocate what a file asks.
+        if len(node) >= 3 and type(node[1]) is str and (node[2] is not None or len(node) >= 7 and node[6] is not None):
+            cls = ctx.resolve(node[1])
+            if isinstance(cls, type) and not ctx.caller_trusts(node[1]) and not _takes_new_args(cls):
+                raise CorruptFileError(
+                    f"{node[1]} does not pass arguments to __new__ when pickled, but the file does; refusing"
+                )
+        return super().decode(node, ctx)
+
     def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not isinstance(func, type):
             raise CorruptFileError(f"{name} is not a class, but an object node creates an instance of it")
@@ -295,10 +306,24 @@ class ReduceHandler(_ReduceBase):
     def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if kwargs or not callable(func):
             raise CorruptFileError(f"malformed reduce node for {name}")
+        if func in (bytes, bytearray) and args and type(args[0]) is int:  # bytes(n) allocates n
+            raise CorruptFileError(f"{name} called with a size; refusing")
         return func(*args)
 
 
 _calls: dict[type, bool] = {}
+_new_args: dict[type, bool] = {}
+
+
+def _takes_new_args(cls: type) -> bool:
+    ok = _new_args.get(cls)
+    if ok is None:
+        ok = cls.__new__ is object.__new__ or any(
+            "__getnewargs__" in k.__dict__ or "__getnewargs_ex__" in k.__dict__ for k in cls.__mro__
+        )
+        if len(_new_args) < 4096:
+            _new_args[cls] = ok
+    return ok
 
 
 def _rebuilt_by_calling(cls: type) -> bool:
