@@ -874,3 +874,14 @@ def test_random_geometry_is_checked_exactly(shape: list[int], stride: list[int],
     else:
         with pytest.raises(amber.CorruptFileError, match="needs|more than 2..62 elements"):
             amber.loads(data)
+
+
+def test_inspect_shows_tensor_dtype_and_shape() -> None:
+    import scipy.sparse as sp
+
+    data = amber.dumps({"w": torch.zeros(3, 4), "s": sp.csr_matrix(np.eye(3))})
+    text = str(amber.inspect(data))
+    assert "'w': torch.Tensor float32 (3, 4)" in text
+    assert "'s': scipy.sparse.csr_matrix sparse (3, 3)" in text
+    tree = amber.inspect(data).tree
+    assert tree["items"]["'w'"]["storage_nbytes"] == 48 if "'w'" in tree["items"] else tree["items"]["w"]["storage_nbytes"] == 48

@@ -92,7 +92,9 @@ class Info:
 def _label(d: dict[str, Any]) -> str:
     t = d["type"]
     if "shape" in d:
-        s = f"{t} {d.get('dtype')} {tuple(d['shape'])} {human_size(d.get('nbytes', 0))}"
+        s = f"{t} {d.get('dtype')} {tuple(d['shape'])}"
+        if "nbytes" in d:
+            s += f" {human_size(d['nbytes'])}"
         if d.get("codec"):
             s += f" [{d['codec']}, {human_size(d.get('stored', 0))} stored]"
         return s
@@ -197,6 +199,18 @@ class _Describer:
             return {"type": name, "len": len(kv) // 2, "items": items}
         if name in ("numpy.scalar", "numpy.dtype") and body:
             return {"type": name, "value": _dtype_text(body[0])}
+        if name in ("torch.Tensor", "torch.nn.Parameter") and body and type(body[0]) is dict:
+            meta = body[0]
+            out = {"type": name, "dtype": str(meta.get("dtype", meta.get("layout", "?"))),
+                   "shape": list(meta.get("shape") or [])}
+            st = meta.get("storage")
+            if is_tagged(st) and parse_tag(st[0]).name == "torch.storage" and len(st) > 1 and type(st[1]) is dict:
+                nbytes = st[1].get("nbytes")
+                if type(nbytes) is int:
+                    out["storage_nbytes"] = nbytes
+            return out
+        if name.startswith("scipy.sparse.") and body and type(body[0]) is dict and "shape" in body[0]:
+            return {"type": name, "dtype": "sparse", "shape": list(body[0].get("shape") or [])}
         if name in ("object", "reduce", "state", "global") and body and type(body[0]) is str:
             return {"type": body[0]} if name != "global" else {"type": "global", "value": body[0]}
         return {"type": name}
