@@ -61,23 +61,41 @@ def sniff(head: bytes) -> bool:
 _ENTRY_KEYS = frozenset({"offset", "nbytes", "stored", "chunk", "chunks", "codec", "filter"})
 
 
+class _Where:
+    """``"<file>: blob <i>"``, formatted only when an error message needs it."""
+
+    __slots__ = ("name", "index")
+
+    def __init__(self, name: str, index: int) -> None:
+        self.name, self.index = name, index
+
+    def __str__(self) -> str:
+        return f"{self.name}: blob {self.index}"
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 class BlobInfo:
     """One validated entry of the blob table."""
 
     __slots__ = ("index", "offset", "nbytes", "stored", "codec", "filter", "chunk", "chunks", "starts")
 
     def __init__(self, index: int, entry: Any, data_end: int, name: str) -> None:
-        where = f"{name}: blob {index}"
-        if not isinstance(entry, dict):
+        where = _Where(name, index)
+        if type(entry) is not dict:
             raise FormatError(f"{where}: the blob table entry is not a map")
         try:
             offset, nbytes, stored = entry["offset"], entry["nbytes"], entry["stored"]
             chunk, chunks = entry["chunk"], entry["chunks"]
         except KeyError as exc:
             raise FormatError(f"{where}: the blob table entry lacks {exc.args[0]!r}") from None
-        for key, val in (("offset", offset), ("nbytes", nbytes), ("stored", stored), ("chunk", chunk)):
-            if type(val) is not int or val < 0:
-                raise FormatError(f"{where}: {key}={val!r} is not a non-negative integer")
+        if not (type(offset) is int and type(nbytes) is int and type(stored) is int and type(chunk) is int) or min(
+            offset, nbytes, stored, chunk
+        ) < 0:
+            for key, val in (("offset", offset), ("nbytes", nbytes), ("stored", stored), ("chunk", chunk)):
+                if type(val) is not int or val < 0:
+                    raise FormatError(f"{where}: {key}={val!r} is not a non-negative integer")
         if offset % ALIGN or offset < HEADER_SIZE or offset + stored > data_end:
             raise CorruptFileError(
                 f"{where}: bytes {offset}..{offset + stored} lie outside the data section "
@@ -88,8 +106,8 @@ class BlobInfo:
         if not isinstance(chunks, list) or len(chunks) != -(-nbytes // chunk):
             raise CorruptFileError(f"{where}: {nbytes} bytes in chunks of {chunk} need "
                                    f"{-(-nbytes // chunk)} chunk entries")
-        unknown = set(entry) - _ENTRY_KEYS
-        if unknown:
+        if len(entry) > 5 and not _ENTRY_KEYS.issuperset(entry):
+            unknown = set(entry) - _ENTRY_KEYS
             raise FormatError(
                 f"{where}: unknown blob fields {sorted(map(str, unknown))}: the file was written by a "
                 "newer amber; upgrade amber to read it"
