@@ -453,10 +453,10 @@ class Decoder:
         self.used_blobs.add(index)
         return index
 
-    def blob(self, ref: Any) -> Any:
+    def blob(self, ref: Any, writable: bool = False) -> Any:
         index = self._claim(ref)
         if self.mmap:
-            view = self._blobs().mapped(index)
+            view = self._blobs().mapped(index, private=writable)
             if view is not None:
                 return view
         return self._blobs().read(index)

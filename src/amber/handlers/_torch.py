@@ -203,26 +203,16 @@ class StorageHandler(Handler):
 
 def _cpu_storage(ctx: DecodeContext, ref: Any, n: int) -> torch.UntypedStorage:
     """The blob as a CPU storage: a copy-on-write file mapping with ``mmap``, else read once."""
-    buf = ctx.blob(ref)  # also claims the blob: one blob backs one node
+    # torch cannot mark memory read-only (a write into a read-only mapping would crash the
+    # process), so a mapped blob comes as a copy-on-write view: writes stay private.
+    buf = ctx.blob(ref, writable=True)  # also claims the blob: one blob backs one node
     if len(buf) != n:
         raise CorruptFileError(f"storage of {n} bytes is backed by blob {ref} of {len(buf)} bytes")
     if not n:
         return torch.UntypedStorage(0)
     if isinstance(buf, np.ndarray):  # fresh memory (or amber's own buffer of a small file)
         return torch.from_numpy(buf).untyped_storage()
-    # A read-only view of the file mapping: torch cannot mark memory read-only, so a write
-    # would crash the process. Use the copy-on-write twin of the mapping instead.
-    return torch.frombuffer(_private_view(ctx, ref, buf), dtype=torch.uint8).untyped_storage()
-
-
-def _private_view(ctx: DecodeContext, ref: Any, shared: Any) -> Any:
-    """A writable copy-on-write view of a mapped blob (the decode context's reader maps the
-    file once more with MAP_PRIVATE); a fresh copy if that is not possible."""
-    reader = getattr(ctx, "reader", None)
-    view = reader.mapped(ref, private=True) if reader is not None else None
-    if view is None:  # pragma: no cover - ctx.blob mapped it, so this maps too
-        return np.array(shared, dtype=np.uint8)
-    return view
+    return torch.frombuffer(buf, dtype=torch.uint8).untyped_storage()
 
 
 class _Placer:
