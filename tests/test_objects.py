@@ -757,8 +757,11 @@ def test_ordered_dict_instance_attributes_round_trip() -> None:
     d = collections.OrderedDict(a=1, b=[2])
     d._metadata = {"": {"version": 1}}  # as torch's state_dict() carries
     d.me = d
+    shared = [3]
+    d.shared, d["s"] = shared, shared  # numbered in the attributes, referenced from the items
     out = amber.loads(amber.dumps(d))
     assert out == d and out._metadata == {"": {"version": 1}} and out.me is out
+    assert out.shared is out["s"]
     assert not hasattr(amber.loads(amber.dumps(collections.OrderedDict(a=1))), "_metadata")
 
 

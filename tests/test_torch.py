@@ -78,6 +78,12 @@ def same_memory(a: torch.Tensor, b: torch.Tensor) -> bool:
     return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
+def _train_step(m: torch.nn.Module, o: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
+    o.zero_grad()
+    torch.nn.functional.mse_loss(m(x), y).backward()
+    o.step()
+
+
 # ---------------------------------------------------------------------------------------
 # tensors: dtypes, views, sharing
 # ---------------------------------------------------------------------------------------
@@ -267,12 +273,7 @@ def test_optimizer_state_dict_after_a_step() -> None:
     model, opt = make()
     x, y = torch.randn(8, 6), torch.randn(8, 3)
 
-    def step(m: torch.nn.Module, o: torch.optim.Optimizer) -> None:
-        o.zero_grad()
-        torch.nn.functional.mse_loss(m(x), y).backward()
-        o.step()
-
-    step(model, opt)
+    _train_step(model, opt, x, y)
     sd = opt.state_dict()
     out = roundtrip({"model": model.state_dict(), "opt": sd})
     assert out["opt"]["param_groups"] == sd["param_groups"]
@@ -282,8 +283,8 @@ def test_optimizer_state_dict_after_a_step() -> None:
     model2, opt2 = make()
     model2.load_state_dict(out["model"])
     opt2.load_state_dict(out["opt"])
-    step(model, opt)
-    step(model2, opt2)
+    _train_step(model, opt, x, y)
+    _train_step(model2, opt2, x, y)
     for a, b in zip(model.parameters(), model2.parameters()):
         assert torch.equal(a, b)
 
@@ -354,18 +355,13 @@ def test_model_and_optimizer_together_keep_training_identically() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     x, y = torch.randn(5, 4), torch.randn(5, 2)
 
-    def step(m: torch.nn.Module, o: torch.optim.Optimizer) -> None:
-        o.zero_grad()
-        torch.nn.functional.mse_loss(m(x), y).backward()
-        o.step()
-
-    step(model, opt)
+    _train_step(model, opt, x, y)
     out = roundtrip({"model": model, "opt": opt})
     model2, opt2 = out["model"], out["opt"]
     assert opt2.param_groups[0]["params"][0] is model2[0].weight  # one object, as saved
     for _ in range(2):
-        step(model, opt)
-        step(model2, opt2)
+        _train_step(model, opt, x, y)
+        _train_step(model2, opt2, x, y)
     for a, b in zip(model.parameters(), model2.parameters()):
         assert torch.equal(a, b)
 

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from amber.errors import AmberError, EncodeError
-from amber.formats._native import Encoder, _deep_recursion, _part
+from amber._node import ext_hook
+from amber.container._io import BytesSource
+from amber.container._reader import ContainerReader
+from amber.formats._native import Encoder, _deep_recursion, _part, decode_from, encode_to
 from amber.trust import is_denied, untrusted
 
 __all__ = ["Problem", "Problems", "check", "copy", "explain"]
@@ -44,19 +47,13 @@ class Problems(list):  # type: ignore[type-arg]
         return "\n".join(str(p) for p in self)
 
 
-#: Remedies for reasons that do not already say what to do.
-_REMEDY = {
-    "lambda": "",
-    "inside another": "",
-    "never loads": "",
-    "cannot be found again": "",
-}
+#: Phrases of reasons that already say what to do.
+_SELF_EXPLAINED = ("lambda", "inside another", "never loads", "cannot be found again")
 
 
 def _remedy(reason: str) -> str:
-    for key, text in _REMEDY.items():
-        if key in reason:
-            return text
+    if any(phrase in reason for phrase in _SELF_EXPLAINED):
+        return ""
     return "Convert it to a supported type, or register a handler with @amber.handler(its type)"
 
 
@@ -133,11 +130,6 @@ def copy(obj: Any) -> Any:
     The classes and functions inside ``obj`` come from this process, so the copy trusts
     them; deny-listed callables are still refused.
     """
-    from amber.formats._native import decode_from, encode_to
-    from amber.container._io import BytesSource
-    from amber.container._reader import ContainerReader
-    from amber._node import ext_hook
-
     buf = io.BytesIO()
     encode_to(buf, obj, deterministic=True)
     reader = ContainerReader(BytesSource(buf.getbuffer(), "<copy>", owned=True), verify=False, ext_hook=ext_hook)

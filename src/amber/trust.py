@@ -287,18 +287,23 @@ def _kind_ok(name: str, obj: Any) -> bool:
 _kind_cache: dict[str, bool] = {}
 
 
+class _NotImportable(DecodeError):
+    """The name is not importable in this environment (a missing module or attribute)."""
+
+
 def _default_kind_trusted(name: str) -> bool:
     """Import ``name`` (its module is trusted by default) and check that it is a class or
-    another kind of object the defaults trust. Cached per process; missing names count as
-    untrusted (a load would fail on them anyway)."""
+    another kind of object the defaults trust. Cached per process. A name that is not
+    importable here (another version of the package?) is not a trust question: it passes,
+    and resolving it then fails with the import error, naming the package."""
     ok = _kind_cache.get(name)
     if ok is None:
         try:
             ok = _kind_ok(name, _import(name))
-        except DecodeError as exc:
-            # not importable here (another version of the package?): not a trust question;
-            # resolving it fails with this import error, naming the package
-            ok = str(exc).startswith("cannot import")
+        except _NotImportable:
+            ok = True
+        except DecodeError:
+            ok = False
         if len(_kind_cache) < 65536:
             _kind_cache[name] = ok
     return ok
@@ -318,7 +323,7 @@ def is_trusted(name: str, extra: Iterable[str] = (), imports: bool = True) -> bo
     return _by_default_prefix(name) and (not imports or _default_kind_trusted(name))
 
 
-def trusted_by_name(name: str, extra: Iterable[str] = ()) -> bool:
+def caller_trusts(name: str, extra: Iterable[str] = ()) -> bool:
     """Did the caller trust ``name`` (``trusted=`` or :func:`trust`), beyond the defaults?"""
     if is_denied(name):
         return False
@@ -345,7 +350,7 @@ def _import(name: str) -> Any:
             except ImportError:
                 continue
             except Exception as exc:  # a module that fails on import
-                raise DecodeError(f"cannot import {modname!r} (for {name!r}): {type(exc).__name__}: {exc}") from None
+                raise _NotImportable(f"cannot import {modname!r} (for {name!r}): {type(exc).__name__}: {exc}") from None
         try:
             for attr in parts[cut:]:
                 obj = getattr(obj, attr)
@@ -357,7 +362,7 @@ def _import(name: str) -> Any:
         if real != name and is_denied(real):
             raise DecodeError(f"{name!r} is {real!r}, which amber never loads")
         return obj
-    raise DecodeError(f"cannot import {name!r}: no module {module or qual!r} provides it in this environment")
+    raise _NotImportable(f"cannot import {name!r}: no module {module or qual!r} provides it in this environment")
 
 
 def resolve(name: str, extra: Iterable[str] = ()) -> Any:

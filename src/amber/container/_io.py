@@ -12,8 +12,8 @@ import io
 import mmap as _mmap
 import os
 import threading
-from concurrent.futures import Future
 from abc import ABC, abstractmethod
+from concurrent.futures import Future
 from pathlib import Path
 from typing import IO, Any, BinaryIO, Union
 

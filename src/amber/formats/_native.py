@@ -41,7 +41,7 @@ from amber.errors import (
 )
 from amber.handlers import REGISTRY, Handler
 from amber.trust import is_denied
-from amber.trust import trusted_by_name as _trusted_by_name
+from amber.trust import caller_trusts as _caller_trusts
 from amber.trust import resolve as _resolve
 from amber.trust import untrusted as _untrusted
 
@@ -433,9 +433,9 @@ class Decoder:
         return out
 
     def caller_trusts(self, name: str) -> bool:
-        """Did the caller (or an exact default entry) trust ``name``, beyond the default
-        trust in classes of well-known packages?"""
-        return _trusted_by_name(name, self.trusted)
+        """Did the caller itself trust ``name`` (``trusted=`` or ``amber.trust``), beyond
+        the defaults?"""
+        return _caller_trusts(name, self.trusted)
 
     def _blobs(self) -> ContainerReader:
         if self.reader is None:

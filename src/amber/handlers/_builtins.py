@@ -55,16 +55,8 @@ class OrderedDictHandler(_MappingHandler):
     types = (collections.OrderedDict,)
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
-        attrs = obj.__dict__  # e.g. a PyTorch state dict's _metadata (module versions)
-        if attrs:
-            if not all(type(k) is str for k in attrs):
-                raise UnsupportedTypeError(type(obj), "", "an OrderedDict's attributes need str names")
-            out = [OrderedDictAttrsHandler.tag, ctx.encode_attrs(attrs)]
-            enc = ctx.encode
-            for k, v in obj.items():
-                out.append(enc(k, f"<key {k!r:.40}>"))
-                out.append(enc(v, k))
-            return out
+        if obj.__dict__:  # e.g. a PyTorch state dict's _metadata (module versions)
+            return ORDERED_DICT_ATTRS.encode(obj, ctx)
         return super().encode(obj, ctx)
 
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
@@ -74,12 +66,19 @@ class OrderedDictHandler(_MappingHandler):
 
 
 class OrderedDictAttrsHandler(_MappingHandler):
-    """An OrderedDict with instance attributes: ``[tag, {name: node}, k, v, ...]``."""
+    """An OrderedDict with instance attributes: ``[tag, {name: node}, k, v, ...]``
+    (chosen by OrderedDictHandler, which owns the type)."""
 
     handler_id = "collections.OrderedDict.attrs"
 
-    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:  # written by OrderedDictHandler
-        raise NotImplementedError
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        attrs = obj.__dict__
+        if not all(type(k) is str for k in attrs):
+            raise UnsupportedTypeError(type(obj), "", "an OrderedDict's attributes need str names")
+        encoded = ctx.encode_attrs(attrs)  # before the items: decode reads them in this order
+        node = super().encode(obj, ctx)
+        node.insert(1, encoded)
+        return node
 
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
         _need(len(node) >= 2 and type(node[1]) is dict, self.handler_id)
@@ -90,6 +89,9 @@ class OrderedDictAttrsHandler(_MappingHandler):
         self._fill(d, node, 2, ctx)
         d.__dict__.update(attrs)
         return d
+
+
+ORDERED_DICT_ATTRS = OrderedDictAttrsHandler()
 
 
 class CounterHandler(_MappingHandler):
@@ -518,9 +520,9 @@ class PathHandler(Handler):
         return cls(node[2])
 
 
-BUILTIN_HANDLERS: tuple[type[Handler], ...] = (
+BUILTIN_HANDLERS: tuple[Handler | type[Handler], ...] = (
     OrderedDictHandler,
-    OrderedDictAttrsHandler,
+    ORDERED_DICT_ATTRS,
     CounterHandler,
     DefaultDictHandler,
     SetHandler,

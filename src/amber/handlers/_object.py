@@ -25,6 +25,7 @@ import copyreg
 import functools
 import sys
 import types
+from abc import abstractmethod
 from typing import Any
 
 from amber.errors import CorruptFileError, UnsupportedTypeError
@@ -54,6 +55,14 @@ def _qualname(obj: Any) -> tuple[str | None, str | None]:
     return module, qual
 
 
+def _find(module: str, qual: str) -> Any:
+    """What ``module.qual`` names in the (already imported) module, or None."""
+    found: Any = sys.modules.get(module)
+    for part in qual.split("."):
+        found = getattr(found, part, None)
+    return found
+
+
 def global_name(obj: Any, what: str = "object") -> str:
     """The dotted name that imports ``obj`` back (checked, as pickle does)."""
     try:
@@ -74,13 +83,7 @@ def global_name(obj: Any, what: str = "object") -> str:
             f"{name} is {kind}, which cannot be saved by name: define it at module level "
             "(and pass its name in trusted=[...] when loading)",
         )
-    found: Any = sys.modules.get(module)
-    try:
-        for part in qual.split("."):
-            found = getattr(found, part)
-    except AttributeError:
-        found = None
-    if found is not obj:
+    if _find(module, qual) is not obj:
         raise UnsupportedTypeError(
             type(obj),
             "",
@@ -168,10 +171,7 @@ class _ReduceBase(Handler):
             if not isinstance(module, str):
                 raise UnsupportedTypeError(type(obj), "", "it reduces to a name without a module")
             name = f"{module}.{rv}"
-            found: Any = sys.modules.get(module)
-            for part in rv.split("."):
-                found = getattr(found, part, None)
-            if found is not obj:  # as pickle checks: the name must give this object back
+            if _find(module, rv) is not obj:  # as pickle checks: the name must give this object back
                 raise UnsupportedTypeError(
                     type(obj), "", f"it reduces to the name {name}, which does not give it back on import"
                 )
@@ -228,7 +228,7 @@ class _ReduceBase(Handler):
         kwargs = ctx.decode(kwargs) if kwargs is not None else {}
         if type(args) is not tuple or type(kwargs) is not dict:
             raise CorruptFileError(f"the arguments of {name} are malformed")
-        obj = self._create(name, func, args, kwargs)
+        obj = self._create(name, func, args, kwargs, ctx)
         ctx.bind(obj)
         if state is not None:
             if type(state) is dict:
@@ -255,8 +255,9 @@ class _ReduceBase(Handler):
             _apply_state(obj, state, name)
         return obj
 
-    def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: DecodeContext) -> Any:
+        """The new object: ``func`` (trusted, resolved from ``name``) applied to the arguments."""
 
 
 class ObjectHandler(_ReduceBase):
@@ -264,20 +265,13 @@ class ObjectHandler(_ReduceBase):
 
     handler_id = "object"
 
-    def decode(self, node: Any, ctx: DecodeContext) -> Any:
-        # Arguments to __new__ only for classes whose own pickling passes them (or that the
-        # caller trusts): ndarray.__new__(ndarray, (10**12,)) would allocate what a file asks.
-        if len(node) >= 3 and type(node[1]) is str and (node[2] is not None or len(node) >= 7 and node[6] is not None):
-            cls = ctx.resolve(node[1])
-            if isinstance(cls, type) and not ctx.caller_trusts(node[1]) and not _takes_new_args(cls):
-                raise CorruptFileError(
-                    f"{node[1]} does not pass arguments to __new__ when pickled, but the file does; refusing"
-                )
-        return super().decode(node, ctx)
-
-    def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: DecodeContext) -> Any:
         if not isinstance(func, type):
             raise CorruptFileError(f"{name} is not a class, but an object node creates an instance of it")
+        # Arguments to __new__ only for classes whose own pickling passes them (or that the
+        # caller trusts): ndarray.__new__(ndarray, (10**12,)) would allocate what a file asks.
+        if (args or kwargs) and not ctx.caller_trusts(name) and not _takes_new_args(func):
+            raise CorruptFileError(f"{name} does not pass arguments to __new__ when pickled, but the file does; refusing")
         return func.__new__(func, *args, **kwargs)
 
 
@@ -286,55 +280,34 @@ class ReduceHandler(_ReduceBase):
 
     handler_id = "reduce"
 
-    def decode(self, node: Any, ctx: DecodeContext) -> Any:
-        if len(node) >= 2 and type(node[1]) is str:
-            self._check_call(node[1], ctx)
-        return super().decode(node, ctx)
-
-    @staticmethod
-    def _check_call(name: str, ctx: DecodeContext) -> None:
-        """A class trusted only as a class of a well-known package (not named by the caller)
-        may be called only if its own pickling calls it: ``torch.nn.Linear(10**5, 10**5)``
-        in a file would otherwise allocate whatever the file asks for."""
-        cls = ctx.resolve(name)
-        if isinstance(cls, type) and not ctx.caller_trusts(name) and not _rebuilt_by_calling(cls):
+    def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: DecodeContext) -> Any:
+        if kwargs or not callable(func):
+            raise CorruptFileError(f"malformed reduce node for {name}")
+        # A class trusted only as a class of a well-known package (not named by the caller)
+        # may be called only if its own pickling calls it: torch.nn.Linear(10**5, 10**5) in
+        # a file would otherwise allocate whatever the file asks for.
+        if isinstance(func, type) and not ctx.caller_trusts(name) and not _rebuilt_by_calling(func):
             raise CorruptFileError(
                 f"{name} is not rebuilt by calling it (its instances pickle through __new__ and their "
                 "state), but the file calls it with arguments; refusing"
             )
-
-    def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs or not callable(func):
-            raise CorruptFileError(f"malformed reduce node for {name}")
-        if func in (bytes, bytearray) and args and type(args[0]) is int:  # bytes(n) allocates n
+        if func is bytearray and args and type(args[0]) is int:  # bytearray(n) allocates n
             raise CorruptFileError(f"{name} called with a size; refusing")
         return func(*args)
 
 
-_calls: dict[type, bool] = {}
-_new_args: dict[type, bool] = {}
+def _mro_defines(cls: type, names: tuple[str, ...]) -> bool:
+    return any(n in k.__dict__ for k in cls.__mro__ if k is not object for n in names)
 
 
+@functools.lru_cache(maxsize=4096)
 def _takes_new_args(cls: type) -> bool:
-    ok = _new_args.get(cls)
-    if ok is None:
-        ok = cls.__new__ is object.__new__ or any(
-            "__getnewargs__" in k.__dict__ or "__getnewargs_ex__" in k.__dict__ for k in cls.__mro__
-        )
-        if len(_new_args) < 4096:
-            _new_args[cls] = ok
-    return ok
+    return cls.__new__ is object.__new__ or _mro_defines(cls, ("__getnewargs__", "__getnewargs_ex__"))
 
 
+@functools.lru_cache(maxsize=4096)
 def _rebuilt_by_calling(cls: type) -> bool:
-    ok = _calls.get(cls)
-    if ok is None:
-        ok = cls in copyreg.dispatch_table or any(
-            "__reduce__" in k.__dict__ or "__reduce_ex__" in k.__dict__ for k in cls.__mro__ if k is not object
-        )
-        if len(_calls) < 4096:
-            _calls[cls] = ok
-    return ok
+    return cls in copyreg.dispatch_table or _mro_defines(cls, ("__reduce__", "__reduce_ex__"))
 
 
 def _apply_state(obj: Any, state: Any, name: str) -> None:

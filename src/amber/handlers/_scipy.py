@@ -23,6 +23,7 @@ block sizes dividing the shape, dtypes scipy supports); a damaged node raises
 from __future__ import annotations
 
 import itertools
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -65,8 +66,9 @@ class _SparseHandler(Handler):
             meta["maxprint"] = obj.maxprint
         return [self.tag, meta, *self.arrays(obj, meta, ctx)]
 
+    @abstractmethod
     def arrays(self, obj: Any, meta: dict[str, Any], ctx: EncodeContext) -> list[Any]:
-        raise NotImplementedError  # pragma: no cover
+        """The array nodes of ``obj`` (its format's fields); may add entries to ``meta``."""
 
     def _refuse(self, obj: Any, why: str) -> UnsupportedTypeError:
         return UnsupportedTypeError(type(obj), "", why)
@@ -105,8 +107,9 @@ class _SparseHandler(Handler):
             obj.maxprint = mp
         return obj
 
+    @abstractmethod
     def build(self, shape: tuple[int, ...], meta: dict[str, Any], arrays: list[Any]) -> Any:
-        raise NotImplementedError  # pragma: no cover
+        """The matrix of this format from validated ``arrays`` (CorruptFileError otherwise)."""
 
     def _shape(self, node: Any) -> tuple[int, ...]:
         if (
