@@ -5,7 +5,7 @@
 >>> amber.load("model.amber")                          # doctest: +SKIP
 """
 
-from amber._api import dump, dumps, inspect, load, loads, open, untrusted_types
+from amber._api import convert, dump, dumps, inspect, load, loads, open, untrusted_types
 from amber._explain import Problem, check, copy, explain
 from amber.handlers._user import handler, register
 from amber._version import __version__
@@ -17,6 +17,7 @@ from amber.errors import (
     EncodeError,
     FormatError,
     NestingError,
+    PickleIslandError,
     StorageError,
     UnsupportedTypeError,
     UntrustedTypeError,
@@ -33,6 +34,7 @@ __all__ = [
     "EncodeError",
     "FormatError",
     "NestingError",
+    "PickleIslandError",
     "Problem",
     "StorageError",
     "UnsupportedTypeError",
@@ -41,6 +43,7 @@ __all__ = [
     "VersionMismatchWarning",
     "__version__",
     "check",
+    "convert",
     "copy",
     "dump",
     "dumps",

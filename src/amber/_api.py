@@ -8,14 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from amber.container._codecs import resolve_compress
-from amber.container._io import PathLike, open_sink, open_source
-from amber.container._reader import ContainerReader
+from amber.container._io import BytesSource, FileSource, PathLike, Source, SourceFile, is_url, open_sink, open_source
+from amber.container._reader import ContainerReader, sniff
 from amber.errors import FormatError, StorageError
 from amber._node import ext_hook
 
-__all__ = ["dump", "dumps", "inspect", "load", "loads", "open", "untrusted_types", "FORMATS_BY_SUFFIX"]
+__all__ = ["FORMATS_BY_SUFFIX", "convert", "dump", "dumps", "inspect", "load", "loads", "open", "untrusted_types"]
 
-#: Suffix -> format name. Formats other than the native one arrive with later releases.
+#: Suffix -> format name (for dump; load looks at the bytes first).
 FORMATS_BY_SUFFIX = {
     ".amber": "amber",
     ".pkl": "pickle",
@@ -30,18 +30,31 @@ FORMATS_BY_SUFFIX = {
     ".npy": "npy",
     ".npz": "npz",
 }
-_AVAILABLE = ("amber",)
+#: Formats dump writes.
+WRITABLE = ("amber", "pickle", "joblib", "cloudpickle")
+#: Formats load reads ("cloudpickle" files are pickles: they load with unsafe=True).
+READABLE = ("amber", "pickle", "joblib", "cloudpickle", "torch", "npy", "npz")
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma", ".zst", ".lz4", ".z")
 
 
-def _format_for(target: Any, fmt: str | None) -> str:
+def _suffix_format(target: Any) -> str | None:
+    name = os.fspath(target) if isinstance(target, (str, os.PathLike)) else getattr(target, "name", "")
+    if not isinstance(name, str):
+        return None
+    root, suffix = os.path.splitext(name.lower())
+    if suffix in _COMPRESSED_SUFFIXES:  # model.pkl.gz
+        suffix = os.path.splitext(root)[1]
+    return FORMATS_BY_SUFFIX.get(suffix)
+
+
+def _format_for(target: Any, fmt: str | None, allowed: tuple[str, ...] = WRITABLE) -> str:
     if fmt is None:
-        name = os.fspath(target) if isinstance(target, (str, os.PathLike)) else getattr(target, "name", "")
-        suffix = os.path.splitext(str(name))[1].lower() if isinstance(name, str) else ""
-        fmt = FORMATS_BY_SUFFIX.get(suffix, "amber")
-    if fmt not in _AVAILABLE:
+        fmt = _suffix_format(target) or "amber"
+    if fmt not in allowed:
+        what = "writes" if allowed is WRITABLE else "reads"
         raise FormatError(
-            f"format {fmt!r} is not available in this version of amber (it reads and writes "
-            f"{', '.join(_AVAILABLE)}); save to a .amber file or pass format='amber'"
+            f"format {fmt!r} is not available in this version of amber (it {what} "
+            f"{', '.join(allowed)}); pass one of those as format=, or save to a .amber file"
         )
     return fmt
 
@@ -56,44 +69,103 @@ def dump(
     deterministic: bool = False,
     durable: bool = False,
     filters: bool = True,
+    protocol: int | None = None,
+    allow_pickle: bool = False,
 ) -> None:
     """Save ``obj`` to ``target``: a path, an fsspec URL (``s3://...``) or a binary file object.
+
+    The format comes from ``format=`` or the target's suffix: ``.amber`` (the default, also
+    for no or unknown suffixes), ``.pkl``/``.pickle`` (``"pickle"``), ``.joblib``
+    (``"joblib"``), and ``format="cloudpickle"`` for lambdas and closures.
 
     Args:
         compress: None (default), True (zstd level 1, with byte-shuffle or row-delta filters for arrays), a codec
             name (``"zstd"``, ``"lz4"``, ``"zlib"``, ``"gzip"``, ``"bz2"``, ``"lzma"``),
-            ``"zstd:9"`` or ``("zstd", 9)``.
-        metadata: any JSON-like value stored with the file (``amber.open(p).metadata``).
+            ``"zstd:9"`` or ``("zstd", 9)``. Pickle files compress the whole stream with it;
+            joblib files take joblib's own values (0-9, ``"zlib"``, ``("lz4", 3)``, ...).
+        metadata: any JSON-like value stored with the file (``amber.open(p).metadata``);
+            native format only.
         deterministic: leave out the creation time, so equal objects give equal bytes.
         durable: fsync the file and its folder before returning (survives power loss, slower).
         filters: let compression byte-shuffle numeric arrays and row-delta 8-bit images
             first (default); ``False`` compresses the raw bytes.
+        protocol: the pickle protocol (0-5, default the highest) of pickle-family formats.
+        allow_pickle: store the parts that only pickle can hold (a lambda, a closure) as
+            quarantined "pickle islands" (with cloudpickle) instead of refusing them;
+            everything else stays native. Loading such a file needs ``allow_pickle=True``.
 
     Writing to a path is atomic: a failed or interrupted dump leaves an earlier file intact.
     """
-    from amber.formats._native import encode_to
-
-    _format_for(target, format)
-    codec = resolve_compress(compress)
+    fmt = _format_for(target, format)
+    if fmt != "amber":
+        _no_native_options(fmt, metadata=metadata, deterministic=deterministic, allow_pickle=allow_pickle)
+    elif protocol is not None:
+        raise FormatError("protocol= is for pickle-family formats; the native format has no protocol")
+    codec = resolve_compress(compress) if fmt == "amber" else None
     sink = open_sink(target, durable=durable)
     try:
-        encode_to(sink.fh, obj, codec=codec, metadata=metadata, deterministic=deterministic, filters=filters)
+        if fmt == "amber":
+            from amber.formats._native import encode_to
+
+            encode_to(
+                sink.fh,
+                obj,
+                codec=codec,
+                metadata=metadata,
+                deterministic=deterministic,
+                filters=filters,
+                allow_pickle=allow_pickle,
+            )
+        else:
+            _dump_pickled(fmt, obj, sink.fh, protocol, compress)
         sink.commit()
     except BaseException:
         sink.discard()
         raise
 
 
+def _no_native_options(fmt: str, **options: Any) -> None:
+    for name, value in options.items():
+        if value:
+            raise FormatError(f"{name}= is stored only by the native format, not by {fmt!r} files")
+
+
+def _dump_pickled(fmt: str, obj: Any, fh: Any, protocol: int | None, compress: Any) -> None:
+    from amber.formats import _pickle
+
+    writer = {"pickle": _pickle.dump_pickle, "joblib": _pickle.dump_joblib, "cloudpickle": _pickle.dump_cloudpickle}
+    writer[fmt](obj, fh, protocol=protocol, compress=compress)
+
+
 def dumps(
-    obj: Any, *, compress: Any = None, metadata: Any = None, deterministic: bool = False, filters: bool = True
+    obj: Any,
+    *,
+    format: str = "amber",
+    compress: Any = None,
+    metadata: Any = None,
+    deterministic: bool = False,
+    filters: bool = True,
+    protocol: int | None = None,
+    allow_pickle: bool = False,
 ) -> bytes:
     """Like :func:`dump`, returning the file's bytes."""
-    from amber.formats._native import encode_to
-
+    fmt = _format_for(None, format)
     buf = io.BytesIO()
-    encode_to(
-        buf, obj, codec=resolve_compress(compress), metadata=metadata, deterministic=deterministic, filters=filters
-    )
+    if fmt == "amber":
+        from amber.formats._native import encode_to
+
+        encode_to(
+            buf,
+            obj,
+            codec=resolve_compress(compress),
+            metadata=metadata,
+            deterministic=deterministic,
+            filters=filters,
+            allow_pickle=allow_pickle,
+        )
+    else:
+        _no_native_options(fmt, metadata=metadata, deterministic=deterministic, allow_pickle=allow_pickle)
+        _dump_pickled(fmt, obj, buf, protocol, compress)
     return buf.getvalue()
 
 
@@ -106,6 +178,58 @@ def _reader(source: Any, verify: bool, whole: bool = False) -> ContainerReader:
         raise
 
 
+def _detect(src: Source) -> str:
+    """The format of ``src``, from its first bytes (and a zip's member names)."""
+    from amber.container._streams import sniff_compression
+    from amber.formats._npy import NPY_MAGIC
+    from amber.formats._pickle import peek_is_pickle
+    from amber.formats._torchfile import is_torch_legacy
+
+    head = src.pread(0, min(64, src.size))
+    if sniff(head):
+        return "amber"
+    if head.startswith(NPY_MAGIC):
+        return "npy"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _zip_kind(src)
+    if is_torch_legacy(head):
+        return "torch"
+    if sniff_compression(head) or peek_is_pickle(head):
+        return "pickle"
+    raise FormatError(
+        f"{src.name}: not a file amber reads (it starts with {bytes(head[:8])!r}); amber reads its own "
+        "files, pickle, joblib, PyTorch (.pt) and NumPy (.npy/.npz) files"
+    )
+
+
+def _zip_kind(src: Source) -> str:
+    import zipfile
+
+    from amber.formats._torchfile import is_torch_zip
+
+    try:
+        with zipfile.ZipFile(SourceFile(src)) as zf:
+            names = zf.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise FormatError(f"{src.name}: a zip archive amber cannot read ({exc})") from None
+    if is_torch_zip(names):
+        return "torch"
+    if all(n.endswith(".npy") for n in names):
+        return "npz"
+    raise FormatError(
+        f"{src.name}: a zip archive that is neither a PyTorch checkpoint (no */data.pkl member) nor a "
+        f".npz file (members {names[:5]}{'...' if len(names) > 5 else ''})"
+    )
+
+
+def _whole(src: Source) -> Any:
+    """The whole file as a buffer when that costs no read (a mapping or bytes in memory)."""
+    mapped = src.mmap()
+    if mapped is not None:
+        return mapped
+    return src.view if isinstance(src, BytesSource) else None
+
+
 def load(
     source: PathLike | Any,
     *,
@@ -115,8 +239,16 @@ def load(
     verify: bool = True,
     with_metadata: bool = False,
     map_location: Any = None,
+    unsafe: bool = False,
+    allow_pickle: bool = False,
 ) -> Any:
-    """Load an object saved by amber. Safe: only types on the trust list are rebuilt.
+    """Load an object. Safe: only types on the trust list are rebuilt, whatever the format.
+
+    Reads amber files, pickles (any protocol, also gzip/bz2/xz/zstd/lz4-compressed),
+    joblib files (every compression joblib writes), PyTorch ``torch.save`` files (zip and
+    legacy) and NumPy ``.npy``/``.npz`` files; the format is recognised from the bytes
+    (``format=`` forces one). Pickle-based files are never unpickled with ``pickle.load``:
+    their globals go through the same trust list as amber's own files.
 
     Args:
         mmap: map uncompressed arrays from the file, read-only and without copying
@@ -124,22 +256,156 @@ def load(
             since that would read every page; the manifest and all structure still are.
         trusted: extra names (``"mypkg.Model"`` or a module prefix ``"mypkg"``) the load may import.
         verify: check every checksum (default). ``False`` skips the blob hashes.
-        with_metadata: return ``(obj, metadata)``.
+        with_metadata: return ``(obj, metadata)`` (metadata is None for other tools' files).
         map_location: where tensors go, as in ``torch.load``: a device (``"cpu"``,
             ``torch.device("meta")``), a ``{saved: wanted}`` dict, or a callable.
+        unsafe: load a pickle-based file with the library that wrote it (``pickle.load``,
+            joblib, ``torch.load(weights_only=False)``, ``numpy.load(allow_pickle=True)``),
+            with no trust check at all. **That runs whatever code the file carries**: use
+            it only for files you made yourself (cloudpickle files need it). For amber
+            files it means ``allow_pickle=True``.
+        allow_pickle: unpickle the pickle islands of an amber file (parts saved with
+            ``dump(..., allow_pickle=True)``). They run code from the file when loaded:
+            allow them only for files from someone you trust. Without it, a file with
+            islands is refused with a ``PickleIslandError`` naming each one.
     """
-    from amber.formats._native import decode_from
+    obj, metadata, _ = _load(
+        source,
+        format=format,
+        mmap=mmap,
+        trusted=trusted,
+        verify=verify,
+        map_location=map_location,
+        unsafe=unsafe,
+        allow_pickle=allow_pickle,
+    )
+    return (obj, metadata) if with_metadata else obj
 
-    _format_for(source, format)
-    reader = _reader(source, verify, whole=not mmap)
+
+def _load(
+    source: Any,
+    *,
+    format: str | None,
+    mmap: bool,
+    trusted: Iterable[str] | None,
+    verify: bool,
+    map_location: Any,
+    unsafe: bool,
+    allow_pickle: bool,
+) -> tuple[Any, Any, str]:
+    """(object, metadata, format) of ``source``."""
+    src = open_source(source, whole=not mmap)
     try:
-        options = {"map_location": map_location} if map_location is not None else None
-        obj = decode_from(reader, trusted=trusted or (), mmap=mmap, options=options)
-        if with_metadata:
-            return obj, reader.manifest.get("metadata")
-        return obj
+        fmt = _detect(src) if format is None else _format_for(source, format, READABLE)
+        trusted = tuple(trusted or ())
+        if fmt == "amber":
+            from amber.formats._native import decode_from
+
+            reader = ContainerReader(src, verify=verify, ext_hook=ext_hook)
+            options: dict[str, Any] = {"map_location": map_location} if map_location is not None else {}
+            if allow_pickle or unsafe:
+                options["allow_pickle"] = True
+            obj = decode_from(reader, trusted=trusted, mmap=mmap, options=options or None)
+            return obj, reader.manifest.get("metadata"), fmt
+        obj = _load_other(fmt, src, trusted=trusted, mmap=mmap, unsafe=unsafe, map_location=map_location)
+        return obj, None, fmt
     finally:
-        reader.close()
+        src.close()
+
+
+def _fingerprint(source: Any) -> dict[str, Any]:
+    """Name, size and SHA-256 of a source's bytes (for provenance)."""
+    import hashlib
+
+    src = open_source(source)
+    try:
+        h = hashlib.sha256()
+        buf = memoryview(bytearray(min(src.size, 8 << 20) or 1))
+        pos = 0
+        while pos < src.size:
+            n = min(len(buf), src.size - pos)
+            src.readinto(pos, buf[:n])
+            h.update(buf[:n])
+            pos += n
+        return {"name": os.path.basename(src.name) if not is_url(source) else src.name, "size": src.size,
+                "sha256": h.hexdigest()}
+    finally:
+        src.close()
+
+
+def convert(
+    source: PathLike | Any,
+    target: PathLike | Any,
+    *,
+    format: str | None = None,
+    compress: Any = None,
+    trusted: Iterable[str] | None = None,
+    metadata: Any = None,
+    protocol: int | None = None,
+    unsafe: bool = False,
+    allow_pickle: bool = False,
+) -> str:
+    """Load ``source`` (any format :func:`load` reads, safely under the trust list) and
+    save it to ``target`` (format from ``format=`` or the target's suffix, ``.amber`` by
+    default). Returns the format the source was read as.
+
+    An amber target records where it came from (the source's name, format, size and
+    SHA-256, shown by ``amber inspect``) and keeps an amber source's metadata unless
+    ``metadata=`` replaces it. ``unsafe``/``allow_pickle`` are passed to :func:`load`.
+    """
+    fmt_out = _format_for(target, format)
+    obj, meta, fmt_in = _load(
+        source, format=None, mmap=False, trusted=trusted, verify=True, map_location=None, unsafe=unsafe,
+        allow_pickle=allow_pickle,
+    )
+    if fmt_out != "amber":
+        dump(obj, target, format=fmt_out, compress=compress, protocol=protocol)
+        return fmt_in
+    from amber.formats._native import encode_to
+
+    origin = {**_fingerprint(source), "format": fmt_in}
+    sink = open_sink(target)
+    try:
+        encode_to(
+            sink.fh,
+            obj,
+            codec=resolve_compress(compress),
+            metadata=metadata if metadata is not None else meta,
+            allow_pickle=allow_pickle,
+            converted_from=origin,
+        )
+        sink.commit()
+    except BaseException:
+        sink.discard()
+        raise
+    return fmt_in
+
+
+def _load_other(fmt: str, src: Source, *, trusted: tuple[str, ...], mmap: bool, unsafe: bool, map_location: Any) -> Any:
+    def opener() -> Any:
+        return io.BufferedReader(SourceFile(src), 1 << 20)
+
+    mapped = src.mmap() if mmap else None
+    if fmt in ("pickle", "joblib", "cloudpickle"):
+        from amber.formats._pickle import load_pickled
+
+        return load_pickled(
+            opener, name=src.name, size=src.size, trusted=trusted, unsafe=unsafe, mapped=mapped, whole=_whole(src)
+        )
+    if fmt == "npy":
+        from amber.formats._npy import load_npy
+
+        return load_npy(
+            opener, name=src.name, size=src.size, trusted=trusted, unsafe=unsafe, mapped=mapped, whole=_whole(src)
+        )
+    if fmt == "npz":
+        from amber.formats._npy import load_npz
+
+        return load_npz(opener, name=src.name, trusted=trusted, unsafe=unsafe)
+    from amber.formats._torchfile import load_torch
+
+    target = src.name if isinstance(src, FileSource) else opener()
+    return load_torch(target, name=src.name, trusted=trusted, mmap=mmap, map_location=map_location, unsafe=unsafe)
 
 
 def loads(
@@ -149,11 +415,23 @@ def loads(
     verify: bool = True,
     with_metadata: bool = False,
     map_location: Any = None,
+    format: str | None = None,
+    unsafe: bool = False,
+    allow_pickle: bool = False,
 ) -> Any:
-    """Load an object from bytes made by :func:`dumps`."""
+    """Load an object from bytes made by :func:`dumps` (or any format :func:`load` reads)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"loads() takes bytes, not {type(data).__name__}; use load() for files")
-    return load(data, trusted=trusted, verify=verify, with_metadata=with_metadata, map_location=map_location)
+    return load(
+        data,
+        format=format,
+        trusted=trusted,
+        verify=verify,
+        with_metadata=with_metadata,
+        map_location=map_location,
+        unsafe=unsafe,
+        allow_pickle=allow_pickle,
+    )
 
 
 def open(source: PathLike | Any, *, trusted: Iterable[str] | None = None, verify: bool = True) -> Any:
@@ -164,7 +442,7 @@ def open(source: PathLike | Any, *, trusted: Iterable[str] | None = None, verify
     """
     from amber._lazy import AmberFile
 
-    _format_for(source, None)
+    _format_for(source, None, ("amber",))
     return AmberFile(_reader(source, verify), trusted=tuple(trusted or ()))
 
 
@@ -173,7 +451,7 @@ def inspect(source: PathLike | Any) -> Any:
     metadata, needed types and the tree of types, shapes, dtypes and sizes."""
     from amber._inspect import describe
 
-    _format_for(source, None)
+    _format_for(source, None, ("amber",))
     reader = _reader(source, verify=True)
     try:
         return describe(reader)
@@ -186,7 +464,7 @@ def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = N
     (sorted; empty when it loads as is). Nothing named by the file is imported."""
     from amber.trust import untrusted
 
-    _format_for(source, None)
+    _format_for(source, None, ("amber",))
     reader = _reader(source, verify=True)
     try:
         needs = reader.manifest.get("needs") or []

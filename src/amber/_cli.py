@@ -1,6 +1,8 @@
 """The ``amber`` command: a thin layer over the public API.
 
     amber inspect FILE [--json]      formats, versions, metadata, codecs, tree of types
+    amber convert SRC DST [--format F] [--compress C] [--trusted T ...]
+                                     any file amber loads (safely) to any format it writes
 """
 
 from __future__ import annotations
@@ -27,6 +29,41 @@ def _inspect(args: argparse.Namespace) -> int:
     return status
 
 
+def _convert(args: argparse.Namespace) -> int:
+    try:
+        fmt_in = amber.convert(
+            args.source,
+            args.target,
+            format=args.format,
+            compress=_compress_arg(args.compress),
+            trusted=args.trusted or None,
+            protocol=args.protocol,
+            unsafe=args.unsafe,
+            allow_pickle=args.allow_pickle,
+        )
+    except amber.UntrustedTypeError as exc:
+        print(f"amber convert: {exc}", file=sys.stderr)
+        allowable = [n for n in exc.untrusted if n not in exc.denied]
+        if allowable:
+            print("  to trust them: " + " ".join(f"--trusted {n}" for n in allowable), file=sys.stderr)
+        return 1
+    except (amber.AmberError, OSError, ValueError) as exc:
+        print(f"amber convert: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.source} ({fmt_in}) -> {args.target}")
+    return 0
+
+
+def _compress_arg(value: str | None) -> object:
+    if value is None:
+        return None
+    if value.lower() in ("true", "yes", "default"):
+        return True
+    if value.isdigit():  # joblib's levels
+        return int(value)
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="amber", description="Save, load and inspect ML models and data.")
     p.add_argument("--version", action="version", version=f"amber {amber.__version__}")
@@ -35,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     ins.add_argument("files", nargs="+", metavar="FILE", help="a path or fsspec URL")
     ins.add_argument("--json", action="store_true", help="print JSON instead of text")
     ins.set_defaults(func=_inspect)
+    conv = sub.add_parser(
+        "convert",
+        help="load a file safely (amber, pickle, joblib, PyTorch, NumPy) and save it in another format",
+        description="Load SRC under the trust list (nothing untrusted is imported or run) and save it as DST; "
+        "the output format comes from --format or DST's suffix (.amber by default).",
+    )
+    conv.add_argument("source", metavar="SRC", help="a path or fsspec URL")
+    conv.add_argument("target", metavar="DST", help="a path or fsspec URL")
+    conv.add_argument("--format", choices=["amber", "pickle", "joblib", "cloudpickle"], help="output format")
+    conv.add_argument("--compress", metavar="C", help="codec ('zstd', 'zstd:9', 'true'; joblib: 0-9 or a name)")
+    conv.add_argument("--trusted", metavar="T", action="append", help="extra name or module to trust (repeatable)")
+    conv.add_argument("--protocol", type=int, help="pickle protocol for pickle-family output (0-5)")
+    conv.add_argument("--allow-pickle", action="store_true", help="load/keep an amber file's pickle islands")
+    conv.add_argument(
+        "--unsafe", action="store_true", help="load SRC with plain pickle: RUNS ANY CODE IN IT; only for your own files"
+    )
+    conv.set_defaults(func=_convert)
     return p
 
 

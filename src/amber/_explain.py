@@ -9,7 +9,7 @@ list, with the ``trusted=[...]`` entry that loading will need.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from amber.errors import AmberError, EncodeError
 from amber._node import ext_hook
 from amber.container._io import BytesSource
 from amber.container._reader import ContainerReader
-from amber.formats._native import Encoder, _deep_recursion, _part, decode_from, encode_to
+from amber.formats._native import PathEncoder, _deep_recursion, _part, decode_from, encode_to
 from amber.trust import is_denied, untrusted
 
 __all__ = ["Problem", "Problems", "check", "copy", "explain"]
@@ -57,12 +57,11 @@ def _remedy(reason: str) -> str:
     return "Convert it to a supported type, or register a handler with @amber.handler(its type)"
 
 
-class _ExplainEncoder(Encoder):
-    """The encoder, with a path stack; records failures instead of raising them."""
+class _ExplainEncoder(PathEncoder):
+    """The encoder with its path stack; records failures instead of raising them."""
 
     def __init__(self) -> None:
         super().__init__(None)
-        self.path: list[str] = ["root"]
         self.problems: list[Problem] = []
         self.need_at: dict[str, str] = {}
 
@@ -74,26 +73,16 @@ class _ExplainEncoder(Encoder):
         super().need(name)
 
     def encode(self, obj: Any, at: Any = None) -> Any:
-        if at is not None:
-            self.path.append(_part(at))
         try:
-            return super().encode(obj)
+            return super().encode(obj, at)
         except AmberError as exc:
             reason = getattr(exc, "reason", None) or (exc.detail if isinstance(exc, EncodeError) else str(exc))
             t = type(obj)
+            path = "".join(self.path) + ("" if at is None else _part(at))
             self.problems.append(
-                Problem("".join(self.path), "unsupported", f"{t.__module__}.{t.__qualname__}", reason, _remedy(reason))
+                Problem(path, "unsupported", f"{t.__module__}.{t.__qualname__}", reason, _remedy(reason))
             )
             return None
-        finally:
-            if at is not None:
-                self.path.pop()
-
-    def encode_attrs(self, state: dict[str, Any]) -> dict[str, Any]:
-        return {k: self.encode(v, "." + k) for k, v in state.items()}
-
-    def _items(self, items: Any, at: Callable[[int], Any] | None = None) -> list[Any] | None:
-        return [self.encode(v, j if at is None else at(j)) for j, v in enumerate(items)]
 
 
 def explain(obj: Any, *, trusted: Iterable[str] | None = None) -> Problems:

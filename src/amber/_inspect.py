@@ -46,6 +46,10 @@ class Info:
     data_bytes: int
     stored_bytes: int
     tree: dict[str, Any] = field(repr=False)
+    #: parts saved as pickle islands (``dump(..., allow_pickle=True)``): path, type, reason
+    islands: list[dict[str, Any]] = field(default_factory=list)
+    #: what ``amber.convert`` made this file from (name, format, size, sha256)
+    converted_from: Any = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +86,17 @@ class Info:
             lines.append("  UNTRUSTED   " + ", ".join(allowable) + f"  (load needs trusted={allowable!r})")
         if denied:
             lines.append("  DENIED      " + ", ".join(denied) + "  (can run code: amber never loads these)")
+        for isl in self.islands:
+            lines.append(
+                f"  PICKLE      {isl.get('path')} ({isl.get('type')}): runs code when loaded; "
+                "load needs allow_pickle=True"
+            )
+        if isinstance(self.converted_from, dict):
+            c = self.converted_from
+            lines.append(
+                f"  converted   from {c.get('name')} ({c.get('format')}, {human_size(int(c.get('size') or 0))}, "
+                f"sha256 {str(c.get('sha256'))[:16]}...)"
+            )
         if self.metadata is not None:
             lines.append("  metadata    " + json.dumps(self.metadata, default=repr)[:2000])
         lines.append("  tree")
@@ -211,6 +226,8 @@ class _Describer:
             return out
         if name.startswith("scipy.sparse.") and body and type(body[0]) is dict and "shape" in body[0]:
             return {"type": name, "dtype": "sparse", "shape": list(body[0].get("shape") or [])}
+        if name == "pickle" and len(body) > 1 and type(body[1]) is str:
+            return {"type": "pickle island", "value": body[1]}
         if name in ("object", "reduce", "state", "global") and body and type(body[0]) is str:
             return {"type": body[0]} if name != "global" else {"type": "global", "value": body[0]}
         return {"type": name}
@@ -257,4 +274,6 @@ def describe(reader: ContainerReader) -> Info:
         data_bytes=sum(b.nbytes for b in reader.blobs),
         stored_bytes=sum(b.stored for b in reader.blobs),
         tree=tree,
+        islands=[i for i in (m.get("islands") or []) if isinstance(i, dict)],
+        converted_from=m.get("converted_from"),
     )

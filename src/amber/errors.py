@@ -9,6 +9,7 @@
       - CorruptFileError          checksums or declared sizes do not match the bytes
       - VersionError              written by a newer format version than this amber reads
     - UntrustedTypeError          the file needs types that are not on the trust list
+    - PickleIslandError           the file holds pickled parts; loading them needs allow_pickle=True
   - StorageError                  (also OSError) reading or writing the target failed
 * AmberWarning                    (UserWarning)
   - VersionMismatchWarning        a package version differs from the one that wrote the file
@@ -28,6 +29,7 @@ __all__ = [
     "EncodeError",
     "FormatError",
     "NestingError",
+    "PickleIslandError",
     "StorageError",
     "UnsupportedTypeError",
     "UntrustedTypeError",
@@ -126,6 +128,23 @@ class UntrustedTypeError(DecodeError):
                 )
             )
         super().__init__(where + "; ".join(parts))
+
+
+class PickleIslandError(DecodeError):
+    """The file holds "pickle islands": parts saved with ``dump(..., allow_pickle=True)``
+    because only pickle could hold them (lambdas, closures). Loading them runs code from
+    the file, so it needs ``load(..., allow_pickle=True)``. ``islands`` lists each one as
+    ``(path, type)``."""
+
+    def __init__(self, islands: Iterable[tuple[str, str]], where: str = "") -> None:
+        self.islands = tuple(islands)
+        listed = "; ".join(f"{path} ({typ})" for path, typ in self.islands[:20])
+        more = f" and {len(self.islands) - 20} more" if len(self.islands) > 20 else ""
+        super().__init__(
+            f"{where}the file holds {len(self.islands)} pickled part{'s' if len(self.islands) != 1 else ''} "
+            f"that run code when loaded: {listed}{more}. Load it with allow_pickle=True only if you "
+            "trust whoever made the file"
+        )
 
 
 class StorageError(AmberError, OSError):

@@ -29,6 +29,7 @@ __all__ = [
     "FileSource",
     "PathLike",
     "Source",
+    "SourceFile",
     "is_url",
     "open_sink",
     "open_source",
@@ -169,6 +170,38 @@ class FileObjSource(Source):
     def close(self) -> None:
         if self.owned:
             self.fh.close()
+
+
+class SourceFile(io.RawIOBase):
+    """A Source as a seekable binary file (for formats read as one stream, like pickle).
+    Wrap it in ``io.BufferedReader`` for small reads."""
+
+    def __init__(self, source: Source) -> None:
+        super().__init__()
+        self.source = source
+        self.name = source.name
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = max(0, min(len(b), self.source.size - self._pos))
+        if n:
+            self.source.readinto(self._pos, memoryview(b).cast("B")[:n])
+            self._pos += n
+        return n
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.source.size}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def tell(self) -> int:
+        return self._pos
 
 
 def _fsspec() -> Any:

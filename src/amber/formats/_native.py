@@ -35,6 +35,7 @@ from amber.errors import (
     EncodeError,
     FormatError,
     NestingError,
+    PickleIslandError,
     UnsupportedTypeError,
     UntrustedTypeError,
     VersionMismatchWarning,
@@ -352,6 +353,61 @@ class Encoder:
             self.building.discard(i)
 
 
+class PathEncoder(Encoder):
+    """The encoder with a stack of where it is (``root.steps[0][1].func``), for the walks
+    that must name places as they go: ``explain`` and pickle islands. Slower than the
+    plain encoder, which names places only when an error unwinds."""
+
+    def __init__(self, writer: ContainerWriter | None, deterministic: bool = False) -> None:
+        super().__init__(writer, deterministic)
+        self.path: list[str] = ["root"]
+
+    def encode(self, obj: Any, at: Any = None) -> Any:
+        if at is None:
+            return super().encode(obj)
+        self.path.append(_part(at))
+        try:
+            return super().encode(obj, at)
+        finally:
+            self.path.pop()
+
+    def encode_attrs(self, state: dict[str, Any]) -> dict[str, Any]:
+        return {k: self.encode(v, "." + k) for k, v in state.items()}
+
+    def _items(self, items: Any, at: Callable[[int], Any] | None = None) -> list[Any] | None:
+        return [self.encode(v, j if at is None else at(j)) for j, v in enumerate(items)]
+
+
+class IslandEncoder(PathEncoder):
+    """``dump(..., allow_pickle=True)``: a part that cannot be saved natively (and only
+    that part) becomes a pickle island; everything around it stays native."""
+
+    def __init__(self, writer: ContainerWriter | None, deterministic: bool = False) -> None:
+        super().__init__(writer, deterministic)
+        self.islands: list[dict[str, str]] = []
+
+    def _handled(self, obj: Any, t: type, i: int, h: Handler | None = None) -> Any:
+        if h is not None:
+            return super()._handled(obj, t, i, h)
+        count, needs, path = self.count, set(self.needs), list(self.path)
+        try:
+            return super()._handled(obj, t, i)
+        except UnsupportedTypeError as exc:
+            # forget what the failed attempt numbered inside, so references stay in step
+            if self.count != count:
+                for key in [k for k, slot in self.memo.items() if slot >= count]:
+                    del self.memo[key]
+                self.count = count
+            self.needs = needs
+            self.path = path
+            from amber.handlers._island import ISLAND
+
+            self.islands.append(
+                {"path": "".join(path), "type": f"{t.__module__}.{t.__qualname__}", "reason": exc.reason}
+            )
+            return super()._handled(obj, t, i, ISLAND)
+
+
 _STRUCTURAL = frozenset({"map", "map.plain", "list", "list.plain", "tuple", "ref", "seg"})
 
 
@@ -601,12 +657,15 @@ def encode_to(
     metadata: Any = None,
     deterministic: bool = False,
     filters: bool = True,
+    allow_pickle: bool = False,
+    converted_from: dict[str, Any] | None = None,
 ) -> int:
-    """Write ``obj`` as a native amber file to ``fh``; return the number of bytes written."""
+    """Write ``obj`` as a native amber file to ``fh``; return the number of bytes written.
+    ``allow_pickle``: store the parts only pickle can hold as pickle islands."""
     if metadata is not None:
         _json_safe(metadata, "metadata")
     writer = ContainerWriter(fh, codec, filters=filters)
-    enc = Encoder(writer, deterministic)
+    enc = IslandEncoder(writer, deterministic) if allow_pickle else Encoder(writer, deterministic)
     try:
         with _deep_recursion():
             root = enc.encode(obj)
@@ -621,6 +680,10 @@ def encode_to(
         manifest["types"] = sorted(enc.types)
         manifest["needs"] = sorted(enc.needs)
         manifest["refs"] = enc.refs
+        if isinstance(enc, IslandEncoder) and enc.islands:
+            manifest["islands"] = enc.islands
+        if converted_from is not None:
+            manifest["converted_from"] = converted_from
         try:  # msgpack limits (sizes, depth) surface here
             manifest["tree"] = msgpack.packb(root, use_bin_type=True)
             return writer.finish(manifest)
@@ -657,6 +720,19 @@ def check_trust(manifest: dict[str, Any], trusted: Iterable[str], name: str) -> 
     if bad:
         raise UntrustedTypeError(bad, where=f"{name}: ", denied=[n for n in bad if is_denied(n)])
     return needs
+
+
+def check_islands(manifest: dict[str, Any], allow: bool, name: str) -> None:
+    """Refuse a file with pickle islands unless the caller allows them (listing each)."""
+    islands = manifest.get("islands")
+    if not islands:
+        return
+    if not isinstance(islands, list) or not all(
+        isinstance(i, dict) and type(i.get("path")) is str and type(i.get("type")) is str for i in islands
+    ):
+        raise FormatError(f"{name}: the manifest's list of pickle islands is malformed")
+    if not allow:
+        raise PickleIslandError([(i["path"], i["type"]) for i in islands], where=f"{name}: ")
 
 
 def check_versions(manifest: dict[str, Any], name: str) -> None:
@@ -696,6 +772,7 @@ def decode_from(
     manifest = reader.manifest
     trusted = tuple(trusted)
     needs = check_trust(manifest, trusted, reader.name)
+    check_islands(manifest, bool(options and options.get("allow_pickle")), reader.name)
     check_versions(manifest, reader.name)
     dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")), options=options)
     reader.readahead = True

@@ -6,9 +6,10 @@ imported the first time one of their objects (or tags) is met.
 
 from amber.handlers._base import REGISTRY, DecodeContext, EncodeContext, Handler, Registry
 from amber.handlers._builtins import BUILTIN_HANDLERS
+from amber.handlers._island import ISLAND
 from amber.handlers._object import GLOBAL, OBJECT, PARTIAL, REDUCE, STATE, fallback_for
 
-for _h in (*BUILTIN_HANDLERS, GLOBAL, OBJECT, REDUCE, STATE, PARTIAL):
+for _h in (*BUILTIN_HANDLERS, GLOBAL, OBJECT, REDUCE, STATE, PARTIAL, ISLAND):
     REGISTRY.register(_h)
 REGISTRY._fallback = fallback_for
 

@@ -81,7 +81,8 @@ def global_name(obj: Any, what: str = "object") -> str:
             type(obj),
             "",
             f"{name} is {kind}, which cannot be saved by name: define it at module level "
-            "(and pass its name in trusted=[...] when loading)",
+            "(and pass its name in trusted=[...] when loading), or dump with allow_pickle=True "
+            "to keep it as a quarantined pickle island",
         )
     if _find(module, qual) is not obj:
         raise UnsupportedTypeError(

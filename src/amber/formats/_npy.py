@@ -1,0 +1,151 @@
+"""NumPy's ``.npy`` and ``.npz`` files, read without ``numpy.load(allow_pickle=True)``.
+
+The header is parsed with NumPy's own header reader (a literal, never evaluated code);
+plain arrays are read straight into their memory (or mapped with ``mmap=True``); object
+arrays, which NumPy stores as a pickle after the header, go through amber's restricted
+unpickler under the trust list.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+import numpy as np
+
+from amber.errors import AmberError, FormatError
+from amber.security._unpickler import PickleTrust, Refused, SafeUnpickler, refusal
+
+__all__ = ["NPY_MAGIC", "load_npy", "load_npz", "read_npy"]
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def _header(fh: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype]:
+    from numpy.lib import format as npformat
+
+    try:
+        version = npformat.read_magic(fh)
+        if version == (1, 0):
+            shape, fortran, dtype = npformat.read_array_header_1_0(fh)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = npformat.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"unknown .npy version {version}")
+    except ValueError as exc:
+        raise FormatError(f"{where}not a readable .npy header ({exc})") from None
+    return shape, fortran, dtype
+
+
+def read_npy(
+    fh: IO[bytes],
+    *,
+    where: str,
+    size: int | None = None,
+    trusted: Iterable[str] = (),
+    mapped: Any = None,
+    whole: Any = None,
+) -> np.ndarray:
+    """Read one array from the ``.npy`` stream ``fh`` (positioned at its magic).
+
+    ``size``: bytes in the stream, when known (declared sizes are checked against it);
+    ``mapped``: a buffer over the whole stream, to return a view instead of reading."""
+    shape, fortran, dtype = _header(fh, where)
+    if dtype.hasobject:
+        start = fh.tell()
+        trust = PickleTrust(trusted)
+        try:
+            arr = SafeUnpickler(fh, trust).load()
+        except Refused as exc:
+            raise refusal(whole, start, trust, exc, where) from None
+        except AmberError:
+            raise
+        except Exception as exc:
+            raise FormatError(f"{where}cannot load the object array's pickle ({type(exc).__name__}: {exc})") from None
+        if not isinstance(arr, np.ndarray):
+            raise FormatError(f"{where}the object array's pickle holds a {type(arr).__name__}, not an array")
+        return arr
+    count = 1
+    for s in shape:
+        count *= s
+    nbytes = count * dtype.itemsize
+    pos = fh.tell()
+    if size is not None and pos + nbytes > size:
+        raise FormatError(
+            f"{where}the header declares shape {shape} of {dtype} ({nbytes} bytes) but only {size - pos} "
+            "bytes follow it; the file is truncated or corrupt"
+        )
+    if mapped is not None:
+        arr = np.frombuffer(mapped, dtype=dtype, count=count, offset=pos)
+    else:
+        arr = np.empty(count, dtype=dtype)
+        view = memoryview(arr.view(np.uint8)) if nbytes else memoryview(b"")
+        done = 0
+        while done < nbytes:
+            n = fh.readinto(view[done:])  # type: ignore[attr-defined]
+            if not n:
+                raise FormatError(f"{where}the file ends inside the array data ({done} of {nbytes} bytes)")
+            done += n
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)
+
+
+def load_npy(
+    opener: Callable[[], IO[bytes]],
+    *,
+    name: str,
+    size: int | None,
+    trusted: Iterable[str] = (),
+    unsafe: bool = False,
+    mapped: Any = None,
+    whole: Any = None,
+) -> np.ndarray:
+    """Load a ``.npy`` file."""
+    with opener() as fh:
+        if unsafe:
+            return np.load(fh, allow_pickle=True)
+        return read_npy(fh, where=f"{name}: ", size=size, trusted=trusted, mapped=mapped, whole=whole)
+
+
+def load_npz(
+    opener: Callable[[], IO[bytes]], *, name: str, trusted: Iterable[str] = (), unsafe: bool = False
+) -> dict[str, np.ndarray]:
+    """Load every array of a ``.npz`` file into a dict (member order, ``.npy`` dropped)."""
+    out: dict[str, np.ndarray] = {}
+    with opener() as raw:
+        try:
+            zf = zipfile.ZipFile(raw)
+        except zipfile.BadZipFile as exc:
+            raise FormatError(f"{name}: not a readable .npz archive ({exc})") from None
+        with zf:
+            infos = zf.infolist()
+            names = [i.filename for i in infos]
+            if len(set(names)) != len(names):
+                raise FormatError(f"{name}: the archive holds two members with the same name; refusing it")
+            for info in infos:
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                where = f"{name}[{info.filename}]: "
+                try:
+                    with zf.open(info) as member:
+                        if unsafe:
+                            out[key] = np.load(member, allow_pickle=True)
+                            continue
+                        data = None
+                        if info.file_size <= 1 << 30 and _has_objects(zf, info):
+                            data = zf.read(info)
+                            member = io.BytesIO(data)
+                        out[key] = read_npy(member, where=where, size=info.file_size, trusted=trusted, whole=data)
+                except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                    raise FormatError(f"{where}cannot read this member ({exc})") from None
+    return out
+
+
+def _has_objects(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
+    """Does the member hold an object array (whose pickle needs its bytes for an error list)?"""
+    with zf.open(info) as fh:
+        try:
+            _, _, dtype = _header(fh, "")
+        except FormatError:
+            return False
+    return bool(dtype.hasobject)

@@ -1,0 +1,290 @@
+"""The pickle family: pickle, joblib and cloudpickle files.
+
+Writing uses the libraries themselves (``pickle``, ``joblib.dump``, ``cloudpickle``), so
+the files are exactly what those tools make and read. Reading never calls ``pickle.load``
+or ``joblib.load`` (unless the caller passes ``unsafe=True``): the stream goes through
+:class:`~amber.security._unpickler.SafeUnpickler`, the C unpickler with every global
+resolved through the trust list, so loading an existing ``.pkl`` costs about what
+``pickle.load`` does.
+
+joblib files are pickles whose arrays are written raw, right after the ``BUILD`` opcode
+of a ``NumpyArrayWrapper``. The C unpickler cannot stop there, so a load starts in C and,
+on meeting the first wrapper, starts again with the pure-Python unpickler (as joblib
+itself uses), which reads each array straight into its memory. joblib need not be
+installed for that: its wrapper is replaced by amber's own class.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import sys
+from collections.abc import Callable, Iterable
+from typing import IO, Any
+
+import numpy as np
+
+from amber.container._streams import compressed_reader, compressed_writer, sniff_compression
+from amber.errors import AmberError, DecodeError, FormatError
+from amber.security._unpickler import PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
+
+__all__ = ["dump_cloudpickle", "dump_joblib", "dump_pickle", "load_pickled", "JOBLIB_CODECS"]
+
+#: What ``joblib.dump(compress=...)`` accepts by name.
+JOBLIB_CODECS = ("zlib", "gzip", "bz2", "lzma", "xz", "lz4")
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _protocol(protocol: int | None) -> int:
+    if protocol is None:
+        return pickle.HIGHEST_PROTOCOL
+    if not isinstance(protocol, int) or not 0 <= protocol <= pickle.HIGHEST_PROTOCOL:
+        raise ValueError(f"protocol={protocol!r}: pickle protocols are 0..{pickle.HIGHEST_PROTOCOL}")
+    return protocol
+
+
+def _dump_with(dump: Callable[[Any, IO[bytes]], None], fh: IO[bytes], compress: Any) -> None:
+    wrapped = compressed_writer(fh, compress)
+    if wrapped is None:
+        dump(fh)
+        return
+    w, _ = wrapped
+    try:
+        dump(w)
+    finally:
+        w.close()
+
+
+def dump_pickle(obj: Any, fh: IO[bytes], *, protocol: int | None = None, compress: Any = None) -> None:
+    """Write ``obj`` as a pickle (whole-stream ``compress`` if given: zstd, lz4, gzip, ...)."""
+    proto = _protocol(protocol)
+    _dump_with(lambda f: pickle.dump(obj, f, protocol=proto), fh, compress)
+
+
+def dump_cloudpickle(obj: Any, fh: IO[bytes], *, protocol: int | None = None, compress: Any = None) -> None:
+    """Write ``obj`` with cloudpickle (lambdas, closures, classes defined in ``__main__``).
+    Loading such a file runs the code it carries, so it needs ``unsafe=True``."""
+    try:
+        import cloudpickle
+    except ImportError:
+        raise FormatError("format='cloudpickle' needs cloudpickle: pip install 'amber[pickle]'") from None
+    proto = _protocol(protocol)
+    _dump_with(lambda f: cloudpickle.dump(obj, f, protocol=proto), fh, compress)
+
+
+def dump_joblib(obj: Any, fh: IO[bytes], *, protocol: int | None = None, compress: Any = None) -> None:
+    """Write ``obj`` with ``joblib.dump``; ``compress`` takes joblib's values (0-9, True,
+    a codec name from :data:`JOBLIB_CODECS` or a ``(name, level)`` pair)."""
+    try:
+        import joblib
+    except ImportError:
+        raise FormatError("format='joblib' needs joblib: pip install 'amber[pickle]'") from None
+    if compress is None:
+        compress = 0
+    name = compress[0] if isinstance(compress, tuple) else compress
+    if isinstance(name, str):
+        name = name.partition(":")[0]
+        if name not in JOBLIB_CODECS:
+            raise ValueError(f"joblib cannot compress with {name!r}: use one of {', '.join(JOBLIB_CODECS)}, or 0-9")
+        if isinstance(compress, str) and ":" in compress:
+            compress = (name, int(compress.partition(":")[2]))
+    joblib.dump(obj, fh, compress=compress, protocol=_protocol(protocol))
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+class _JoblibArray:
+    """Stands in for ``joblib.numpy_pickle.NumpyArrayWrapper``: ``BUILD`` fills in the
+    array's subclass, shape, order and dtype; the bytes follow in the stream."""
+
+    subclass: Any
+    shape: Any
+    order: Any
+    dtype: Any
+
+    def read(self, u: _JoblibUnpickler) -> Any:
+        state = self.__dict__
+        dtype, shape, order, sub = state.get("dtype"), state.get("shape"), state.get("order", "C"), state.get("subclass")
+        if (
+            not isinstance(dtype, np.dtype)
+            or not isinstance(shape, tuple)
+            or not all(isinstance(s, int) and s >= 0 for s in shape)
+            or order not in ("C", "F")
+        ):
+            raise FormatError(
+                f"{u.where}a joblib array header is malformed (dtype {dtype!r}, shape {shape!r}, order {order!r})"
+            )
+        if dtype.hasobject:  # joblib pickles object arrays whole, as a nested stream
+            arr = _JoblibUnpickler(u.fh, u.trust, u.where, u.size, None).load()
+            if not isinstance(arr, np.ndarray):
+                raise FormatError(f"{u.where}a joblib object array is a {type(arr).__name__}, not an array")
+            return arr
+        fh = u.fh
+        if "numpy_array_alignment_bytes" in state and state["numpy_array_alignment_bytes"] is not None:
+            pad = fh.read(1)
+            if len(pad) != 1 or len(fh.read(pad[0])) != pad[0]:
+                raise FormatError(f"{u.where}the file ends inside a joblib array's padding")
+        count = 1
+        for s in shape:
+            count *= s
+        nbytes = count * dtype.itemsize
+        pos = fh.tell() if u.size is not None else 0
+        if u.size is not None and pos + nbytes > u.size:
+            raise FormatError(
+                f"{u.where}a joblib array of shape {shape} and dtype {dtype} needs {nbytes} bytes at byte "
+                f"{pos}, past the end of the file ({u.size} bytes); the file is truncated or corrupt"
+            )
+        if u.mapped is not None:
+            arr = np.frombuffer(u.mapped, dtype=dtype, count=count, offset=pos)
+            fh.seek(pos + nbytes)
+        else:
+            arr = np.empty(count, dtype=dtype)
+            _read_exact(fh, memoryview(arr.view(np.uint8)) if nbytes else memoryview(b""), u.where)
+        arr = arr.reshape(shape[::-1]).T if order == "F" else arr.reshape(shape)
+        if dtype.byteorder == (">" if sys.byteorder == "little" else "<") and u.mapped is None:
+            arr = arr.byteswap().view(dtype.newbyteorder("="))
+        if isinstance(sub, type) and issubclass(sub, np.ndarray) and sub is not np.ndarray:
+            arr = arr.view(sub)
+        return arr
+
+
+class _JoblibMemmap:
+    """joblib records ``numpy.memmap`` as an array's subclass; amber loads it as ndarray
+    (``numpy.memmap`` itself opens files and is never resolved)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise DecodeError("the pickle calls numpy.memmap, which amber never does")
+
+
+def _read_exact(fh: IO[bytes], view: memoryview, where: str) -> None:
+    done = 0
+    while done < len(view):
+        n = fh.readinto(view[done:])  # type: ignore[attr-defined]
+        if not n:
+            raise FormatError(f"{where}the file ends inside a joblib array ({done} of {len(view)} bytes)")
+        done += n
+
+
+_JOBLIB_OVERRIDES = {
+    "joblib.numpy_pickle.NumpyArrayWrapper": _JoblibArray,
+    "numpy.memmap": _JoblibMemmap,
+}
+
+
+class _JoblibUnpickler(SafePyUnpickler):
+    """The pure-Python restricted unpickler, reading joblib's arrays after their wrappers."""
+
+    dispatch = SafePyUnpickler.dispatch.copy()
+
+    def __init__(self, fh: IO[bytes], trust: PickleTrust, where: str, size: int | None, mapped: Any) -> None:
+        super().__init__(fh, trust)
+        self.fh, self.trust, self.where, self.size, self.mapped = fh, trust, where, size, mapped
+
+    def load_build(self) -> None:
+        SafePyUnpickler.load_build(self)
+        top = self.stack[-1]
+        if type(top) is _JoblibArray:
+            self.stack[-1] = top.read(self)
+
+    dispatch[pickle.BUILD[0]] = load_build
+
+
+class _SwitchToJoblib(Exception):
+    pass
+
+
+class _FirstTry(SafeUnpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "joblib.numpy_pickle":
+            if name in ("NDArrayWrapper", "ZNDArrayWrapper"):
+                raise FormatError(
+                    "this joblib file was written by joblib < 0.10, which kept arrays in separate "
+                    "files; load it with that joblib and save it again"
+                )
+            raise _SwitchToJoblib
+        return super().find_class(module, name)
+
+
+def _decompressed_bytes(opener: Callable[[], IO[bytes]], kind: str | None) -> bytes:
+    with opener() as raw:
+        if kind is None:
+            return raw.read()
+        with compressed_reader(raw, kind) as fh:
+            return fh.read()
+
+
+def load_pickled(
+    opener: Callable[[], IO[bytes]],
+    *,
+    name: str,
+    size: int | None = None,
+    trusted: Iterable[str] = (),
+    unsafe: bool = False,
+    mapped: Any = None,
+    whole: Any = None,
+) -> Any:
+    """Load the pickle (or joblib file) that ``opener()`` streams, compressed or not.
+
+    ``size`` is the stream's length when known, ``mapped`` a buffer over the whole file
+    (for ``mmap=True``: uncompressed joblib arrays become views of it) and ``whole`` the
+    file's bytes if already at hand (used only to list globals when one is refused).
+    """
+    where = f"{name}: "
+    with opener() as probe:
+        kind = sniff_compression(probe.read(16))
+
+    def stream() -> IO[bytes]:
+        raw = opener()
+        return raw if kind is None else compressed_reader(raw, kind)
+
+    if unsafe:
+        return _load_unsafe(stream, name)
+    trust = PickleTrust(trusted, overrides=_JOBLIB_OVERRIDES)
+    known = size if kind is None else None
+    try:
+        try:
+            with stream() as fh:
+                return _FirstTry(fh, trust).load()
+        except _SwitchToJoblib:
+            with stream() as fh:
+                return _JoblibUnpickler(fh, trust, where, known, mapped if kind is None else None).load()
+    except Refused as exc:
+        data = whole if whole is not None and kind is None else _decompressed_bytes(opener, kind)
+        raise refusal(data, 0, trust, exc, where) from None
+    except (AmberError, MemoryError, RecursionError):
+        raise
+    except Exception as exc:  # what a malformed stream makes pickle, a codec or a __setstate__ raise
+        raise FormatError(
+            f"{where}cannot load this pickle ({type(exc).__name__}: {exc}); the file is truncated, "
+            "corrupt, or not a pickle"
+        ) from None
+
+
+def _load_unsafe(stream: Callable[[], IO[bytes]], name: str) -> Any:
+    """Plain unpickling, for files the caller made and trusts: runs whatever the file says."""
+    try:
+        from joblib.numpy_pickle import NumpyUnpickler
+    except ImportError:
+        NumpyUnpickler = None  # noqa: N806
+    with stream() as fh:
+        if NumpyUnpickler is None:
+            return pickle.load(fh)
+        return NumpyUnpickler(name, fh, ensure_native_byte_order=True).load()
+
+
+def peek_is_pickle(head: bytes) -> bool:
+    """Does ``head`` look like the start of a pickle (any protocol)?"""
+    if not head:
+        return False
+    if head[0] == 0x80:  # PROTO (protocols 2-5)
+        return len(head) > 1 and head[1] <= 5
+    # protocol 0/1 streams start with an opcode that pushes or marks
+    return head[:1] in (b"(", b"c", b"]", b"}", b")", b"l", b"d", b"N", b"I", b"L", b"F", b"S", b"V", b"X", b"U", b"T", b"J", b"K", b"M", b"G", b"\x88", b"\x89")
+
+
+def open_bytes(data: Any) -> Callable[[], IO[bytes]]:
+    """An opener over bytes already in memory."""
+    return lambda: io.BytesIO(data)

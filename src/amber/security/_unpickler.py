@@ -1,0 +1,334 @@
+"""Restricted unpicklers: pickle's own C (and Python) machinery, with globals resolved
+only through amber's trust list.
+
+A pickle can only reach code through its globals (``GLOBAL``, ``STACK_GLOBAL``, ``INST``
+and extension codes all go through ``find_class``); every call it makes (``REDUCE``,
+``NEWOBJ``, ``BUILD``'s ``__setstate__``) calls something a global produced. So resolving
+each global through the trust list before it is returned is enough to keep a load from
+reaching anything untrusted, at the C unpickler's full speed.
+
+When a global is refused the load stops at once, and :func:`refusal` walks the whole stream
+statically (nothing runs) to name *every* global the file needs that is not trusted, so
+one error lists them all. Nothing from the partial load is returned.
+
+A few helpers that pickles of ordinary data name are dangerous in general (they allocate
+what they are told, or rebuild any class) and are denied for the native format; for
+pickles they are replaced by guarded versions (:data:`SUBSTITUTES`) that accept only what
+real pickles pass them.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import functools
+import pickle
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from amber.trust import _import, is_denied, is_trusted
+from amber.errors import DecodeError, UntrustedTypeError
+
+__all__ = [
+    "PICKLE_TRUSTED",
+    "PickleTrust",
+    "Refused",
+    "SUBSTITUTES",
+    "SafePyUnpickler",
+    "SafeUnpickler",
+    "refusal",
+]
+
+
+class Refused(UntrustedTypeError):
+    """A global was refused while unpickling (the caller turns it into the full list)."""
+
+    def __init__(self, name: str, denied: bool) -> None:
+        self.name = name
+        super().__init__([name], denied=[name] if denied else ())
+
+
+#: Names that pickles of trusted data use to rebuild it, trusted for pickle-family loads
+#: only (the native format rebuilds these types with its own handlers).
+PICKLE_TRUSTED: frozenset[str] = frozenset(
+    {"_codecs.encode"}  # protocol 0-2 bytes: _codecs.encode(str, "latin1")
+    | {f"numpy.{m}.scalar" for m in ("core.multiarray", "_core.multiarray")}
+    | {f"numpy.{m}._frombuffer" for m in ("core.numeric", "_core.numeric")}
+    | {
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random._pickle.__bit_generator_ctor",
+        # torch.save: tensors, parameters, storages, dtypes and sizes
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+        "torch._utils._rebuild_sparse_tensor",
+        "torch._utils._rebuild_device_tensor_from_numpy",
+        "torch._utils._rebuild_meta_tensor_no_storage",
+        "torch._utils._rebuild_nested_tensor",
+        "torch._utils._rebuild_wrapper_subclass",
+        "torch._tensor._rebuild_from_type",
+        "torch._tensor._rebuild_from_type_v2",
+        "torch.Size",
+        "torch.Tensor",
+        "torch.device",
+        "torch.nn.parameter.Parameter",
+        "torch.storage.TypedStorage",
+        "torch.storage.UntypedStorage",
+    }
+    | {
+        # datetimes, time zones and other builtin value types that the native format
+        # saves with its own handlers
+        "datetime.datetime",
+        "datetime.date",
+        "datetime.time",
+        "datetime.timedelta",
+        "datetime.timezone",
+        "decimal.Decimal",
+        "fractions.Fraction",
+        "uuid.UUID",
+        "uuid.SafeUUID",
+        "pathlib.PurePath",
+        "pathlib.PurePosixPath",
+        "pathlib.PureWindowsPath",
+        "pathlib.Path",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "zoneinfo.ZoneInfo",
+        "zoneinfo.ZoneInfo._unpickle",
+        "pytz._p",
+        "pytz._UTC",
+        # pandas' singletons
+        "pandas.NA",
+        "pandas._libs.missing.NA",
+        "pandas.NaT",
+        "pandas._libs.tslibs.nattype.NaT",
+    }
+    | {
+        # Arrow types and buffers (pandas' Arrow-backed columns); arrays are validated
+        f"pyarrow.lib.{n}"
+        for n in (
+            "type_for_alias field schema list_ large_list list_view large_list_view map_ struct "
+            "dictionary timestamp time32 time64 duration date32 date64 decimal32 decimal64 decimal128 "
+            "decimal256 binary large_binary string large_string py_buffer"
+        ).split()
+    }
+    | {
+        f"torch.{t}Storage"
+        for t in "Float Double Half BFloat16 Long Int Short Char Byte Bool ComplexFloat ComplexDouble".split()
+    }
+    | {
+        f"torch.{d}"
+        for d in (
+            "float32 float float64 double float16 half bfloat16 complex64 cfloat complex128 cdouble "
+            "uint8 int8 int16 short int32 int int64 long bool uint16 uint32 uint64 "
+            "float8_e4m3fn float8_e5m2 strided sparse_coo sparse_csr contiguous_format channels_last "
+            "preserve_format"
+        ).split()
+    }
+)
+
+
+def _np_reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
+    """``numpy.core.multiarray._reconstruct``, which array pickles call with an empty shape
+    before ``__setstate__`` fills the array; refused for anything that would allocate."""
+    import numpy as np
+
+    from numpy._core.multiarray import _reconstruct  # type: ignore[import-not-found]
+
+    if not (isinstance(subtype, type) and issubclass(subtype, np.ndarray)):
+        raise DecodeError(f"numpy's _reconstruct was asked to build {subtype!r}, which is not an array type")
+    if not isinstance(shape, tuple) or any(not isinstance(s, int) or s < 0 or s > 1 for s in shape):
+        raise DecodeError(f"numpy's _reconstruct was given shape {shape!r}; pickled arrays pass an empty one")
+    return _reconstruct(subtype, shape, dtype)
+
+
+_RECONSTRUCTOR_BASES = (object, int, float, complex, str, tuple, list, dict, set, frozenset)
+
+
+def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
+    """``copyreg._reconstructor`` (protocol 0/1 objects): ``base.__new__(cls, state)`` only
+    for the builtin bases Python's own pickling uses, never a class from the file."""
+    if not isinstance(cls, type) or base not in _RECONSTRUCTOR_BASES or not issubclass(cls, base):
+        raise DecodeError(f"copyreg._reconstructor({cls!r}, {base!r}, ...) is not how Python pickles objects")
+    if base is object:
+        return object.__new__(cls)
+    obj = base.__new__(cls, state)
+    if base.__init__ != object.__init__:
+        base.__init__(obj, state)
+    return obj
+
+
+def _sized(kind: type) -> Callable[..., Any]:
+    """``bytes``/``bytearray`` as a reduce callable: from data only, never from a size."""
+
+    def build(*args: Any) -> Any:
+        if args and isinstance(args[0], int):
+            raise DecodeError(f"the pickle calls {kind.__name__}({args[0]!r}), allocating from a number; refusing")
+        return kind(*args)
+
+    build.__qualname__ = build.__name__ = f"safe_{kind.__name__}"
+    return build
+
+
+#: Guarded stand-ins for helpers that real pickles need but that are unsafe in general.
+SUBSTITUTES: dict[str, Any] = {
+    "numpy.core.multiarray._reconstruct": _np_reconstruct,
+    "numpy._core.multiarray._reconstruct": _np_reconstruct,
+    "copyreg._reconstructor": _copyreg_reconstructor,
+    "builtins.bytes": _sized(bytes),
+    "builtins.bytearray": _sized(bytearray),
+    "functools.partial": functools.partial,  # builds a partial of an already-trusted callable
+}
+
+
+def _arrow_checked(fn: Any) -> Callable[..., Any]:
+    """A pyarrow rebuild function whose result is fully validated (Arrow trusts the
+    offsets and lengths it is given; a hostile pickle could make them point anywhere)."""
+
+    def build(*args: Any) -> Any:
+        out = fn(*args)
+        out.validate(full=True)
+        return out
+
+    build.__qualname__ = build.__name__ = f"checked_{fn.__name__}"
+    return build
+
+
+def _lazy_substitute(name: str) -> Any:
+    """Substitutes that wrap a function of a package amber does not import up front."""
+    if name in ("pyarrow.lib._restore_array", "pyarrow.lib._reconstruct_table", "pyarrow.lib.chunked_array"):
+        return _arrow_checked(_import(name))
+    return None
+
+
+_LAZY_SUBSTITUTES = frozenset({"pyarrow.lib._restore_array", "pyarrow.lib._reconstruct_table", "pyarrow.lib.chunked_array"})
+
+
+def _py3_name(module: str, name: str) -> tuple[str, str]:
+    """Python 2 names (``__builtin__.set``, ``copy_reg._reconstructor``) as Python 3's."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _modern_numpy(name: str) -> str:
+    """``numpy.core.*`` (NumPy 1 pickles) as ``numpy._core.*`` on NumPy 2, which warns on the old path."""
+    if name.startswith("numpy.core."):
+        import numpy as np
+
+        if int(np.__version__.split(".")[0]) >= 2:
+            return "numpy._core." + name[len("numpy.core.") :]
+    return name
+
+
+class PickleTrust:
+    """Resolves the globals of a pickle through the trust list (and the guarded substitutes).
+
+    ``overrides`` map names to objects a format handles itself (joblib's array wrapper,
+    torch's storages); they are used as they are, without a trust check.
+    """
+
+    def __init__(self, trusted: Iterable[str] = (), overrides: dict[str, Any] | None = None) -> None:
+        self.trusted = tuple(trusted)
+        self.overrides = overrides or {}
+        self._cache: dict[tuple[str, str], Any] = {}
+
+    def name_of(self, module: str, name: str) -> str:
+        module, name = _py3_name(module, name)
+        return _modern_numpy(f"{module}.{name}")
+
+    def is_trusted(self, full: str) -> bool:
+        if full in self.overrides or full in SUBSTITUTES or full in _LAZY_SUBSTITUTES or full in PICKLE_TRUSTED:
+            return True
+        if full == "builtins.getattr":  # only as _getattr allows it
+            return True
+        if is_trusted(full, self.trusted):
+            return True
+        # pandas' pickle helpers (_new_Index, _timedelta_unpickle, ...)
+        last = full.rpartition(".")[2]
+        return (
+            full.startswith("pandas.")
+            and (last.startswith("_new_") or last.endswith("_unpickle"))
+            and not is_denied(full)
+        )
+
+    def _getattr(self, obj: Any, name: Any) -> Any:
+        """``getattr`` as pickles of classmethods use it (``getattr(ZoneInfo, "_unpickle")``):
+        only a trusted attribute of a class, never of an instance or a dunder."""
+        if not isinstance(obj, type) or not isinstance(name, str):
+            raise DecodeError(f"the pickle calls getattr({type(obj).__name__}, {name!r}); amber allows only class attributes")
+        full = f"{obj.__module__}.{obj.__qualname__}.{name}"
+        if is_denied(full) or not self.is_trusted(full) or full == "builtins.getattr":
+            raise Refused(full, is_denied(full))
+        return getattr(obj, name)
+
+    def find(self, module: str, name: str) -> Any:
+        key = (module, name)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        if not isinstance(module, str) or not isinstance(name, str):
+            raise DecodeError(f"the pickle names a global with non-string parts {module!r}, {name!r}")
+        full = self.name_of(module, name)
+        if full in self.overrides:
+            obj = self.overrides[full]
+        elif full in SUBSTITUTES:
+            obj = SUBSTITUTES[full]
+        elif full in _LAZY_SUBSTITUTES:
+            obj = _lazy_substitute(full)
+        elif full == "builtins.getattr":
+            obj = self._getattr
+        elif self.is_trusted(full):
+            obj = _import(full)
+        else:
+            raise Refused(full, is_denied(full))
+        self._cache[key] = obj
+        return obj
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """The C unpickler with every global resolved through a :class:`PickleTrust`."""
+
+    def __init__(self, file: Any, trust: PickleTrust, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._trust = trust
+
+    def find_class(self, module: str, name: str) -> Any:
+        return self._trust.find(module, name)
+
+
+class SafePyUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+    """The pure-Python unpickler (for formats that hook opcodes, as joblib's does), restricted alike."""
+
+    def __init__(self, file: Any, trust: PickleTrust, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)
+        self._trust = trust
+
+    def find_class(self, module: str, name: str) -> Any:
+        return self._trust.find(module, name)
+
+
+def untrusted_globals(names: Iterable[str], trust: PickleTrust) -> tuple[list[str], list[str]]:
+    """(untrusted, denied) among the dotted ``names``, as a load with ``trust`` would judge them."""
+    bad = sorted({n for n in names if not trust.is_trusted(_modern_numpy(n))})
+    return bad, [n for n in bad if is_denied(n)]
+
+
+def refusal(buf: Any, start: int, trust: PickleTrust, first: Refused, where: str) -> UntrustedTypeError:
+    """The error for a refused load: every untrusted global of the pickles from ``start``
+    in ``buf`` (found by a static walk; nothing runs), or at least the one refused."""
+    names: set[str] = {first.name}
+    if buf is not None:
+        from amber.security._walk import walk_all
+
+        for w in walk_all(buf, start):
+            names.update(g.name for g in w.globals)
+    bad, denied = untrusted_globals(names, trust)
+    if first.name not in bad:
+        bad.append(first.name)
+        if first.denied:
+            denied.append(first.name)
+    return UntrustedTypeError(bad, where, denied)

@@ -1,0 +1,407 @@
+"""The pickle family: writing pickle/joblib/cloudpickle files, loading existing pickle,
+joblib and NumPy files safely, pickle islands in the native format, and convert."""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+import amber
+from tests._payloads import TECHNIQUES, Reduce, hostile_pickle
+
+rng = np.random.default_rng(0)
+X = rng.normal(size=(120, 4))
+Y = (X[:, 0] + X[:, 1] > 0).astype(int)
+
+
+def _models() -> dict[str, Any]:
+    return {
+        "forest": RandomForestClassifier(n_estimators=5, random_state=0).fit(X, Y),
+        "hgb": HistGradientBoostingClassifier(max_iter=5).fit(X, Y),
+        "pipeline": make_pipeline(StandardScaler(), FunctionTransformer(np.abs), LogisticRegression()).fit(X, Y),
+    }
+
+
+MODELS = _models()
+
+DATA: dict[str, Any] = {
+    "builtins": {
+        "t": (1, 2.5, "x", b"by", None, True),
+        "ba": bytearray(b"ba"),
+        "s": {1, 2},
+        "f": frozenset([3]),
+        "c": 1j,
+        "r": range(3),
+        "sl": slice(1, 2),
+        "big": 2**100,
+        "nested": [[{"k": (1,)}]],
+    },
+    "arrays": {
+        "f8": np.arange(12.0).reshape(3, 4),
+        "fortran": np.asfortranarray(np.arange(12).reshape(3, 4)),
+        "be": np.arange(5, dtype=">i4"),
+        "struct": np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8", (2,))]),
+        "str": np.array(["a", "bc"]),
+        "dt": np.array(["2020-01-01"], dtype="datetime64[ms]"),
+        "scalar": np.float32(3.5),
+        "empty": np.zeros((0, 3)),
+        "objects": np.array([1, "a", None], dtype=object),
+        "rng": np.random.default_rng(1),
+        "legacy_rng": np.random.RandomState(2),
+    },
+    "frame": pd.DataFrame(
+        {
+            "a": np.arange(4),
+            "s": list("abcd"),
+            "c": pd.Categorical(list("xyxy")),
+            "t": pd.date_range("2020", periods=4, tz="Europe/Paris"),
+            "n": pd.array([1, None, 3, 4], dtype="Int64"),
+        }
+    ),
+    "sparse": {"csr": sp.csr_matrix(np.eye(3)), "coo": sp.coo_array(np.eye(2))},
+}
+
+
+def same(a: Any, b: Any) -> None:
+    from amber.testing import assert_equal
+
+    assert_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------
+# loading existing files, safely
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", range(6))
+@pytest.mark.parametrize("name", [*DATA, *MODELS])
+def test_existing_pickles_load_with_no_trust(tmp_path: Path, name: str, protocol: int) -> None:
+    obj = DATA.get(name, MODELS.get(name))
+    p = tmp_path / "x.pkl"
+    p.write_bytes(pickle.dumps(obj, protocol=protocol))
+    loaded = amber.load(p)
+    if name in MODELS:
+        assert type(loaded) is type(obj)
+        np.testing.assert_array_equal(loaded.predict_proba(X), obj.predict_proba(X))
+    else:  # what pickle itself gives (protocols < 5 lose an array's byte order, for one)
+        same(loaded, pickle.loads(p.read_bytes()))  # our own file
+
+
+@pytest.mark.parametrize("compress", [0, 3, "zlib", "gzip", "bz2", "lzma", "xz", "lz4", ("zlib", 9)])
+@pytest.mark.parametrize("name", ["arrays", "frame", "forest"])
+def test_existing_joblib_files_load(tmp_path: Path, name: str, compress: Any) -> None:
+    obj = DATA.get(name, MODELS.get(name))
+    p = tmp_path / "x.joblib"
+    joblib.dump(obj, p, compress=compress)
+    loaded = amber.load(p)
+    if name in MODELS:
+        np.testing.assert_array_equal(loaded.predict_proba(X), obj.predict_proba(X))
+    else:  # as joblib gives it (arrays in native byte order)
+        same(loaded, joblib.load(p))  # our own file
+
+
+def test_joblib_mmap_gives_views_of_the_file(tmp_path: Path) -> None:
+    big = {"w": np.arange(100_000, dtype=np.float64), "b": np.ones((3, 3), order="F")}
+    p = tmp_path / "m.joblib"
+    joblib.dump(big, p)
+    loaded = amber.load(p, mmap=True)
+    same(loaded, big)
+    assert not loaded["w"].flags.owndata and not loaded["w"].flags.writeable
+
+
+@pytest.mark.parametrize("wrap", ["gzip", "bz2", "xz", "zstd", "lz4"])
+def test_compressed_pickles_are_recognised(tmp_path: Path, wrap: str) -> None:
+    raw = pickle.dumps(DATA["arrays"], protocol=5)
+    if wrap == "zstd":
+        import zstandard
+
+        data = zstandard.ZstdCompressor().compress(raw)
+    elif wrap == "lz4":
+        import lz4.frame
+
+        data = lz4.frame.compress(raw)
+    else:
+        data = {"gzip": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[wrap](raw)
+    p = tmp_path / f"x.pkl.{wrap}"
+    p.write_bytes(data)
+    same(amber.load(p), DATA["arrays"])
+
+
+def test_npy_and_npz(tmp_path: Path) -> None:
+    a = np.arange(24, dtype="<f4").reshape(2, 3, 4)
+    np.save(tmp_path / "a.npy", a)
+    same(amber.load(tmp_path / "a.npy"), a)
+    m = amber.load(tmp_path / "a.npy", mmap=True)
+    same(m, a)
+    assert not m.flags.writeable
+    f = np.asfortranarray(a)
+    np.save(tmp_path / "f.npy", f)
+    same(amber.load(tmp_path / "f.npy"), f)
+    objs = np.array([{"a": 1}, (1, 2), "s", None], dtype=object)
+    np.save(tmp_path / "o.npy", objs, allow_pickle=True)
+    same(amber.load(tmp_path / "o.npy"), objs)
+    np.savez(tmp_path / "z.npz", a=a, b=np.arange(3))
+    z = amber.load(tmp_path / "z.npz")
+    assert list(z) == ["a", "b"]
+    same(z["a"], a)
+    np.savez_compressed(tmp_path / "zc.npz", a=a, o=objs)
+    z = amber.load(tmp_path / "zc.npz")
+    same(z["o"], objs)
+
+
+def test_untrusted_class_names_every_global(tmp_path: Path) -> None:
+    from tests._objects_mod import Point
+
+    obj = {"a": Point(1, 2), "b": [Reduce(sorted, [3, 1])], "c": np.arange(3)}
+    p = tmp_path / "x.pkl"
+    p.write_bytes(pickle.dumps(obj, protocol=4))
+    with pytest.raises(amber.UntrustedTypeError) as err:
+        amber.load(p)
+    assert err.value.untrusted == ("builtins.sorted", "tests._objects_mod.Point")
+    assert "trusted=['builtins.sorted', 'tests._objects_mod.Point']" in str(err.value)
+    assert amber.load(p, trusted=["tests._objects_mod.Point", "builtins.sorted"])["b"] == [[1, 3]]
+
+
+def test_truncated_and_garbage_pickles_give_format_errors(tmp_path: Path) -> None:
+    data = pickle.dumps(DATA["arrays"], protocol=5)
+    for cut in (3, len(data) // 3, len(data) - 1):
+        with pytest.raises(amber.FormatError):
+            amber.loads(data[:cut], format="pickle")
+    with pytest.raises(amber.FormatError):
+        amber.loads(b"\x80\x05garbage-not-a-pickle", format="pickle")
+    with pytest.raises(amber.FormatError, match="not a file amber reads"):
+        amber.loads(b"hello, world")
+
+
+# ---------------------------------------------------------------------------------------
+# hostile files: refused, payload never runs
+# ---------------------------------------------------------------------------------------
+
+
+def _containers(data: bytes, obj_maker: Any, tmp_path: Path) -> dict[str, Path]:
+    """The same payload in every container amber loads."""
+    out = {"raw.pkl": tmp_path / "raw.pkl"}
+    out["raw.pkl"].write_bytes(data)
+    out["gzip.pkl.gz"] = tmp_path / "p.pkl.gz"
+    out["gzip.pkl.gz"].write_bytes(gzip.compress(data))
+    for comp in (0, 3, "gzip", "bz2", "lzma", "xz", "lz4"):
+        p = tmp_path / f"j{comp}.joblib"
+        joblib.dump({"model": obj_maker(), "w": np.arange(10)}, p, compress=comp)
+        out[f"joblib-{comp}"] = p
+    p = tmp_path / "o.npy"
+    np.save(p, np.array([obj_maker(), 1], dtype=object), allow_pickle=True)
+    out["npy-object"] = p
+    p = tmp_path / "o.npz"
+    np.savez_compressed(p, a=np.array([obj_maker()], dtype=object))
+    out["npz-object"] = p
+    return out
+
+
+@pytest.mark.parametrize("technique", sorted(TECHNIQUES))
+def test_hostile_pickles_refused_before_the_payload_runs(tmp_path: Path, technique: str) -> None:
+    marker = tmp_path / "marker"
+    for protocol in (0, 2, 4, 5):
+        data = hostile_pickle(technique, marker, protocol)
+        for load in (
+            lambda: amber.loads(data),
+            lambda: amber.loads(data, format="pickle"),
+            lambda: amber.convert(io.BytesIO(data), tmp_path / "out.amber"),
+        ):
+            with pytest.raises(amber.UntrustedTypeError) as err:
+                load()
+            assert err.value.denied or err.value.untrusted
+            assert "unsafe" not in str(err.value)  # never advises switching safety off
+            assert not marker.exists(), technique
+        assert not (tmp_path / "out.amber").exists()
+
+
+def test_hostile_payload_in_every_container(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    make = lambda: Reduce(os.system, f"touch {marker}")  # noqa: E731
+    for kind, p in _containers(hostile_pickle("reduce-os.system", marker), make, tmp_path).items():
+        with pytest.raises(amber.UntrustedTypeError) as err:
+            amber.load(p)
+        assert {"os.system", "posix.system"} & set(err.value.denied), kind
+        with pytest.raises(amber.UntrustedTypeError):
+            amber.convert(p, tmp_path / "out.amber")
+        assert not marker.exists(), kind
+        assert not (tmp_path / "out.amber").exists()
+
+
+def test_the_corpus_is_real_and_unsafe_runs_it(tmp_path: Path) -> None:
+    """``unsafe=True`` really is plain pickle: each payload creates its marker (in a
+    child process, so nothing of it touches the test run)."""
+    for technique in ("reduce-os.system", "STACK_GLOBAL-memo", "INST-opcode", "getattr-chain"):
+        marker = tmp_path / f"marker-{technique}"
+        p = tmp_path / f"{technique}.pkl"
+        p.write_bytes(hostile_pickle(technique, marker))
+        code = f"import amber; amber.load({str(p)!r}, unsafe=True)"
+        subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, timeout=120)
+        assert marker.exists(), technique
+
+
+# ---------------------------------------------------------------------------------------
+# writing
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", range(6))
+def test_dump_pickle_is_a_real_pickle(tmp_path: Path, protocol: int) -> None:
+    p = tmp_path / "x.pkl"
+    amber.dump(DATA["builtins"], p, protocol=protocol)
+    data = p.read_bytes()
+    if protocol >= 2:
+        assert data[:2] == bytes([0x80, protocol])
+    assert pickle.loads(data) == DATA["builtins"]  # our own file
+    assert amber.load(p) == DATA["builtins"]
+
+
+@pytest.mark.parametrize("compress", ["zstd", "lz4", "gzip", "bz2", "lzma", "xz", "zlib", True, "zstd:9"])
+def test_dump_pickle_compressed(tmp_path: Path, compress: Any) -> None:
+    p = tmp_path / "x.pkl"
+    amber.dump(DATA["arrays"], p, compress=compress)
+    assert len(p.read_bytes()) < len(pickle.dumps(DATA["arrays"], protocol=5))
+    same(amber.load(p), DATA["arrays"])
+
+
+@pytest.mark.parametrize("compress", [None, 3, True, "lz4", ("gzip", 6), "zlib:1"])
+def test_dump_joblib_is_read_by_joblib(tmp_path: Path, compress: Any) -> None:
+    p = tmp_path / "m.joblib"
+    amber.dump(MODELS["forest"], p, compress=compress)
+    loaded = joblib.load(p)  # our own file
+    np.testing.assert_array_equal(loaded.predict(X), MODELS["forest"].predict(X))
+    np.testing.assert_array_equal(amber.load(p).predict(X), MODELS["forest"].predict(X))
+
+
+def test_dump_joblib_rejects_codecs_joblib_lacks(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="joblib cannot compress"):
+        amber.dump([1], tmp_path / "m.joblib", compress="zstd")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cloudpickle_needs_unsafe(tmp_path: Path) -> None:
+    k = 3
+    f = lambda x: x * k  # noqa: E731
+    p = tmp_path / "f.pkl"
+    amber.dump(f, p, format="cloudpickle")
+    with pytest.raises(amber.UntrustedTypeError) as err:
+        amber.load(p)
+    assert any(n.startswith("cloudpickle.") for n in err.value.denied)
+    assert amber.load(p, unsafe=True)(2) == 6
+
+
+def test_native_only_options_are_refused_for_pickles(tmp_path: Path) -> None:
+    for kw in ({"metadata": {"a": 1}}, {"deterministic": True}, {"allow_pickle": True}):
+        with pytest.raises(amber.FormatError):
+            amber.dump(1, tmp_path / "x.pkl", **kw)
+    with pytest.raises(amber.FormatError):
+        amber.dump(1, tmp_path / "x.amber", protocol=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_dumps_and_loads_in_pickle_formats() -> None:
+    for fmt in ("pickle", "joblib", "cloudpickle"):
+        data = amber.dumps(DATA["builtins"], format=fmt)
+        assert amber.loads(data) == DATA["builtins"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    obj=st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
+        lambda kids: st.lists(kids, max_size=4)
+        | st.tuples(kids, kids)
+        | st.dictionaries(st.text(max_size=5), kids, max_size=4)
+        | st.frozensets(st.integers(), max_size=4),
+        max_leaves=20,
+    ),
+    protocol=st.integers(0, 5),
+)
+def test_safe_load_equals_pickle(obj: Any, protocol: int) -> None:
+    data = pickle.dumps(obj, protocol=protocol)
+    assert amber.loads(data, format="pickle") == pickle.loads(data)  # our own data
+
+
+# ---------------------------------------------------------------------------------------
+# pickle islands
+# ---------------------------------------------------------------------------------------
+
+
+def test_islands_hold_only_what_pickle_must(tmp_path: Path) -> None:
+    k = 2
+    pipe = make_pipeline(FunctionTransformer(lambda x: x * k), LogisticRegression()).fit(X, Y)
+    obj = {"pipe": pipe, "weights": np.arange(10_000.0), "f": lambda: 5}
+    obj["again"] = obj["f"]
+    p = tmp_path / "m.amber"
+    with pytest.raises(amber.UnsupportedTypeError, match="allow_pickle=True"):
+        amber.dump(obj, p)
+    amber.dump(obj, p, allow_pickle=True)
+    with pytest.raises(amber.PickleIslandError) as err:
+        amber.load(p)
+    assert [path for path, _ in err.value.islands] == ["root['pipe'].steps[0][1].func", "root['f']"]
+    assert "allow_pickle=True" in str(err.value)
+    info = amber.inspect(p)
+    assert [i["path"] for i in info.islands] == ["root['pipe'].steps[0][1].func", "root['f']"]
+    assert "PICKLE" in str(info)
+    loaded = amber.load(p, allow_pickle=True, mmap=True)
+    assert loaded["f"]() == 5 and loaded["again"] is loaded["f"]
+    assert not loaded["weights"].flags.writeable  # the array stayed native and mapped
+    np.testing.assert_array_equal(loaded["pipe"].predict(X), pipe.predict(X))
+
+
+# ---------------------------------------------------------------------------------------
+# convert
+# ---------------------------------------------------------------------------------------
+
+
+def test_convert_pickle_to_amber_with_provenance(tmp_path: Path) -> None:
+    src = tmp_path / "model.pkl"
+    src.write_bytes(pickle.dumps(MODELS["pipeline"], protocol=4))
+    assert amber.convert(src, tmp_path / "model.amber") == "pickle"
+    info = amber.inspect(tmp_path / "model.amber")
+    assert info.converted_from["name"] == "model.pkl" and info.converted_from["format"] == "pickle"
+    assert len(info.converted_from["sha256"]) == 64
+    loaded = amber.load(tmp_path / "model.amber")
+    np.testing.assert_array_equal(loaded.predict(X), MODELS["pipeline"].predict(X))
+
+
+def test_convert_between_formats(tmp_path: Path) -> None:
+    joblib.dump(DATA["frame"], tmp_path / "f.joblib", compress=3)
+    amber.convert(tmp_path / "f.joblib", tmp_path / "f.pkl", compress="zstd")
+    amber.convert(tmp_path / "f.pkl", tmp_path / "f.amber", compress=True, metadata={"run": 7})
+    amber.convert(tmp_path / "f.amber", tmp_path / "f2.joblib")
+    same(joblib.load(tmp_path / "f2.joblib"), DATA["frame"])
+    assert amber.open(tmp_path / "f.amber").metadata == {"run": 7}
+
+
+def test_cli_convert(tmp_path: Path) -> None:
+    from amber._cli import main
+
+    from tests._objects_mod import Point
+
+    src = tmp_path / "p.pkl"
+    src.write_bytes(pickle.dumps({"p": Point(1, 2)}))
+    assert main(["convert", str(src), str(tmp_path / "p.amber")]) == 1
+    assert not (tmp_path / "p.amber").exists()
+    assert main(["convert", str(src), str(tmp_path / "p.amber"), "--trusted", "tests._objects_mod.Point"]) == 0
+    assert amber.load(tmp_path / "p.amber", trusted=["tests._objects_mod.Point"])["p"] == Point(1, 2)
