@@ -251,6 +251,32 @@ class AmberTrustOff(Amber):
             _native.check_trust, _native._resolve = saved
 
 
+class _ReadsOthers(Adapter):
+    """amber loading (safely) a file another tool wrote: the issue's "existing files" bars.
+    Measured on the workloads that carry those bars only."""
+
+    workloads: ClassVar[frozenset[str]] = frozenset({"dict", "forest"})
+
+    def applies(self, w: Workload) -> bool:
+        return w.name in self.workloads and super().applies(w)
+
+    def load(self, path: Path) -> Any:
+        return amber.load(path)
+
+
+class AmberReadsPickle(_ReadsOthers, Pickle5):
+    key, label = "amber_reads_pickle", "amber.load of the pickle p5 file"
+
+
+class AmberReadsJoblib(_ReadsOthers, Joblib):
+    key, label = "amber_reads_joblib", "amber.load of the joblib file"
+
+
+class AmberReadsTorch(_ReadsOthers, TorchSave):
+    key, label = "amber_reads_torch", "amber.load of the torch.save file"
+    workloads = frozenset({"torch"})
+
+
 #: Every adapter, in table order.
 ADAPTERS: tuple[Adapter, ...] = (
     Pickle5(),
@@ -267,4 +293,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     AmberZRaw(),
     AmberMmap(),
     AmberTrustOff(),
+    AmberReadsPickle(),
+    AmberReadsJoblib(),
+    AmberReadsTorch(),
 )

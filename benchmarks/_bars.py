@@ -84,6 +84,7 @@ def _dict(w: WorkloadResult) -> list[Bar]:
         _bar(n, "amber load / pickle p5 load", _time_ratio(w, "amber", "pickle5", "load"), "<=", 2.0, "x"),
         _bar(n, "amber dump / joblib dump", _time_ratio(w, "amber", "joblib", "dump"), "<", 1.0, "x"),
         _bar(n, "amber load / joblib load", _time_ratio(w, "amber", "joblib", "load"), "<", 1.0, "x"),
+        *_existing_files(w),
     ]
 
 
@@ -101,6 +102,20 @@ def _safe_load_cost(w: WorkloadResult) -> Bar:
                 _time_ratio(w, "amber", "amber_trust_off", "load"), "<=", 1.2, "x")
 
 
+def _existing_files(w: WorkloadResult) -> list[Bar]:
+    """Safe loading of files other tools wrote, against those tools' own loads."""
+    pairs = (
+        ("amber_reads_pickle", "pickle5", "pickle.load"),
+        ("amber_reads_joblib", "joblib", "joblib.load"),
+        ("amber_reads_torch", "torch_save", "torch.load(weights_only=True)"),
+    )
+    return [
+        _bar(w.name, f"amber.load / {label}, same file", _time_ratio(w, mine, theirs, "load"), "<=", 1.3, "x")
+        for mine, theirs, label in pairs
+        if w.get(mine) is not None
+    ]
+
+
 def _forest(w: WorkloadResult) -> list[Bar]:
     n = w.name
     amber, pkl = w.get("amber"), w.get("pickle5")
@@ -113,6 +128,7 @@ def _forest(w: WorkloadResult) -> list[Bar]:
         ),
         _bar(n, "amber file size - pickle p5 file size", extra_bytes, "<=", 0.0, "bytes"),
         _safe_load_cost(w),
+        *_existing_files(w),
     ]
 
 
@@ -131,6 +147,7 @@ def _torch(w: WorkloadResult) -> list[Bar]:
         *_within(w, "safetensors", "safetensors save_file", 1.15, ("dump",)),
         *_within(w, "safetensors", "safetensors load_file (lazy)", 1.15, ("load",), "amber_mmap", "amber mmap=True"),
         *_within(w, "torch_save", "torch.load(weights_only=True)", 1.15, ("load",)),
+        *_existing_files(w),
     ]
 
 

@@ -308,23 +308,31 @@ def test_native_format_is_the_default(tmp_path: Path, name: str) -> None:
     assert amber.load(p) == {"a": 1}
 
 
-@pytest.mark.parametrize("suffix", [".pkl", ".pickle", ".joblib", ".json", ".npy", ".npz", ".pt", ".h5"])
-def test_other_suffixes_need_explicit_format(tmp_path: Path, suffix: str) -> None:
+@pytest.mark.parametrize("suffix", [".json", ".npy", ".npz", ".pt", ".h5"])
+def test_suffixes_of_formats_dump_does_not_write(tmp_path: Path, suffix: str) -> None:
     p = tmp_path / f"model{suffix}"
-    with pytest.raises(amber.FormatError):
+    with pytest.raises(amber.FormatError, match="not available"):
         amber.dump({"a": 1}, p)
     assert list(tmp_path.iterdir()) == []
     amber.dump({"a": 1}, p, format="amber")
-    assert amber.load(p, format="amber") == {"a": 1}
-    with pytest.raises(amber.FormatError):
-        amber.load(p)
+    assert amber.load(p) == {"a": 1}  # load goes by the bytes, not the name
+
+
+@pytest.mark.parametrize(("suffix", "start"), [(".pkl", b"\x80\x05"), (".pickle", b"\x80\x05"), (".joblib", b"\x80")])
+def test_pickle_suffixes_write_pickles(tmp_path: Path, suffix: str, start: bytes) -> None:
+    p = tmp_path / f"model{suffix}"
+    amber.dump({"a": 1}, p)
+    assert p.read_bytes().startswith(start)
+    assert amber.load(p) == {"a": 1}
 
 
 def test_unavailable_format_refused(tmp_path: Path) -> None:
     with pytest.raises(amber.FormatError):
-        amber.dump(1, tmp_path / "x.amber", format="pickle")
+        amber.dump(1, tmp_path / "x.amber", format="hdf5")
     with pytest.raises(amber.FormatError):
         amber.dump(1, tmp_path / "x.amber", format="no-such-format")
+    with pytest.raises(amber.FormatError):
+        amber.load(io.BytesIO(amber.dumps(1)), format="no-such-format")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import io
 import os
 from collections.abc import Iterable
@@ -383,20 +384,34 @@ def convert(
 
 def _load_other(fmt: str, src: Source, *, trusted: tuple[str, ...], mmap: bool, unsafe: bool, map_location: Any) -> Any:
     def opener() -> Any:
-        return io.BufferedReader(SourceFile(src), 1 << 20)
+        if isinstance(src, FileSource):  # the C file reader: no Python call per read
+            return builtins.open(src.name, "rb")
+        return io.BufferedReader(SourceFile(src), 256 << 10)
+
+    def whole() -> Any:
+        return _whole(src)
 
     mapped = src.mmap() if mmap else None
     if fmt in ("pickle", "joblib", "cloudpickle"):
         from amber.formats._pickle import load_pickled
 
         return load_pickled(
-            opener, name=src.name, size=src.size, trusted=trusted, unsafe=unsafe, mapped=mapped, whole=_whole(src)
+            opener,
+            head=src.pread(0, min(16, src.size)),
+            name=src.name,
+            size=src.size,
+            trusted=trusted,
+            unsafe=unsafe,
+            mapped=mapped,
+            whole=whole,
         )
     if fmt == "npy":
         from amber.formats._npy import load_npy
 
+        if unsafe:
+            mapped = None
         return load_npy(
-            opener, name=src.name, size=src.size, trusted=trusted, unsafe=unsafe, mapped=mapped, whole=_whole(src)
+            opener, name=src.name, size=src.size, trusted=trusted, unsafe=unsafe, mapped=mapped, whole=whole
         )
     if fmt == "npz":
         from amber.formats._npy import load_npz

@@ -99,13 +99,14 @@ def load_npy(
     trusted: Iterable[str] = (),
     unsafe: bool = False,
     mapped: Any = None,
-    whole: Any = None,
+    whole: Callable[[], Any] | None = None,
 ) -> np.ndarray:
-    """Load a ``.npy`` file."""
+    """Load a ``.npy`` file (``whole()``: its bytes without a copy, when it can)."""
     with opener() as fh:
         if unsafe:
             return np.load(fh, allow_pickle=True)
-        return read_npy(fh, where=f"{name}: ", size=size, trusted=trusted, mapped=mapped, whole=whole)
+        data = whole() if whole is not None else None
+        return read_npy(fh, where=f"{name}: ", size=size, trusted=trusted, mapped=mapped, whole=data)
 
 
 def load_npz(

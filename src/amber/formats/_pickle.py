@@ -219,22 +219,23 @@ def _decompressed_bytes(opener: Callable[[], IO[bytes]], kind: str | None) -> by
 def load_pickled(
     opener: Callable[[], IO[bytes]],
     *,
+    head: bytes,
     name: str,
     size: int | None = None,
     trusted: Iterable[str] = (),
     unsafe: bool = False,
     mapped: Any = None,
-    whole: Any = None,
+    whole: Callable[[], Any] | None = None,
 ) -> Any:
     """Load the pickle (or joblib file) that ``opener()`` streams, compressed or not.
 
-    ``size`` is the stream's length when known, ``mapped`` a buffer over the whole file
-    (for ``mmap=True``: uncompressed joblib arrays become views of it) and ``whole`` the
-    file's bytes if already at hand (used only to list globals when one is refused).
+    ``head`` holds the stream's first bytes (16 suffice), ``size`` its length when known,
+    ``mapped`` a buffer over the whole file (for ``mmap=True``: uncompressed joblib arrays
+    become views of it) and ``whole()`` gives the file's bytes without a copy, when it
+    can (used only to list globals when one is refused).
     """
     where = f"{name}: "
-    with opener() as probe:
-        kind = sniff_compression(probe.read(16))
+    kind = sniff_compression(head)
 
     def stream() -> IO[bytes]:
         raw = opener()
@@ -252,7 +253,9 @@ def load_pickled(
             with stream() as fh:
                 return _JoblibUnpickler(fh, trust, where, known, mapped if kind is None else None).load()
     except Refused as exc:
-        data = whole if whole is not None and kind is None else _decompressed_bytes(opener, kind)
+        data = whole() if whole is not None and kind is None else None
+        if data is None:
+            data = _decompressed_bytes(opener, kind)
         raise refusal(data, 0, trust, exc, where) from None
     except (AmberError, MemoryError, RecursionError):
         raise
