@@ -80,6 +80,48 @@ def models(work: str) -> None:
     print("  ", amber.inspect(os.path.join(work, "pipeline.amber")).needs[:4], "...")
 
 
+class Payload:
+    """What a hostile pickle does: its __reduce__ names a function the load would call."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def existing(work: str) -> None:
+    import joblib
+    from sklearn.ensemble import RandomForestClassifier
+
+    X = np.random.default_rng(0).normal(size=(500, 8))
+    forest = RandomForestClassifier(n_estimators=20, random_state=0).fit(X, X[:, 0] > 0)
+    pkl, jbl = os.path.join(work, "forest.pkl"), os.path.join(work, "forest.joblib")
+    with open(pkl, "wb") as fh:
+        pickle.dump(forest, fh)
+    joblib.dump(forest, jbl, compress=3)
+    for p in (pkl, jbl):
+        model = amber.load(p)  # never pickle.load: globals go through the trust list
+        print(f"{os.path.basename(p)}: {type(model).__name__}, same predictions: "
+              f"{bool((model.predict(X) == forest.predict(X)).all())}")
+
+    marker = os.path.join(work, "pwned")
+    evil = os.path.join(work, "evil.pkl")
+    with open(evil, "wb") as fh:  # what someone could send you: pickle.load would run `touch`
+        pickle.dump({"weights": [0.1, 0.2], "x": Payload(marker)}, fh)
+    try:
+        amber.load(evil)
+    except amber.UntrustedTypeError as exc:
+        print("a hostile pickle is refused:", exc)
+    print("payload ran:", os.path.exists(marker))
+
+    out = os.path.join(work, "forest.amber")
+    amber.convert(pkl, out)
+    info = amber.inspect(out)
+    print(f"converted {os.path.basename(pkl)} -> {os.path.basename(out)}: {info.size:,} bytes, "
+          f"converted_from={info.converted_from['name']} ({info.converted_from['format']})")
+
+
 def main() -> None:
     work = tempfile.mkdtemp(prefix="amber-demo-")
     rng = np.random.default_rng(0)
@@ -159,6 +201,9 @@ def main() -> None:
         amber.loads(broken)
     except amber.CorruptFileError as exc:
         print("a flipped bit is caught:", exc)
+
+    title("8. Existing pickle and joblib files: loaded safely, converted in one call")
+    existing(work)
 
     for name in os.listdir(work):
         os.remove(os.path.join(work, name))
