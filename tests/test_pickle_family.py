@@ -405,3 +405,21 @@ def test_cli_convert(tmp_path: Path) -> None:
     assert not (tmp_path / "p.amber").exists()
     assert main(["convert", str(src), str(tmp_path / "p.amber"), "--trusted", "tests._objects_mod.Point"]) == 0
     assert amber.load(tmp_path / "p.amber", trusted=["tests._objects_mod.Point"])["p"] == Point(1, 2)
+
+
+def test_plain_pickles_of_tensors_and_modules(tmp_path: Path) -> None:
+    """``pickle.dump`` of tensors stores each storage as a nested legacy torch.save file
+    (``torch.storage._load_from_bytes``): read by amber's torch reader, never torch.load."""
+    import torch
+
+    obj = {
+        "w": torch.randn(3, 4),
+        "view": torch.arange(10)[2:8:2],
+        "half": torch.ones(2, dtype=torch.float16),
+        "param": torch.nn.Parameter(torch.ones(2)),
+        "model": torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU()),
+    }
+    for protocol in (2, 5):
+        p = tmp_path / f"t{protocol}.pkl"
+        p.write_bytes(pickle.dumps(obj, protocol=protocol))
+        same(amber.load(p), pickle.loads(p.read_bytes()))  # our own file

@@ -16,7 +16,7 @@ from typing import IO, Any
 import numpy as np
 
 from amber.errors import AmberError, FormatError
-from amber.security._unpickler import PickleTrust, Refused, SafeUnpickler, refusal
+from amber.security._unpickler import Refused, SafeUnpickler, refusal
 
 __all__ = ["NPY_MAGIC", "load_npy", "load_npz", "read_npy"]
 
@@ -55,7 +55,9 @@ def read_npy(
     shape, fortran, dtype = _header(fh, where)
     if dtype.hasobject:
         start = fh.tell()
-        trust = PickleTrust(trusted)
+        from amber.formats._pickle import pickle_trust
+
+        trust = pickle_trust(trusted)
         try:
             arr = SafeUnpickler(fh, trust).load()
         except Refused as exc:

@@ -28,7 +28,7 @@ from amber.container._streams import compressed_reader, compressed_writer, sniff
 from amber.errors import AmberError, DecodeError, FormatError
 from amber.security._unpickler import PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
-__all__ = ["dump_cloudpickle", "dump_joblib", "dump_pickle", "load_pickled", "JOBLIB_CODECS"]
+__all__ = ["JOBLIB_CODECS", "dump_cloudpickle", "dump_joblib", "dump_pickle", "load_pickled", "pickle_trust"]
 
 #: What ``joblib.dump(compress=...)`` accepts by name.
 JOBLIB_CODECS = ("zlib", "gzip", "bz2", "lzma", "xz", "lz4")
@@ -208,6 +208,19 @@ class _FirstTry(SafeUnpickler):
         return super().find_class(module, name)
 
 
+def pickle_trust(trusted: Iterable[str], overrides: dict[str, Any] | None = None) -> PickleTrust:
+    """The trust for a plain pickle: ``overrides``, plus torch's checked stand-ins when the
+    file names torch (imported only then)."""
+    trusted = tuple(trusted)
+
+    def torch_names() -> dict[str, Any]:
+        from amber.formats._torchfile import pickle_overrides
+
+        return pickle_overrides(trusted)
+
+    return PickleTrust(trusted, overrides=overrides, lazy={"torch.": torch_names})
+
+
 def _decompressed_bytes(opener: Callable[[], IO[bytes]], kind: str | None) -> bytes:
     with opener() as raw:
         if kind is None:
@@ -243,7 +256,7 @@ def load_pickled(
 
     if unsafe:
         return _load_unsafe(stream, name)
-    trust = PickleTrust(trusted, overrides=_JOBLIB_OVERRIDES)
+    trust = pickle_trust(trusted, _JOBLIB_OVERRIDES)
     known = size if kind is None else None
     try:
         try:

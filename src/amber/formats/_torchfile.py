@@ -156,6 +156,32 @@ def _storage_overrides() -> dict[str, Any]:
     return _base_overrides
 
 
+def pickle_overrides(trusted: Iterable[str] = ()) -> dict[str, Any]:
+    """Stand-ins for the torch names a *plain* pickle of tensors uses (``pickle.dump`` of a
+    dict of tensors or of a module): storages arrive as ``torch.storage._load_from_bytes(b)``,
+    whose bytes are a legacy ``torch.save`` file (read here, never by ``torch.load``), and
+    tensors are rebuilt with the checked helpers."""
+    trusted = tuple(trusted)
+
+    def _load_from_bytes(data: Any) -> Any:
+        if not isinstance(data, (bytes, bytearray)):
+            raise _Bad(f"torch.storage._load_from_bytes was given {type(data).__name__}, not bytes")
+        return load_torch(io.BytesIO(data), name="<a storage pickled inside the file>", trusted=trusted)
+
+    out = dict(_storage_overrides())
+    out.update(
+        {
+            "torch.storage._load_from_bytes": _load_from_bytes,
+            "torch._utils._rebuild_tensor": _rebuild_tensor,
+            "torch._utils._rebuild_tensor_v2": _rebuild_tensor_v2,
+            "torch._utils._rebuild_tensor_v3": _rebuild_tensor_v3,
+            "torch._utils._rebuild_parameter": _rebuild_parameter,
+            "torch._utils._rebuild_parameter_with_state": _rebuild_parameter_with_state,
+        }
+    )
+    return out
+
+
 _E = TypeVar("_E", bound=AmberError)
 
 

@@ -57,25 +57,20 @@ PICKLE_TRUSTED: frozenset[str] = frozenset(
         "numpy.random._pickle.__randomstate_ctor",
         "numpy.random._pickle.__generator_ctor",
         "numpy.random._pickle.__bit_generator_ctor",
-        # torch.save: tensors, parameters, storages, dtypes and sizes
-        "torch._utils._rebuild_tensor",
-        "torch._utils._rebuild_tensor_v2",
-        "torch._utils._rebuild_tensor_v3",
-        "torch._utils._rebuild_parameter",
-        "torch._utils._rebuild_parameter_with_state",
-        "torch._utils._rebuild_sparse_tensor",
+        # torch: sizes, devices and the rebuild helpers that check nothing themselves
+        # allocates (tensors and storages come from the torch file reader's own checked
+        # stand-ins: amber.formats._torchfile.pickle_overrides)
         "torch._utils._rebuild_device_tensor_from_numpy",
         "torch._utils._rebuild_meta_tensor_no_storage",
-        "torch._utils._rebuild_nested_tensor",
         "torch._utils._rebuild_wrapper_subclass",
         "torch._tensor._rebuild_from_type",
         "torch._tensor._rebuild_from_type_v2",
         "torch.Size",
-        "torch.Tensor",
         "torch.device",
+        # the type argument of _rebuild_from_type_v2 (like numpy.ndarray, calling it with a
+        # size reserves uninitialised memory; see docs/pickle-family.md, "Limits")
+        "torch.Tensor",
         "torch.nn.parameter.Parameter",
-        "torch.storage.TypedStorage",
-        "torch.storage.UntypedStorage",
     }
     | {
         # datetimes, time zones and other builtin value types that the native format
@@ -113,10 +108,6 @@ PICKLE_TRUSTED: frozenset[str] = frozenset(
             "dictionary timestamp time32 time64 duration date32 date64 decimal32 decimal64 decimal128 "
             "decimal256 binary large_binary string large_string py_buffer"
         ).split()
-    }
-    | {
-        f"torch.{t}Storage"
-        for t in "Float Double Half BFloat16 Long Int Short Char Byte Bool ComplexFloat ComplexDouble".split()
     }
     | {
         f"torch.{d}"
@@ -227,19 +218,35 @@ class PickleTrust:
     """Resolves the globals of a pickle through the trust list (and the guarded substitutes).
 
     ``overrides`` map names to objects a format handles itself (joblib's array wrapper,
-    torch's storages); they are used as they are, without a trust check.
+    torch's storages); they are used as they are, without a trust check. ``lazy`` maps a
+    name prefix to a function giving more overrides, called the first time a name with
+    that prefix is met (so torch is imported only for files that name torch).
     """
 
-    def __init__(self, trusted: Iterable[str] = (), overrides: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        trusted: Iterable[str] = (),
+        overrides: dict[str, Any] | None = None,
+        lazy: dict[str, Callable[[], dict[str, Any]]] | None = None,
+    ) -> None:
         self.trusted = tuple(trusted)
-        self.overrides = overrides or {}
+        self.overrides = dict(overrides or {})
+        self._lazy = dict(lazy or {})
         self._cache: dict[tuple[str, str], Any] = {}
+
+    def _load_lazy(self, full: str) -> None:
+        for prefix in [p for p in self._lazy if full.startswith(p)]:
+            more = self._lazy.pop(prefix)()
+            for k, v in more.items():
+                self.overrides.setdefault(k, v)
 
     def name_of(self, module: str, name: str) -> str:
         module, name = _py3_name(module, name)
         return _modern_numpy(f"{module}.{name}")
 
     def is_trusted(self, full: str) -> bool:
+        if self._lazy:
+            self._load_lazy(full)
         if full in self.overrides or full in SUBSTITUTES or full in _LAZY_SUBSTITUTES or full in PICKLE_TRUSTED:
             return True
         if full == "builtins.getattr":  # only as _getattr allows it
@@ -273,6 +280,8 @@ class PickleTrust:
         if not isinstance(module, str) or not isinstance(name, str):
             raise DecodeError(f"the pickle names a global with non-string parts {module!r}, {name!r}")
         full = self.name_of(module, name)
+        if self._lazy:
+            self._load_lazy(full)
         if full in self.overrides:
             obj = self.overrides[full]
         elif full in SUBSTITUTES:
