@@ -423,3 +423,22 @@ def test_plain_pickles_of_tensors_and_modules(tmp_path: Path) -> None:
         p = tmp_path / f"t{protocol}.pkl"
         p.write_bytes(pickle.dumps(obj, protocol=protocol))
         same(amber.load(p), pickle.loads(p.read_bytes()))  # our own file
+
+
+def test_untrusted_types_of_other_tools_files(tmp_path: Path) -> None:
+    import torch
+
+    from tests._objects_mod import Point
+
+    marker = tmp_path / "marker"
+    (tmp_path / "h.pkl").write_bytes(hostile_pickle("STACK_GLOBAL-memo", marker))
+    assert amber.untrusted_types(tmp_path / "h.pkl") == ["os.system"]
+    joblib.dump({"p": Point(1, 2), "a": np.arange(3)}, tmp_path / "p.joblib", compress=3)
+    torch.save({"p": Point(1, 2), "t": torch.ones(2)}, tmp_path / "p.pt")
+    np.save(tmp_path / "p.npy", np.array([Point(1, 2)], dtype=object), allow_pickle=True)
+    for name in ("p.joblib", "p.pt", "p.npy"):
+        assert amber.untrusted_types(tmp_path / name) == ["tests._objects_mod.Point"], name
+        assert amber.untrusted_types(tmp_path / name, trusted=["tests"]) == [], name
+    (tmp_path / "m.pkl").write_bytes(pickle.dumps(MODELS["pipeline"]))
+    assert amber.untrusted_types(tmp_path / "m.pkl") == []
+    assert not marker.exists()

@@ -476,15 +476,25 @@ def inspect(source: PathLike | Any) -> Any:
 
 def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = None) -> list[str]:
     """The classes and functions a file needs that a load with ``trusted=`` would refuse
-    (sorted; empty when it loads as is). Nothing named by the file is imported."""
+    (sorted; empty when it loads as is). Nothing named by the file is imported. For
+    pickle-based files (pickle, joblib, PyTorch, object ``.npy``) the names come from a
+    static walk of their pickles."""
     from amber.trust import untrusted
 
-    _format_for(source, None, ("amber",))
-    reader = _reader(source, verify=True)
+    src = open_source(source)
     try:
+        fmt = _detect(src)
+        if fmt != "amber":
+            from amber.formats._pickle import untrusted_in
+
+            def opener() -> Any:
+                return io.BufferedReader(SourceFile(src), 256 << 10)
+
+            return untrusted_in(fmt, opener, src.pread(0, min(16, src.size)), tuple(trusted or ()))
+        reader = ContainerReader(src, verify=True, ext_hook=ext_hook)
         needs = reader.manifest.get("needs") or []
         if not isinstance(needs, list) or not all(type(n) is str for n in needs):
             raise FormatError(f"{reader.name}: the manifest's list of needed names is malformed")
         return untrusted(needs, tuple(trusted or ()))
     finally:
-        reader.close()
+        src.close()

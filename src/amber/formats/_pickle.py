@@ -304,3 +304,50 @@ def peek_is_pickle(head: bytes) -> bool:
 def open_bytes(data: Any) -> Callable[[], IO[bytes]]:
     """An opener over bytes already in memory."""
     return lambda: io.BytesIO(data)
+
+
+def _pickles_in(fmt: str, opener: Callable[[], IO[bytes]], head: bytes) -> list[tuple[bytes, int]]:
+    """The pickle streams a file of format ``fmt`` holds, as (bytes, start offset)."""
+    import zipfile
+
+    if fmt in ("pickle", "joblib", "cloudpickle", "torch") and not head.startswith(b"PK"):
+        return [(_decompressed_bytes(opener, sniff_compression(head)), 0)]
+    if fmt == "npy":
+        from amber.formats._npy import _header
+
+        with opener() as fh:
+            _, _, dtype = _header(fh, "")
+            return [(fh.read(), 0)] if dtype.hasobject else []
+    out = []
+    with opener() as raw, zipfile.ZipFile(raw) as zf:
+        for info in zf.infolist():
+            data = zf.read(info)
+            if info.filename.endswith(".pkl"):
+                out.append((data, 0))
+            elif data.startswith(b"\x93NUMPY"):
+                from amber.formats._npy import _header
+
+                fh = io.BytesIO(data)
+                _, _, dtype = _header(fh, "")
+                if dtype.hasobject:
+                    out.append((data, fh.tell()))
+    return out
+
+
+def untrusted_in(
+    fmt: str, opener: Callable[[], IO[bytes]], head: bytes, trusted: Iterable[str] = ()
+) -> list[str]:
+    """The globals the pickles inside a file name that a load with ``trusted`` would refuse,
+    found by a static walk (nothing is imported)."""
+    from amber.security._unpickler import untrusted_globals
+    from amber.security._walk import pickle_globals
+
+    names: set[str] = set()
+    for data, start in _pickles_in(fmt, opener, head):
+        names.update(pickle_globals(data, start))
+    trust = pickle_trust(trusted, _JOBLIB_OVERRIDES)
+    if fmt == "torch":
+        from amber.formats._torchfile import pickle_overrides
+
+        trust.overrides.update(pickle_overrides())
+    return untrusted_globals(names, trust)[0]
