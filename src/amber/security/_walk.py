@@ -1,0 +1,931 @@
+"""A static walker of pickle streams: what a pickle would import and call, without loading it.
+
+:func:`walk` reads the opcodes of one pickle (protocols 0 to 5) from a buffer and reports
+
+* every global the pickle makes the unpickler import (``GLOBAL``, ``STACK_GLOBAL``, ``INST``
+  and the extension-registry opcodes ``EXT1/2/4``), with the byte offset of the opcode;
+* every call site: ``REDUCE``, ``BUILD``, ``INST``, ``OBJ``, ``NEWOBJ`` and ``NEWOBJ_EX``,
+  with the dotted name of the callable when it is statically known, and the container
+  opcodes ``APPEND(S)``, ``SETITEM(S)`` and ``ADDITEMS`` when they call a method of an
+  imported global itself (``os.environ`` ``SETITEMS``);
+* persistent ids, extension codes and the declared protocol;
+* whether the stream is well formed, and if not, why and where it breaks.
+
+:func:`walk_all` walks several pickles written one after the other into one stream (what
+``pickle.load`` called repeatedly on one file reads), and :func:`pickle_globals` lists the
+names of all their globals.
+
+How it works. The walker is a symbolic unpickler: it keeps the unpickler's stack, its MARK
+stack and its memo, with the same arity and the same stack-underflow rules as CPython's
+unpickler, but every value on it is only one of: unknown, "the string pushed by the opcode
+at offset N" (decoded only when a ``STACK_GLOBAL`` needs it), "the global named X", or "the
+object made by calling the global X". That is enough to name the module and qualname a
+``STACK_GLOBAL`` takes from the stack -- however they got there: any string opcode,
+``DUP``, the memo (``PUT``/``BINPUT``/``MEMOIZE`` then ``GET``/``BINGET``) -- and to name
+the callable of a ``REDUCE`` that follows a ``BINGET`` of a memoized global. When the
+operands of a ``STACK_GLOBAL`` are not statically known strings, the global is still
+reported, with ``resolved=False``.
+
+Names are reported as the unpickler's default ``find_class`` would import them: with the
+Python 2 names of protocols 0-2 mapped through ``_compat_pickle`` (``__builtin__.eval`` is
+reported as ``builtins.eval``, the raw name is kept in :attr:`GlobalRef.raw`), following
+the protocol in force at that opcode, as the unpickler does.
+
+What it does not do. It never imports, calls or constructs anything from the stream, and
+it never copies payloads: byte strings, long strings and frames are skipped by their
+declared length (frames are walked into, as their content is opcodes), so a 500 MB
+``BINBYTES8`` costs nothing, and nothing is allocated from a length field. It does not
+decide whether a pickle is safe: a scanner built on it must treat unresolved globals,
+call sites with an unknown target, persistent ids and malformed streams as suspicious.
+It cannot see what happens inside the callables (``__reduce__`` of objects built from
+trusted classes, ``__setstate__``, a ``persistent_load`` of the loader), and it knows
+nothing of formats that embed raw data between the opcodes of one pickle (joblib's
+``NumpyArrayWrapper`` writes array bytes straight after a ``BUILD``; walking on from
+there reads array bytes as opcodes and reports the stream as malformed).
+
+Hostile input. CPython's loaders do not read every malformed stream alike. ``pickle.loads``
+reads the bytes in order. The C unpickler reading a *file* holds a ``FRAME`` in its buffer,
+and an argument running past the end of the frame is read afresh from after it (the bytes
+left in the frame are dropped), so is the start of the next pickle after a ``STOP`` inside
+a frame. The pure-Python unpickler (joblib's) refuses those, but reads on into a ``FRAME``
+longer than the data, and imports the module of a ``GLOBAL`` whose last line lacks its
+newline. The walker reads the bytes in order, with the C unpickler's rules for what is an
+error, and wherever loaders could part ways it sets :attr:`Walk.error` (walking on where
+some loader would). The contract: when ``error`` is None, the walk has seen everything any
+of these loaders would import or call, and stops where they stop (this is checked by
+differential fuzzing against CPython's C and pure-Python unpicklers); when ``error`` is
+set, the stream is malformed and the walk lists what the in-order reading met up to where
+it stopped -- a scanner must treat any error as unsafe. The walk never raises on bad input,
+always advances, and its memory grows with the number of opcodes read, never with a
+length the stream declares.
+"""
+
+from __future__ import annotations
+
+import codecs
+import copyreg
+import re
+import struct
+from dataclasses import dataclass, field
+
+import _compat_pickle
+
+__all__ = ["CallSite", "GlobalRef", "Walk", "pickle_globals", "walk", "walk_all"]
+
+#: Longest string (in bytes) decoded as a STACK_GLOBAL operand; longer ones are "unknown".
+MAX_NAME_BYTES = 1024
+_PY_SSIZE_T_MAX = (1 << 63) - 1
+_HIGHEST_PROTOCOL = 5
+
+
+@dataclass(frozen=True)
+class GlobalRef:
+    """A global the pickle makes the unpickler import.
+
+    ``name`` is ``"module.qualname"`` as the default ``find_class`` would import it (Python 2
+    names mapped for protocols below 3); a part not known statically is ``"?"``.
+    ``opcode`` is ``"GLOBAL"``, ``"STACK_GLOBAL"``, ``"INST"`` or ``"EXT"``; ``offset`` is
+    the byte offset of that opcode in the buffer. ``resolved`` is False when the name is not
+    (fully) known. ``module`` and ``qualname`` are the two parts (None when unknown), and
+    ``raw`` is the name as written in the stream when the Python 2 mapping changed it.
+    """
+
+    name: str
+    offset: int
+    opcode: str
+    resolved: bool
+    module: str | None = None
+    qualname: str | None = None
+    raw: str | None = None
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """An opcode that calls something: ``REDUCE``, ``BUILD``, ``INST``, ``OBJ``, ``NEWOBJ``,
+    ``NEWOBJ_EX``, or ``APPEND``/``APPENDS``/``SETITEM``/``SETITEMS``/``ADDITEMS`` applied to
+    an imported global itself.
+
+    ``target`` is the dotted name of the global called (``REDUCE``, ``OBJ``, ``NEWOBJ*``,
+    ``INST``), of the global whose call made the object a ``BUILD`` sets the state of (or the
+    global itself), or of the global a container opcode mutates; None when not statically
+    known.
+    """
+
+    offset: int
+    opcode: str
+    target: str | None
+
+
+@dataclass
+class Walk:
+    """What :func:`walk` found in one pickle."""
+
+    globals: list[GlobalRef] = field(default_factory=list)
+    calls: list[CallSite] = field(default_factory=list)
+    #: Offset just after the STOP opcode, or where the walk stopped.
+    end: int = 0
+    #: True when a STOP opcode was reached.
+    stopped: bool = False
+    #: Why the stream is malformed or truncated (the first problem met), None when fine.
+    error: str | None = None
+    error_offset: int | None = None
+    #: The protocol of the first PROTO opcode, if any.
+    protocol: int | None = None
+    #: Number of PERSID / BINPERSID opcodes.
+    persistent_ids: int = 0
+    ext_codes: list[int] = field(default_factory=list)
+    #: Offset of the pickle's first opcode.
+    start: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """The pickle ended with a STOP and nothing in it was malformed."""
+        return self.stopped and self.error is None
+
+    @property
+    def global_names(self) -> list[str]:
+        """Sorted unique names of the globals."""
+        return sorted({g.name for g in self.globals})
+
+
+class _Made(str):
+    """Stack value: the object returned by calling the global of this name."""
+
+    __slots__ = ()
+
+
+# --------------------------------------------------------------------------- opcode table
+# Kinds, numbered in the order the main loop tests them (most frequent first).
+_PUSH = 0  # fixed-size argument (possibly none), pushes an unknown value
+_MEMOIZE = 1
+_SHORT_UNI = 2  # SHORT_BINUNICODE
+_BINPUT = 3  # BINPUT, LONG_BINPUT
+_BINGET = 4  # BINGET, LONG_BINGET
+_MARK = 5
+_LINE = 6  # INT, LONG, FLOAT, STRING, UNICODE, GET, PUT, PERSID: a newline-terminated argument
+_COUNTED = 7  # BINBYTES*, BYTEARRAY8, LONG1, LONG4, BINUNICODE, BINUNICODE8, (SHORT_)BINSTRING
+_SETITEM = 8
+_APPEND = 9
+_FILL = 10  # SETITEMS, APPENDS, ADDITEMS: items above the mark go into the object below it
+_TUPLE_N = 11  # TUPLE1, TUPLE2, TUPLE3
+_COLLECT = 12  # TUPLE, LIST, FROZENSET, DICT: items above the mark become one object
+_REDUCE = 13
+_BUILD = 14
+_NEWOBJ = 15  # NEWOBJ, NEWOBJ_EX
+_STACK_GLOBAL = 16
+_GLOBAL = 17  # GLOBAL, INST
+_FRAME = 18
+_PROTO = 19
+_STOP = 20
+_OBJ = 21
+_EXT = 22
+_BINPERSID = 23
+_POP = 24
+_POP_MARK = 25
+_DUP = 26
+_READONLY = 27
+_BAD = 99
+
+# name, code, kind, size of the fixed argument (or of the length field for counted ones)
+_OPS: tuple[tuple[str, int, int, int], ...] = (
+    ("NONE", 0x4E, _PUSH, 0),
+    ("NEWTRUE", 0x88, _PUSH, 0),
+    ("NEWFALSE", 0x89, _PUSH, 0),
+    ("EMPTY_DICT", 0x7D, _PUSH, 0),
+    ("EMPTY_LIST", 0x5D, _PUSH, 0),
+    ("EMPTY_TUPLE", 0x29, _PUSH, 0),
+    ("EMPTY_SET", 0x8F, _PUSH, 0),
+    ("NEXT_BUFFER", 0x97, _PUSH, 0),
+    ("BININT", 0x4A, _PUSH, 4),
+    ("BININT1", 0x4B, _PUSH, 1),
+    ("BININT2", 0x4D, _PUSH, 2),
+    ("BINFLOAT", 0x47, _PUSH, 8),
+    ("MEMOIZE", 0x94, _MEMOIZE, 0),
+    ("SHORT_BINUNICODE", 0x8C, _SHORT_UNI, 1),
+    ("BINPUT", 0x71, _BINPUT, 1),
+    ("LONG_BINPUT", 0x72, _BINPUT, 4),
+    ("BINGET", 0x68, _BINGET, 1),
+    ("LONG_BINGET", 0x6A, _BINGET, 4),
+    ("MARK", 0x28, _MARK, 0),
+    ("SETITEMS", 0x75, _FILL, 0),
+    ("APPENDS", 0x65, _FILL, 0),
+    ("ADDITEMS", 0x90, _FILL, 0),
+    ("TUPLE1", 0x85, _TUPLE_N, 1),
+    ("TUPLE2", 0x86, _TUPLE_N, 2),
+    ("TUPLE3", 0x87, _TUPLE_N, 3),
+    ("TUPLE", 0x74, _COLLECT, 0),
+    ("LIST", 0x6C, _COLLECT, 0),
+    ("FROZENSET", 0x91, _COLLECT, 0),
+    ("DICT", 0x64, _COLLECT, 0),
+    ("SETITEM", 0x73, _SETITEM, 0),
+    ("APPEND", 0x61, _APPEND, 0),
+    ("SHORT_BINBYTES", 0x43, _COUNTED, 1),
+    ("BINBYTES", 0x42, _COUNTED, 4),
+    ("BINBYTES8", 0x8E, _COUNTED, 8),
+    ("BYTEARRAY8", 0x96, _COUNTED, 8),
+    ("LONG1", 0x8A, _COUNTED, 1),
+    ("LONG4", 0x8B, _COUNTED, 4),
+    ("BINUNICODE", 0x58, _COUNTED, 4),
+    ("BINUNICODE8", 0x8D, _COUNTED, 8),
+    ("SHORT_BINSTRING", 0x55, _COUNTED, 1),
+    ("BINSTRING", 0x54, _COUNTED, 4),
+    ("REDUCE", 0x52, _REDUCE, 0),
+    ("BUILD", 0x62, _BUILD, 0),
+    ("NEWOBJ", 0x81, _NEWOBJ, 0),
+    ("NEWOBJ_EX", 0x92, _NEWOBJ, 0),
+    ("STACK_GLOBAL", 0x93, _STACK_GLOBAL, 0),
+    ("GLOBAL", 0x63, _GLOBAL, 0),
+    ("INST", 0x69, _GLOBAL, 0),
+    ("FRAME", 0x95, _FRAME, 8),
+    ("PROTO", 0x80, _PROTO, 1),
+    ("STOP", 0x2E, _STOP, 0),
+    ("INT", 0x49, _LINE, 0),
+    ("LONG", 0x4C, _LINE, 0),
+    ("FLOAT", 0x46, _LINE, 0),
+    ("STRING", 0x53, _LINE, 0),
+    ("UNICODE", 0x56, _LINE, 0),
+    ("GET", 0x67, _LINE, 0),
+    ("PUT", 0x70, _LINE, 0),
+    ("OBJ", 0x6F, _OBJ, 0),
+    ("EXT1", 0x82, _EXT, 1),
+    ("EXT2", 0x83, _EXT, 2),
+    ("EXT4", 0x84, _EXT, 4),
+    ("PERSID", 0x50, _LINE, 0),
+    ("BINPERSID", 0x51, _BINPERSID, 0),
+    ("POP", 0x30, _POP, 0),
+    ("POP_MARK", 0x31, _POP_MARK, 0),
+    ("DUP", 0x32, _DUP, 0),
+    ("READONLY_BUFFER", 0x98, _READONLY, 0),
+)
+
+_KIND = [_BAD] * 256
+_STEP = [1] * 256  # opcode byte + fixed argument
+_ARGSIZE = [0] * 256
+_NAME: dict[int, str] = {}
+#: opcodes pushing a str (their offset stands for the string on the walker's stack)
+_PUSHES_STR = [False] * 256
+for _c in (0x8C, 0x58, 0x8D, 0x55, 0x54, 0x53, 0x56):
+    _PUSHES_STR[_c] = True
+for _n, _c, _k, _s in _OPS:
+    _KIND[_c] = _k
+    _STEP[_c] = 1 + _s
+    _ARGSIZE[_c] = _s
+    _NAME[_c] = _n
+del _n, _c, _k, _s
+
+_u2 = struct.Struct("<H").unpack_from
+_u4 = struct.Struct("<I").unpack_from
+_i4 = struct.Struct("<i").unpack_from
+_u8 = struct.Struct("<Q").unpack_from
+
+_NAME_MAPPING: dict[tuple[str, str], tuple[str, str]] = _compat_pickle.NAME_MAPPING
+_IMPORT_MAPPING: dict[str, str] = _compat_pickle.IMPORT_MAPPING
+
+_NL = re.compile(b"\n")
+# Python 2 string escapes PyBytes_DecodeEscape understands; anything else is "unknown".
+_ESCAPE = re.compile(rb"\\(x[0-9A-Fa-f]{2}|[0-7]{1,3}|[\\'\"abfnrtv\n]|.|\Z)", re.S)
+_SIMPLE_ESCAPES = {
+    b"\\": b"\\",
+    b"'": b"'",
+    b'"': b'"',
+    b"a": b"\x07",
+    b"b": b"\x08",
+    b"f": b"\x0c",
+    b"n": b"\n",
+    b"r": b"\r",
+    b"t": b"\t",
+    b"v": b"\x0b",
+    b"\n": b"",
+}
+
+
+class _Unsure(Exception):
+    pass
+
+
+def _unescape_replace(m: re.Match[bytes]) -> bytes:
+    # What PyBytes_DecodeEscape does (the same from Python 3.8 to 3.14)
+    e = m.group(1)
+    simple = _SIMPLE_ESCAPES.get(e)
+    if simple is not None:
+        return simple
+    if len(e) == 3 and e[:1] == b"x":
+        return bytes((int(e[1:], 16),))
+    if b"0" <= e[:1] <= b"7":
+        return bytes((int(e, 8) & 0xFF,))  # above 0o377: truncated (and a warning)
+    if not e or e == b"x":
+        raise _Unsure  # a trailing backslash or a bad \x: the unpickler fails
+    return b"\\" + e  # an unknown escape is kept as it is (and a warning)
+
+
+def _decode_ascii(raw: bytes) -> str | None:
+    # Python 2 str payloads: the unpickler decodes them with its *encoding* (ASCII by
+    # default, latin-1 or bytes when asked), so only plain ASCII has one meaning.
+    return raw.decode("ascii") if raw.isascii() else None
+
+
+def _bytes(data: object, a: int, b: int) -> bytes:
+    return bytes(data[a:b])  # type: ignore[index]
+
+
+def _string_at(data: object, n: int, off: int, find_nl: object) -> str | None:
+    """The str value pushed by the string opcode at ``off`` (None if not statically known)."""
+    op = data[off]  # type: ignore[index]
+    try:
+        if op == 0x8C or op == 0x55:  # SHORT_BINUNICODE, SHORT_BINSTRING
+            ln = data[off + 1]  # type: ignore[index]
+            a = off + 2
+        elif op == 0x58 or op == 0x54:  # BINUNICODE, BINSTRING
+            ln = _u4(data, off + 1)[0]
+            a = off + 5
+        elif op == 0x8D:  # BINUNICODE8
+            ln = _u8(data, off + 1)[0]
+            a = off + 9
+        else:  # STRING, UNICODE: up to the newline (looked for in a bounded window: the
+            # same string may be fetched from the memo for many STACK_GLOBALs)
+            a = off + 1
+            e = find_nl(b"\n", a, min(n, a + 4 * MAX_NAME_BYTES + 1))  # type: ignore[operator]
+            if e < 0:
+                return None
+            raw = _bytes(data, a, e)
+            if op == 0x56:  # UNICODE
+                return codecs.raw_unicode_escape_decode(raw)[0]
+            # STRING: quoted, with Python 2 escapes, then decoded with the unpickler's encoding
+            if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+                return None
+            return _decode_ascii(_ESCAPE.sub(_unescape_replace, raw[1:-1]))
+        if ln > MAX_NAME_BYTES or a + ln > n:
+            return None
+        raw = _bytes(data, a, a + ln)
+        if op == 0x55 or op == 0x54:
+            return _decode_ascii(raw)
+        return raw.decode("utf-8", "surrogatepass")
+    except (_Unsure, UnicodeDecodeError, ValueError, IndexError, struct.error):
+        return None
+
+
+def _map_name(module: str, qualname: str, proto: int) -> tuple[str, str]:
+    """What the default ``find_class`` imports for (module, qualname) at this protocol."""
+    if proto < 3:
+        pair = _NAME_MAPPING.get((module, qualname))
+        if pair is not None:
+            return pair
+        mapped = _IMPORT_MAPPING.get(module)
+        if mapped is not None:
+            return mapped, qualname
+    return module, qualname
+
+
+def _global_ref(
+    module: str | None, qualname: str | None, proto: int, offset: int, opcode: str
+) -> GlobalRef:
+    raw = None
+    if module is not None and qualname is not None:
+        m, q = _map_name(module, qualname, proto)
+        if (m, q) != (module, qualname):
+            raw = f"{module}.{qualname}"
+        return GlobalRef(f"{m}.{q}", offset, opcode, True, m, q, raw)
+    if module is not None and proto < 3:
+        mapped = _IMPORT_MAPPING.get(module)
+        if mapped is not None:
+            raw = f"{module}.?"
+            module = mapped
+    name = f"{'?' if module is None else module}.{'?' if qualname is None else qualname}"
+    return GlobalRef(name, offset, opcode, False, module, qualname, raw)
+
+
+def _as_buffer(buf: object) -> tuple[object, int, object]:
+    """(indexable bytes-like, its length, find) without copying ``buf``.
+
+    ``find(b"\\n", start[, end])`` is the offset of the next newline or -1.
+    """
+    if isinstance(buf, (bytes, bytearray)):
+        return buf, len(buf), buf.find
+    try:
+        mv = memoryview(buf)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"expected a bytes-like object, not {type(buf).__name__}") from None
+    if not mv.c_contiguous:
+        raise TypeError("expected a C-contiguous buffer")
+    if mv.format != "B" or mv.ndim != 1:
+        mv = mv.cast("B")
+    search = _NL.search
+    size = len(mv)
+
+    def find(_sub: bytes, pos: int, end: int = size) -> int:
+        m = search(mv, pos, end)
+        return -1 if m is None else m.start()
+
+    return mv, size, find
+
+
+def _truncation(data: object, n: int, o: int) -> str:
+    op = data[o]  # type: ignore[index]
+    name = _NAME.get(op, f"opcode 0x{op:02x}")
+    return f"the argument of {name} at offset {o} runs past the end of the data ({n - o - 1} bytes left)"
+
+
+# ------------------------------------------------------------------------------ the walk
+def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk:  # noqa: C901
+    kinds = _KIND
+    steps = _STEP
+    argsize = _ARGSIZE
+    u4 = _u4
+    u8 = _u8
+    made = _Made
+    pushes_str = _PUSHES_STR
+    plain = isinstance(data, (bytes, bytearray))
+    stack: list = []
+    push = stack.append
+    marks: list[int] = []
+    fence = 0
+    globals_: list[GlobalRef] = []
+    calls: list[CallSite] = []
+    ext_codes: list[int] = []
+    persids = 0
+    proto = 0  # the unpickler's current protocol (for the Python 2 name mapping)
+    protocol = None
+    error: str | None = None  # why the walk stopped
+    soft: str | None = None  # a problem some unpicklers stop at and others do not
+    soft_off = 0
+    stopped = False
+    i = start
+    o = start
+    underflow = "stack underflow"
+    # End of the current FRAME: the C unpickler reading a file (not a bytes object) holds
+    # the frame in its buffer, and an argument running past the end of that buffer is read
+    # afresh from after the frame, dropping the bytes left in it: a reading different from
+    # pickle.loads'. n + 1 stands for "no frame" (data[i] fails before i gets there).
+    fend = n + 1
+    try:
+        while True:
+            op = data[i]  # type: ignore[index]
+            if i >= fend:
+                if i > fend and soft is None:
+                    soft = (
+                        f"the argument of {_NAME.get(data[o], '?')} at offset {o} runs past "  # type: ignore[index]
+                        f"the end of its FRAME (offset {fend}): unpicklers read it differently"
+                    )
+                    soft_off = o
+                fend = n + 1
+            o = i
+            k = kinds[op]
+            if k == 0:  # _PUSH
+                i += steps[op]
+                push(None)
+            elif k == 1:  # _MEMOIZE
+                if len(stack) <= fence:
+                    error = underflow
+                    break
+                memo[len(memo)] = stack[-1]
+                i += 1
+            elif k == 2:  # _SHORT_UNI
+                push(i)
+                i += 2 + data[i + 1]  # type: ignore[index]
+            elif k == 3:  # _BINPUT
+                key = data[i + 1] if op == 0x71 else u4(data, i + 1)[0]  # type: ignore[index]
+                if len(stack) <= fence:
+                    error = underflow
+                    break
+                memo[key] = stack[-1]
+                i += steps[op]
+            elif k == 4:  # _BINGET
+                key = data[i + 1] if op == 0x68 else u4(data, i + 1)[0]  # type: ignore[index]
+                try:
+                    push(memo[key])
+                except KeyError:
+                    error = f"memo key {key} not found"
+                    break
+                i += steps[op]
+            elif k == 5:  # _MARK
+                fence = len(stack)
+                marks.append(fence)
+                i += 1
+            elif k == 6:  # _LINE: INT, LONG, FLOAT, STRING, UNICODE, GET, PUT, PERSID
+                e1 = find_nl(b"\n", i + 1)  # type: ignore[operator]
+                if e1 < 0:
+                    error = "no newline-terminated argument"
+                    break
+                if e1 == i + 1 and (op == 0x49 or op == 0x4C or op == 0x46 or op == 0x67 or op == 0x70):
+                    error = "an empty argument"
+                    break
+                if op == 0x67 or op == 0x70:  # GET, PUT
+                    try:
+                        arg = data[i + 1 : e1 + 1]  # type: ignore[index]
+                        if not plain:
+                            arg = bytes(arg)
+                        z = arg.find(b"\0")
+                        if z >= 0:  # the C unpickler parses the line as a C string
+                            arg = arg[:z]
+                        key = int(arg)
+                    except ValueError:
+                        error = "an argument that is not an integer"
+                        break
+                    if op == 0x67:
+                        try:
+                            push(memo[key])
+                        except KeyError:
+                            error = f"memo key {key} not found"
+                            break
+                    else:
+                        if len(stack) <= fence:
+                            error = underflow
+                            break
+                        if key < 0:
+                            error = "negative PUT argument"
+                            break
+                        memo[key] = stack[-1]
+                elif op == 0x53 or op == 0x56:  # STRING, UNICODE
+                    push(i)
+                else:  # INT, LONG, FLOAT, PERSID
+                    push(None)
+                    if op == 0x50:
+                        persids += 1
+                i = e1 + 1
+            elif k == 7:  # _COUNTED
+                c = argsize[op]
+                if c == 1:
+                    ln = data[i + 1]  # type: ignore[index]
+                elif c == 4:
+                    ln = u4(data, i + 1)[0]
+                    if op == 0x8B and ln >= 0x80000000:  # LONG4 is signed
+                        error = "a negative byte count"
+                        break
+                else:
+                    ln = u8(data, i + 1)[0]
+                    if ln > _PY_SSIZE_T_MAX:
+                        error = f"length {ln} exceeds the maximum size"
+                        break
+                push(i if pushes_str[op] else None)
+                i += 1 + c + ln
+                if i > n:  # checked here: the next index would be huge
+                    break
+            elif k == 8:  # _SETITEM
+                if len(stack) - 3 < fence:
+                    error = underflow
+                    break
+                target = stack[-3]
+                if type(target) is str:
+                    calls.append(CallSite(i, "SETITEM", target))
+                del stack[-2:]
+                i += 1
+            elif k == 9:  # _APPEND
+                if len(stack) - 2 < fence:
+                    error = underflow
+                    break
+                target = stack[-2]
+                if type(target) is str:
+                    calls.append(CallSite(i, "APPEND", target))
+                del stack[-1]
+                i += 1
+            elif k == 10:  # _FILL: SETITEMS, APPENDS, ADDITEMS
+                if not marks:
+                    error = "could not find MARK"
+                    break
+                x = marks.pop()
+                fence = marks[-1] if marks else 0
+                if x <= fence:
+                    error = underflow
+                    break
+                if len(stack) > x:
+                    target = stack[x - 1]
+                    if type(target) is str:
+                        calls.append(CallSite(i, _NAME[op], target))
+                    if op == 0x75 and (len(stack) - x) & 1:
+                        error = "odd number of items"
+                        break
+                    del stack[x:]
+                i += 1
+            elif k == 11:  # _TUPLE_N
+                c = argsize[op]
+                if len(stack) - c < fence:
+                    error = underflow
+                    break
+                if c > 1:
+                    del stack[1 - c :]
+                stack[-1] = None
+                i += 1
+            elif k == 12:  # _COLLECT: TUPLE, LIST, FROZENSET, DICT
+                if not marks:
+                    error = "could not find MARK"
+                    break
+                x = marks.pop()
+                fence = marks[-1] if marks else 0
+                if op == 0x64 and (len(stack) - x) & 1:
+                    error = "odd number of items"
+                    break
+                del stack[x:]
+                push(None)
+                i += 1
+            elif k == 13:  # _REDUCE
+                if len(stack) - 2 < fence:
+                    error = underflow
+                    break
+                fn = stack[-2]
+                del stack[-1]
+                if type(fn) is str:
+                    calls.append(CallSite(i, "REDUCE", fn))
+                    stack[-1] = made(fn)
+                else:
+                    calls.append(CallSite(i, "REDUCE", None))
+                    stack[-1] = None
+                i += 1
+            elif k == 14:  # _BUILD
+                if len(stack) - 2 < fence:
+                    error = underflow
+                    break
+                del stack[-1]
+                inst = stack[-1]
+                calls.append(CallSite(i, "BUILD", str(inst) if isinstance(inst, str) else None))
+                i += 1
+            elif k == 15:  # _NEWOBJ, NEWOBJ_EX
+                c = 3 if op == 0x92 else 2
+                if len(stack) - c < fence:
+                    error = underflow
+                    break
+                cls = stack[-c]
+                del stack[1 - c :]
+                if type(cls) is str:
+                    calls.append(CallSite(i, _NAME[op], cls))
+                    stack[-1] = made(cls)
+                else:
+                    calls.append(CallSite(i, _NAME[op], None))
+                    stack[-1] = None
+                i += 1
+            elif k == 16:  # _STACK_GLOBAL
+                if len(stack) - 2 < fence:
+                    error = underflow
+                    break
+                mod_v = stack[-2]
+                name_v = stack[-1]
+                del stack[-1]
+                mod = _string_at(data, n, mod_v, find_nl) if type(mod_v) is int else None
+                qual = _string_at(data, n, name_v, find_nl) if type(name_v) is int else None
+                ref = _global_ref(mod, qual, proto, i, "STACK_GLOBAL")
+                globals_.append(ref)
+                stack[-1] = ref.name if ref.resolved else None
+                i += 1
+            elif k == 17:  # _GLOBAL, INST
+                e1 = find_nl(b"\n", i + 1)  # type: ignore[operator]
+                e2 = find_nl(b"\n", e1 + 1) if e1 >= 0 else -1  # type: ignore[operator]
+                enc = "utf-8" if op == 0x63 else "ascii"
+                if (e2 if e2 >= 0 else n) >= fend and soft is None:
+                    soft = f"the module and name of {_NAME[op]} at offset {i} run past the end of its FRAME (offset {fend}): unpicklers read them differently"
+                    soft_off = i
+                if e2 < 0:
+                    # The data ends inside the module or name line. The pure-Python
+                    # unpickler still imports: its readline returns the partial line,
+                    # and [:-1] drops its last character.
+                    error = "no newline-terminated module and name"
+                    if e1 < 0:
+                        raw_mod, raw_qual = _bytes(data, i + 1, n)[:-1], b""
+                    else:
+                        raw_mod, raw_qual = _bytes(data, i + 1, e1), _bytes(data, e1 + 1, n)[:-1]
+                    try:
+                        mod, qual = raw_mod.decode(enc), raw_qual.decode(enc)
+                    except UnicodeDecodeError:
+                        break
+                    if mod:
+                        globals_.append(_global_ref(mod, qual, proto, i, _NAME[op]))
+                    break
+                try:
+                    mod = _bytes(data, i + 1, e1).decode(enc)
+                    qual = _bytes(data, e1 + 1, e2).decode(enc)
+                except UnicodeDecodeError:
+                    error = f"a module or name that is not {enc}"
+                    break
+                # recorded before any check that may fail after it: the pure-Python
+                # unpickler imports the module before it looks for INST's MARK
+                ref = _global_ref(mod, qual, proto, i, _NAME[op])
+                globals_.append(ref)
+                if not mod or not qual:
+                    error = "an empty module or name"
+                    break
+                if op == 0x69:  # INST: the arguments are the items above the MARK
+                    if not marks:
+                        error = "could not find MARK"
+                        break
+                    x = marks.pop()
+                    fence = marks[-1] if marks else 0
+                    del stack[x:]
+                    calls.append(CallSite(i, "INST", ref.name if ref.resolved else None))
+                    push(made(ref.name))
+                else:
+                    push(ref.name)
+                i = e2 + 1
+            elif k == 18:  # _FRAME
+                ln = u8(data, i + 1)[0]
+                i += 9
+                new_end = i + ln
+                if soft is None:
+                    if ln > _PY_SSIZE_T_MAX or new_end > n:
+                        soft = (
+                            f"FRAME at offset {o} declares {ln} bytes, only {n - i} follow "
+                            "(the C unpickler stops there, the pure-Python one reads on)"
+                        )
+                        soft_off = o
+                    elif fend <= n and (i > fend or i < fend < new_end):
+                        soft = (
+                            f"FRAME at offset {o} runs past the end of the FRAME it is in "
+                            f"(offset {fend}): unpicklers read it differently"
+                        )
+                        soft_off = o
+                if fend > n or new_end > fend or i >= fend:
+                    fend = new_end
+            elif k == 19:  # _PROTO
+                v = data[i + 1]  # type: ignore[index]
+                if v > _HIGHEST_PROTOCOL:
+                    error = f"unsupported pickle protocol {v}"
+                    break
+                proto = v
+                if protocol is None:
+                    protocol = v
+                i += 2
+            elif k == 20:  # _STOP
+                if len(stack) <= fence:
+                    error = underflow
+                    break
+                stopped = True
+                i += 1
+                if i < fend <= n and soft is None:
+                    # loaders reading a file skip the rest of the frame, others do not
+                    soft = (
+                        f"STOP at offset {o} leaves {fend - i} bytes of its FRAME unread: "
+                        "unpicklers disagree on where the next pickle starts"
+                    )
+                    soft_off = o
+                break
+            elif k == 21:  # _OBJ
+                if not marks:
+                    error = "could not find MARK"
+                    break
+                x = marks.pop()
+                fence = marks[-1] if marks else 0
+                if len(stack) - x < 1:
+                    error = underflow
+                    break
+                cls = stack[x]
+                del stack[x:]
+                if type(cls) is str:
+                    calls.append(CallSite(i, "OBJ", cls))
+                    push(made(cls))
+                else:
+                    calls.append(CallSite(i, "OBJ", None))
+                    push(None)
+                i += 1
+            elif k == 22:  # _EXT
+                c = argsize[op]
+                if c == 1:
+                    code = data[i + 1]  # type: ignore[index]
+                elif c == 2:
+                    code = _u2(data, i + 1)[0]
+                else:
+                    code = _i4(data, i + 1)[0]
+                ext_codes.append(code)
+                if code <= 0:
+                    error = f"extension code {code} <= 0"
+                    break
+                pair = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+                if (
+                    isinstance(pair, tuple)
+                    and len(pair) == 2
+                    and isinstance(pair[0], str)
+                    and isinstance(pair[1], str)
+                ):
+                    ref = _global_ref(pair[0], pair[1], proto, i, "EXT")
+                    push(ref.name)
+                else:
+                    ref = GlobalRef(f"?.ext{code}", i, "EXT", False)
+                    push(None)
+                globals_.append(ref)
+                i += 1 + c
+            elif k == 23:  # _BINPERSID
+                if len(stack) <= fence:
+                    error = underflow
+                    break
+                stack[-1] = None
+                persids += 1
+                i += 1
+            elif k == 24:  # _POP
+                ln = len(stack)
+                if marks and marks[-1] == ln:
+                    marks.pop()
+                    fence = marks[-1] if marks else 0
+                elif ln <= fence:
+                    error = underflow
+                    break
+                else:
+                    del stack[-1]
+                i += 1
+            elif k == 25:  # _POP_MARK
+                if not marks:
+                    error = "could not find MARK"
+                    break
+                x = marks.pop()
+                fence = marks[-1] if marks else 0
+                del stack[x:]
+                i += 1
+            elif k == 26:  # _DUP
+                if len(stack) <= fence:
+                    error = underflow
+                    break
+                push(stack[-1])
+                i += 1
+            elif k == 27:  # _READONLY
+                if len(stack) <= fence:
+                    error = underflow
+                    break
+                stack[-1] = None
+                i += 1
+            else:
+                error = f"unknown opcode 0x{op:02x}"
+                break
+    except (IndexError, struct.error):
+        pass
+    if error is not None:
+        name = _NAME.get(data[o])  # type: ignore[index]
+        error = f"{error} at {name} (offset {o})" if name else f"{error} (offset {o})"
+    elif not stopped:
+        if i == n and (o != i or n == start):
+            # the data ran out right before an opcode
+            error = "the data ends without a STOP opcode"
+            o = n
+        else:
+            # the data ran out in the argument of the opcode at o (i > n, or an
+            # IndexError / struct.error reading it)
+            error = _truncation(data, n, o)
+            if o < fend <= n and soft is None:
+                soft = f"the argument of {_NAME.get(data[o], '?')} at offset {o} runs past the end of its FRAME (offset {fend})"  # type: ignore[index]
+                soft_off = o
+    end = i if stopped else o
+    err_off = o if error is not None else None
+    if soft is not None:
+        if error is None:
+            error = soft
+        else:
+            error = f"{soft}; then: {error}"
+        err_off = soft_off
+    return Walk(
+        globals=globals_,
+        calls=calls,
+        end=end,
+        stopped=stopped,
+        error=error,
+        error_offset=err_off,
+        protocol=protocol,
+        persistent_ids=persids,
+        ext_codes=ext_codes,
+        start=start,
+    )
+
+
+def walk(buf: bytes | bytearray | memoryview, start: int = 0) -> Walk:
+    """Walk ONE pickle starting at ``start``, up to and including its STOP.
+
+    Raises TypeError when ``buf`` is not a bytes-like object and ValueError when ``start``
+    is outside it; never raises on what the buffer holds.
+    """
+    data, n, find_nl = _as_buffer(buf)
+    _check_start(start, n)
+    return _walk(data, n, start, {}, find_nl)
+
+
+def walk_all(buf: bytes | bytearray | memoryview, start: int = 0, *, limit: int = 1000) -> list[Walk]:
+    """Walk consecutive pickles (several pickles concatenated in one stream).
+
+    Goes on until the data ends, until a pickle does not end with a STOP (that walk is the
+    last one, with its error), or until what follows a STOP is not a pickle (it fails at its
+    first opcode: that walk is left out); at most ``limit`` pickles. When the last walk's
+    ``end`` is before the end of the buffer, the rest was not walked. The memo carries over
+    from one pickle to the next, as it does when one ``Unpickler`` loads them in turn.
+    """
+    data, n, find_nl = _as_buffer(buf)
+    _check_start(start, n)
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, not {limit}")
+    memo: dict = {}
+    walks: list[Walk] = []
+    pos = start
+    while len(walks) < limit and pos < n:
+        w = _walk(data, n, pos, memo, find_nl)
+        if walks and not w.stopped and w.end == pos and not w.globals:
+            break  # what follows the previous STOP is not a pickle: its first opcode fails
+        walks.append(w)
+        if not w.stopped:
+            break
+        pos = w.end
+    if not walks:
+        walks.append(_walk(data, n, pos, memo, find_nl))
+    return walks
+
+
+def pickle_globals(buf: bytes | bytearray | memoryview, start: int = 0) -> list[str]:
+    """Sorted unique names of all globals of all consecutive pickles from ``start``."""
+    return sorted({g.name for w in walk_all(buf, start) for g in w.globals})
+
+
+def _check_start(start: int, n: int) -> None:
+    if not isinstance(start, int) or isinstance(start, bool):
+        raise TypeError(f"start must be an int, not {type(start).__name__}")
+    if not 0 <= start <= n:
+        raise ValueError(f"start {start} is outside the buffer (0 to {n})")
