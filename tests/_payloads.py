@@ -149,3 +149,60 @@ TECHNIQUES: dict[str, Callable[[Path, int], bytes]] = {
 
 def hostile_pickle(technique: str, marker: Path, protocol: int = 4) -> bytes:
     return TECHNIQUES[technique](marker, protocol)
+
+
+def _npy_with(stream: bytes) -> bytes:
+    """A ``.npy`` file of a 1-element object array whose pickle is ``stream``."""
+    import io
+
+    import numpy as np
+    from numpy.lib import format as npformat
+
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": "|O", "fortran_order": False, "shape": (1,)})
+    return buf.getvalue() + stream
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def containers(stream: bytes) -> dict[str, bytes]:
+    """The pickle ``stream`` inside every kind of file amber loads: raw, whole-stream
+    compressed as joblib and others write it, a ``.npy`` object array, a ``.npz``, a
+    ``torch.save`` zip archive (as its ``data.pkl``) and torch's legacy format."""
+    import bz2
+    import gzip
+    import lzma
+    import sys
+    import zlib
+
+    import lz4.frame
+    import zstandard
+
+    legacy_head = b"".join(
+        pickle.dumps(x, protocol=2)
+        for x in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": sys.byteorder == "little",
+                                                   "type_sizes": {"short": 2, "int": 4, "long": 4}})
+    )
+    return {
+        "raw": stream,
+        "zlib (joblib compress=True)": zlib.compress(stream, 3),
+        "gzip": gzip.compress(stream),
+        "bz2": bz2.compress(stream),
+        "lzma-alone (joblib 'lzma')": lzma.compress(stream, format=lzma.FORMAT_ALONE),
+        "xz": lzma.compress(stream),
+        "lz4": lz4.frame.compress(stream),
+        "zstd": zstandard.ZstdCompressor().compress(stream),
+        "npy-object": _npy_with(stream),
+        "npz": _zip({"a.npy": _npy_with(stream)}),
+        "torch-zip": _zip({"archive/data.pkl": stream, "archive/byteorder": b"little", "archive/version": b"3\n"}),
+        "torch-legacy": legacy_head + stream + pickle.dumps([], protocol=2),
+    }

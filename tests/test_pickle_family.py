@@ -27,7 +27,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 import amber
-from tests._payloads import TECHNIQUES, Reduce, hostile_pickle
+from tests._payloads import TECHNIQUES, Reduce, containers, hostile_pickle
 
 rng = np.random.default_rng(0)
 X = rng.normal(size=(120, 4))
@@ -215,6 +215,22 @@ def _containers(data: bytes, obj_maker: Any, tmp_path: Path) -> dict[str, Path]:
     np.savez_compressed(p, a=np.array([obj_maker()], dtype=object))
     out["npz-object"] = p
     return out
+
+
+@pytest.mark.parametrize("technique", sorted(TECHNIQUES))
+def test_every_technique_in_every_container_is_refused(tmp_path: Path, technique: str) -> None:
+    marker = tmp_path / "marker"
+    for kind, data in containers(hostile_pickle(technique, marker, 4)).items():
+        p = tmp_path / "file"
+        p.write_bytes(data)
+        with pytest.raises(amber.UntrustedTypeError) as err:
+            amber.load(p)
+        assert err.value.untrusted, kind
+        with pytest.raises(amber.UntrustedTypeError):
+            amber.convert(p, tmp_path / "out.amber")
+        assert amber.untrusted_types(p), kind
+        assert not marker.exists(), (technique, kind)
+        assert not (tmp_path / "out.amber").exists()
 
 
 @pytest.mark.parametrize("technique", sorted(TECHNIQUES))
@@ -442,3 +458,14 @@ def test_untrusted_types_of_other_tools_files(tmp_path: Path) -> None:
     (tmp_path / "m.pkl").write_bytes(pickle.dumps(MODELS["pipeline"]))
     assert amber.untrusted_types(tmp_path / "m.pkl") == []
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("fmt", ["amber", "pickle", "joblib"])
+@pytest.mark.parametrize("name", ["builtins", "arrays", "frame", "sparse"])
+def test_assert_roundtrip_in_every_writable_format(tmp_path: Path, fmt: str, name: str) -> None:
+    from amber.testing import assert_roundtrip
+
+    obj = DATA[name]
+    if fmt == "joblib" and name == "arrays":  # joblib loads arrays in native byte order
+        obj = {k: v for k, v in obj.items() if k != "be"}
+    assert_roundtrip(obj, format=fmt, tmp_path=tmp_path)

@@ -246,11 +246,21 @@ def reference(data: bytes) -> dict:
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             stack.append(memo[arg])
         elif name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX"):
+            args = stack[-1]
             del stack[len(stack) - {"REDUCE": 1, "NEWOBJ": 1, "NEWOBJ_EX": 2}[name] :]
             fn = stack.pop()
             target = fn[1] if fn is not None and fn[0] == "global" else None
             calls.append((pos, name, target))
-            stack.append(("made", target) if target else None)
+            if target == "builtins.getattr" and args is not None and args[0] == "pair":
+                stack.append(("global", f"{args[1]}.{args[2]}"))  # getattr(Outer, "Inner")
+            else:
+                stack.append(("made", target) if target else None)
+        elif name == "TUPLE2" and stack[-2] is not None and stack[-2][0] in ("global", "made") and (
+            stack[-1] is not None and stack[-1][0] == "str"
+        ):
+            pair = ("pair", stack[-2][1], stack[-1][1])
+            del stack[-2:]
+            stack.append(pair)
         elif name == "BUILD":
             stack.pop()
             inst = stack[-1]
@@ -297,7 +307,8 @@ def reference(data: bytes) -> dict:
 
 def summary(w: Walk) -> dict:
     return {
-        "globals": [(g.name, g.offset, g.opcode) for g in w.globals],
+        # attributes fetched with getattr are the walker's own inference, not an import
+        "globals": [(g.name, g.offset, g.opcode) for g in w.globals if g.opcode != "GETATTR"],
         "calls": [(c.offset, c.opcode, c.target) for c in w.calls],
         "end": w.end,
         "protocol": w.protocol,
@@ -908,3 +919,19 @@ def test_differential_against_cpython_unpicklers() -> None:
                 loaded += 1
                 assert w.ok and w.end == f.tell(), (data, w)
     assert loaded > 300
+
+
+def test_getattr_of_a_global_is_named() -> None:
+    """``getattr(pandas.DataFrame, "to_pickle")``: the attribute is reported like a global,
+    and a call of it has it as its target."""
+    def s4(x: str) -> bytes:
+        return b"\x8c" + bytes([len(x)]) + x.encode()
+
+    data = (
+        b"\x80\x04" + s4("builtins") + s4("getattr") + b"\x93" + s4("pandas") + s4("DataFrame") + b"\x93"
+        + s4("to_pickle") + b"\x86R" + s4("x") + b"\x85R."
+    )
+    w = walk(data)
+    assert w.ok
+    assert [(g.name, g.opcode) for g in w.globals][-1] == ("pandas.DataFrame.to_pickle", "GETATTR")
+    assert w.calls[-1].target == "pandas.DataFrame.to_pickle"

@@ -85,7 +85,9 @@ class GlobalRef:
     ``name`` is ``"module.qualname"`` as the default ``find_class`` would import it (Python 2
     names mapped for protocols below 3); a part not known statically is ``"?"``.
     ``opcode`` is ``"GLOBAL"``, ``"STACK_GLOBAL"``, ``"INST"`` or ``"EXT"``; ``offset`` is
-    the byte offset of that opcode in the buffer. ``resolved`` is False when the name is not
+    the byte offset of that opcode in the buffer. ``"GETATTR"`` is an attribute fetched by
+    ``builtins.getattr(X, "name")`` (a ``REDUCE``), named ``X.name``: as good as importing it
+    (``raw`` says ``"<instance of X>"`` when X is an object made by calling the global X). ``resolved`` is False when the name is not
     (fully) known. ``module`` and ``qualname`` are the two parts (None when unknown), and
     ``raw`` is the name as written in the stream when the Python 2 mapping changed it.
     """
@@ -150,6 +152,13 @@ class Walk:
 
 class _Made(str):
     """Stack value: the object returned by calling the global of this name."""
+
+    __slots__ = ()
+
+
+class _AttrArgs(tuple):
+    """Stack value: a 2-tuple (a global or an object made by one, a string's offset): the
+    arguments of ``getattr(obj, "name")``, so the attribute it fetches can be named."""
 
     __slots__ = ()
 
@@ -601,9 +610,12 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 if len(stack) - c < fence:
                     error = underflow
                     break
+                pair = None
+                if c == 2 and isinstance(stack[-2], str) and type(stack[-1]) is int:
+                    pair = _AttrArgs((stack[-2], stack[-1]))
                 if c > 1:
                     del stack[1 - c :]
-                stack[-1] = None
+                stack[-1] = pair
                 i += 1
             elif k == 12:  # _COLLECT: TUPLE, LIST, FROZENSET, DICT
                 if not marks:
@@ -622,8 +634,20 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                     error = underflow
                     break
                 fn = stack[-2]
+                args = stack[-1]
                 del stack[-1]
-                if type(fn) is str:
+                if fn == "builtins.getattr" and type(args) is _AttrArgs:
+                    # getattr(X, "name"): the attribute fetched is as good as a global
+                    calls.append(CallSite(i, "REDUCE", fn))
+                    attr = _string_at(data, n, args[1], find_nl)
+                    owner = args[0]
+                    known = attr is not None and attr.isidentifier()
+                    name = f"{owner}.{attr if known else '?'}"
+                    globals_.append(
+                        GlobalRef(name, i, "GETATTR", known, None, None, None if type(owner) is str else f"<instance of {owner}>")
+                    )
+                    stack[-1] = name if known else None
+                elif type(fn) is str:
                     calls.append(CallSite(i, "REDUCE", fn))
                     stack[-1] = made(fn)
                 else:
