@@ -18,19 +18,20 @@ EXPECTED = {
     "matrix": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
     "tiles-list": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
     "tiles-files": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
-    "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter"},
+    "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_reads_pickle",
+             "amber_reads_joblib"},
 }
 FILES = {"matrix": 1, "tiles-list": 1, "tiles-files": 20, "dict": 1}
 #: The workloads of the type handlers (scikit-learn, pandas, PyTorch, user classes): each
 #: runs the generic tools and its own, and no other.
 GENERIC = {"pickle5", "joblib", "amber", "amber_z"}
 EXPECTED_TYPES = {
-    "forest": GENERIC | {"skops", "amber_trust_off"},
+    "forest": GENERIC | {"skops", "amber_trust_off", "amber_reads_pickle", "amber_reads_joblib"},
     "frame": GENERIC | {"feather"},
-    "torch": GENERIC | {"safetensors", "torch_save", "amber_mmap"},
+    "torch": GENERIC | {"safetensors", "torch_save", "amber_mmap", "amber_reads_torch"},
     "objects": GENERIC | {"amber_trust_off"},
 }
-BARS_TYPES = {"forest": 6, "frame": 4, "torch": 3, "objects": 1}
+BARS_TYPES = {"forest": 8, "frame": 4, "torch": 4, "objects": 1}
 
 
 def test_harness_runs_every_adapter_and_cleans_up(tmp_path: Path) -> None:
@@ -57,7 +58,7 @@ def test_harness_runs_every_adapter_and_cleans_up(tmp_path: Path) -> None:
     assert list(work.iterdir()) == []  # every temporary file and folder was removed
 
     bars = compute_bars(result)
-    assert len(bars) == 5 + 7 + 7 + 4
+    assert len(bars) == 5 + 7 + 7 + 4 + 2  # dict: + loading the pickle and joblib files
     assert all(b.value is not None and b.ok in (True, False) for b in bars)
 
     markdown = render(result, bars)

@@ -371,8 +371,10 @@ def test_wrong_magic_is_not_an_amber_file(head: bytes) -> None:
     for fake in (head, head + data[len(head):], head + data[8:], head + bytes(200)):
         if fake.startswith(MAGIC):
             continue
-        exc = expect_error(fake, amber.FormatError, match="not an amber file", lazy=False)
+        exc = expect_error(fake, amber.FormatError, match="not an amber file", lazy=False, format="amber")
         assert not isinstance(exc, (amber.CorruptFileError, amber.VersionError))
+        with pytest.raises(amber.FormatError):  # whatever it looks like, it does not load
+            amber.loads(fake)
         with pytest.raises(amber.FormatError, match="not an amber file"):
             amber.inspect(fake)
         with pytest.raises(amber.FormatError, match="not an amber file"):
@@ -402,8 +404,20 @@ def test_random_bytes_are_not_amber(data: bytes) -> None:
     if data.startswith(MAGIC):
         return
     with pytest.raises(amber.FormatError, match="not an amber file") as info:
-        amber.loads(data)
+        amber.loads(data, format="amber")
     assert not isinstance(info.value, amber.CorruptFileError)
+
+
+@pytest.mark.timeout(120)
+@FUZZ
+@given(st.binary(max_size=4096) | st.binary(max_size=64).map(lambda b: b"\x80\x04\x95" + b))
+def test_random_bytes_of_any_format(data: bytes) -> None:
+    """Without format=, load recognises the bytes (pickle, zip, npy, compressed...): random
+    bytes give an AmberError (or, rarely, a valid pickle of plain data), never anything else."""
+    try:
+        amber.loads(data)
+    except amber.AmberError:
+        pass
 
 
 @pytest.mark.timeout(60)
@@ -413,7 +427,11 @@ def test_seeded_random_bytes_of_many_lengths() -> None:
     for n in list(range(0, 300)) + [rng.randrange(300, 100_000) for _ in range(100)]:
         data = rng.randbytes(n)
         with pytest.raises(amber.FormatError):
+            amber.loads(data, format="amber")
+        try:  # recognised as what it looks like: an AmberError, or a harmless pickle
             amber.loads(data)
+        except amber.AmberError:
+            pass
         # the same bytes behind a valid magic, and behind a whole valid header
         with pytest.raises(amber.FormatError):
             amber.loads(MAGIC + data)

@@ -192,6 +192,32 @@ class _JoblibUnpickler(SafePyUnpickler):
     dispatch[pickle.BUILD[0]] = load_build
 
 
+class _Capped:
+    """A buffered reader whose ``read(n)`` never asks for more than the stream holds: a
+    length field claiming gigabytes in a small file becomes a short read (a clean
+    "truncated" error) instead of a gigabyte allocation in the reader."""
+
+    def __init__(self, fh: IO[bytes], size: int) -> None:
+        self._fh = fh
+        self._size = size
+        self.readinto = fh.readinto  # type: ignore[attr-defined]
+        self.readline = fh.readline
+        self.peek = fh.peek  # type: ignore[attr-defined]
+        self.tell = fh.tell
+        self.seek = fh.seek
+
+    def read(self, n: int = -1) -> bytes:
+        if n > 1 << 16:
+            n = min(n, self._size - self._fh.tell())
+        return self._fh.read(n)
+
+    def __enter__(self) -> _Capped:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._fh.close()
+
+
 class _SwitchToJoblib(Exception):
     pass
 
@@ -252,7 +278,9 @@ def load_pickled(
 
     def stream() -> IO[bytes]:
         raw = opener()
-        return raw if kind is None else compressed_reader(raw, kind)
+        if kind is not None:
+            return compressed_reader(raw, kind)
+        return _Capped(raw, size) if size is not None and hasattr(raw, "peek") else raw  # type: ignore[return-value]
 
     if unsafe:
         return _load_unsafe(stream, name)
@@ -270,7 +298,14 @@ def load_pickled(
         if data is None:
             data = _decompressed_bytes(opener, kind)
         raise refusal(data, 0, trust, exc, where) from None
-    except (AmberError, MemoryError, RecursionError):
+    except MemoryError:
+        if known is not None and known < 1 << 30:  # no honest small file needs that much
+            raise FormatError(
+                f"{where}the pickle declares sizes far larger than the file ({known} bytes); "
+                "it is corrupt or hostile"
+            ) from None
+        raise
+    except (AmberError, RecursionError):
         raise
     except Exception as exc:  # what a malformed stream makes pickle, a codec or a __setstate__ raise
         raise FormatError(
