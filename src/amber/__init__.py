@@ -5,7 +5,7 @@
 >>> amber.load("model.amber")                          # doctest: +SKIP
 """
 
-from amber._api import convert, dump, dumps, inspect, load, loads, open, untrusted_types
+from amber._api import convert, dump, dumps, inspect, load, loads, open, scan, untrusted_types
 from amber._explain import Problem, check, copy, explain
 from amber.handlers._user import handler, register
 from amber._version import __version__
@@ -54,6 +54,7 @@ __all__ = [
     "loads",
     "open",
     "register",
+    "scan",
     "trust",
     "untrusted_types",
 ]

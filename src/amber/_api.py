@@ -14,7 +14,7 @@ from amber.container._reader import ContainerReader, sniff
 from amber.errors import FormatError, StorageError
 from amber._node import ext_hook
 
-__all__ = ["FORMATS_BY_SUFFIX", "convert", "dump", "dumps", "inspect", "load", "loads", "open", "untrusted_types"]
+__all__ = ["FORMATS_BY_SUFFIX", "convert", "dump", "dumps", "inspect", "load", "loads", "open", "scan", "untrusted_types"]
 
 #: Suffix -> format name (for dump; load looks at the bytes first).
 FORMATS_BY_SUFFIX = {
@@ -498,3 +498,23 @@ def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = N
         return untrusted(needs, tuple(trusted or ()))
     finally:
         src.close()
+
+
+def scan(
+    paths: PathLike | Iterable[PathLike] | Any,
+    *,
+    recursive: bool = False,
+    trusted: Iterable[str] | None = None,
+) -> Any:
+    """Statically check pickle-based files (pickle, joblib, PyTorch, NumPy, zip archives)
+    and amber files for code they would run when loaded, without loading or importing
+    anything from them. Returns a report: ``.verdict`` (``"safe"``, ``"unknown"``,
+    ``"dangerous"``, ``"error"``), ``.files`` (one report per file, with its findings),
+    ``.exit_code``, ``.to_json()``, ``.to_sarif()``; ``str(report)`` is a summary table.
+
+    ``recursive``: scan every file below the folders among ``paths``. ``trusted``: extra
+    names to treat as trusted, as for :func:`load`.
+    """
+    from amber.security._scan import scan as _scan
+
+    return _scan(paths, recursive=recursive, trusted=tuple(trusted or ()))

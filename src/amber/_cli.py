@@ -3,6 +3,9 @@
     amber inspect FILE [--json]      formats, versions, metadata, codecs, tree of types
     amber convert SRC DST [--format F] [--compress C] [--trusted T ...]
                                      any file amber loads (safely) to any format it writes
+    amber scan PATH... [--json|--sarif] [--recursive] [--trusted T ...]
+                                     static safety check of pickle-based and amber files;
+                                     exit 0 all safe, 1 dangerous or unknown, 2 unreadable
 """
 
 from __future__ import annotations
@@ -54,6 +57,19 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    import json
+
+    report = amber.scan(args.paths, recursive=args.recursive, trusted=args.trusted or None)
+    if args.sarif:
+        print(json.dumps(report.to_sarif(), indent=2))
+    elif args.json:
+        print(report.to_json())
+    else:
+        print(report)
+    return int(report.exit_code)
+
+
 def _compress_arg(value: str | None) -> object:
     if value is None:
         return None
@@ -89,6 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--unsafe", action="store_true", help="load SRC with plain pickle: RUNS ANY CODE IN IT; only for your own files"
     )
     conv.set_defaults(func=_convert)
+    sc = sub.add_parser(
+        "scan",
+        help="check pickle, joblib, PyTorch, NumPy and amber files for code they would run, without loading them",
+        description="Walk every pickle in the files (also inside archives, compressed streams and other "
+        "pickles) without running anything, and report which globals they would import or call. "
+        "Exit code: 0 all safe, 1 something dangerous or unknown, 2 a file could not be read.",
+    )
+    sc.add_argument("paths", nargs="+", metavar="PATH", help="files (folders with --recursive)")
+    out = sc.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="print the report as JSON")
+    out.add_argument("--sarif", action="store_true", help="print the report as SARIF 2.1.0 (for code scanning)")
+    sc.add_argument("--recursive", "-r", action="store_true", help="scan every file below folders")
+    sc.add_argument("--trusted", metavar="T", action="append", help="extra name or module to trust (repeatable)")
+    sc.set_defaults(func=_scan)
     return p
 
 
