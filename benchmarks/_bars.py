@@ -155,7 +155,21 @@ def _objects(w: WorkloadResult) -> list[Bar]:
     return [_safe_load_cost(w)]
 
 
+def _scan_speed(w: WorkloadResult) -> list[Bar]:
+    m = w.get("amber_scan")
+    mbps = w.payload_bytes / 1e6 / m.best("load") if m else None
+    return [_bar(w.name, "amber.scan speed", mbps, ">=", 200.0, "MB/s")]
+
+
+def _scan_folder(w: WorkloadResult) -> list[Bar]:
+    return [_bar(w.name, "picklescan time / amber.scan time (speed-up)",
+                 _time_ratio(w, "picklescan", "amber_scan", "load"), ">=", 5.0, "x")]
+
+
 _RULES: dict[str, Callable[[WorkloadResult], list[Bar]]] = {
+    "scan-torch": _scan_speed,
+    "scan-joblib": _scan_speed,
+    "scan-folder": _scan_folder,
     "matrix": _matrix,
     "tiles-list": _tiles,
     "tiles-files": _tiles,

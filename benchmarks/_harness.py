@@ -373,6 +373,10 @@ def run(config: Config, log: Log = _stderr) -> RunResult:
                 gc.unfreeze()
             result.workloads.append(wr)
             del w
+        if "scan" in config.only:
+            from benchmarks._scan import run_scan
+
+            result.workloads.extend(run_scan(config.quick, config.repeat, work, config.seed, log))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if made_base:
