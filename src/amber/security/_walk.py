@@ -58,6 +58,19 @@ set, the stream is malformed and the walk lists what the in-order reading met up
 it stopped -- a scanner must treat any error as unsafe. The walk never raises on bad input,
 always advances, and its memory grows with the number of opcodes read, never with a
 length the stream declares.
+
+Options for scanners (all off by default; the walk is the same without them).
+``payloads=True`` records the byte and string payloads whose first two bytes look like
+the start of a pickle, a compressed stream, a zip, a ``.npy`` file or joblib's ``ZF``
+file (:attr:`Walk.payloads`: only their offsets; nothing is copied), and names, in
+:attr:`CallSite.arg`, the payload a call takes as its only argument (``pickle.loads(b)``,
+``torch.storage._load_from_bytes(b)``; for protocols 0-2, whose bytes are
+``_codecs.encode(str, "latin1")``, the string opcode). ``watch`` lists global names whose
+every use must be a direct call: :attr:`Walk.escapes` reports each place where one of
+them is put into a container, an argument tuple or an object's state instead (where a
+static walk loses track of it). ``jumps`` maps the offset of a ``BUILD`` to the offset
+the unpickler reads on from after it (joblib's ``NumpyArrayWrapper`` reads its array's
+bytes there); :attr:`Walk.jumped` lists the jumps taken.
 """
 
 from __future__ import annotations
@@ -66,6 +79,7 @@ import codecs
 import copyreg
 import re
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import _compat_pickle
@@ -116,6 +130,10 @@ class CallSite:
     offset: int
     opcode: str
     target: str | None
+    #: With ``payloads=True``: the offset of the opcode whose payload is the call's only
+    #: argument, as bytes (a bytes opcode, or a string opcode passed through
+    #: ``_codecs.encode(s, "latin1")``); None otherwise.
+    arg: int | None = None
 
 
 @dataclass
@@ -138,6 +156,13 @@ class Walk:
     ext_codes: list[int] = field(default_factory=list)
     #: Offset of the pickle's first opcode.
     start: int = 0
+    #: With ``payloads=True``: (opcode offset, payload start, payload length) of the
+    #: payloads that may hold another stream (see the module docstring).
+    payloads: list[tuple[int, int, int]] = field(default_factory=list)
+    #: With ``watch``: (name, offset) where a watched global was used other than by a call.
+    escapes: list[tuple[str, int]] = field(default_factory=list)
+    #: With ``jumps``: the offsets of the BUILD opcodes after which the walk jumped.
+    jumped: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +186,58 @@ class _AttrArgs(tuple):
     arguments of ``getattr(obj, "name")``, so the attribute it fetches can be named."""
 
     __slots__ = ()
+
+
+class _Blob(int):
+    """Stack value (``payloads=True``): bytes, the payload of the opcode at this offset."""
+
+    __slots__ = ()
+
+
+class _BlobArgs(tuple):
+    """Stack value (``payloads=True``): ``(_Blob,)``, or ``(str offset, str offset)`` as
+    ``_codecs.encode`` takes them."""
+
+    __slots__ = ()
+
+
+class _Options:
+    __slots__ = ("payloads", "watch", "jumps")
+
+    def __init__(self, payloads: bool, watch: frozenset[str], jumps: dict[int, int] | None) -> None:
+        self.payloads = payloads
+        self.watch = watch
+        self.jumps = jumps
+
+
+#: Most payloads recorded per walk (``payloads=True``).
+MAX_PAYLOADS = 100_000
+#: Opcodes whose payload is bytes (BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8).
+_BYTES_OPS = frozenset({0x42, 0x43, 0x8E, 0x96})
+_LATIN1 = frozenset({"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "iso_8859_1", "l1"})
+
+
+def _prefixes() -> frozenset[int]:
+    """First two bytes (as ``b0 << 8 | b1``) of the streams a payload is recorded for:
+    pickles (PROTO 0-5), gzip, bz2, xz, zstd, lz4, lzma-alone, zlib, zip, .npy and joblib's
+    ZF files; also as the UTF-8 text of a latin-1 string (how protocols 0-2 write bytes)."""
+    raw = [bytes((0x80, p)) for p in range(6)]
+    raw += [b"\x1f\x8b", b"BZ", b"\xfd7", b"\x28\xb5", b"\x04\x22", b"\x5d\x00", b"PK", b"\x93N", b"ZF"]
+    raw += [bytes((0x78, b)) for b in range(256) if (0x78 << 8 | b) % 31 == 0]
+    out = {r[0] << 8 | r[1] for r in raw}
+    for r in raw:  # the same bytes as latin-1 text, encoded in UTF-8
+        u = r.decode("latin-1").encode("utf-8")
+        out.add(u[0] << 8 | u[1])
+    return frozenset(out)
+
+
+_PREFIX2 = _prefixes()
+
+
+def _note(items: list, watch: frozenset[str], escapes: list[tuple[str, int]], offset: int) -> None:
+    for v in items:
+        if type(v) is str and v in watch:
+            escapes.append((str(v), offset))
 
 
 # --------------------------------------------------------------------------- opcode table
@@ -435,7 +512,7 @@ def _truncation(data: object, n: int, o: int) -> str:
 
 
 # ------------------------------------------------------------------------------ the walk
-def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk:  # noqa: C901
+def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:  # noqa: C901
     kinds = _KIND
     steps = _STEP
     argsize = _ARGSIZE
@@ -461,6 +538,15 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
     i = start
     o = start
     underflow = "stack underflow"
+    track = False
+    watch: frozenset[str] = frozenset()
+    jumps = None
+    payloads: list[tuple[int, int, int]] = []
+    escapes: list[tuple[str, int]] = []
+    jumped: list[int] = []
+    if opts is not None:
+        track, watch, jumps = opts.payloads, opts.watch, opts.jumps
+    prefix2 = _PREFIX2
     # End of the current FRAME: the C unpickler reading a file (not a bytes object) holds
     # the frame in its buffer, and an argument running past the end of that buffer is read
     # afresh from after the frame, dropping the bytes left in it: a reading different from
@@ -490,6 +576,9 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 i += 1
             elif k == 2:  # _SHORT_UNI
                 push(i)
+                if track and data[i + 1] >= 4 and i + 2 + data[i + 1] <= n and len(payloads) < MAX_PAYLOADS:  # type: ignore[index]
+                    if (data[i + 2] << 8 | data[i + 3]) in prefix2:  # type: ignore[index]
+                        payloads.append((i, i + 2, data[i + 1]))  # type: ignore[index]
                 i += 2 + data[i + 1]  # type: ignore[index]
             elif k == 3:  # _BINPUT
                 key = data[i + 1] if op == 0x71 else u4(data, i + 1)[0]  # type: ignore[index]
@@ -546,6 +635,9 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                         memo[key] = stack[-1]
                 elif op == 0x53 or op == 0x56:  # STRING, UNICODE
                     push(i)
+                    if track and op == 0x56 and e1 - i > 4 and len(payloads) < MAX_PAYLOADS:
+                        if (data[i + 1] << 8 | data[i + 2]) in prefix2:  # type: ignore[index]
+                            payloads.append((i, i + 1, e1 - i - 1))
                 else:  # INT, LONG, FLOAT, PERSID
                     push(None)
                     if op == 0x50:
@@ -565,7 +657,17 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                     if ln > _PY_SSIZE_T_MAX:
                         error = f"length {ln} exceeds the maximum size"
                         break
-                push(i if pushes_str[op] else None)
+                if track:
+                    a = i + 1 + c
+                    if op in _BYTES_OPS:
+                        push(_Blob(i))
+                    else:
+                        push(i if pushes_str[op] else None)
+                    if ln >= 4 and a + ln <= n and op != 0x8A and op != 0x8B and len(payloads) < MAX_PAYLOADS:
+                        if (data[a] << 8 | data[a + 1]) in prefix2:  # type: ignore[index]
+                            payloads.append((i, a, ln))
+                else:
+                    push(i if pushes_str[op] else None)
                 i += 1 + c + ln
                 if i > n:  # checked here: the next index would be huge
                     break
@@ -576,6 +678,8 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 target = stack[-3]
                 if type(target) is str:
                     calls.append(CallSite(i, "SETITEM", target))
+                if watch:
+                    _note(stack[-2:], watch, escapes, i)
                 del stack[-2:]
                 i += 1
             elif k == 9:  # _APPEND
@@ -585,6 +689,8 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 target = stack[-2]
                 if type(target) is str:
                     calls.append(CallSite(i, "APPEND", target))
+                if watch:
+                    _note(stack[-1:], watch, escapes, i)
                 del stack[-1]
                 i += 1
             elif k == 10:  # _FILL: SETITEMS, APPENDS, ADDITEMS
@@ -603,6 +709,8 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                     if op == 0x75 and (len(stack) - x) & 1:
                         error = "odd number of items"
                         break
+                    if watch:
+                        _note(stack[x:], watch, escapes, i)
                     del stack[x:]
                 i += 1
             elif k == 11:  # _TUPLE_N
@@ -613,6 +721,13 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 pair = None
                 if c == 2 and isinstance(stack[-2], str) and type(stack[-1]) is int:
                     pair = _AttrArgs((stack[-2], stack[-1]))
+                elif track:
+                    if c == 1 and type(stack[-1]) is _Blob:
+                        pair = _BlobArgs((stack[-1],))
+                    elif c == 2 and type(stack[-2]) is int and type(stack[-1]) is int:
+                        pair = _BlobArgs((stack[-2], stack[-1]))
+                if watch:
+                    _note(stack[-c:], watch, escapes, i)
                 if c > 1:
                     del stack[1 - c :]
                 stack[-1] = pair
@@ -626,8 +741,18 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 if op == 0x64 and (len(stack) - x) & 1:
                     error = "odd number of items"
                     break
+                if watch:
+                    _note(stack[x:], watch, escapes, i)
+                pair = None
+                if op == 0x74 and len(stack) - x == 2 and isinstance(stack[x], str) and type(stack[x + 1]) is int:
+                    pair = _AttrArgs((stack[x], stack[x + 1]))  # (X, "name") built with MARK ... TUPLE
+                elif track and op == 0x74:
+                    if len(stack) - x == 1 and type(stack[x]) is _Blob:
+                        pair = _BlobArgs((stack[x],))
+                    elif len(stack) - x == 2 and type(stack[x]) is int and type(stack[x + 1]) is int:
+                        pair = _BlobArgs((stack[x], stack[x + 1]))
                 del stack[x:]
-                push(None)
+                push(pair)
                 i += 1
             elif k == 13:  # _REDUCE
                 if len(stack) - 2 < fence:
@@ -647,6 +772,14 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                         GlobalRef(name, i, "GETATTR", known, None, None, None if type(owner) is str else f"<instance of {owner}>")
                     )
                     stack[-1] = name if known else None
+                elif type(args) is _BlobArgs and type(fn) is str:
+                    if len(args) == 1:
+                        calls.append(CallSite(i, "REDUCE", fn, int(args[0])))
+                        stack[-1] = made(fn)
+                    else:
+                        calls.append(CallSite(i, "REDUCE", fn))
+                        enc = _string_at(data, n, args[1], find_nl) if fn == "_codecs.encode" else None
+                        stack[-1] = _Blob(args[0]) if enc is not None and enc.lower() in _LATIN1 else made(fn)
                 elif type(fn) is str:
                     calls.append(CallSite(i, "REDUCE", fn))
                     stack[-1] = made(fn)
@@ -658,10 +791,28 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 if len(stack) - 2 < fence:
                     error = underflow
                     break
+                if watch:
+                    _note(stack[-1:], watch, escapes, i)
                 del stack[-1]
                 inst = stack[-1]
                 calls.append(CallSite(i, "BUILD", str(inst) if isinstance(inst, str) else None))
                 i += 1
+                if jumps is not None and o in jumps:
+                    # the unpickler reads raw data (joblib's array) from here, then goes on
+                    if fend <= n and i != fend and soft is None:
+                        soft = (
+                            f"the data read after BUILD at offset {o} starts inside a FRAME "
+                            f"(which ends at offset {fend}): unpicklers read it differently"
+                        )
+                        soft_off = o
+                    stack[-1] = None
+                    jumped.append(o)
+                    fend = n + 1
+                    j = jumps[o]
+                    if j > n:
+                        error = f"the data read after it runs to offset {j}, past the end ({n})"
+                        break
+                    i = j
             elif k == 15:  # _NEWOBJ, NEWOBJ_EX
                 c = 3 if op == 0x92 else 2
                 if len(stack) - c < fence:
@@ -731,6 +882,8 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                         break
                     x = marks.pop()
                     fence = marks[-1] if marks else 0
+                    if watch:
+                        _note(stack[x:], watch, escapes, i)
                     del stack[x:]
                     calls.append(CallSite(i, "INST", ref.name if ref.resolved else None))
                     push(made(ref.name))
@@ -789,6 +942,8 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                     error = underflow
                     break
                 cls = stack[x]
+                if watch:
+                    _note(stack[x + 1 :], watch, escapes, i)
                 del stack[x:]
                 if type(cls) is str:
                     calls.append(CallSite(i, "OBJ", cls))
@@ -827,6 +982,8 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
                 if len(stack) <= fence:
                     error = underflow
                     break
+                if watch:
+                    _note(stack[-1:], watch, escapes, i)
                 stack[-1] = None
                 persids += 1
                 i += 1
@@ -900,21 +1057,47 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object) -> Walk
         persistent_ids=persids,
         ext_codes=ext_codes,
         start=start,
+        payloads=payloads,
+        escapes=escapes,
+        jumped=jumped,
     )
 
 
-def walk(buf: bytes | bytearray | memoryview, start: int = 0) -> Walk:
+def _options(payloads: bool, watch: Iterable[str], jumps: dict[int, int] | None) -> _Options | None:
+    watch = frozenset(watch)
+    if not payloads and not watch and jumps is None:
+        return None
+    return _Options(bool(payloads), watch, jumps)
+
+
+def walk(
+    buf: bytes | bytearray | memoryview,
+    start: int = 0,
+    *,
+    payloads: bool = False,
+    watch: Iterable[str] = (),
+    jumps: dict[int, int] | None = None,
+) -> Walk:
     """Walk ONE pickle starting at ``start``, up to and including its STOP.
 
-    Raises TypeError when ``buf`` is not a bytes-like object and ValueError when ``start``
-    is outside it; never raises on what the buffer holds.
+    ``payloads``, ``watch`` and ``jumps``: see the module docstring. Raises TypeError when
+    ``buf`` is not a bytes-like object and ValueError when ``start`` is outside it; never
+    raises on what the buffer holds.
     """
     data, n, find_nl = _as_buffer(buf)
     _check_start(start, n)
-    return _walk(data, n, start, {}, find_nl)
+    return _walk(data, n, start, {}, find_nl, _options(payloads, watch, jumps))
 
 
-def walk_all(buf: bytes | bytearray | memoryview, start: int = 0, *, limit: int = 1000) -> list[Walk]:
+def walk_all(
+    buf: bytes | bytearray | memoryview,
+    start: int = 0,
+    *,
+    limit: int = 1000,
+    payloads: bool = False,
+    watch: Iterable[str] = (),
+    jumps: dict[int, int] | None = None,
+) -> list[Walk]:
     """Walk consecutive pickles (several pickles concatenated in one stream).
 
     Goes on until the data ends, until a pickle does not end with a STOP (that walk is the
@@ -927,11 +1110,12 @@ def walk_all(buf: bytes | bytearray | memoryview, start: int = 0, *, limit: int 
     _check_start(start, n)
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
+    opts = _options(payloads, watch, jumps)
     memo: dict = {}
     walks: list[Walk] = []
     pos = start
     while len(walks) < limit and pos < n:
-        w = _walk(data, n, pos, memo, find_nl)
+        w = _walk(data, n, pos, memo, find_nl, opts)
         if walks and not w.stopped and w.end == pos and not w.globals:
             break  # what follows the previous STOP is not a pickle: its first opcode fails
         walks.append(w)
@@ -939,7 +1123,7 @@ def walk_all(buf: bytes | bytearray | memoryview, start: int = 0, *, limit: int 
             break
         pos = w.end
     if not walks:
-        walks.append(_walk(data, n, pos, memo, find_nl))
+        walks.append(_walk(data, n, pos, memo, find_nl, opts))
     return walks
 
 
