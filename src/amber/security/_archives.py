@@ -151,7 +151,8 @@ def _is_wrapper_class(v: Any) -> bool:
 def _check_free(items: Any, what: str) -> None:
     """The wrapper class may not be stored anywhere (where the evaluator would lose it)."""
     for v in items:
-        if _is_wrapper_class(v) or type(v) is _ReconArgs:
+        t = type(v)
+        if (t is _Global and (v.name == JOBLIB_WRAPPER or v.name in JOBLIB_OLD_WRAPPERS)) or t is _ReconArgs:
             raise _Refuse(f"the array wrapper class is used as {what}, which joblib may turn into an array read")
 
 
@@ -378,6 +379,9 @@ def joblib_layout(buf: Any, start: int = 0) -> JoblibLayout:  # noqa: C901
         if len(stack) - k < (marks[-1] if marks else 0):
             raise _Malformed("stack underflow")
 
+    check_free = _check_free
+    wrapper_names = JOBLIB_OLD_WRAPPERS | {JOBLIB_WRAPPER}
+
     try:
         while True:
             if i >= n:
@@ -387,7 +391,19 @@ def joblib_layout(buf: Any, start: int = 0) -> JoblibLayout:  # noqa: C901
             k = kinds[op]
             if k == 99:
                 raise _Malformed(f"unknown opcode 0x{op:02x}")
-            if k == 0:  # _PUSH
+            if k == 4:  # BINGET, LONG_BINGET
+                key = data[i + 1] if op == 0x68 else u4(data, i + 1)[0]
+                try:
+                    stack.append(memo[key])
+                except KeyError:
+                    raise _Malformed(f"memo key {key} not found") from None
+                i += 1 + argsize[op]
+            elif k == 1:  # MEMOIZE
+                if len(stack) <= (marks[-1] if marks else 0):
+                    raise _Malformed("stack underflow")
+                memo[len(memo)] = stack[-1]
+                i += 1
+            elif k == 0:  # _PUSH
                 c = argsize[op]
                 if i + 1 + c > n:
                     raise _Malformed("truncated")
@@ -415,11 +431,90 @@ def joblib_layout(buf: Any, start: int = 0) -> JoblibLayout:  # noqa: C901
                     v = _OPAQUE
                 stack.append(v)
                 i += 1 + c
-            elif k == 1:  # MEMOIZE
-                need(1)
-                memo[len(memo)] = stack[-1]
+            elif k == 2:  # SHORT_BINUNICODE
+                ln = data[i + 1]
+                a = i + 2
+                if a + ln > n:
+                    raise _Malformed("truncated")
+                try:
+                    stack.append(bytes(data[a : a + ln]).decode("utf-8", "surrogatepass"))
+                except UnicodeDecodeError:
+                    stack.append(_OPAQUE)
+                i = a + ln
+            elif k == 5:  # MARK
+                marks.append(len(stack))
                 i += 1
-            elif k in (2, 7):  # strings, bytes, LONG1/LONG4
+            elif k == 14:  # BUILD
+                need(2)
+                state = stack.pop()
+                inst = stack[-1]
+                if _is_wrapper_class(inst):
+                    raise _Refuse("BUILD sets attributes of the array wrapper class itself")
+                i += 1
+                if type(inst) is _Wrapper:
+                    _check_free((state,), "an array wrapper's state")
+                    _apply_build(inst, state)
+                    resume = _array_extent(data, n, i, inst, out)
+                    out.jumps[o] = resume
+                    stack[-1] = _OPAQUE
+                    if resume > n:
+                        raise _Malformed(f"an array runs to offset {resume}, past the end of the data ({n})")
+                    i = resume
+                else:
+                    if type(state) is _Global or type(state) is _ReconArgs:
+                        check_free((state,), "an object's state")
+                    if type(inst) is _DType:
+                        inst.state = state
+                        inst.resolved = None
+            elif k == 10:  # SETITEMS, APPENDS, ADDITEMS
+                items = pop_mark()
+                check_free(items, "a container item")
+                if not stack:
+                    raise _Malformed("stack underflow")
+                target = stack[-1]
+                if op == 0x75:
+                    if len(items) & 1:
+                        raise _Malformed("odd number of items")
+                    if type(target) is dict:
+                        for j in range(0, len(items), 2):
+                            target[items[j]] = items[j + 1]
+                elif op == 0x65 and type(target) is list:
+                    target.extend(items)
+                i += 1
+            elif k == 15:  # NEWOBJ, NEWOBJ_EX
+                c = 3 if op == 0x92 else 2
+                need(c)
+                cls = stack[-c]
+                _check_free(stack[1 - c :], "an argument")
+                del stack[1 - c :]
+                if _is_wrapper_class(cls):
+                    if cls.name != JOBLIB_WRAPPER:
+                        raise _Refuse(f"{cls.name} (joblib < 0.10 keeps arrays in separate files)")
+                    stack[-1] = _Wrapper()
+                else:
+                    stack[-1] = _Obj(cls.name if type(cls) is _Global else None)
+                i += 1
+            elif k == 11:  # TUPLE1/2/3
+                c = argsize[op]
+                if len(stack) - c < (marks[-1] if marks else 0):
+                    raise _Malformed("stack underflow")
+                items = stack[-c:]
+                del stack[-c:]
+                if c == 3 and _recon_args(items):
+                    stack.append(_ReconArgs(items))
+                else:
+                    check_free(items, "a tuple item")
+                    stack.append(tuple(items))
+                i += 1
+            elif k == 18:  # FRAME: its content is opcodes, read in order
+                i += 9
+            elif k == 3:  # BINPUT, LONG_BINPUT
+                if len(stack) <= (marks[-1] if marks else 0):
+                    raise _Malformed("stack underflow")
+                key = data[i + 1] if op == 0x71 else u4(data, i + 1)[0]
+                memo[key] = stack[-1]
+                i += 1 + argsize[op]
+            elif k == 7:  # strings, bytes, LONG1/LONG4
                 c = argsize[op]
                 if c == 1:
                     ln = data[i + 1]
@@ -443,20 +538,83 @@ def joblib_layout(buf: Any, start: int = 0) -> JoblibLayout:  # noqa: C901
                     v = bytes(data[a : a + ln])
                 stack.append(v)
                 i = a + ln
-            elif k == 3:  # BINPUT, LONG_BINPUT
-                need(1)
-                key = data[i + 1] if op == 0x71 else u4(data, i + 1)[0]
-                memo[key] = stack[-1]
-                i += 1 + argsize[op]
-            elif k == 4:  # BINGET, LONG_BINGET
-                key = data[i + 1] if op == 0x68 else u4(data, i + 1)[0]
-                if key not in memo:
-                    raise _Malformed(f"memo key {key} not found")
-                stack.append(memo[key])
-                i += 1 + argsize[op]
-            elif k == 5:  # MARK
-                marks.append(len(stack))
+            elif k == 12:  # TUPLE, LIST, FROZENSET, DICT
+                items = pop_mark()
+                if op == 0x74 and len(items) == 3 and _recon_args(items):
+                    stack.append(_ReconArgs(items))
+                    i += 1
+                    continue
+                check_free(items, "a container item")
+                if op == 0x74:
+                    stack.append(tuple(items))
+                elif op == 0x6C:
+                    stack.append(list(items))
+                elif op == 0x64:
+                    if len(items) & 1:
+                        raise _Malformed("odd number of items")
+                    stack.append({items[j]: items[j + 1] for j in range(0, len(items), 2)})
+                else:
+                    stack.append(_OPAQUE)
                 i += 1
+            elif k == 13:  # REDUCE
+                need(2)
+                fn, args = stack[-2], stack[-1]
+                del stack[-1]
+                if type(fn) is _Global and fn.name in wrapper_names:
+                    raise _Refuse("the array wrapper class is called with REDUCE")
+                name = fn.name if type(fn) is _Global else None
+                if type(args) is _ReconArgs:
+                    if name != "copyreg._reconstructor":
+                        raise _Refuse(f"the array wrapper class is passed to {name or 'a callable'}")
+                    stack[-1] = _Wrapper()
+                else:
+                    if type(args) is _Global or type(args) is _ReconArgs:
+                        check_free((args,), "an argument")
+                    if name == "numpy.dtype":
+                        stack[-1] = _DType(args)
+                    elif name == "_codecs.encode" and type(args) is tuple and len(args) == 2 and type(args[0]) is str:
+                        enc = args[1]
+                        if type(enc) is str and enc.lower() in W._LATIN1:
+                            try:
+                                stack[-1] = args[0].encode("latin-1")
+                            except UnicodeEncodeError:
+                                raise _Malformed("_codecs.encode fails") from None
+                        else:
+                            stack[-1] = _Obj(name)
+                    elif name == "builtins.bytes" and args == ():
+                        stack[-1] = b""
+                    else:
+                        stack[-1] = _Obj(name)
+                i += 1
+            elif k == 16:  # STACK_GLOBAL
+                need(2)
+                mod, qual = stack[-2], stack[-1]
+                del stack[-1]
+                if type(mod) is not str or type(qual) is not str:
+                    raise _Malformed("STACK_GLOBAL requires str")
+                stack[-1] = _Global(W._global_ref(mod, qual, proto, i, "STACK_GLOBAL").name)
+                i += 1
+            elif k == 17:  # GLOBAL, INST
+                e1 = find_nl(b"\n", i + 1)
+                e2 = find_nl(b"\n", e1 + 1) if e1 >= 0 else -1
+                if e2 < 0:
+                    raise _Malformed("no newline-terminated module and name")
+                enc = "utf-8" if op == 0x63 else "ascii"
+                try:
+                    mod = bytes(data[i + 1 : e1]).decode(enc)
+                    qual = bytes(data[e1 + 1 : e2]).decode(enc)
+                except UnicodeDecodeError:
+                    raise _Malformed("a module or name that cannot be decoded") from None
+                g = _Global(W._global_ref(mod, qual, proto, i, names[op]).name)
+                if op == 0x69:  # INST
+                    items = pop_mark()
+                    if _is_wrapper_class(g):
+                        raise _Refuse("the array wrapper class is called with INST")
+                    _check_free(items, "an argument")
+                    stack.append(_Obj(g.name))
+                else:
+                    stack.append(g)
+                i = e2 + 1
             elif k == 6:  # line arguments: INT, LONG, FLOAT, STRING, UNICODE, GET, PUT, PERSID
                 e = find_nl(b"\n", i + 1)
                 if e < 0:
@@ -511,144 +669,6 @@ def joblib_layout(buf: Any, start: int = 0) -> JoblibLayout:  # noqa: C901
                 if type(stack[-1]) is list:
                     stack[-1].append(val)
                 i += 1
-            elif k == 10:  # SETITEMS, APPENDS, ADDITEMS
-                items = pop_mark()
-                _check_free(items, "a container item")
-                if not stack:
-                    raise _Malformed("stack underflow")
-                target = stack[-1]
-                if op == 0x75:
-                    if len(items) & 1:
-                        raise _Malformed("odd number of items")
-                    if type(target) is dict:
-                        for j in range(0, len(items), 2):
-                            target[items[j]] = items[j + 1]
-                elif op == 0x65 and type(target) is list:
-                    target.extend(items)
-                i += 1
-            elif k == 11:  # TUPLE1/2/3
-                c = argsize[op]
-                need(c)
-                items = stack[-c:]
-                del stack[-c:]
-                if _recon_args(items):
-                    stack.append(_ReconArgs(items))
-                else:
-                    _check_free(items, "a tuple item")
-                    stack.append(tuple(items))
-                i += 1
-            elif k == 12:  # TUPLE, LIST, FROZENSET, DICT
-                items = pop_mark()
-                if op == 0x74 and _recon_args(items):
-                    stack.append(_ReconArgs(items))
-                    i += 1
-                    continue
-                _check_free(items, "a container item")
-                if op == 0x74:
-                    stack.append(tuple(items))
-                elif op == 0x6C:
-                    stack.append(list(items))
-                elif op == 0x64:
-                    if len(items) & 1:
-                        raise _Malformed("odd number of items")
-                    stack.append({items[j]: items[j + 1] for j in range(0, len(items), 2)})
-                else:
-                    stack.append(_OPAQUE)
-                i += 1
-            elif k == 13:  # REDUCE
-                need(2)
-                fn, args = stack[-2], stack[-1]
-                del stack[-1]
-                if _is_wrapper_class(fn):
-                    raise _Refuse("the array wrapper class is called with REDUCE")
-                name = fn.name if type(fn) is _Global else None
-                if type(args) is _ReconArgs:
-                    if name != "copyreg._reconstructor":
-                        raise _Refuse(f"the array wrapper class is passed to {name or 'a callable'}")
-                    stack[-1] = _Wrapper()
-                else:
-                    _check_free((args,), "an argument")
-                    if name == "numpy.dtype":
-                        stack[-1] = _DType(args)
-                    elif name == "_codecs.encode" and type(args) is tuple and len(args) == 2 and type(args[0]) is str:
-                        enc = args[1]
-                        if type(enc) is str and enc.lower() in W._LATIN1:
-                            try:
-                                stack[-1] = args[0].encode("latin-1")
-                            except UnicodeEncodeError:
-                                raise _Malformed("_codecs.encode fails") from None
-                        else:
-                            stack[-1] = _Obj(name)
-                    elif name == "builtins.bytes" and args == ():
-                        stack[-1] = b""
-                    else:
-                        stack[-1] = _Obj(name)
-                i += 1
-            elif k == 14:  # BUILD
-                need(2)
-                state = stack.pop()
-                inst = stack[-1]
-                if _is_wrapper_class(inst):
-                    raise _Refuse("BUILD sets attributes of the array wrapper class itself")
-                i += 1
-                if type(inst) is _Wrapper:
-                    _check_free((state,), "an array wrapper's state")
-                    _apply_build(inst, state)
-                    resume = _array_extent(data, n, i, inst, out)
-                    out.jumps[o] = resume
-                    stack[-1] = _OPAQUE
-                    if resume > n:
-                        raise _Malformed(f"an array runs to offset {resume}, past the end of the data ({n})")
-                    i = resume
-                else:
-                    _check_free((state,), "an object's state")
-                    if type(inst) is _DType:
-                        inst.state = state
-                        inst.resolved = None
-            elif k == 15:  # NEWOBJ, NEWOBJ_EX
-                c = 3 if op == 0x92 else 2
-                need(c)
-                cls = stack[-c]
-                _check_free(stack[1 - c :], "an argument")
-                del stack[1 - c :]
-                if _is_wrapper_class(cls):
-                    if cls.name != JOBLIB_WRAPPER:
-                        raise _Refuse(f"{cls.name} (joblib < 0.10 keeps arrays in separate files)")
-                    stack[-1] = _Wrapper()
-                else:
-                    stack[-1] = _Obj(cls.name if type(cls) is _Global else None)
-                i += 1
-            elif k == 16:  # STACK_GLOBAL
-                need(2)
-                mod, qual = stack[-2], stack[-1]
-                del stack[-1]
-                if type(mod) is not str or type(qual) is not str:
-                    raise _Malformed("STACK_GLOBAL requires str")
-                stack[-1] = _Global(W._global_ref(mod, qual, proto, i, "STACK_GLOBAL").name)
-                i += 1
-            elif k == 17:  # GLOBAL, INST
-                e1 = find_nl(b"\n", i + 1)
-                e2 = find_nl(b"\n", e1 + 1) if e1 >= 0 else -1
-                if e2 < 0:
-                    raise _Malformed("no newline-terminated module and name")
-                enc = "utf-8" if op == 0x63 else "ascii"
-                try:
-                    mod = bytes(data[i + 1 : e1]).decode(enc)
-                    qual = bytes(data[e1 + 1 : e2]).decode(enc)
-                except UnicodeDecodeError:
-                    raise _Malformed("a module or name that cannot be decoded") from None
-                g = _Global(W._global_ref(mod, qual, proto, i, names[op]).name)
-                if op == 0x69:  # INST
-                    items = pop_mark()
-                    if _is_wrapper_class(g):
-                        raise _Refuse("the array wrapper class is called with INST")
-                    _check_free(items, "an argument")
-                    stack.append(_Obj(g.name))
-                else:
-                    stack.append(g)
-                i = e2 + 1
-            elif k == 18:  # FRAME: its content is opcodes, read in order
-                i += 9
             elif k == 19:  # PROTO
                 proto = data[i + 1]
                 i += 2

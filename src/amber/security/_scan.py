@@ -723,7 +723,7 @@ def _decompress(ctx: _Ctx, src: _Src, codec: str) -> tuple[_Src | None, str | No
         mm = _mmap.mmap(spill.fileno(), 0, access=_mmap.ACCESS_READ)
         b.closers.append(lambda: _close_quietly(mm))
         return _BufSrc(mm, None), error, limited
-    return _BufSrc(bytes(out), None), error, limited  # type: ignore[arg-type]
+    return _BufSrc(out, None), error, limited  # the bytearray itself: no copy
 
 
 def _close_quietly(mm: Any) -> None:
@@ -780,21 +780,29 @@ def _scan_pickle(
     """Walk the pickles of ``src`` from ``start``; None when (not ``strict``) they are not
     pickles at all (the walk breaks before anything a loader would import or call)."""
     buf = src.view(0, src.size)
-    walks = W.walk_all(buf, start, limit=MAX_PICKLES, payloads=True, watch=_WATCH)
-    if not strict and not _seen(walks):
-        return None
+    root = src
+    while isinstance(root, _Window):
+        root = root.parent
+    obj = root.obj if isinstance(root, _BufSrc) and not isinstance(src, _Window) and src.size <= 1 << 24 else None
+    if obj is not None and hasattr(obj, "find") and obj.find(b"NumpyArrayWrapper", start) >= 0:
+        walks = []  # joblib's wrapper is named: follow the array layout from the start
+    else:
+        walks = W.walk_all(buf, start, limit=MAX_PICKLES, payloads=True, watch=_WATCH)
+        if not strict and not _seen(walks):
+            return None
     fmt = "pickle"
     layout = None
-    if any(g.name == JOBLIB_WRAPPER for w in walks for g in w.globals):
+    if not walks or any(g.name == JOBLIB_WRAPPER for w in walks for g in w.globals):
         fmt = "joblib"
         layout = joblib_layout(buf, start)
         walks = W.walk_all(buf, start, limit=MAX_PICKLES, payloads=True, watch=_WATCH, jumps=layout.jumps)
-        root = src
-        while isinstance(root, _Window):
-            root = root.parent
-        if isinstance(root, _BufSrc) and root.budget is not None:
+        if not any(g.name == JOBLIB_WRAPPER for w in walks for g in w.globals):
+            fmt, layout = "pickle", None  # the name was only in some data
+        elif isinstance(root, _BufSrc) and root.budget is not None:
             # mapped or in memory, and counted whole: the arrays were skipped, not read
             ctx.budget.scanned -= min(layout.array_bytes, ctx.budget.scanned)
+    if not strict and not _seen(walks):
+        return None
     _judge(ctx, buf, walks, member, depth, fmt, torch, trailing_ok)
     if layout is not None:
         _check_joblib(ctx, buf, walks, layout, member, depth)
@@ -1346,7 +1354,7 @@ def _member_src(ctx: _Ctx, src: _Src, m: ZipMember, nm: str) -> _Src | None:
         mm = _mmap.mmap(spill.fileno(), 0, access=_mmap.ACCESS_READ)
         b.closers.append(lambda: _close_quietly(mm))
         return _BufSrc(mm, None)
-    return _BufSrc(bytes(out), None)
+    return _BufSrc(out, None)
 
 
 def _scan_amber(ctx: _Ctx, src: _Src, member: str, depth: int) -> str:
@@ -1455,6 +1463,22 @@ def _error_report(path: str, fmt: str, rule: str, reason: str) -> FileReport:
     return FileReport(path, fmt, "error", [Finding("error", rule, None, "", None, reason)], {}, 0)
 
 
+_STATUS_CACHES: dict[tuple[tuple[str, ...], frozenset[str]], dict[str, str]] = {}
+
+
+def _status_cache(trusted: tuple[str, ...]) -> dict[str, str]:
+    """Trust decisions for ``trusted`` and the process's current amber.trust() additions."""
+    from amber.trust import trusted_names
+
+    key = (trusted, trusted_names())
+    cache = _STATUS_CACHES.get(key)
+    if cache is None:
+        if len(_STATUS_CACHES) >= 32:
+            _STATUS_CACHES.clear()
+        cache = _STATUS_CACHES[key] = {}
+    return cache
+
+
 def scan_file(source: _Source, *, trusted: Iterable[str] = (), name: str | None = None) -> FileReport:
     """Scan one file: a path, a binary file object (seekable) or its bytes.
 
@@ -1463,7 +1487,8 @@ def scan_file(source: _Source, *, trusted: Iterable[str] = (), name: str | None 
     holds (an unreadable file is a report with verdict "error"); raises TypeError for
     arguments of the wrong type.
     """
-    return _scan_one(source, _check_trusted(trusted), name, {})
+    t = _check_trusted(trusted)
+    return _scan_one(source, t, name, _status_cache(t))
 
 
 def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: dict[str, str]) -> FileReport:
@@ -1555,7 +1580,7 @@ def scan(
     for p in items:
         if not isinstance(p, (str, os.PathLike)):
             raise TypeError(f"scan() takes paths (str or os.PathLike), not {type(p).__name__}")
-    cache: dict[str, str] = {}
+    cache = _status_cache(trusted_t)
     out = ScanReport()
     for p in items:
         path = os.fsdecode(os.fspath(p))

@@ -41,7 +41,8 @@ It cannot see what happens inside the callables (``__reduce__`` of objects built
 trusted classes, ``__setstate__``, a ``persistent_load`` of the loader), and it knows
 nothing of formats that embed raw data between the opcodes of one pickle (joblib's
 ``NumpyArrayWrapper`` writes array bytes straight after a ``BUILD``; walking on from
-there reads array bytes as opcodes and reports the stream as malformed).
+there reads array bytes as opcodes and reports the stream as malformed), unless the
+caller says where they lie (``jumps``, below).
 
 Hostile input. CPython's loaders do not read every malformed stream alike. ``pickle.loads``
 reads the bytes in order. The C unpickler reading a *file* holds a ``FRAME`` in its buffer,
@@ -202,12 +203,14 @@ class _BlobArgs(tuple):
 
 
 class _Options:
-    __slots__ = ("payloads", "watch", "jumps")
+    __slots__ = ("payloads", "watch", "jumps", "armed")
 
     def __init__(self, payloads: bool, watch: frozenset[str], jumps: dict[int, int] | None) -> None:
         self.payloads = payloads
         self.watch = watch
         self.jumps = jumps
+        #: a watched global has been pushed (so the next pickles, sharing the memo, watch too)
+        self.armed = False
 
 
 #: Most payloads recorded per walk (``payloads=True``).
@@ -546,6 +549,8 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
     jumped: list[int] = []
     if opts is not None:
         track, watch, jumps = opts.payloads, opts.watch, opts.jumps
+    # escapes are looked for only once a watched global is on the stack (or in the memo)
+    watching: frozenset[str] = watch if opts is not None and opts.armed else frozenset()
     prefix2 = _PREFIX2
     # End of the current FRAME: the C unpickler reading a file (not a bytes object) holds
     # the frame in its buffer, and an argument running past the end of that buffer is read
@@ -678,7 +683,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                 target = stack[-3]
                 if type(target) is str:
                     calls.append(CallSite(i, "SETITEM", target))
-                if watch:
+                if watching:
                     _note(stack[-2:], watch, escapes, i)
                 del stack[-2:]
                 i += 1
@@ -689,7 +694,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                 target = stack[-2]
                 if type(target) is str:
                     calls.append(CallSite(i, "APPEND", target))
-                if watch:
+                if watching:
                     _note(stack[-1:], watch, escapes, i)
                 del stack[-1]
                 i += 1
@@ -709,7 +714,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                     if op == 0x75 and (len(stack) - x) & 1:
                         error = "odd number of items"
                         break
-                    if watch:
+                    if watching:
                         _note(stack[x:], watch, escapes, i)
                     del stack[x:]
                 i += 1
@@ -726,7 +731,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                         pair = _BlobArgs((stack[-1],))
                     elif c == 2 and type(stack[-2]) is int and type(stack[-1]) is int:
                         pair = _BlobArgs((stack[-2], stack[-1]))
-                if watch:
+                if watching:
                     _note(stack[-c:], watch, escapes, i)
                 if c > 1:
                     del stack[1 - c :]
@@ -741,7 +746,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                 if op == 0x64 and (len(stack) - x) & 1:
                     error = "odd number of items"
                     break
-                if watch:
+                if watching:
                     _note(stack[x:], watch, escapes, i)
                 pair = None
                 if op == 0x74 and len(stack) - x == 2 and isinstance(stack[x], str) and type(stack[x + 1]) is int:
@@ -772,6 +777,9 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                         GlobalRef(name, i, "GETATTR", known, None, None, None if type(owner) is str else f"<instance of {owner}>")
                     )
                     stack[-1] = name if known else None
+                    if watch and name in watch:
+                        watching = watch
+                        opts.armed = True  # type: ignore[union-attr]
                 elif type(args) is _BlobArgs and type(fn) is str:
                     if len(args) == 1:
                         calls.append(CallSite(i, "REDUCE", fn, int(args[0])))
@@ -791,7 +799,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                 if len(stack) - 2 < fence:
                     error = underflow
                     break
-                if watch:
+                if watching:
                     _note(stack[-1:], watch, escapes, i)
                 del stack[-1]
                 inst = stack[-1]
@@ -839,6 +847,9 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                 ref = _global_ref(mod, qual, proto, i, "STACK_GLOBAL")
                 globals_.append(ref)
                 stack[-1] = ref.name if ref.resolved else None
+                if watch and ref.name in watch:
+                    watching = watch
+                    opts.armed = True  # type: ignore[union-attr]
                 i += 1
             elif k == 17:  # _GLOBAL, INST
                 e1 = find_nl(b"\n", i + 1)  # type: ignore[operator]
@@ -882,13 +893,16 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                         break
                     x = marks.pop()
                     fence = marks[-1] if marks else 0
-                    if watch:
+                    if watching:
                         _note(stack[x:], watch, escapes, i)
                     del stack[x:]
                     calls.append(CallSite(i, "INST", ref.name if ref.resolved else None))
                     push(made(ref.name))
                 else:
                     push(ref.name)
+                    if watch and ref.name in watch:
+                        watching = watch
+                        opts.armed = True  # type: ignore[union-attr]
                 i = e2 + 1
             elif k == 18:  # _FRAME
                 ln = u8(data, i + 1)[0]
@@ -942,7 +956,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                     error = underflow
                     break
                 cls = stack[x]
-                if watch:
+                if watching:
                     _note(stack[x + 1 :], watch, escapes, i)
                 del stack[x:]
                 if type(cls) is str:
@@ -973,6 +987,9 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                 ):
                     ref = _global_ref(pair[0], pair[1], proto, i, "EXT")
                     push(ref.name)
+                    if watch and ref.name in watch:
+                        watching = watch
+                        opts.armed = True  # type: ignore[union-attr]
                 else:
                     ref = GlobalRef(f"?.ext{code}", i, "EXT", False)
                     push(None)
@@ -982,7 +999,7 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
                 if len(stack) <= fence:
                     error = underflow
                     break
-                if watch:
+                if watching:
                     _note(stack[-1:], watch, escapes, i)
                 stack[-1] = None
                 persids += 1
