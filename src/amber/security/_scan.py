@@ -390,7 +390,7 @@ class ScanReport:
                 for x in order:
                     where = x.member or ""
                     if x.offset is not None:
-                        where = f"{where}@{x.offset}" if where else f"offset {x.offset}"
+                        where = f"{where} (offset {x.offset})" if where else f"offset {x.offset}"
                     times = f" [x{x.count}]" if x.count > 1 else ""
                     lines.append(f"  {x.severity:<9} {x.rule:<19} {where + ': ' if where else ''}{x.reason}{times}")
         counts = {v: sum(1 for f in self.files if f.verdict == v) for v in ("dangerous", "unknown", "error", "safe")}
