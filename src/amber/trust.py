@@ -262,9 +262,17 @@ def _matches(name: str, entries: Iterable[str]) -> bool:
     return False
 
 
+def _test_code(name: str) -> bool:
+    """Test modules shipped inside packages (``sklearn/conftest.py``, ``pandas/tests/...``):
+    never trusted by default, and never imported to find out (they import pytest & co.)."""
+    return any(p in ("conftest", "tests", "testing") or p.startswith("test_") for p in name.split(".")[1:-1])
+
+
 def _by_default_prefix(name: str) -> bool:
     """Is ``name`` below a module whose classes are trusted by default (pending the check
     that it *is* a class, which needs an import of that trusted module)?"""
+    if _test_code(name):
+        return False
     return _matches(name, DEFAULT_CLASSES) and not name.startswith(_CLASS_EXCLUDED) or name.startswith("numpy.")
 
 

@@ -143,6 +143,7 @@ RULES: dict[str, tuple[str, str]] = {
     "zip-too-many": ("unknown", "More zip members than the scanner reads."),
     "zip-polyglot": ("unknown", "A zip directory at the end of a file that is something else at its start."),
     "tar-polyglot": ("unknown", "A valid tar header on a file that is also another format."),
+    "unsupported-archive": ("unknown", "An archive format whose members amber cannot read (7z, rar): not scanned."),
     "unreadable-member": ("unknown", "An archive member that could not be read."),
     "malformed-compression": ("unknown", "A compressed stream that breaks; the part before the break was scanned."),
     "decompression-limit": ("unknown", "More decompressed data than the scanner reads."),
@@ -598,6 +599,10 @@ def _is_torch_legacy(head: bytes) -> bool:
     return head.startswith(_LEGACY_MAGICS)
 
 
+#: Archives whose members the scanner cannot list: never called safe.
+_OPAQUE_ARCHIVES = ((b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!\x1a\x07", "rar"))
+
+
 def _stream_head(head: bytes) -> bool:
     """Could a payload starting with ``head`` be a stream a loader reads (precise check)?"""
     if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
@@ -629,6 +634,17 @@ def _scan_src(ctx: _Ctx, src: _Src, member: str, depth: int, role: str, torch: b
         return _scan_npy(ctx, src, member, depth, role)
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _scan_zip(ctx, src, member, depth, role)
+    for magic, kind in _OPAQUE_ARCHIVES:
+        if head.startswith(magic):
+            ctx.add(
+                "unknown",
+                "unsupported-archive",
+                member,
+                0,
+                f"a {kind} archive: amber cannot read its members, so they are not scanned (model files have been "
+                "hidden this way); extract it and scan the files",
+            )
+            return kind
     fmt = "other"
     tar = _is_tar_header(head)
     if tar:
