@@ -205,6 +205,11 @@ def main() -> None:
     title("8. Existing pickle and joblib files: loaded safely, converted in one call")
     existing(work)
 
+    title("9. amber scan: check downloaded files without loading them")
+    report = amber.scan([os.path.join(work, n) for n in ("forest.pkl", "forest.joblib", "evil.pkl", "forest.amber")])
+    print(report)
+    print("exit code for CI:", report.exit_code)
+
     for name in os.listdir(work):
         os.remove(os.path.join(work, name))
     os.rmdir(work)

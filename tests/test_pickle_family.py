@@ -469,3 +469,26 @@ def test_assert_roundtrip_in_every_writable_format(tmp_path: Path, fmt: str, nam
     if fmt == "joblib" and name == "arrays":  # joblib loads arrays in native byte order
         obj = {k: v for k, v in obj.items() if k != "be"}
     assert_roundtrip(obj, format=fmt, tmp_path=tmp_path)
+
+
+def _s4(x: str) -> bytes:
+    return b"\x8c" + bytes([len(x)]) + x.encode()
+
+
+def test_a_pickle_cannot_patch_what_it_imports() -> None:
+    """BUILD on an imported class sets attributes on it for the whole process: amber undoes
+    the change and refuses the file."""
+    import scipy.sparse._csr as csr
+
+    before = csr.csr_matrix.tocsc
+    data = (
+        b"\x80\x04" + _s4("scipy.sparse._csr") + _s4("csr_matrix") + b"\x93"
+        + b"N}" + _s4("tocsc") + _s4("numpy") + _s4("abs") + b"\x93s" + _s4("added") + b"Ns\x86b."
+    )
+    with pytest.raises(amber.FormatError, match="undid the change"):
+        amber.loads(data, format="pickle")
+    assert csr.csr_matrix.tocsc is before and not hasattr(csr.csr_matrix, "added")
+    data = b"\x80\x04" + _s4("numpy") + _s4("mean") + b"\x93" + b"N}" + _s4("__defaults__") + b"(K\x05ts\x86b."
+    with pytest.raises(amber.FormatError, match="numpy.mean"):
+        amber.loads(data, format="pickle")
+    assert "__defaults__" not in vars(np.mean)

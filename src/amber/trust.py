@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 import types
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -177,6 +178,61 @@ DENIED_PREFIXES: tuple[str, ...] = (
     "numpy.ndarray.tofile",
     "numpy.ndarray.dump",
     "multiprocessing.",
+    # found in published scanner bypasses (2024-2026): they run code, spawn processes,
+    # write files or reach any callable by name
+    "cProfile.",
+    "profile.",
+    "trace.",
+    "bdb.",
+    "pdb.",
+    "timeit.",
+    "doctest.",
+    "idlelib.",
+    "lib2to3.",
+    "pydoc.",
+    "pkgutil.",
+    "_operator.attrgetter",
+    "_operator.methodcaller",
+    "_operator.itemgetter",
+    "numpy.f2py.",
+    "numpy.testing.",
+    "numpy.distutils.",
+    "torch._dynamo.",
+    "torch._inductor.",
+    "torch.fx.experimental.symbolic_shapes.",
+    "torch.utils.collect_env.",
+    "torch.utils.data.datapipes.",
+    "torch.utils._config_module.",
+    "torch.utils.bottleneck.",
+    "uuid._get_command_stdout",
+    "_osx_support.",
+    "_aix_support.",
+    "_pyrepl.",
+    "imaplib.",
+    "poplib.",
+    "mailcap.",
+    "test.",
+    "ensurepip.",
+    "venv.",
+    "distutils.",
+    "setuptools.",
+    "mlflow.projects.",
+    "logging.FileHandler",
+    "logging.handlers.",
+    "logging.config.",
+    "py_compile.",
+    "compileall.",
+    "sqlite3.",
+    "shelve.",
+    "dbm.",
+    "ssl.",
+    "socketserver.",
+    "xmlrpc.",
+    "requests.",
+    "aiohttp.",
+    "types.CodeType",
+    "types.FunctionType",
+    "types.LambdaType",
     "io.",
     "_io.",
     "tempfile.",
@@ -360,10 +416,12 @@ def _import(name: str) -> Any:
             except Exception as exc:  # a module that fails on import
                 raise _NotImportable(f"cannot import {modname!r} (for {name!r}): {type(exc).__name__}: {exc}") from None
         try:
-            for attr in parts[cut:]:
-                obj = getattr(obj, attr)
-                if isinstance(obj, types.ModuleType):  # "pkg.mod.os.system": not its own name
-                    raise DecodeError(f"{name!r} reaches module {obj.__name__!r} through an attribute; refusing")
+            with warnings.catch_warnings():  # numpy.core.* and other deprecated aliases warn
+                warnings.simplefilter("ignore")
+                for attr in parts[cut:]:
+                    obj = getattr(obj, attr)
+                    if isinstance(obj, types.ModuleType):  # "pkg.mod.os.system": not its own name
+                        raise DecodeError(f"{name!r} reaches module {obj.__name__!r} through an attribute; refusing")
         except AttributeError:
             break
         real = f"{getattr(obj, '__module__', None)}.{getattr(obj, '__qualname__', None)}"

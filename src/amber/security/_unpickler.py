@@ -22,11 +22,12 @@ from __future__ import annotations
 import _compat_pickle
 import functools
 import pickle
+import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from amber.trust import _import, is_denied, is_trusted
-from amber.errors import DecodeError, UntrustedTypeError
+from amber.errors import DecodeError, FormatError, UntrustedTypeError
 
 __all__ = [
     "PICKLE_TRUSTED",
@@ -233,6 +234,8 @@ class PickleTrust:
         self.overrides = dict(overrides or {})
         self._lazy = dict(lazy or {})
         self._cache: dict[tuple[str, str], Any] = {}
+        #: id -> (name, object, snapshot of its attributes) of every global handed out
+        self._watched: dict[int, tuple[str, Any, Any]] = {}
 
     def _load_lazy(self, full: str) -> None:
         for prefix in [p for p in self._lazy if full.startswith(p)]:
@@ -295,7 +298,23 @@ class PickleTrust:
         else:
             raise Refused(full, is_denied(full))
         self._cache[key] = obj
+        if id(obj) not in self._watched:
+            self._watched[id(obj)] = (full, obj, _snapshot(obj))
         return obj
+
+    def check_untouched(self) -> None:
+        """After a load: undo and refuse any change the pickle made to a class or function it
+        imported. (``BUILD`` on a global sets its attributes: a file could otherwise patch
+        ``LogisticRegression.predict`` or a function's defaults for the whole process.)"""
+        changed = [full for full, obj, snap in self._watched.values() if _changed(obj, snap)]
+        if not changed:
+            return
+        for full, obj, snap in self._watched.values():
+            _restore(obj, snap)
+        raise FormatError(
+            f"the pickle changes {', '.join(sorted(set(changed)))}, which it imports (a class or function "
+            "of this process): amber undid the change and refuses the file, which is corrupt or hostile"
+        )
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -308,6 +327,12 @@ class SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         return self._trust.find(module, name)
 
+    def load(self) -> Any:
+        try:
+            return super().load()
+        finally:
+            self._trust.check_untouched()
+
 
 class SafePyUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
     """The pure-Python unpickler (for formats that hook opcodes, as joblib's does), restricted alike."""
@@ -318,6 +343,63 @@ class SafePyUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
 
     def find_class(self, module: str, name: str) -> Any:
         return self._trust.find(module, name)
+
+    def load(self) -> Any:
+        try:
+            return super().load()
+        finally:
+            self._trust.check_untouched()
+
+
+def _snapshot(obj: Any) -> Any:
+    """What BUILD could change on a global: a class's namespace, a function's defaults,
+    code and attributes, another object's ``__dict__``."""
+    if isinstance(obj, type):
+        return dict(obj.__dict__)
+    if isinstance(obj, types.FunctionType):
+        return (obj.__defaults__, obj.__kwdefaults__, obj.__code__, dict(obj.__dict__))
+    d = getattr(obj, "__dict__", None)
+    return dict(d) if isinstance(d, dict) else None
+
+
+def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
+
+
+def _changed(obj: Any, snap: Any) -> bool:
+    if isinstance(obj, type):
+        return not _same(dict(obj.__dict__), snap)
+    if isinstance(obj, types.FunctionType):
+        d, kw, code, attrs = snap
+        return obj.__defaults__ is not d or obj.__kwdefaults__ is not kw or obj.__code__ is not code or not _same(
+            obj.__dict__, attrs
+        )
+    d = getattr(obj, "__dict__", None)
+    return isinstance(d, dict) and snap is not None and not _same(d, snap)
+
+
+def _restore(obj: Any, snap: Any) -> None:
+    try:
+        if isinstance(obj, type):
+            now = dict(obj.__dict__)
+            for k in now.keys() - snap.keys():
+                delattr(obj, k)
+            for k, v in snap.items():
+                if now.get(k, _MISSING) is not v:
+                    setattr(obj, k, v)
+        elif isinstance(obj, types.FunctionType):
+            obj.__defaults__, obj.__kwdefaults__, obj.__code__, attrs = snap
+            obj.__dict__.clear()
+            obj.__dict__.update(attrs)
+        elif snap is not None:
+            d = obj.__dict__
+            d.clear()
+            d.update(snap)
+    except (AttributeError, TypeError):  # a read-only attribute the pickle could not change either
+        pass
+
+
+_MISSING = object()
 
 
 def untrusted_globals(names: Iterable[str], trust: PickleTrust) -> tuple[list[str], list[str]]:
