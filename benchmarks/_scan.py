@@ -95,44 +95,31 @@ def run_scan(quick: bool, repeat: int | None, tmp_base: Path, seed: int, log: Ca
     out: list[WorkloadResult] = []
     work = Path(tempfile.mkdtemp(prefix="amber-scan-", dir=tmp_base))
     try:
-        # 1. a big torch.save checkpoint
+        # 1. a big torch.save checkpoint; 2. a joblib file of arrays
         import torch
 
         params = (12_500_000 if quick else 250_000_000) // 10
-        sd = {f"layers.{i}.weight": torch.zeros(params, dtype=torch.float32) for i in range(10)}
-        p = work / "checkpoint.pt"
-        t = time.perf_counter()
-        torch.save(sd, p)
-        written = time.perf_counter() - t
-        del sd
-        size = p.stat().st_size
-        log(f"== scan-torch: {size / 1e6:.0f} MB torch.save checkpoint ({rep} repeats)")
-        w = WorkloadResult(
-            "scan-torch", "scan", f"torch.save checkpoint of {size / 1e6:.0f} MB (10 float32 tensors), scanned",
-            size, 1, rep, list(os.getloadavg()),
-        )
-        w.measurements = [_amber(p, False, rep, written, size, 1), _picklescan(p, False, rep, written, size, 1)]
-        out.append(w)
-        p.unlink()
-
-        # 2. a joblib file of arrays
         n = (10_000_000 if quick else 200_000_000) // 8 // 20
         rng = np.random.default_rng(seed)
-        arrays = {f"a{i}": rng.standard_normal(n) for i in range(20)}
-        p = work / "arrays.joblib"
-        t = time.perf_counter()
-        joblib.dump(arrays, p)
-        written = time.perf_counter() - t
-        del arrays
-        size = p.stat().st_size
-        log(f"== scan-joblib: {size / 1e6:.0f} MB joblib file ({rep} repeats)")
-        w = WorkloadResult(
-            "scan-joblib", "scan", f"joblib.dump file of {size / 1e6:.0f} MB (20 float64 arrays), scanned",
-            size, 1, rep, list(os.getloadavg()),
+        singles = (
+            ("scan-torch", "checkpoint.pt", "torch.save checkpoint", "10 float32 tensors",
+             lambda p: torch.save({f"layers.{i}.weight": torch.zeros(params) for i in range(10)}, p)),
+            ("scan-joblib", "arrays.joblib", "joblib.dump file", "20 float64 arrays",
+             lambda p: joblib.dump({f"a{i}": rng.standard_normal(n) for i in range(20)}, p)),
         )
-        w.measurements = [_amber(p, False, rep, written, size, 1), _picklescan(p, False, rep, written, size, 1)]
-        out.append(w)
-        p.unlink()
+        for name, filename, what, holds, write in singles:
+            p = work / filename
+            t = time.perf_counter()
+            write(p)
+            written = time.perf_counter() - t
+            size = p.stat().st_size
+            log(f"== {name}: {size / 1e6:.0f} MB {what} ({rep} repeats)")
+            w = WorkloadResult(
+                name, "scan", f"{what} of {size / 1e6:.0f} MB ({holds}), scanned", size, 1, rep, list(os.getloadavg())
+            )
+            w.measurements = [_amber(p, False, rep, written, size, 1), _picklescan(p, False, rep, written, size, 1)]
+            out.append(w)
+            p.unlink()
 
         # 3. a folder of small model files
         count = 20 if quick else 100

@@ -317,38 +317,31 @@ class PickleTrust:
         )
 
 
-class SafeUnpickler(pickle.Unpickler):
+class _Restricted:
+    """Globals through a :class:`PickleTrust`; after the load, imported globals untouched."""
+
+    _trust: PickleTrust
+
+    def __init__(self, file: Any, trust: PickleTrust, **kwargs: Any) -> None:
+        super().__init__(file, **kwargs)  # type: ignore[call-arg]
+        self._trust = trust
+
+    def find_class(self, module: str, name: str) -> Any:
+        return self._trust.find(module, name)
+
+    def load(self) -> Any:
+        try:
+            return super().load()  # type: ignore[misc]
+        finally:
+            self._trust.check_untouched()
+
+
+class SafeUnpickler(_Restricted, pickle.Unpickler):
     """The C unpickler with every global resolved through a :class:`PickleTrust`."""
 
-    def __init__(self, file: Any, trust: PickleTrust, **kwargs: Any) -> None:
-        super().__init__(file, **kwargs)
-        self._trust = trust
 
-    def find_class(self, module: str, name: str) -> Any:
-        return self._trust.find(module, name)
-
-    def load(self) -> Any:
-        try:
-            return super().load()
-        finally:
-            self._trust.check_untouched()
-
-
-class SafePyUnpickler(pickle._Unpickler):  # type: ignore[name-defined,misc]
+class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defined,misc]
     """The pure-Python unpickler (for formats that hook opcodes, as joblib's does), restricted alike."""
-
-    def __init__(self, file: Any, trust: PickleTrust, **kwargs: Any) -> None:
-        super().__init__(file, **kwargs)
-        self._trust = trust
-
-    def find_class(self, module: str, name: str) -> Any:
-        return self._trust.find(module, name)
-
-    def load(self) -> Any:
-        try:
-            return super().load()
-        finally:
-            self._trust.check_untouched()
 
 
 def _snapshot(obj: Any) -> Any:
