@@ -280,7 +280,9 @@ class AmberReadsTorch(_ReadsOthers, TorchSave):
 #: Every adapter, in table order.
 ADAPTERS: tuple[Adapter, ...] = (
     Pickle5(),
+    AmberReadsPickle(),  # amber loading each tool's file, right after that tool's own load
     Joblib(),
+    AmberReadsJoblib(),
     JoblibZ3(),
     Npy(),
     NpyMmap(),
@@ -288,12 +290,10 @@ ADAPTERS: tuple[Adapter, ...] = (
     Feather(),
     Safetensors(),
     TorchSave(),
+    AmberReadsTorch(),
     Amber(),
     AmberZ(),
     AmberZRaw(),
     AmberMmap(),
     AmberTrustOff(),
-    AmberReadsPickle(),
-    AmberReadsJoblib(),
-    AmberReadsTorch(),
 )

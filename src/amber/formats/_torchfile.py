@@ -696,13 +696,14 @@ class _ZipLoader(_Loader):
 
 def _alloc(nbytes: int) -> tuple[memoryview, Any]:
     """Fresh memory for a storage: (a writable view to read into, the UntypedStorage over it).
-    Like torch.load's, the storage is not resizable, so no ``Tensor.set_`` can grow it."""
-    import numpy as np
+    The storage is not resizable, so no ``Tensor.set_`` can grow it."""
     import torch
 
-    arr = np.empty(nbytes, dtype=np.uint8)
     if not nbytes:  # frombuffer refuses empty buffers
-        return memoryview(arr), torch.frombuffer(bytearray(1), dtype=torch.uint8).untyped_storage()[:0]
+        return memoryview(b""), torch.frombuffer(bytearray(1), dtype=torch.uint8).untyped_storage()[:0]
+    # torch's allocator (as torch.load's storages: freed tensor memory is reused without page
+    # faults), wrapped so that the storage is not resizable
+    arr = torch.empty(nbytes, dtype=torch.uint8).numpy()
     return memoryview(arr), torch.frombuffer(arr, dtype=torch.uint8).untyped_storage()
 
 
