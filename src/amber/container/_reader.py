@@ -257,12 +257,14 @@ class ContainerReader:
             return None
         return memoryview(mm)[b.offset : b.offset + b.nbytes]
 
-    def read(self, index: int) -> np.ndarray:
+    def read(self, index: int, alloc: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
         """The whole blob as a writable uint8 array (checksums verified).
 
         With ``readahead`` on, a small uncompressed blob is read together with the small
         uncompressed blobs that follow it (one request for many arrays); the arrays are
-        then views into that shared buffer.
+        then views into that shared buffer. ``alloc(n)`` gives the memory a blob read on
+        its own goes into (a writable uint8 array; default ``np.empty``): torch passes its
+        own allocator, whose freed memory is reused without page faults.
         """
         b = self.blob(index)
         if b.codec is None and self.source.owned:  # the whole file is ours already
@@ -275,7 +277,7 @@ class ContainerReader:
             return cached
         if self.readahead and b.codec is None and 0 < b.nbytes <= _AHEAD_BLOB:
             return self._read_span(b)
-        out = np.empty(b.nbytes, dtype=np.uint8)
+        out = np.empty(b.nbytes, dtype=np.uint8) if alloc is None or not b.nbytes else alloc(b.nbytes)
         if not b.nbytes:
             return out
         view = memoryview(out)

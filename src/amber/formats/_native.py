@@ -509,13 +509,13 @@ class Decoder:
         self.used_blobs.add(index)
         return index
 
-    def blob(self, ref: Any, writable: bool = False) -> Any:
+    def blob(self, ref: Any, writable: bool = False, alloc: Any = None) -> Any:
         index = self._claim(ref)
         if self.mmap:
             view = self._blobs().mapped(index, private=writable)
             if view is not None:
                 return view
-        return self._blobs().read(index)
+        return self._blobs().read(index, alloc)
 
     def lazy_array(self, ref: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any:
         from amber._lazy import LazyArray

@@ -201,11 +201,17 @@ class StorageHandler(Handler):
         return st if target is _CPU else placer.place(st, saved, target)
 
 
+def _torch_memory(n: int) -> np.ndarray:
+    return torch.empty(n, dtype=torch.uint8).numpy()
+
+
 def _cpu_storage(ctx: DecodeContext, ref: Any, n: int) -> torch.UntypedStorage:
     """The blob as a CPU storage: a copy-on-write file mapping with ``mmap``, else read once."""
     # torch cannot mark memory read-only (a write into a read-only mapping would crash the
     # process), so a mapped blob comes as a copy-on-write view: writes stay private.
-    buf = ctx.blob(ref, writable=True)  # also claims the blob: one blob backs one node
+    # also claims the blob: one blob backs one node. Read into torch's own memory: its
+    # allocator reuses freed tensors' pages, as torch.load's storages do
+    buf = ctx.blob(ref, writable=True, alloc=_torch_memory)
     if len(buf) != n:
         raise CorruptFileError(f"storage of {n} bytes is backed by blob {ref} of {len(buf)} bytes")
     if not n:
