@@ -492,3 +492,28 @@ def test_a_pickle_cannot_patch_what_it_imports() -> None:
     with pytest.raises(amber.FormatError, match="numpy.mean"):
         amber.loads(data, format="pickle")
     assert "__defaults__" not in vars(np.mean)
+
+
+def test_cli_scan_exit_codes_and_formats(tmp_path: Path, capsys: Any) -> None:
+    import json
+
+    from amber._cli import main
+
+    good, bad = tmp_path / "good.pkl", tmp_path / "bad.pkl"
+    good.write_bytes(pickle.dumps(MODELS["forest"]))
+    bad.write_bytes(hostile_pickle("reduce-os.system", tmp_path / "marker"))
+    assert main(["scan", str(good)]) == 0
+    assert "safe" in capsys.readouterr().out
+    assert main(["scan", str(good), str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "dangerous" in out and "posix.system" in out
+    assert main(["scan", str(tmp_path), "--recursive", "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert sorted(f["verdict"] for f in report["files"]) == ["dangerous", "safe"]
+    assert main(["scan", str(bad), "--sarif"]) == 1
+    sarif = json.loads(capsys.readouterr().out)
+    assert sarif["version"] == "2.1.0" and sarif["runs"][0]["results"]
+    assert main(["scan", str(tmp_path / "missing.pkl")]) == 2
+    capsys.readouterr()
+    assert amber.scan(good).verdict == "safe"
+    assert not (tmp_path / "marker").exists()
