@@ -650,3 +650,23 @@ def test_walker_scanner_options() -> None:
     lfb = b"\x80\x04" + _str4("torch.storage") + _str4("_load_from_bytes") + b"\x93C\x04abcd\x85R."
     (call,) = _walk.walk(lfb, payloads=True).calls
     assert call.arg == lfb.index(b"C\x04abcd")
+
+
+def test_big_decompressed_streams_spill_to_a_temporary_file(tmp_path: Path, monkeypatch: Any) -> None:
+    """Past SPILL_AT, decompressed bytes go to a mapped temporary file: same findings."""
+    from amber.security import _scan
+
+    monkeypatch.setattr(_scan, "SPILL_AT", 1000)
+    marker = tmp_path / "marker"
+    hostile = pickle.dumps({"pad": b"x" * 5000, "x": Reduce(os.system, f"touch {marker}")}, protocol=4)
+    benign = pickle.dumps({"pad": b"x" * 5000, "w": list(range(500))}, protocol=4)
+    gz_bad, gz_good = tmp_path / "bad.pkl.gz", tmp_path / "good.pkl.gz"
+    gz_bad.write_bytes(gzip.compress(hostile))
+    gz_good.write_bytes(gzip.compress(benign))
+    zp = tmp_path / "archive.zip"
+    with zipfile.ZipFile(zp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a/data.pkl", hostile)
+    assert _scan.scan_file(gz_good).verdict == "safe"
+    assert _scan.scan_file(gz_bad).verdict == "dangerous"
+    assert _scan.scan_file(zp).verdict == "dangerous"
+    assert not marker.exists()

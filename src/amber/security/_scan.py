@@ -692,18 +692,50 @@ def _polyglot_zip(ctx: _Ctx, src: _Src, member: str, depth: int) -> None:
     _scan_zip_listing(ctx, src, member, depth, listing, polyglot=True)
 
 
+class _Collector:
+    """Decompressed bytes, counted against the budget: in memory up to :data:`SPILL_AT`,
+    then in a temporary file that is mapped at the end."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+        self.out = bytearray()
+        self.spill: Any = None
+        self.total = 0
+
+    def add(self, chunk: bytes) -> None:
+        b = self.budget
+        b.decompressed += len(chunk)
+        b.scanned += len(chunk)
+        self.total += len(chunk)
+        if self.spill is None and self.total > SPILL_AT:
+            self.spill = tempfile.TemporaryFile()
+            b.closers.append(self.spill.close)
+            self.spill.write(self.out)
+            self.out = bytearray()
+        if self.spill is not None:
+            self.spill.write(chunk)
+        else:
+            self.out.extend(chunk)
+
+    def source(self) -> _BufSrc:
+        if self.spill is None:
+            return _BufSrc(self.out, None)  # the bytearray itself: no copy
+        self.spill.flush()
+        mm = _mmap.mmap(self.spill.fileno(), 0, access=_mmap.ACCESS_READ)
+        self.budget.closers.append(lambda: _close_quietly(mm))
+        return _BufSrc(mm, None)
+
+
 def _decompress(ctx: _Ctx, src: _Src, codec: str) -> tuple[_Src | None, str | None, bool]:
     """(the decompressed bytes, why decompression stopped early or None, limit reached)."""
     b = ctx.budget
-    out: bytearray | None = bytearray()
-    spill: Any = None
     error = None
     limited = False
     try:
         fh = compressed_reader(PreadFile(src.pread, src.size), codec)  # type: ignore[arg-type]
     except Exception as exc:
         return None, f"{type(exc).__name__}: {exc}", False
-    total = 0
+    got = _Collector(b)
     try:
         while True:
             room = MAX_DECOMPRESSED - b.decompressed
@@ -717,29 +749,13 @@ def _decompress(ctx: _Ctx, src: _Src, codec: str) -> tuple[_Src | None, str | No
                 break
             if not chunk:
                 break
-            b.decompressed += len(chunk)
-            b.scanned += len(chunk)
-            total += len(chunk)
-            if spill is None and total > SPILL_AT:
-                spill = tempfile.TemporaryFile()
-                b.closers.append(spill.close)
-                spill.write(out)
-                out = None
-            if spill is not None:
-                spill.write(chunk)
-            else:
-                out.extend(chunk)  # type: ignore[union-attr]
+            got.add(chunk)
     finally:
         try:
             fh.close()
         except Exception:
             pass
-    if spill is not None:
-        spill.flush()
-        mm = _mmap.mmap(spill.fileno(), 0, access=_mmap.ACCESS_READ)
-        b.closers.append(lambda: _close_quietly(mm))
-        return _BufSrc(mm, None), error, limited
-    return _BufSrc(out, None), error, limited  # the bytearray itself: no copy
+    return got.source(), error, limited
 
 
 def _close_quietly(mm: Any) -> None:
@@ -1342,35 +1358,17 @@ def _member_src(ctx: _Ctx, src: _Src, m: ZipMember, nm: str) -> _Src | None:
     if not head or (W._KIND[head[0]] == W._BAD and not _stream_head(head) and not _is_tar_header(head)
                     and not head.startswith(_amber_magic())):
         return None  # not anything a loader reads as a pickle or container
-    out = bytearray()
-    spill: Any = None
-    total = 0
+    got = _Collector(b)
     try:
         room = MAX_DECOMPRESSED - b.decompressed
         for chunk in member_chunks(src.pread, src.size, m, max(0, room)):
-            b.decompressed += len(chunk)
-            b.scanned += len(chunk)
-            total += len(chunk)
-            if spill is None and total > SPILL_AT:
-                spill = tempfile.TemporaryFile()
-                b.closers.append(spill.close)
-                spill.write(out)
-                out = bytearray()
-            if spill is not None:
-                spill.write(chunk)
-            else:
-                out.extend(chunk)
+            got.add(chunk)
         if b.decompressed >= MAX_DECOMPRESSED:
             ctx.add("unknown", "decompression-limit", nm, None, f"decompression stopped at the scanner's limit ({MAX_DECOMPRESSED} bytes)")
     except Exception as exc:
         ctx.add("unknown", "unreadable-member", nm, None,
-                f"it breaks after {total} decompressed bytes ({type(exc).__name__}: {exc}); the part before was scanned")
-    if spill is not None:
-        spill.flush()
-        mm = _mmap.mmap(spill.fileno(), 0, access=_mmap.ACCESS_READ)
-        b.closers.append(lambda: _close_quietly(mm))
-        return _BufSrc(mm, None)
-    return _BufSrc(out, None)
+                f"it breaks after {got.total} decompressed bytes ({type(exc).__name__}: {exc}); the part before was scanned")
+    return got.source()
 
 
 def _scan_amber(ctx: _Ctx, src: _Src, member: str, depth: int) -> str:
