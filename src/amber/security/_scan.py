@@ -65,6 +65,7 @@ import stat
 import struct
 import tarfile
 import tempfile
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Callable, Union
@@ -422,14 +423,15 @@ class _Budget:
         self.closers: list[Callable[[], None]] = []
 
 
-class _Src:
+class _Src(ABC):
     """Random-access bytes: ``pread`` copies a (small) range, ``view`` gives one without
     copying when it can."""
 
     size: int
 
+    @abstractmethod
     def pread(self, off: int, n: int) -> bytes:
-        raise NotImplementedError
+        """The bytes at ``off``, at most ``n`` of them."""
 
     def view(self, off: int, n: int) -> Any:
         return self.pread(off, n)
