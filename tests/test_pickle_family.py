@@ -517,3 +517,17 @@ def test_cli_scan_exit_codes_and_formats(tmp_path: Path, capsys: Any) -> None:
     capsys.readouterr()
     assert amber.scan(good).verdict == "safe"
     assert not (tmp_path / "marker").exists()
+
+
+def test_a_pickle_node_the_manifest_does_not_list_is_refused(tmp_path: Path) -> None:
+    """A hand-edited file whose tree has a pickle island but whose manifest lists none:
+    refused even with allow_pickle=True (the manifest is what a load audits first)."""
+    from tests._hostile import parse
+
+    k = 2
+    p = parse(amber.dumps({"f": lambda: k}, allow_pickle=True))
+    assert amber.loads(p.rebuild(), allow_pickle=True)["f"]() == 2  # the rebuilt file is sound
+    manifest = dict(p.manifest)
+    del manifest["islands"]
+    with pytest.raises(amber.PickleIslandError):
+        amber.loads(p.rebuild(manifest), allow_pickle=True)

@@ -774,6 +774,8 @@ def decode_from(
     needs = check_trust(manifest, trusted, reader.name)
     check_islands(manifest, bool(options and options.get("allow_pickle")), reader.name)
     check_versions(manifest, reader.name)
+    if options and options.get("allow_pickle") and not manifest.get("islands"):
+        options = {**options, "allow_pickle": False}  # a pickle node the manifest does not list is refused
     dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")), options=options)
     reader.readahead = True
     try:
