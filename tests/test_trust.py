@@ -711,3 +711,14 @@ def test_allocating_constructors_are_refused_without_caller_trust() -> None:
         with pytest.raises(amber.CorruptFileError, match="refusing"):
             amber.loads(build([T("reduce"), name, [T("tuple"), 10**12]], needs=[name]))
     assert amber.loads(amber.dumps([np.float64, np.int8, np.dtype])) == [np.float64, np.int8, np.dtype]
+
+
+def test_test_code_inside_trusted_packages_is_neither_trusted_nor_imported() -> None:
+    import sys
+
+    from amber.trust import is_trusted
+
+    for name in ("sklearn.conftest.pyplot", "pandas.tests.frame.test_api.TestDataFrameMisc", "sklearn.utils.tests.test_x.F"):
+        assert not is_trusted(name)
+    assert "sklearn.conftest" not in sys.modules and "pandas.tests" not in sys.modules
+    assert is_trusted("sklearn.linear_model._logistic.LogisticRegression")
