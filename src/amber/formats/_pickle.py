@@ -28,7 +28,16 @@ from amber.container._streams import compressed_reader, compressed_writer, sniff
 from amber.errors import AmberError, DecodeError, FormatError
 from amber.security._unpickler import PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
-__all__ = ["JOBLIB_CODECS", "dump_cloudpickle", "dump_joblib", "dump_pickle", "load_pickled", "pickle_trust"]
+__all__ = [
+    "JOBLIB_CODECS",
+    "dump_cloudpickle",
+    "dump_joblib",
+    "dump_pickle",
+    "load_pickled",
+    "peek_is_pickle",
+    "pickle_trust",
+    "untrusted_in",
+]
 
 #: What ``joblib.dump(compress=...)`` accepts by name.
 JOBLIB_CODECS = ("zlib", "gzip", "bz2", "lzma", "xz", "lz4")
@@ -334,11 +343,6 @@ def peek_is_pickle(head: bytes) -> bool:
         return len(head) > 1 and head[1] <= 5
     # protocol 0/1 streams start with an opcode that pushes or marks
     return head[:1] in (b"(", b"c", b"]", b"}", b")", b"l", b"d", b"N", b"I", b"L", b"F", b"S", b"V", b"X", b"U", b"T", b"J", b"K", b"M", b"G", b"\x88", b"\x89")
-
-
-def open_bytes(data: Any) -> Callable[[], IO[bytes]]:
-    """An opener over bytes already in memory."""
-    return lambda: io.BytesIO(data)
 
 
 def _pickles_in(fmt: str, opener: Callable[[], IO[bytes]], head: bytes) -> list[tuple[bytes, int]]:
