@@ -477,20 +477,17 @@ def inspect(source: PathLike | Any) -> Any:
 def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = None) -> list[str]:
     """The classes and functions a file needs that a load with ``trusted=`` would refuse
     (sorted; empty when it loads as is). Nothing named by the file is imported. For
-    pickle-based files (pickle, joblib, PyTorch, object ``.npy``) the names come from a
-    static walk of their pickles."""
+    pickle-based files (pickle, joblib, PyTorch, object ``.npy``) the names come from the
+    scanner's static walk of their pickles (:func:`scan`)."""
     from amber.trust import untrusted
 
     src = open_source(source)
     try:
-        fmt = _detect(src)
-        if fmt != "amber":
-            from amber.formats._pickle import untrusted_in
+        if _detect(src) != "amber":
+            from amber.security._scan import scan_file
 
-            def opener() -> Any:
-                return io.BufferedReader(SourceFile(src), 256 << 10)
-
-            return untrusted_in(fmt, opener, src.pread(0, min(16, src.size)), tuple(trusted or ()))
+            report = scan_file(SourceFile(src), trusted=tuple(trusted or ()), name=src.name)
+            return sorted(n for n, status in report.globals.items() if status != "trusted")
         reader = ContainerReader(src, verify=True, ext_hook=ext_hook)
         needs = reader.manifest.get("needs") or []
         if not isinstance(needs, list) or not all(type(n) is str for n in needs):
@@ -498,7 +495,6 @@ def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = N
         return untrusted(needs, tuple(trusted or ()))
     finally:
         src.close()
-
 
 def scan(
     paths: PathLike | Iterable[PathLike] | Any,

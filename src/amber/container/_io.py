@@ -15,6 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
@@ -28,6 +29,7 @@ __all__ = [
     "FileObjSource",
     "FileSource",
     "PathLike",
+    "RangeFile",
     "Source",
     "SourceFile",
     "is_url",
@@ -172,14 +174,17 @@ class FileObjSource(Source):
             self.fh.close()
 
 
-class SourceFile(io.RawIOBase):
-    """A Source as a seekable binary file (for formats read as one stream, like pickle).
-    Wrap it in ``io.BufferedReader`` for small reads."""
+class RangeFile(io.RawIOBase):
+    """Random-access bytes as a seekable binary file (for what is read as one stream, like
+    a pickle, a zip or a compressed stream). ``read_at(offset, view)`` fills ``view`` with
+    the bytes at ``offset`` and returns how many it filled (None: all of them). Wrap it in
+    ``io.BufferedReader`` for small reads."""
 
-    def __init__(self, source: Source) -> None:
+    def __init__(self, size: int, read_at: Callable[[int, memoryview], int | None], name: str = "") -> None:
         super().__init__()
-        self.source = source
-        self.name = source.name
+        self.size = size
+        self.name = name
+        self._read_at = read_at
         self._pos = 0
 
     def readable(self) -> bool:
@@ -189,19 +194,25 @@ class SourceFile(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = max(0, min(len(b), self.source.size - self._pos))
+        n = max(0, min(len(b), self.size - self._pos))
         if n:
-            self.source.readinto(self._pos, memoryview(b).cast("B")[:n])
+            got = self._read_at(self._pos, memoryview(b).cast("B")[:n])
+            n = n if got is None else got
             self._pos += n
         return n
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.source.size}[whence]
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self.size}[whence]
         self._pos = max(0, base + offset)
         return self._pos
 
     def tell(self) -> int:
         return self._pos
+
+
+def SourceFile(source: Source) -> RangeFile:  # noqa: N802 - reads as the class it returns
+    """A Source as a seekable binary file."""
+    return RangeFile(source.size, source.readinto, source.name)
 
 
 def _fsspec() -> Any:

@@ -36,7 +36,6 @@ __all__ = [
     "load_pickled",
     "peek_is_pickle",
     "pickle_trust",
-    "untrusted_in",
 ]
 
 #: What ``joblib.dump(compress=...)`` accepts by name.
@@ -343,50 +342,3 @@ def peek_is_pickle(head: bytes) -> bool:
         return len(head) > 1 and head[1] <= 5
     # protocol 0/1 streams start with an opcode that pushes or marks
     return head[:1] in (b"(", b"c", b"]", b"}", b")", b"l", b"d", b"N", b"I", b"L", b"F", b"S", b"V", b"X", b"U", b"T", b"J", b"K", b"M", b"G", b"\x88", b"\x89")
-
-
-def _pickles_in(fmt: str, opener: Callable[[], IO[bytes]], head: bytes) -> list[tuple[bytes, int]]:
-    """The pickle streams a file of format ``fmt`` holds, as (bytes, start offset)."""
-    import zipfile
-
-    if fmt in ("pickle", "joblib", "cloudpickle", "torch") and not head.startswith(b"PK"):
-        return [(_decompressed_bytes(opener, sniff_compression(head)), 0)]
-    if fmt == "npy":
-        from amber.formats._npy import _header
-
-        with opener() as fh:
-            _, _, dtype = _header(fh, "")
-            return [(fh.read(), 0)] if dtype.hasobject else []
-    out = []
-    with opener() as raw, zipfile.ZipFile(raw) as zf:
-        for info in zf.infolist():
-            data = zf.read(info)
-            if info.filename.endswith(".pkl"):
-                out.append((data, 0))
-            elif data.startswith(b"\x93NUMPY"):
-                from amber.formats._npy import _header
-
-                fh = io.BytesIO(data)
-                _, _, dtype = _header(fh, "")
-                if dtype.hasobject:
-                    out.append((data, fh.tell()))
-    return out
-
-
-def untrusted_in(
-    fmt: str, opener: Callable[[], IO[bytes]], head: bytes, trusted: Iterable[str] = ()
-) -> list[str]:
-    """The globals the pickles inside a file name that a load with ``trusted`` would refuse,
-    found by a static walk (nothing is imported)."""
-    from amber.security._unpickler import untrusted_globals
-    from amber.security._walk import pickle_globals
-
-    names: set[str] = set()
-    for data, start in _pickles_in(fmt, opener, head):
-        names.update(pickle_globals(data, start))
-    trust = pickle_trust(trusted, _JOBLIB_OVERRIDES)
-    if fmt == "torch":
-        from amber.formats._torchfile import pickle_overrides
-
-        trust.overrides.update(pickle_overrides())
-    return untrusted_globals(names, trust)[0]

@@ -27,7 +27,6 @@ streaming unzippers), which is how scanners have been bypassed. Member bytes are
 
 from __future__ import annotations
 
-import io
 import re
 import reprlib
 import struct
@@ -38,6 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from amber.container._io import RangeFile
 from amber.security import _walk as W
 
 __all__ = [
@@ -746,36 +746,16 @@ class ZipListing:
     directory: bool = True
 
 
-class PreadFile(io.RawIOBase):
-    """A seekable read-only file over ``pread(offset, n) -> bytes``."""
+def PreadFile(pread: Callable[[int, int], bytes], size: int) -> RangeFile:  # noqa: N802
+    """A seekable read-only file over ``pread(offset, n) -> bytes`` (which may return fewer
+    bytes than asked for, at the end of a truncated source)."""
 
-    def __init__(self, pread: Callable[[int, int], bytes], size: int) -> None:
-        self._pread = pread
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        n = min(len(b), max(0, self._size - self._pos))
-        if n <= 0:
-            return 0
-        data = self._pread(self._pos, n)
-        b[: len(data)] = data
-        self._pos += len(data)
+    def read_at(offset: int, view: memoryview) -> int:
+        data = pread(offset, len(view))
+        view[: len(data)] = data
         return len(data)
 
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._size}[whence]
-        self._pos = max(0, base + offset)
-        return self._pos
-
-    def tell(self) -> int:
-        return self._pos
+    return RangeFile(size, read_at)
 
 
 _LOCAL = struct.Struct("<4s5H3L2H")  # signature, version, flags, method, time, date, crc, csize, usize, nlen, xlen
