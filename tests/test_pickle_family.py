@@ -190,7 +190,7 @@ def test_truncated_and_garbage_pickles_give_format_errors(tmp_path: Path) -> Non
     with pytest.raises(amber.FormatError):
         amber.loads(b"\x80\x05garbage-not-a-pickle", format="pickle")
     with pytest.raises(amber.FormatError, match="not a file amber reads"):
-        amber.loads(b"hello, world")
+        amber.loads(b"\x00 is no pickle opcode, nor any magic")
 
 
 # ---------------------------------------------------------------------------------------

@@ -183,8 +183,8 @@ def _detect(src: Source) -> str:
     """The format of ``src``, from its first bytes (and a zip's member names)."""
     from amber.container._streams import sniff_compression
     from amber.formats._npy import NPY_MAGIC
-    from amber.formats._pickle import peek_is_pickle
     from amber.formats._torchfile import is_torch_legacy
+    from amber.security._walk import starts_like_pickle
 
     head = src.pread(0, min(64, src.size))
     if sniff(head):
@@ -195,7 +195,7 @@ def _detect(src: Source) -> str:
         return _zip_kind(src)
     if is_torch_legacy(head):
         return "torch"
-    if sniff_compression(head) or peek_is_pickle(head):
+    if sniff_compression(head) or starts_like_pickle(head):
         return "pickle"
     raise FormatError(
         f"{src.name}: not a file amber reads (it starts with {bytes(head[:8])!r}); amber reads its own "

@@ -34,7 +34,6 @@ __all__ = [
     "dump_joblib",
     "dump_pickle",
     "load_pickled",
-    "peek_is_pickle",
     "pickle_trust",
 ]
 
@@ -332,13 +331,3 @@ def _load_unsafe(stream: Callable[[], IO[bytes]], name: str) -> Any:
         if NumpyUnpickler is None:
             return pickle.load(fh)
         return NumpyUnpickler(name, fh, ensure_native_byte_order=True).load()
-
-
-def peek_is_pickle(head: bytes) -> bool:
-    """Does ``head`` look like the start of a pickle (any protocol)?"""
-    if not head:
-        return False
-    if head[0] == 0x80:  # PROTO (protocols 2-5)
-        return len(head) > 1 and head[1] <= 5
-    # protocol 0/1 streams start with an opcode that pushes or marks
-    return head[:1] in (b"(", b"c", b"]", b"}", b")", b"l", b"d", b"N", b"I", b"L", b"F", b"S", b"V", b"X", b"U", b"T", b"J", b"K", b"M", b"G", b"\x88", b"\x89")

@@ -663,7 +663,7 @@ def _scan_src(ctx: _Ctx, src: _Src, member: str, depth: int, role: str, torch: b
             start = 21 if head[21:22] != b" " else 22  # joblib < 0.10's zfile: "ZF" + hex length + zlib
             inner = _scan_compressed(ctx, src.sub(start, size - start), "zlib", member, depth, role, torch)
             fmt = "joblib-zfile" if not inner.startswith("other") else inner
-        elif W._KIND[head[0]] != W._BAD:
+        elif W.is_opcode(head[0]):
             got = _scan_pickle(ctx, src, member, depth, role, torch, strict=head[0] == 0x80 or role == "arg")
             if got is not None:
                 if tar:
@@ -1357,7 +1357,7 @@ def _member_src(ctx: _Ctx, src: _Src, m: ZipMember, nm: str) -> _Src | None:
     except Exception as exc:
         ctx.add("unknown", "unreadable-member", nm, None, f"cannot decompress it ({type(exc).__name__}: {exc})")
         return None
-    if not head or (W._KIND[head[0]] == W._BAD and not _stream_head(head) and not _is_tar_header(head)
+    if not head or (not W.is_opcode(head[0]) and not _stream_head(head) and not _is_tar_header(head)
                     and not head.startswith(_amber_magic())):
         return None  # not anything a loader reads as a pickle or container
     got = _Collector(b)

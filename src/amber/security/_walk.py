@@ -85,7 +85,7 @@ from dataclasses import dataclass, field
 
 import _compat_pickle
 
-__all__ = ["CallSite", "GlobalRef", "Walk", "pickle_globals", "walk", "walk_all"]
+__all__ = ["CallSite", "GlobalRef", "Walk", "is_opcode", "pickle_globals", "starts_like_pickle", "walk", "walk_all"]
 
 #: Longest string (in bytes) decoded as a STACK_GLOBAL operand; longer ones are "unknown".
 MAX_NAME_BYTES = 1024
@@ -1085,6 +1085,21 @@ def _options(payloads: bool, watch: Iterable[str], jumps: dict[int, int] | None)
     if not payloads and not watch and jumps is None:
         return None
     return _Options(bool(payloads), watch, jumps)
+
+
+def is_opcode(byte: int) -> bool:
+    """Is ``byte`` a pickle opcode (of any protocol)?"""
+    return _KIND[byte] != _BAD
+
+
+def starts_like_pickle(head: bytes) -> bool:
+    """Could a stream starting with ``head`` be a pickle? (``PROTO`` 2-5, or any opcode a
+    protocol 0/1 pickle may start with.) Only a cheap first look: the walk decides."""
+    if not head:
+        return False
+    if head[0] == 0x80:
+        return len(head) > 1 and head[1] <= 5
+    return _KIND[head[0]] != _BAD
 
 
 def walk(
