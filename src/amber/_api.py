@@ -9,7 +9,17 @@ from collections.abc import Iterable
 from typing import Any
 
 from amber.container._codecs import resolve_compress
-from amber.container._io import BytesSource, FileSource, PathLike, Source, SourceFile, is_url, open_sink, open_source
+from amber.container._io import (
+    SMALL_FILE,
+    BytesSource,
+    FileSource,
+    PathLike,
+    Source,
+    SourceFile,
+    is_url,
+    open_sink,
+    open_source,
+)
 from amber.container._reader import ContainerReader, sniff
 from amber.errors import FormatError, StorageError
 from amber._node import ext_hook
@@ -295,12 +305,15 @@ def _load(
     allow_pickle: bool,
 ) -> tuple[Any, Any, str]:
     """(object, metadata, format) of ``source``."""
-    src = open_source(source, whole=not mmap)
+    src = open_source(source)
     try:
         fmt = _detect(src) if format is None else _format_for(source, format, READABLE)
         trusted = tuple(trusted or ())
         if fmt == "amber":
             from amber.formats._native import decode_from
+
+            if not mmap and isinstance(src, FileSource) and src.size <= SMALL_FILE:
+                src = src.slurp()  # one read; its arrays become views of that buffer
 
             reader = ContainerReader(src, verify=verify, ext_hook=ext_hook)
             options: dict[str, Any] = {"map_location": map_location} if map_location is not None else {}
