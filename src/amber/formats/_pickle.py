@@ -16,10 +16,10 @@ installed for that: its wrapper is replaced by amber's own class.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import pickle
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
 import numpy as np
@@ -218,12 +218,6 @@ class _Capped:
             n = min(n, self._size - self._fh.tell())
         return self._fh.read(n)
 
-    def __enter__(self) -> _Capped:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._fh.close()
-
 
 class _SwitchToJoblib(Exception):
     pass
@@ -283,11 +277,17 @@ def load_pickled(
     where = f"{name}: "
     kind = sniff_compression(head)
 
-    def stream() -> IO[bytes]:
-        raw = opener()
-        if kind is not None:
-            return compressed_reader(raw, kind)
-        return _Capped(raw, size) if size is not None and hasattr(raw, "peek") else raw  # type: ignore[return-value]
+    @contextlib.contextmanager
+    def stream() -> Iterator[IO[bytes]]:
+        """The (decompressed) stream; closing it closes the file under it too."""
+        with opener() as raw:
+            if kind is not None:
+                with compressed_reader(raw, kind) as fh:
+                    yield fh
+            elif size is not None and hasattr(raw, "peek"):
+                yield _Capped(raw, size)  # type: ignore[misc]
+            else:
+                yield raw
 
     if unsafe:
         return _load_unsafe(stream, name)
@@ -321,7 +321,7 @@ def load_pickled(
         ) from None
 
 
-def _load_unsafe(stream: Callable[[], IO[bytes]], name: str) -> Any:
+def _load_unsafe(stream: Callable[[], Any], name: str) -> Any:
     """Plain unpickling, for files the caller made and trusts: runs whatever the file says."""
     try:
         from joblib.numpy_pickle import NumpyUnpickler
