@@ -8,7 +8,6 @@ unpickler under the trust list.
 
 from __future__ import annotations
 
-import io
 import zipfile
 from collections.abc import Callable, Iterable
 from typing import IO, Any
@@ -46,12 +45,14 @@ def read_npy(
     size: int | None = None,
     trusted: Iterable[str] = (),
     mapped: Any = None,
-    whole: Any = None,
+    whole: Callable[[], Any] | None = None,
 ) -> np.ndarray:
     """Read one array from the ``.npy`` stream ``fh`` (positioned at its magic).
 
     ``size``: bytes in the stream, when known (declared sizes are checked against it);
-    ``mapped``: a buffer over the whole stream, to return a view instead of reading."""
+    ``mapped``: a buffer over the whole stream, to return a view instead of reading;
+    ``whole()``: the stream's bytes, asked for only to list every untrusted global when an
+    object array's pickle is refused."""
     shape, fortran, dtype = _header(fh, where)
     if dtype.hasobject:
         start = fh.tell()
@@ -61,7 +62,7 @@ def read_npy(
         try:
             arr = SafeUnpickler(fh, trust).load()
         except Refused as exc:
-            raise refusal(whole, start, trust, exc, where) from None
+            raise refusal(whole() if whole is not None else None, start, trust, exc, where) from None
         except AmberError:
             raise
         except Exception as exc:
@@ -107,8 +108,7 @@ def load_npy(
     with opener() as fh:
         if unsafe:
             return np.load(fh, allow_pickle=True)
-        data = whole() if whole is not None else None
-        return read_npy(fh, where=f"{name}: ", size=size, trusted=trusted, mapped=mapped, whole=data)
+        return read_npy(fh, where=f"{name}: ", size=size, trusted=trusted, mapped=mapped, whole=whole)
 
 
 def load_npz(
@@ -134,21 +134,10 @@ def load_npz(
                         if unsafe:
                             out[key] = np.load(member, allow_pickle=True)
                             continue
-                        data = None
-                        if info.file_size <= 1 << 30 and _has_objects(zf, info):
-                            data = zf.read(info)
-                            member = io.BytesIO(data)
-                        out[key] = read_npy(member, where=where, size=info.file_size, trusted=trusted, whole=data)
+                        out[key] = read_npy(
+                            member, where=where, size=info.file_size, trusted=trusted,
+                            whole=lambda info=info: zf.read(info),
+                        )
                 except (zipfile.BadZipFile, OSError, EOFError) as exc:
                     raise FormatError(f"{where}cannot read this member ({exc})") from None
     return out
-
-
-def _has_objects(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bool:
-    """Does the member hold an object array (whose pickle needs its bytes for an error list)?"""
-    with zf.open(info) as fh:
-        try:
-            _, _, dtype = _header(fh, "")
-        except FormatError:
-            return False
-    return bool(dtype.hasobject)
