@@ -188,14 +188,8 @@ def _arrow_checked(fn: Any) -> Callable[..., Any]:
     return build
 
 
-def _lazy_substitute(name: str) -> Any:
-    """Substitutes that wrap a function of a package amber does not import up front."""
-    if name in ("pyarrow.lib._restore_array", "pyarrow.lib._reconstruct_table", "pyarrow.lib.chunked_array"):
-        return _arrow_checked(_import(name))
-    return None
-
-
-_LAZY_SUBSTITUTES = frozenset({"pyarrow.lib._restore_array", "pyarrow.lib._reconstruct_table", "pyarrow.lib.chunked_array"})
+#: Arrow's rebuilders, wrapped by :func:`_arrow_checked` when met (pyarrow is imported only then).
+_ARROW_CHECKED = frozenset({"pyarrow.lib._restore_array", "pyarrow.lib._reconstruct_table", "pyarrow.lib.chunked_array"})
 
 
 def _py3_name(module: str, name: str) -> tuple[str, str]:
@@ -250,7 +244,7 @@ class PickleTrust:
     def is_trusted(self, full: str) -> bool:
         if self._lazy:
             self._load_lazy(full)
-        if full in self.overrides or full in SUBSTITUTES or full in _LAZY_SUBSTITUTES or full in PICKLE_TRUSTED:
+        if full in self.overrides or full in SUBSTITUTES or full in _ARROW_CHECKED or full in PICKLE_TRUSTED:
             return True
         if full == "builtins.getattr":  # only as _getattr allows it
             return True
@@ -289,8 +283,8 @@ class PickleTrust:
             obj = self.overrides[full]
         elif full in SUBSTITUTES:
             obj = SUBSTITUTES[full]
-        elif full in _LAZY_SUBSTITUTES:
-            obj = _lazy_substitute(full)
+        elif full in _ARROW_CHECKED:
+            obj = _arrow_checked(_import(full))
         elif full == "builtins.getattr":
             obj = self._getattr
         elif self.is_trusted(full):
