@@ -308,7 +308,7 @@ def test_native_format_is_the_default(tmp_path: Path, name: str) -> None:
     assert amber.load(p) == {"a": 1}
 
 
-@pytest.mark.parametrize("suffix", [".json", ".npy", ".npz", ".pt", ".h5"])
+@pytest.mark.parametrize("suffix", [".npy", ".npz", ".pt"])
 def test_suffixes_of_formats_dump_does_not_write(tmp_path: Path, suffix: str) -> None:
     p = tmp_path / f"model{suffix}"
     with pytest.raises(amber.FormatError, match="not available"):
@@ -328,7 +328,7 @@ def test_pickle_suffixes_write_pickles(tmp_path: Path, suffix: str, start: bytes
 
 def test_unavailable_format_refused(tmp_path: Path) -> None:
     with pytest.raises(amber.FormatError):
-        amber.dump(1, tmp_path / "x.amber", format="hdf5")
+        amber.dump(1, tmp_path / "x.amber", format="npy")
     with pytest.raises(amber.FormatError):
         amber.dump(1, tmp_path / "x.amber", format="no-such-format")
     with pytest.raises(amber.FormatError):

@@ -40,11 +40,16 @@ FORMATS_BY_SUFFIX = {
     ".pth": "torch",
     ".npy": "npy",
     ".npz": "npz",
+    ".ndjson": "jsonl",
 }
 #: Formats dump writes.
-WRITABLE = ("amber", "pickle", "joblib", "cloudpickle")
+WRITABLE = ("amber", "pickle", "joblib", "cloudpickle", "json", "jsonl", "hdf5")
 #: Formats load reads ("cloudpickle" files are pickles: they load with unsafe=True).
-READABLE = ("amber", "pickle", "joblib", "cloudpickle", "torch", "npy", "npz")
+READABLE = ("amber", "pickle", "joblib", "cloudpickle", "torch", "npy", "npz", "json", "jsonl", "hdf5")
+#: Formats that store ``metadata=``.
+_WITH_METADATA = ("amber", "json", "hdf5")
+#: Options only the JSON formats take.
+_JSON_DEFAULTS = {"compact": False, "array_lists": 1000}
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".lzma", ".zst", ".lz4", ".z")
 
 
@@ -82,12 +87,16 @@ def dump(
     filters: bool = True,
     protocol: int | None = None,
     allow_pickle: bool = False,
+    compact: bool = False,
+    array_lists: int | None = 1000,
 ) -> None:
     """Save ``obj`` to ``target``: a path, an fsspec URL (``s3://...``) or a binary file object.
 
     The format comes from ``format=`` or the target's suffix: ``.amber`` (the default, also
     for no or unknown suffixes), ``.pkl``/``.pickle`` (``"pickle"``), ``.joblib``
-    (``"joblib"``), and ``format="cloudpickle"`` for lambdas and closures.
+    (``"joblib"``), ``.json`` (tagged JSON, ``"json"``), ``.jsonl`` (one record per line,
+    ``"jsonl"``: ``obj`` is an iterable of records), ``.h5``/``.hdf5`` (``"hdf5"``), and
+    ``format="cloudpickle"`` for lambdas and closures.
 
     Args:
         compress: None (default), True (zstd level 1, with byte-shuffle or row-delta filters for arrays), a codec
@@ -95,7 +104,7 @@ def dump(
             ``"zstd:9"`` or ``("zstd", 9)``. Pickle files compress the whole stream with it;
             joblib files take joblib's own values (0-9, ``"zlib"``, ``("lz4", 3)``, ...).
         metadata: any JSON-like value stored with the file (``amber.open(p).metadata``);
-            native format only.
+            native, JSON and HDF5 formats.
         deterministic: leave out the creation time, so equal objects give equal bytes.
         durable: fsync the file and its folder before returning (survives power loss, slower).
         filters: let compression byte-shuffle numeric arrays and row-delta 8-bit images
@@ -104,18 +113,27 @@ def dump(
         allow_pickle: store the parts that only pickle can hold (a lambda, a closure) as
             quarantined "pickle islands" (with cloudpickle) instead of refusing them;
             everything else stays native. Loading such a file needs ``allow_pickle=True``.
+        compact: JSON formats: no indentation (``.jsonl`` records are always compact).
+        array_lists: JSON formats: arrays of at most this many numbers are written as
+            nested lists, larger ones as base64 (``0``: always base64, ``None``: always lists).
 
     Writing to a path is atomic: a failed or interrupted dump leaves an earlier file intact.
     """
     fmt = _format_for(target, format)
-    if fmt != "amber":
-        _no_native_options(fmt, metadata=metadata, deterministic=deterministic, allow_pickle=allow_pickle)
-    elif protocol is not None:
-        raise FormatError("protocol= is for pickle-family formats; the native format has no protocol")
+    _check_options(fmt, metadata=metadata, deterministic=deterministic, allow_pickle=allow_pickle,
+                   protocol=protocol, compact=compact, array_lists=array_lists)
+    if fmt == "hdf5":
+        from amber.formats._hdf5 import dump_hdf5
+
+        dump_hdf5(obj, target, compress=compress, metadata=metadata, durable=durable)
+        return
     codec = resolve_compress(compress) if fmt == "amber" else None
     sink = open_sink(target, durable=durable)
     try:
-        if fmt == "amber":
+        if fmt in ("json", "jsonl"):
+            _dump_json(fmt, obj, sink.fh, compress=compress, metadata=metadata, compact=compact,
+                       array_lists=array_lists)
+        elif fmt == "amber":
             from amber.formats._native import encode_to
 
             encode_to(
@@ -135,10 +153,35 @@ def dump(
         raise
 
 
-def _no_native_options(fmt: str, **options: Any) -> None:
+def _check_options(fmt: str, **options: Any) -> None:
+    """Refuse an option the format would silently ignore."""
     for name, value in options.items():
-        if value:
+        if name in _JSON_DEFAULTS:
+            if fmt not in ("json", "jsonl") and value != _JSON_DEFAULTS[name]:
+                raise FormatError(f"{name}= is an option of the JSON formats, not of {fmt!r} files")
+        elif name == "protocol":
+            if value is not None and fmt not in ("pickle", "joblib", "cloudpickle"):
+                raise FormatError(f"protocol= is for pickle-family formats; {fmt!r} files have no protocol")
+        elif name == "metadata":
+            if value is not None and fmt not in _WITH_METADATA:
+                raise FormatError(f"metadata= is stored by the native, JSON and HDF5 formats, not by {fmt!r} files")
+        elif name == "deterministic":
+            if value and fmt not in ("amber", "json", "jsonl", "hdf5"):
+                raise FormatError(f"deterministic= is an option of amber's own formats, not of {fmt!r} files")
+        elif value and fmt != "amber":
             raise FormatError(f"{name}= is stored only by the native format, not by {fmt!r} files")
+
+
+def _dump_json(fmt: str, obj: Any, fh: Any, *, compress: Any, metadata: Any, compact: bool,
+               array_lists: int | None) -> None:
+    from amber.formats import _json
+
+    if compress is not None:
+        raise FormatError(f"compress= is not available for {fmt!r} files: JSON is stored as plain text")
+    if fmt == "json":
+        _json.dump_json(obj, fh, compact=compact, metadata=metadata, array_lists=array_lists)
+    else:
+        _json.dump_jsonl(obj, fh)
 
 
 def _dump_pickled(fmt: str, obj: Any, fh: Any, protocol: int | None, compress: Any) -> None:
@@ -158,11 +201,21 @@ def dumps(
     filters: bool = True,
     protocol: int | None = None,
     allow_pickle: bool = False,
+    compact: bool = False,
+    array_lists: int | None = 1000,
 ) -> bytes:
     """Like :func:`dump`, returning the file's bytes."""
     fmt = _format_for(None, format)
+    _check_options(fmt, metadata=metadata, deterministic=deterministic, allow_pickle=allow_pickle,
+                   protocol=protocol, compact=compact, array_lists=array_lists)
     buf = io.BytesIO()
-    if fmt == "amber":
+    if fmt in ("json", "jsonl"):
+        _dump_json(fmt, obj, buf, compress=compress, metadata=metadata, compact=compact, array_lists=array_lists)
+    elif fmt == "hdf5":
+        from amber.formats._hdf5 import dump_hdf5
+
+        dump_hdf5(obj, buf, compress=compress, metadata=metadata)
+    elif fmt == "amber":
         from amber.formats._native import encode_to
 
         encode_to(
@@ -175,7 +228,6 @@ def dumps(
             allow_pickle=allow_pickle,
         )
     else:
-        _no_native_options(fmt, metadata=metadata, deterministic=deterministic, allow_pickle=allow_pickle)
         _dump_pickled(fmt, obj, buf, protocol, compress)
     return buf.getvalue()
 
@@ -189,8 +241,23 @@ def _reader(source: Any, verify: bool, whole: bool = False) -> ContainerReader:
         raise
 
 
-def _detect(src: Source) -> str:
-    """The format of ``src``, from its first bytes (and a zip's member names)."""
+#: The signature that starts an HDF5 file.
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+_JSON_START = frozenset(b'{["-0123456789tfn')
+
+
+def _looks_like_json(head: bytes) -> bool:
+    """Could this be the start of a JSON text (after a BOM and white space)?"""
+    text = head[3:] if head.startswith(b"\xef\xbb\xbf") else head
+    text = text.lstrip(b" \t\r\n")
+    return bool(text) and text[0] in _JSON_START
+
+
+def _detect(src: Source, source: Any = None) -> str:
+    """The format of ``src``, from its first bytes (and a zip's member names); JSON text
+    is ``"jsonl"`` when the name of ``source`` (or of ``src``) says so."""
     from amber.container._streams import sniff_compression
     from amber.formats._npy import NPY_MAGIC
     from amber.formats._torchfile import is_torch_legacy
@@ -199,6 +266,8 @@ def _detect(src: Source) -> str:
     head = src.pread(0, min(64, src.size))
     if sniff(head):
         return "amber"
+    if head.startswith(HDF5_MAGIC):
+        return "hdf5"
     if head.startswith(NPY_MAGIC):
         return "npy"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -207,9 +276,12 @@ def _detect(src: Source) -> str:
         return "torch"
     if sniff_compression(head) or starts_like_pickle(head):
         return "pickle"
+    if _looks_like_json(bytes(head)):
+        named = _suffix_format(source if source is not None else src.name)
+        return "jsonl" if named == "jsonl" else "json"
     raise FormatError(
         f"{src.name}: not a file amber reads (it starts with {bytes(head[:8])!r}); amber reads its own "
-        "files, pickle, joblib, PyTorch (.pt) and NumPy (.npy/.npz) files"
+        "files, JSON, JSONL, HDF5, pickle, joblib, PyTorch (.pt) and NumPy (.npy/.npz) files"
     )
 
 
@@ -252,10 +324,12 @@ def load(
     map_location: Any = None,
     unsafe: bool = False,
     allow_pickle: bool = False,
+    schema: Any = None,
 ) -> Any:
     """Load an object. Safe: only types on the trust list are rebuilt, whatever the format.
 
-    Reads amber files, pickles (any protocol, also gzip/bz2/xz/zstd/lz4-compressed),
+    Reads amber files, amber's tagged JSON and JSONL (and any plain JSON), HDF5 files (amber's,
+    and other tools' as dicts of arrays), pickles (any protocol, also gzip/bz2/xz/zstd/lz4-compressed),
     joblib files (every compression joblib writes), PyTorch ``torch.save`` files (zip and
     legacy) and NumPy ``.npy``/``.npz`` files; the format is recognised from the bytes
     (``format=`` forces one). Pickle-based files are never unpickled with ``pickle.load``:
@@ -279,6 +353,9 @@ def load(
             ``dump(..., allow_pickle=True)``). They run code from the file when loaded:
             allow them only for files from someone you trust. Without it, a file with
             islands is refused with a ``PickleIslandError`` naming each one.
+        schema: JSON and JSONL: a JSON Schema (a dict, or the path of a schema file) the
+            data (each record, for JSONL) must match; a mismatch raises ``SchemaError``
+            quoting the failing path.
     """
     obj, metadata, _ = _load(
         source,
@@ -289,6 +366,7 @@ def load(
         map_location=map_location,
         unsafe=unsafe,
         allow_pickle=allow_pickle,
+        schema=schema,
     )
     return (obj, metadata) if with_metadata else obj
 
@@ -303,12 +381,32 @@ def _load(
     map_location: Any,
     unsafe: bool,
     allow_pickle: bool,
+    schema: Any = None,
 ) -> tuple[Any, Any, str]:
     """(object, metadata, format) of ``source``."""
     src = open_source(source)
     try:
-        fmt = _detect(src) if format is None else _format_for(source, format, READABLE)
+        fmt = _detect(src, source) if format is None else _format_for(source, format, READABLE)
         trusted = tuple(trusted or ())
+        if schema is not None and fmt not in ("json", "jsonl"):
+            raise FormatError(f"schema= validates JSON and JSONL files; {src.name} is a {fmt!r} file")
+        if fmt in ("json", "jsonl"):
+            from amber.formats import _json
+
+            data = _whole(src)
+            if data is None:
+                data = src.pread(0, src.size)
+            if fmt == "json":
+                obj, metadata = _json.load_json(data, name=src.name, trusted=trusted, schema=schema)
+                return obj, metadata, fmt
+            return _json.load_jsonl(data, name=src.name, trusted=trusted, schema=schema), None, fmt
+        if fmt == "hdf5":
+            from amber.formats._hdf5 import load_hdf5
+
+            target = src.name if isinstance(src, FileSource) else SourceFile(src)
+            options = {"map_location": map_location} if map_location is not None else None
+            obj, metadata = load_hdf5(target, name=src.name, trusted=trusted, mmap=mmap, options=options)
+            return obj, metadata, fmt
         if fmt == "amber":
             from amber.formats._native import decode_from
 
@@ -373,7 +471,9 @@ def convert(
         allow_pickle=allow_pickle,
     )
     if fmt_out != "amber":
-        dump(obj, target, format=fmt_out, compress=compress, protocol=protocol)
+        keep = metadata if metadata is not None else meta
+        dump(obj, target, format=fmt_out, compress=compress, protocol=protocol,
+             metadata=keep if fmt_out in _WITH_METADATA else None)
         return fmt_in
     from amber.formats._native import encode_to
 
@@ -446,6 +546,7 @@ def loads(
     format: str | None = None,
     unsafe: bool = False,
     allow_pickle: bool = False,
+    schema: Any = None,
 ) -> Any:
     """Load an object from bytes made by :func:`dumps` (or any format :func:`load` reads)."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
@@ -459,19 +560,64 @@ def loads(
         map_location=map_location,
         unsafe=unsafe,
         allow_pickle=allow_pickle,
+        schema=schema,
     )
 
 
-def open(source: PathLike | Any, *, trusted: Iterable[str] | None = None, verify: bool = True) -> Any:
-    """Open a file lazily: ``f.info``, ``f.metadata``, ``f.keys()``, ``f["a"]["b"][10:20]``.
+def _sniff(source: Any) -> str:
+    """The format of ``source`` from its first bytes (see :func:`_detect`)."""
+    src = open_source(source)
+    try:
+        return _detect(src, source)
+    finally:
+        src.close()
 
-    Only the manifest is read up front; arrays are read when indexed, and a slice of an
-    array reads only the bytes (or compressed chunks) that hold it.
+
+def open(source: PathLike | Any, *, trusted: Iterable[str] | None = None, verify: bool = True) -> Any:
+    """Open an amber or HDF5 file lazily: ``f.info``, ``f.metadata``, ``f.keys()``,
+    ``f["a"]["b"][10:20]`` (HDF5 also ``f["a/b"]``).
+
+    Only the manifest (HDF5: the file's index) is read up front; arrays are read when
+    indexed, and a slice of an array reads only the bytes (or compressed chunks) that hold it.
     """
+    fmt = _sniff(source)
+    if fmt == "hdf5":
+        from amber.formats._hdf5 import open_hdf5
+
+        return open_hdf5(_local_or_file(source), name=_name_of(source), trusted=tuple(trusted or ()))
+    if fmt != "amber":
+        raise FormatError(
+            f"{_name_of(source)}: amber.open gives lazy access to amber and HDF5 files; this is a {fmt!r} "
+            "file: read it whole with amber.load"
+        )
     from amber._lazy import AmberFile
 
-    _format_for(source, None, ("amber",))
     return AmberFile(_reader(source, verify), trusted=tuple(trusted or ()))
+
+
+def _name_of(source: Any) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", "<file object>"))
+
+
+def _local_or_file(source: Any) -> Any:
+    """A local path as a str (h5py opens it by name); a URL as an fsspec file object;
+    a file object as it is."""
+    if isinstance(source, str) and source.startswith("file://"):
+        source = source[len("file://") :]
+    if is_url(source):
+        import fsspec
+
+        try:
+            return fsspec.open(source, "rb").open()
+        except Exception as exc:
+            raise StorageError(f"cannot open {source}: {exc}") from exc
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source)
+    return source
 
 
 def inspect(source: PathLike | Any) -> Any:
@@ -479,12 +625,41 @@ def inspect(source: PathLike | Any) -> Any:
     metadata, needed types and the tree of types, shapes, dtypes and sizes."""
     from amber._inspect import describe
 
-    _format_for(source, None, ("amber",))
+    fmt = _sniff(source)
+    if fmt in ("json", "jsonl", "hdf5"):
+        return _describe_other(fmt, source)
+    if fmt != "amber":
+        raise FormatError(
+            f"{_name_of(source)}: amber inspect describes amber, JSON and HDF5 files; this is a {fmt!r} "
+            "file: use amber.scan (or `amber scan`) to see what it would import and run"
+        )
     reader = _reader(source, verify=True)
     try:
         return describe(reader)
     finally:
         reader.close()
+
+
+def _describe_other(fmt: str, source: Any) -> Any:
+    if fmt == "hdf5":
+        from amber.formats._hdf5 import describe_hdf5
+
+        src = open_source(source)
+        try:
+            size, name = src.size, src.name
+        finally:
+            src.close()
+        return describe_hdf5(_local_or_file(source), name=name, size=size)
+    from amber.formats._json import describe_json
+
+    src = open_source(source)
+    try:
+        data = _whole(src)
+        if data is None:
+            data = src.pread(0, src.size)
+        return describe_json(data, name=src.name, size=src.size)
+    finally:
+        src.close()
 
 
 def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = None) -> list[str]:
@@ -494,9 +669,12 @@ def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = N
     scanner's static walk of their pickles (:func:`scan`)."""
     from amber.trust import untrusted
 
+    fmt = _sniff(source)
+    if fmt in ("json", "jsonl", "hdf5"):
+        return sorted(untrusted(_describe_other(fmt, source).needs, tuple(trusted or ())))
     src = open_source(source)
     try:
-        if _detect(src) != "amber":
+        if fmt != "amber":
             from amber.security._scan import scan_file
 
             report = scan_file(SourceFile(src), trusted=tuple(trusted or ()), name=src.name)
