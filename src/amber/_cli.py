@@ -1,6 +1,7 @@
 """The ``amber`` command: a thin layer over the public API.
 
     amber inspect FILE [--json]      formats, versions, metadata, codecs, tree of types
+                                     (amber, JSON, JSONL and HDF5 files)
     amber convert SRC DST [--format F] [--compress C] [--trusted T ...]
                                      any file amber loads (safely) to any format it writes
     amber scan PATH... [--json|--sarif] [--recursive] [--trusted T ...]
@@ -90,13 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     ins.set_defaults(func=_inspect)
     conv = sub.add_parser(
         "convert",
-        help="load a file safely (amber, pickle, joblib, PyTorch, NumPy) and save it in another format",
+        help="load a file safely (amber, JSON, HDF5, pickle, joblib, PyTorch, NumPy) and save it in another format",
         description="Load SRC under the trust list (nothing untrusted is imported or run) and save it as DST; "
         "the output format comes from --format or DST's suffix (.amber by default).",
     )
     conv.add_argument("source", metavar="SRC", help="a path or fsspec URL")
     conv.add_argument("target", metavar="DST", help="a path or fsspec URL")
-    conv.add_argument("--format", choices=["amber", "pickle", "joblib", "cloudpickle"], help="output format")
+    conv.add_argument("--format", choices=["amber", "json", "jsonl", "hdf5", "pickle", "joblib", "cloudpickle"],
+                      help="output format (default: from DST's suffix, else amber)")
     conv.add_argument("--compress", metavar="C", help="codec ('zstd', 'zstd:9', 'true'; joblib: 0-9 or a name)")
     conv.add_argument("--trusted", metavar="T", action="append", help="extra name or module to trust (repeatable)")
     conv.add_argument("--protocol", type=int, help="pickle protocol for pickle-family output (0-5)")
