@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--repeat N] [--only matrix,tiles,dict,forest,frame,torch,objects] [--out DIR]``."""
+"""``python -m benchmarks [--quick] [--repeat N] [--only matrix,tiles,dict,forest,frame,torch,objects,scan,jsonl] [--out DIR]``."""
 
 from __future__ import annotations
 

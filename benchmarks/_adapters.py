@@ -36,10 +36,14 @@ class Adapter:
     single_array_only: ClassVar[bool] = False
     #: The workload kinds (``Workload.kind``) it is measured on; None: every kind.
     kinds: ClassVar[frozenset[str] | None] = None
+    #: The workloads (``Workload.name``) it is measured on; None: every one of its kinds.
+    workloads: ClassVar[frozenset[str] | None] = None
 
     def applies(self, w: Workload) -> bool:
         """Whether this adapter is measured on the workload ``w``."""
         if self.kinds is not None and w.kind not in self.kinds:
+            return False
+        if self.workloads is not None and w.name not in self.workloads:
             return False
         if self.single_array_only and not w.single_array:
             return False
@@ -54,6 +58,10 @@ class Adapter:
 
     def load(self, path: Path) -> Any:
         raise NotImplementedError
+
+    def check(self, w: Workload, loaded: Any) -> Any:
+        """What the first load is verified as (a lossy tool's result, made comparable)."""
+        return loaded
 
 
 class Pickle5(Adapter):
@@ -172,6 +180,85 @@ class TorchSave(Adapter):
         return torch.load(path, weights_only=True)
 
 
+class Orjson(Adapter):
+    """Plain ``orjson.dumps``/``loads``: the speed of untyped JSON (tuples come back as lists,
+    which the check forgives)."""
+
+    key, label, suffix = "orjson", "orjson (untyped)", ".json"
+    workloads = frozenset({"dict"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        import orjson
+
+        with open(path, "wb") as fh:
+            fh.write(orjson.dumps(obj))
+
+    def load(self, path: Path) -> Any:
+        import orjson
+
+        with open(path, "rb") as fh:
+            return orjson.loads(fh.read())
+
+    def check(self, w: Workload, loaded: Any) -> Any:
+        return {k: tuple(v) if type(v) is list else v for k, v in loaded.items()}
+
+
+class Jsonpickle(Adapter):
+    """``jsonpickle.encode``/``decode``: typed JSON the way many users do it (it keeps tuples)."""
+
+    key, label, suffix = "jsonpickle", "jsonpickle", ".json"
+    workloads = frozenset({"dict"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        import jsonpickle
+
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(jsonpickle.encode(obj))
+
+    def load(self, path: Path) -> Any:
+        import jsonpickle
+
+        with open(path, encoding="utf-8") as fh:
+            return jsonpickle.decode(fh.read())
+
+
+class Hickle(Adapter):
+    """``hickle.dump``/``hickle.load``: Python objects in HDF5."""
+
+    key, label, suffix = "hickle", "hickle", ".h5"
+    workloads = frozenset({"tiles-list"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        import hickle
+
+        hickle.dump(obj, str(path), mode="w")
+
+    def load(self, path: Path) -> Any:
+        import hickle
+
+        return hickle.load(str(path))
+
+
+class H5pyLoop(Adapter):
+    """The loop users write by hand: one h5py dataset per item, named by its index."""
+
+    key, label, suffix = "h5py_loop", "h5py loop", ".h5"
+    workloads = frozenset({"tiles-list"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            for i, a in enumerate(obj):
+                f.create_dataset(str(i), data=a)
+
+    def load(self, path: Path) -> Any:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return [f[str(i)][()] for i in range(len(f))]
+
+
 class Amber(Adapter):
     key, label, suffix = "amber", "amber", ".amber"
 
@@ -215,6 +302,16 @@ class AmberMmap(Amber):
         return amber.load(path, mmap=True, trusted=self.trusted)
 
 
+class AmberJson(Amber):
+    key, label, suffix = "amber_json", "amber .json (tagged)", ".json"
+    workloads = frozenset({"dict"})
+
+
+class AmberHdf5(Amber):
+    key, label, suffix = "amber_hdf5", "amber .h5", ".h5"
+    workloads = frozenset({"tiles-list"})
+
+
 def _needs_as_is(manifest: dict[str, Any], trusted: Any, name: str) -> list[str]:
     """``check_trust`` without the audit: the manifest's needs, none refused."""
     return list(manifest.get("needs") or [])
@@ -255,10 +352,7 @@ class _ReadsOthers(Adapter):
     """amber loading (safely) a file another tool wrote: the issue's "existing files" bars.
     Measured on the workloads that carry those bars only."""
 
-    workloads: ClassVar[frozenset[str]] = frozenset({"dict", "forest"})
-
-    def applies(self, w: Workload) -> bool:
-        return w.name in self.workloads and super().applies(w)
+    workloads = frozenset({"dict", "forest"})
 
     def load(self, path: Path) -> Any:
         return amber.load(path)
@@ -291,7 +385,13 @@ ADAPTERS: tuple[Adapter, ...] = (
     Safetensors(),
     TorchSave(),
     AmberReadsTorch(),
+    Orjson(),
+    Jsonpickle(),
+    Hickle(),
+    H5pyLoop(),
     Amber(),
+    AmberJson(),
+    AmberHdf5(),
     AmberZ(),
     AmberZRaw(),
     AmberMmap(),

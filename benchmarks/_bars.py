@@ -74,6 +74,9 @@ def _tiles(w: WorkloadResult) -> list[Bar]:
     for op in ("dump", "load"):
         bars.append(_bar(n, f"joblib compress=3 {op} / amber compress=True {op} (speed-up)",
                          _time_ratio(w, "joblib_z3", "amber_z", op), ">=", 2.0, "x"))
+    if w.get("amber_hdf5") is not None:  # one HDF5 file: against hickle and the hand-written loop
+        for other, label in (("hickle", "hickle"), ("h5py_loop", "h5py loop")):
+            bars += _within(w, other, label, 1.0, amber="amber_hdf5", amber_label="amber .h5")
     return bars
 
 
@@ -85,6 +88,12 @@ def _dict(w: WorkloadResult) -> list[Bar]:
         _bar(n, "amber dump / joblib dump", _time_ratio(w, "amber", "joblib", "dump"), "<", 1.0, "x"),
         _bar(n, "amber load / joblib load", _time_ratio(w, "amber", "joblib", "load"), "<", 1.0, "x"),
         *_existing_files(w),
+        *_within(w, "orjson", "orjson (untyped)", 2.5, amber="amber_json", amber_label="amber .json"),
+        *(
+            _bar(n, f"jsonpickle {op} / amber .json {op} (speed-up)", _time_ratio(w, "jsonpickle", "amber_json", op),
+                 ">=", 3.0, "x")
+            for op in ("dump", "load")
+        ),
     ]
 
 
@@ -166,7 +175,16 @@ def _scan_folder(w: WorkloadResult) -> list[Bar]:
                  _time_ratio(w, "picklescan", "amber_scan", "load"), ">=", 5.0, "x")]
 
 
+def _jsonl(w: WorkloadResult) -> list[Bar]:
+    m = w.get("amber_jsonl")
+    return [
+        _bar(w.name, f"amber.jsonl.{verb} peak RSS of the whole process", peak / 1e6 if m else None, "<", 100.0, "MB")
+        for verb, peak in (("write", m.peak_dump_bytes if m else 0), ("read", m.peak_load_bytes if m else 0))
+    ]
+
+
 _RULES: dict[str, Callable[[WorkloadResult], list[Bar]]] = {
+    "jsonl": _jsonl,
     "scan-torch": _scan_speed,
     "scan-joblib": _scan_speed,
     "scan-folder": _scan_folder,

@@ -300,7 +300,7 @@ def measure_all(w: Workload, adapters: list[Adapter], work: Path, sync: bool = T
                 out = _load(a, w, _paths(w, a, work))
                 ms[a.key].load_s.append(clock() - t0)
                 if first:
-                    verify(w, out, a.mmap)
+                    verify(w, a.check(w, out), a.mmap)
                 del out
             attempt(a, load)
     for a in list(live):
@@ -377,6 +377,10 @@ def run(config: Config, log: Log = _stderr) -> RunResult:
             from benchmarks._scan import run_scan
 
             result.workloads.extend(run_scan(config.quick, config.repeat, work, config.seed, log))
+        if "jsonl" in config.only:
+            from benchmarks._jsonl import run_jsonl
+
+            result.workloads.extend(run_jsonl(config.quick, config.repeat, work, log))
     finally:
         shutil.rmtree(work, ignore_errors=True)
         if made_base:

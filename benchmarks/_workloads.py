@@ -24,7 +24,7 @@ import numpy as np
 __all__ = ["FULL", "GROUPS", "KINDS", "QUICK", "Sizes", "Workload", "build", "sample", "verify"]
 
 #: What ``--only`` selects from.
-GROUPS = ("matrix", "tiles", "dict", "forest", "frame", "torch", "objects", "scan")
+GROUPS = ("matrix", "tiles", "dict", "forest", "frame", "torch", "objects", "scan", "jsonl")
 #: Kinds of workload: NumPy arrays and plain Python data, a fitted scikit-learn forest, a
 #: pandas DataFrame, a PyTorch state dict, instances of user classes.
 KINDS = ("data", "forest", "frame", "torch", "objects")

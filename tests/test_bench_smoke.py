@@ -16,10 +16,11 @@ from benchmarks.__main__ import main  # noqa: E402
 
 EXPECTED = {
     "matrix": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
-    "tiles-list": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
+    "tiles-list": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_mmap", "hickle",
+                   "h5py_loop", "amber_hdf5"},
     "tiles-files": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
     "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_reads_pickle",
-             "amber_reads_joblib"},
+             "amber_reads_joblib", "orjson", "jsonpickle", "amber_json"},
 }
 FILES = {"matrix": 1, "tiles-list": 1, "tiles-files": 20, "dict": 1}
 #: The workloads of the type handlers (scikit-learn, pandas, PyTorch, user classes): each
@@ -58,7 +59,9 @@ def test_harness_runs_every_adapter_and_cleans_up(tmp_path: Path) -> None:
     assert list(work.iterdir()) == []  # every temporary file and folder was removed
 
     bars = compute_bars(result)
-    assert len(bars) == 5 + 7 + 7 + 4 + 2  # dict: + loading the pickle and joblib files
+    # tiles-list: + amber .h5 against hickle and the h5py loop; dict: + loading the pickle and
+    # joblib files, + amber .json against orjson and jsonpickle
+    assert len(bars) == 5 + (7 + 4) + 7 + (4 + 2 + 4)
     assert all(b.value is not None and b.ok in (True, False) for b in bars)
 
     markdown = render(result, bars)
@@ -95,3 +98,17 @@ def test_quick_run_of_the_type_handler_groups(tmp_path: Path, capsys: Any) -> No
     markdown = (out / "latest.md").read_text()
     assert "**quick run**" in markdown and "| skops.io |" in markdown and "| amber, trust checks off |" in markdown
     assert markdown in capsys.readouterr().out
+
+
+def test_jsonl_group_measures_peak_memory_of_fresh_processes(tmp_path: Path) -> None:
+    """``--only jsonl --quick``: amber.jsonl and orjson lines each write and read back the
+    records in child processes; the bars are the peak RSS of amber's."""
+    from benchmarks._jsonl import run_jsonl
+
+    (w,) = run_jsonl(True, 1, tmp_path, lambda _msg: None)
+    assert {m.adapter: m.error for m in w.measurements} == {"orjson_jsonl": None, "amber_jsonl": None}
+    for m in w.measurements:
+        assert m.size_bytes > 0 and m.peak_dump_bytes > 0 and m.peak_load_bytes > 0
+    bars = [b for b in compute_bars(type("R", (), {"workloads": [w]})()) if b.workload == "jsonl"]
+    assert len(bars) == 2 and all(b.unit == "MB" and b.value and b.value > 0 for b in bars)
+    assert list(tmp_path.iterdir()) == []
