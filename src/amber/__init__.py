@@ -26,6 +26,16 @@ from amber.errors import (
 )
 from amber.trust import trust
 
+
+def __getattr__(name: str) -> object:
+    """``amber.jsonl`` is imported on first use (it needs orjson), keeping ``import amber`` light."""
+    if name == "jsonl":
+        import importlib
+
+        return importlib.import_module("amber.jsonl")
+    raise AttributeError(f"module 'amber' has no attribute {name!r}")
+
+
 __all__ = [
     "AmberError",
     "AmberWarning",
@@ -50,6 +60,7 @@ __all__ = [
     "explain",
     "handler",
     "inspect",
+    "jsonl",
     "load",
     "loads",
     "open",
