@@ -60,15 +60,24 @@ class Info:
     def __str__(self) -> str:
         env = self.env if isinstance(self.env, dict) else {}
         pkgs = env.get("packages") or {}
-        lines = [
-            f"{self.path}: amber format {self.format_version}, {human_size(self.size)}",
-            f"  written by  amber {self.amber_version}, Python {env.get('python', '?')} on {env.get('platform', '?')}"
-            + (f", {self.created}" if self.created else ""),
-        ]
+        if self.format == "amber":
+            head = f"amber format {self.format_version}"
+        elif self.amber_version is not None:
+            head = f"{self.format} file, amber layout {self.format_version}"
+        else:
+            head = f"{self.format} file"
+        lines = [f"{self.path}: {head}, {human_size(self.size)}"]
+        if self.amber_version is not None:
+            lines.append(
+                f"  written by  amber {self.amber_version}, Python {env.get('python', '?')} on {env.get('platform', '?')}"
+                + (f", {self.created}" if self.created else "")
+            )
+        else:
+            lines.append("  written by  another tool (no amber metadata)")
         if pkgs:
             lines.append("  packages    " + ", ".join(f"{k} {v or '(version unknown)'}" for k, v in pkgs.items()))
         lines.append(
-            f"  data        {self.blobs} blob(s), {human_size(self.data_bytes)}"
+            f"  data        {self.blobs} {'dataset' if self.format == 'hdf5' else 'blob'}(s), {human_size(self.data_bytes)}"
             + (
                 f" -> {human_size(self.stored_bytes)} stored ({', '.join(self.codecs)})"
                 if self.codecs
@@ -110,6 +119,8 @@ def _label(d: dict[str, Any]) -> str:
         s = f"{t} {d.get('dtype')} {tuple(d['shape'])}"
         if "nbytes" in d:
             s += f" {human_size(d['nbytes'])}"
+        if d.get("chunks"):
+            s += f" chunks {tuple(d['chunks'])}"
         if d.get("codec"):
             s += f" [{d['codec']}, {human_size(d.get('stored', 0))} stored]"
         return s
