@@ -10,6 +10,7 @@
       - VersionError              written by a newer format version than this amber reads
     - UntrustedTypeError          the file needs types that are not on the trust list
     - PickleIslandError           the file holds pickled parts; loading them needs allow_pickle=True
+    - SchemaError                 JSON/JSONL data does not match the JSON Schema given to load
   - StorageError                  (also OSError) reading or writing the target failed
 * AmberWarning                    (UserWarning)
   - VersionMismatchWarning        a package version differs from the one that wrote the file
@@ -30,6 +31,7 @@ __all__ = [
     "FormatError",
     "NestingError",
     "PickleIslandError",
+    "SchemaError",
     "StorageError",
     "UnsupportedTypeError",
     "UntrustedTypeError",
@@ -145,6 +147,19 @@ class PickleIslandError(DecodeError):
             f"that run code when loaded: {listed}{more}. Load it with allow_pickle=True only if you "
             "trust whoever made the file"
         )
+
+
+class SchemaError(DecodeError):
+    """JSON or JSONL data does not match the JSON Schema passed as ``load(..., schema=)``.
+
+    ``path`` is where it fails, as a JSON path (``$.users[3].age``); ``message`` is the
+    validator's account of what is wrong there.
+    """
+
+    def __init__(self, text: str, path: str = "$", message: str = "") -> None:
+        super().__init__(text)
+        self.path = path
+        self.message = message or text
 
 
 class StorageError(AmberError, OSError):
