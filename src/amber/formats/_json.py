@@ -977,6 +977,22 @@ class _BlobTable:
         return out
 
 
+#: "$name" -> the native tag bytes
+_TAG_BYTES: dict[str, bytes] = {}
+
+
+def _tag_bytes(key: str) -> bytes:
+    raw = _TAG_BYTES.get(key)
+    if raw is None:
+        try:
+            raw = key[1:].encode("utf-8")
+        except UnicodeEncodeError:
+            raise CorruptFileError(f"the tag {key!r:.60} is not valid text") from None
+        if len(_TAG_BYTES) < 4096:
+            _TAG_BYTES[key] = raw
+    return raw
+
+
 def _shape(node: Any) -> tuple[int, ...]:
     if type(node) is not list or len(node) > 64 or not all(type(s) is int and s >= 0 for s in node):
         raise CorruptFileError(f'malformed "shape" {node!r:.80} in $ndarray: expected a list of sizes')
@@ -1012,13 +1028,16 @@ class JsonDecoder(Decoder):
     def reset(self, needs: Iterable[str], declared: bool) -> None:
         """Ready for the next record of a stream (numbering starts again)."""
         self.memo.clear()
-        self.used_blobs.clear()
-        self.table.data.clear()
-        self.scratch.clear()
-        self._resolved.clear()
+        if self.used_blobs:
+            self.used_blobs.clear()
+            self.table.data.clear()
+        if self.scratch:
+            self.scratch.clear()
+        if self._resolved:
+            self._resolved.clear()
         self.depth = self.jdepth = self._handlers = self._segs = 0
         self._slot = -1
-        self.needs = frozenset(needs)
+        self.needs = needs if type(needs) is frozenset else frozenset(needs)
         self.declared = declared
 
     def resolve(self, name: str) -> Any:
@@ -1132,10 +1151,7 @@ class JsonDecoder(Decoder):
             raise CorruptFileError(f"the tag {key!r} does not belong here")
         if type(p) is not list:
             raise CorruptFileError(f"the payload of {key!r:.60} must be an array, not {type(p).__name__}")
-        try:
-            raw = name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise CorruptFileError(f"the tag {key!r:.60} is not valid text") from None
+        raw = _tag_bytes(key)
         native = self.native
         return self.decode((raw, *[native(x) if type(x) is list or type(x) is dict else x for x in p]))
 
@@ -1311,10 +1327,7 @@ class JsonDecoder(Decoder):
             raise CorruptFileError(f"the tag {k!r} does not belong here")
         if type(p) is not list:
             raise CorruptFileError(f"the payload of {k!r:.60} must be an array, not {type(p).__name__}")
-        try:
-            raw = name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise CorruptFileError(f"the tag {k!r:.60} is not valid text") from None
+        raw = _tag_bytes(k)
         native = self.native
         return (raw, *[native(v) if type(v) is list or type(v) is dict else v for v in p])
 
@@ -1600,43 +1613,23 @@ def _records_of(records: Any) -> Iterable[Any]:
 def write_lines(records: Any, fh: BinaryIO, array_lists: int | None = 1000, deterministic: bool = True) -> int:
     """Write each record as one line to ``fh`` (batched writes); return the count."""
     w = RecordWriter(array_lists, deterministic)
-    batch: list[bytes] = []
-    size = 0
+    # Lines are copied into one buffer at once: every orjson.dumps result holds orjson's
+    # whole initial buffer (4 KiB) however short the line, so keeping them costs ~50x.
+    batch = bytearray()
     line = w.line
     for rec in _records_of(records):
-        b = line(rec)
-        batch.append(b)
-        size += len(b)
-        if size >= 1 << 20:
-            fh.write(b"".join(batch))
-            batch.clear()
-            size = 0
+        batch += line(rec)
+        if len(batch) >= 1 << 20:
+            fh.write(batch)  # a new buffer follows: the sink may keep this one until written
+            batch = bytearray()
     if batch:
-        fh.write(b"".join(batch))
+        fh.write(batch)
     return w.count
 
 
 def dump_jsonl(records: Any, fh: BinaryIO, *, array_lists: int | None = 1000, deterministic: bool = True) -> None:
     """Write ``records`` (a list or any iterable) to ``fh``, one compact JSON line each."""
     write_lines(records, fh, array_lists, deterministic)
-
-
-def _plain_record(doc: Any) -> bool:
-    """A parsed line that is its own record: a scalar, or a flat object of scalars."""
-    t = type(doc)
-    if t is dict:
-        if not doc:
-            return True
-        for first in doc:
-            break
-        if first[:1] == "$":
-            return False
-        for v in doc.values():
-            tv = type(v)
-            if tv is dict or tv is list:
-                return False
-        return True
-    return t is not list
 
 
 def _line_error(name: str, lineno: int, offset: int, exc: AmberError) -> AmberError:
@@ -1663,6 +1656,11 @@ class LineDecoder:
 
     def parse(self, line: Any, lineno: int, offset: int) -> Any:
         """The parsed JSON of one line (CorruptFileError naming line and offset)."""
+        if lineno > 1:
+            try:
+                return orjson.loads(line)
+            except orjson.JSONDecodeError:
+                pass  # the slow path says why (or parses what orjson cannot)
         try:
             return parse(line, self.name)
         except CorruptFileError as exc:
@@ -1673,17 +1671,45 @@ class LineDecoder:
 
     def record(self, doc: Any, lineno: int, offset: int, checked: bool = False) -> Any:
         """The record of a parsed line."""
+        t = type(doc)
+        if t is not dict and t is not list:
+            if self.validator is not None:
+                validate(self.validator, doc, self.name, f"line {lineno}: ")
+            return doc
+        if t is dict and doc:
+            for first in doc:
+                break
+            if first[:1] == "$":  # a tag, or a header: the whole way
+                try:
+                    return _load_doc(doc, name=f"{self.name}, line {lineno} (byte offset {offset})",
+                                     trusted=self.trusted, validator=self.validator, options=self.options,
+                                     checked=checked, dec=self._dec)[0]
+                except SchemaError:
+                    raise
+                except AmberError as exc:
+                    raise _line_error(self.name, lineno, offset, exc) from None
+        if self.validator is not None:
+            validate(self.validator, doc, self.name, f"line {lineno}: ")
+        dec = self._dec
+        dec.reset(_NO_NEEDS, False)
         try:
-            if _plain_record(doc):
-                if self.validator is not None:
-                    validate(self.validator, doc, self.name, f"line {lineno}: ")
-                return doc
-            return _load_doc(doc, name=f"{self.name}, line {lineno} (byte offset {offset})", trusted=self.trusted,
-                             validator=self.validator, options=self.options, checked=checked, dec=self._dec)[0]
-        except SchemaError:
-            raise
+            with _Deep():
+                dec.memo.append(doc)
+                if t is dict:
+                    dec._dict_in_place(doc)
+                else:
+                    dec._items_in_place(doc)
+            return doc
         except AmberError as exc:
+            _finish_path(exc)
             raise _line_error(self.name, lineno, offset, exc) from None
+        except RecursionError:
+            raise CorruptFileError(
+                f"{self.name}, line {lineno} (byte offset {offset}): the record is nested too deeply to rebuild"
+            ) from None
+
+
+_NO_NEEDS: frozenset[str] = frozenset()
 
 
 def _torn_number(doc: Any) -> bool:
