@@ -122,6 +122,45 @@ def existing(work: str) -> None:
           f"converted_from={info.converted_from['name']} ({info.converted_from['format']})")
 
 
+def interop(work: str, rng: np.random.Generator) -> None:
+    import h5py
+
+    config = {"name": "baseline", "layers": (512, 256, 10), "lr": 3e-4, "classes": {"cat", "dog"},
+              "started": dt.datetime(2026, 11, 22, 9, 30)}
+    p = os.path.join(work, "config.json")
+    amber.dump(config, p)
+    import json
+
+    doc = json.load(open(p))  # valid JSON for any tool; a "$amber" header says what made it
+    print("tagged JSON, its data part:", json.dumps(doc["data"]))
+    print("types kept:", amber.load(p) == config)
+    plain = os.path.join(work, "plain.json")
+    amber.dump({"lr": 3e-4, "layers": [512, 256, 10]}, plain)
+    print("plain data stays plain JSON:", open(plain).read().replace("\n", " "))
+
+    log = os.path.join(work, "events.jsonl")
+    n = amber.jsonl.write(log, ({"step": i, "loss": 1 / (i + 1), "at": (i, "s")} for i in range(100_000)))
+    amber.jsonl.append(log, [{"step": n, "loss": 0.0, "at": (n, "s")}])
+    with open(log, "ab") as fh:  # a crash in the middle of a line
+        fh.write(b'{"step": 100001, "lo')
+    count = 0
+    try:
+        for _ in amber.jsonl.read(log):
+            count += 1
+    except amber.CorruptFileError as exc:
+        print(f"read {count:,} records lazily, then: {exc}")
+
+    h5 = os.path.join(work, "weights.h5")
+    weights = {"encoder": {"layer1": rng.standard_normal((256, 128), dtype=np.float32), "bias": np.zeros(128)},
+               "epochs": 12, "tiles": [rng.integers(0, 255, (240, 320, 3), dtype=np.uint8) for _ in range(3)]}
+    amber.dump(weights, h5, compress="gzip")
+    with h5py.File(h5) as f:  # any HDF5 tool reads it with natural names
+        print("plain h5py sees:", list(f), "->", f["encoder/layer1"].shape, f["encoder/layer1"].dtype)
+    with amber.open(h5) as f:  # lazy: a slice reads only its chunks
+        print("amber.open slice:", f["encoder"]["layer1"][0, :4])
+    print(amber.inspect(h5))
+
+
 def main() -> None:
     work = tempfile.mkdtemp(prefix="amber-demo-")
     rng = np.random.default_rng(0)
@@ -209,6 +248,9 @@ def main() -> None:
     report = amber.scan([os.path.join(work, n) for n in ("forest.pkl", "forest.joblib", "evil.pkl", "forest.amber")])
     print(report)
     print("exit code for CI:", report.exit_code)
+
+    title("10. JSON, JSONL and HDF5: readable by other tools, typed for amber")
+    interop(work, rng)
 
     for name in os.listdir(work):
         os.remove(os.path.join(work, name))
