@@ -734,3 +734,75 @@ def test_inspect_names_untrusted_without_importing(usermod: Any) -> None:
 
 def test_struct_pack_sanity() -> None:  # the float tag's bit text is the IEEE-754 pattern
     assert struct.pack("<Q", int(data_of(NEG_NAN)["$float"], 16)) == float_bits(NEG_NAN)
+
+
+# ---------------------------------------------------------------------------------------
+# the other handler issues' own cases, through JSON
+# ---------------------------------------------------------------------------------------
+
+
+def _json_rt(obj: Any, trusted: tuple[str, ...] = ()) -> Any:
+    data = amber.dumps(obj, format="json")
+    json.loads(data)
+    return amber.loads(data, trusted=trusted)
+
+
+def _objects_cases() -> dict[str, Any]:
+    import test_objects
+
+    return test_objects.CASES
+
+
+@pytest.mark.parametrize("name", list(_objects_cases()))
+def test_generic_objects(name: str) -> None:
+    import test_objects
+
+    obj = test_objects.CASES[name]()
+    with pytest.raises(amber.UntrustedTypeError):
+        _json_rt(obj)
+    out = _json_rt(obj, tuple(test_objects.TRUSTED))
+    assert type(out) is type(obj) and out == obj
+
+
+def _pandas_cases() -> list[str]:
+    try:
+        import test_pandas
+    except ImportError:  # pragma: no cover
+        return []
+    return sorted(test_pandas.OBJECTS)
+
+
+@pytest.mark.parametrize("name", _pandas_cases())
+def test_pandas_objects(name: str) -> None:
+    import test_pandas
+
+    obj = test_pandas._with_attrs(test_pandas.OBJECTS[name]())
+    out = _json_rt(obj)
+    test_pandas.assert_same(obj, out)
+
+
+@pytest.mark.parametrize("kind", ["matrix", "array"])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo", "bsr", "dia", "lil", "dok"])
+def test_scipy_every_format(fmt: str, kind: str) -> None:
+    import test_scipy
+
+    for dtype in test_scipy.DTYPES:
+        a = test_scipy.make(fmt, kind, dtype)
+        test_scipy.assert_same(a, _json_rt(a))
+
+
+def test_gbm_models() -> None:
+    lgb = pytest.importorskip("lightgbm")
+    xgb = pytest.importorskip("xgboost")
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((200, 4))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    models = [
+        lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1}, lgb.Dataset(X, y), 5),
+        lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, y),
+        xgb.XGBClassifier(n_estimators=5, nthread=1).fit(X, y),
+    ]
+    for m in models:
+        out = _json_rt(m)
+        got = out.predict(X) if hasattr(out, "predict_proba") else out.predict(X)
+        np.testing.assert_array_equal(got, m.predict(X))

@@ -61,7 +61,7 @@ from amber.formats._native import (
 )
 from amber.handlers import REGISTRY, Handler
 from amber.handlers._base import DecodeContext, EncodeContext
-from amber.handlers._numpy import INLINE_MAX, _count, dtype_from_node
+from amber.handlers._numpy import INLINE_MAX, _count
 from amber.handlers._object import _need as _need_name
 from amber.handlers._object import global_name
 
@@ -92,7 +92,6 @@ _TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*(@[1-9][0-9]{0,4})?")
 #: plain: not numbered).
 _SCALAR_TAGS = frozenset({"$bytes", "$float", "$str"})
 TAG_NDARRAY = tag("numpy.ndarray")
-TAG_JSON_OBJECT = tag("json.object")
 
 _CANON_NAN = 0x7FF8000000000000
 _PENDING = object()
@@ -912,9 +911,47 @@ def _parse_deep(text: str, name: str) -> Any:
         state = 5
 
 
+_DIGIT_TABLE = bytes(1 if 48 <= i <= 57 else 0 for i in range(256))
+_LONG_RUN = b"\x01" * 20
+
+
+def _headed(doc: Any) -> bool:
+    if type(doc) is dict and doc:
+        for first in doc:
+            return first == "$amber"
+    return False
+
+
+def _long_digits(raw: Any) -> bool:
+    """Does the text hold a run of 20+ digits (maybe an integer beyond 64 bits, which
+    orjson would read as a float)?"""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    elif not isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw)
+    return _LONG_RUN in raw.translate(_DIGIT_TABLE)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_exact(view: Any, name: str) -> Any:
+    """The stdlib parser, for plain JSON whose big integers must stay exact (orjson has
+    already parsed it, so it is at most 1024 levels deep)."""
+    text = view if isinstance(view, str) else bytes(view).decode("utf-8")
+    try:
+        with _deep_recursion():
+            return _stdjson.loads(text, parse_constant=_refuse_constant)
+    except ValueError as exc:  # JSONDecodeError, and integers past Python's digit limit
+        raise CorruptFileError(f"{name}: not valid JSON: {exc}") from None
+
+
 def parse(data: Any, name: str = "<bytes>") -> Any:
     """Parse one JSON text (bytes-like) with orjson; documents orjson refuses only for
-    their depth or escaped lone surrogates go through :func:`_parse_deep`."""
+    their depth or escaped lone surrogates go through :func:`_parse_deep`, and plain JSON
+    (no ``$amber`` header: amber tags its big integers) with 20-digit numbers through the
+    stdlib parser, so that integers beyond 64 bits stay exact."""
     view = data if isinstance(data, (bytes, bytearray, memoryview, str)) else memoryview(data)
     if isinstance(view, str):
         if view.startswith("\ufeff"):
@@ -922,11 +959,15 @@ def parse(data: Any, name: str = "<bytes>") -> Any:
     elif view[:3] == b"\xef\xbb\xbf":
         view = memoryview(view)[3:]
     try:
-        return orjson.loads(view)
+        doc = orjson.loads(view)
     except orjson.JSONDecodeError as exc:
         msg = str(exc)
         if "depth limit" not in msg and "surrogate" not in msg:
             raise CorruptFileError(f"{name}: not valid JSON: {msg}") from None
+    else:
+        if _headed(doc) or not _long_digits(view):
+            return doc
+        return _parse_exact(view, name)
     if isinstance(view, str):
         text = view
     else:
@@ -1658,9 +1699,12 @@ class LineDecoder:
         """The parsed JSON of one line (CorruptFileError naming line and offset)."""
         if lineno > 1:
             try:
-                return orjson.loads(line)
+                doc = orjson.loads(line)
             except orjson.JSONDecodeError:
                 pass  # the slow path says why (or parses what orjson cannot)
+            else:
+                if _headed(doc) or not _long_digits(line):
+                    return doc
         try:
             return parse(line, self.name)
         except CorruptFileError as exc:
