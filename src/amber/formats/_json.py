@@ -1063,6 +1063,8 @@ class JsonDecoder(Decoder):
     ) -> None:
         self.table = _BlobTable(name)
         super().__init__(self.table, trusted, needs, refs=True, options=options)  # type: ignore[arg-type]
+        if ("json.object", 1) not in self.registry.by_tag:  # (a test may have reset the registry)
+            self.registry.register(JSON_OBJECT)
         self.declared = declared
         self.jdepth = 0
 
