@@ -109,7 +109,7 @@ def test_arrays_are_datasets_of_their_own_dtype(dtype: str, tmp_path: Path) -> N
         assert isinstance(ds, h5py.Dataset) and ds.shape == (3, 4)
         assert ds.attrs.get("amber.kind") is None
         if a.dtype.kind in "mM":
-            assert ds.dtype == np.dtype(dtype[0] + "i8") and ds.attrs["amber.dtype"] == a.dtype.str
+            assert ds.dtype == np.dtype(dtype[0] + "i8") and ds.attrs["amber.dtype"] == a.dtype.str.encode()
             assert np.array_equal(ds[()], a.view(dtype[0] + "i8"))
         elif a.dtype.kind == "U":
             assert h5py.check_string_dtype(ds.dtype).encoding == "utf-8"
@@ -142,8 +142,8 @@ def test_sklearn_models_predict_the_same(tmp_path: Path) -> None:
     assert np.array_equal(out["pipe"].predict_proba(X), pipe.predict_proba(X))
     assert_equal(out["forest"], forest)
     with h5py.File(tmp_path / "x.h5", "r") as f:  # the models are amber nodes beside a plain dataset
-        assert f["forest"].attrs["amber.kind"] == "node"
-        assert f["forest"].attrs["amber.type"] == "sklearn.ensemble._forest.RandomForestClassifier"
+        assert f["forest"].attrs["amber.kind"] == b"node"
+        assert f["forest"].attrs["amber.type"] == b"sklearn.ensemble._forest.RandomForestClassifier"
         assert f["X"].dtype == np.float64 and f["X"].shape == (300, 8)
 
 
@@ -201,7 +201,7 @@ def test_nested_dicts_are_groups_with_natural_names(tmp_path: Path) -> None:
         assert f.attrs["done"] == True  # noqa: E712 - numpy bool
         assert isinstance(f.attrs["note"], h5py.Empty)
         assert bytes(f.attrs["raw"]) == b"\x00\x01"
-        assert f.attrs["amber.format"] == "amber-hdf5" and f.attrs["amber.version"] == "1.0"
+        assert f.attrs["amber.format"] == b"amber-hdf5" and f.attrs["amber.version"] == b"1.0"
         marks = json.loads(f.attrs["amber.scalars"])
         assert marks == {"lr": "float", "epochs": "int", "done": "bool", "note": "none", "raw": "bytes"}
     out = amber.load(path)
@@ -215,11 +215,11 @@ def test_lists_of_arrays_are_one_dataset_per_item(tmp_path: Path) -> None:
     amber.dump({"tiles": ts, "pair": (ts[0], "label")}, path)
     with h5py.File(path, "r") as f:
         g = f["tiles"]
-        assert g.attrs["amber.kind"] == "list" and g.attrs["amber.len"] == 5
+        assert g.attrs["amber.kind"] == b"list" and g.attrs["amber.len"] == 5
         assert sorted(g, key=int) == ["0", "1", "2", "3", "4"]
         for i, t in enumerate(ts):
             assert g[str(i)].shape == (240, 320, 3) and np.array_equal(g[str(i)][()], t)
-        assert f["pair"].attrs["amber.kind"] == "tuple" and f["pair"].attrs["1"] == "label"
+        assert f["pair"].attrs["amber.kind"] == b"tuple" and f["pair"].attrs["1"] == "label"
     out = amber.load(path)
     assert_same({"tiles": ts, "pair": (ts[0], "label")}, out)
 
@@ -241,9 +241,9 @@ def test_lists_of_plain_scalars_are_one_dataset(tmp_path: Path) -> None:
     path = tmp_path / "l.h5"
     amber.dump(obj, path)
     with h5py.File(path, "r") as f:
-        assert f["loss"].dtype == np.float64 and f["loss"].attrs["amber.item"] == "float"
+        assert f["loss"].dtype == np.float64 and f["loss"].attrs["amber.item"] == b"float"
         assert f["steps"].dtype == np.int64 and list(f["steps"][()]) == [1, 2, 3]
-        assert f["flags"].attrs["amber.kind"] == "tuple"
+        assert f["flags"].attrs["amber.kind"] == b"tuple"
         assert list(f["names"].asstr()[()]) == ["a", "héllo"]
         assert isinstance(f["mixed"], h5py.Group)
     assert_same(obj, amber.load(path))
@@ -265,15 +265,15 @@ def test_keys_hdf5_cannot_name_make_the_dict_a_node(tmp_path: Path) -> None:
     amber.dump(obj, path)
     with h5py.File(path, "r") as f:
         for key in ("ok", "ints", "nul"):
-            assert f[key].attrs["amber.kind"] == "node"
-            assert f[key].attrs["amber.type"] == "builtins.dict"
+            assert f[key].attrs["amber.kind"] == b"node"
+            assert f[key].attrs["amber.type"] == b"builtins.dict"
         assert f["fine"].attrs["a.b c"] == 1
     assert_same(obj, amber.load(path))
     # keys starting with "amber." are amber's own attribute namespace: that dict is a node
     obj = {"amber.kind": 5, "x": np.arange(2)}
     amber.dump(obj, path)
     with h5py.File(path, "r") as f:
-        assert f.attrs["amber.kind"] == "value" and f["value"].attrs["amber.kind"] == "node"
+        assert f.attrs["amber.kind"] == b"value" and f["value"].attrs["amber.kind"] == b"node"
     assert_same(obj, amber.load(path))
 
 
@@ -282,9 +282,9 @@ def test_long_strings_and_bytes_are_datasets(tmp_path: Path) -> None:
     path = tmp_path / "s.h5"
     amber.dump(obj, path)
     with h5py.File(path, "r") as f:
-        assert f["text"].attrs["amber.kind"] == "str" and f["text"].asstr()[()] == obj["text"]
-        assert f["blob"].attrs["amber.kind"] == "bytes" and f["blob"][()].tobytes() == obj["blob"]
-        assert f["ba"].attrs["amber.kind"] == "bytearray"
+        assert f["text"].attrs["amber.kind"] == b"str" and f["text"].asstr()[()] == obj["text"]
+        assert f["blob"].attrs["amber.kind"] == b"bytes" and f["blob"][()].tobytes() == obj["blob"]
+        assert f["ba"].attrs["amber.kind"] == b"bytearray"
     assert_same(obj, amber.load(path))
 
 
@@ -451,7 +451,7 @@ def test_open_is_lazy_and_sliceable(tmp_path: Path) -> None:
         assert f["when"].dtype == np.dtype("M8[D]") and f["when"][1] == np.datetime64("2021-06-30")
         assert f["names"][:1].tolist() == ["ab"] and f["names"].dtype == np.dtype("<U2")
         assert len(f["tiles"]) == 6 and f["tiles"].keys() == list(range(6))
-        assert f.attrs["amber.format"] == "amber-hdf5" and f["weights"].attrs == {}
+        assert f.attrs["amber.format"] == b"amber-hdf5" and f["weights"].attrs == {}
         assert_same(obj, f.read())
         assert_same(obj["weights"], f["weights"].read())
         assert f.metadata == {"m": 1} and f.info.format == "hdf5"
@@ -842,6 +842,7 @@ MALFORMED = {
     "garbage_after_signature": lambda p: p.write_bytes(HDF5_MAGIC + os.urandom(5000)),
     "zeroed_middle": lambda p: p.write_bytes(p.read_bytes()[:2000] + bytes(3000) + p.read_bytes()[5000:]),
     "bad_kind": lambda p: _edit(p, lambda f: f["tiles"].attrs.__setitem__("amber.kind", "spaceship")),
+    "bad_kind_bytes": lambda p: _edit(p, lambda f: f["tiles"].attrs.__setitem__("amber.kind", b"\xff\xfe")),
     "value_kind_below_root": lambda p: _edit(p, lambda f: f["cfg"].attrs.__setitem__("amber.kind", "value")),
     "missing_member": lambda p: _edit(p, lambda f: f["tiles"].__delitem__("1")),
     "bad_len": lambda p: _edit(p, lambda f: f["tiles"].attrs.__setitem__("amber.len", 7)),
@@ -921,3 +922,25 @@ def test_ordered_dict_and_subclasses_stay_exact(tmp_path: Path) -> None:
     obj = {"od": collections.OrderedDict(b=1, a=2), "dd": collections.defaultdict(list, {"x": [1]}),
            "c": collections.Counter("abca")}
     assert_same(obj, rt(obj, tmp_path))
+
+
+def test_random_damage_gives_amber_errors_only(tmp_path: Path) -> None:
+    """Seeded byte flips, mostly in the first 12 kB where HDF5 keeps its index."""
+    import random
+
+    src = tmp_path / "src.h5"
+    amber.dump({"tiles": tiles(2), "cfg": {"lr": 0.5, "name": "x", "n": [1, 2]}, "s": {1, 2},
+                "u": np.array(["ab", "c"]), "big": np.arange(5000.0)}, src)
+    data = src.read_bytes()
+    rng = random.Random(1234)
+    path = tmp_path / "damaged.h5"
+    for _ in range(60):
+        b = bytearray(data)
+        for _ in range(rng.randint(1, 8)):
+            b[rng.randrange(min(len(b), 12000)) if rng.random() < 0.8 else rng.randrange(len(b))] = rng.randrange(256)
+        path.write_bytes(bytes(b))
+        for op in (amber.load, lambda p: amber.open(p).read(), lambda p: str(amber.inspect(p))):
+            try:
+                op(path)
+            except amber.AmberError:
+                pass

@@ -252,6 +252,13 @@ def _item_kind(items: Any) -> str | None:
     return t.__name__
 
 
+def _fixed(text: str) -> np.bytes_:
+    """amber's own text attributes are fixed-length UTF-8 strings, stored in the attribute
+    itself: reading them never touches HDF5's global heap (where variable-length strings
+    live, and where a damaged file can make libhdf5 loop forever)."""
+    return np.bytes_(text.encode("utf-8"))
+
+
 def _child(gpath: str, name: str) -> bytes:
     return f"{gpath.rstrip('/')}/{name}".encode("utf-8")
 
@@ -296,11 +303,11 @@ class _Writer:
             self.keep.append(obj)
             self._fill_list(root, "/", obj, "root", 0)
         else:
-            root.attrs[A_KIND] = "value"
+            root.attrs[A_KIND] = _fixed("value")
             marks: dict[str, str] = {}
             self.place(root, "/", "value", obj, "root", 1, marks)
             if marks:
-                root.attrs[A_SCALARS] = json.dumps(marks)
+                root.attrs[A_SCALARS] = _fixed(json.dumps(marks))
 
     def place(self, group: Any, gpath: str, name: str, obj: Any, path: str, depth: int, marks: dict[str, str]) -> str:
         """Store ``obj`` as member or attribute ``name`` of ``group`` (at HDF5 path ``gpath``;
@@ -340,14 +347,14 @@ class _Writer:
                 group.attrs[name] = obj
                 return "a"
             ds = group.create_dataset(name, data=obj, dtype=self.h5py.string_dtype("utf-8"), track_times=False)
-            ds.attrs[A_KIND] = "str"
+            ds.attrs[A_KIND] = _fixed("str")
             return "m"
         if t is bytes:
             if len(obj) <= ATTR_MAX:
                 group.attrs[name] = np.frombuffer(obj, dtype=np.uint8)
                 marks[name] = "bytes"
                 return "a"
-            self._raw(group, name, np.frombuffer(obj, dtype=np.uint8), {A_KIND: "bytes"})
+            self._raw(group, name, np.frombuffer(obj, dtype=np.uint8), {A_KIND: _fixed("bytes")})
             return "m"
         if isinstance(obj, np.generic) and t.__module__ == "numpy" and obj.dtype.kind in "biufc":
             group.attrs[name] = obj
@@ -367,7 +374,7 @@ class _Writer:
             return "m"
         self.keep.append(obj)
         if t is bytearray:
-            self._raw(group, name, np.frombuffer(obj, dtype=np.uint8), {A_KIND: "bytearray"})
+            self._raw(group, name, np.frombuffer(obj, dtype=np.uint8), {A_KIND: _fixed("bytearray")})
             self.memo[i] = _child(gpath, name)
             return "m"
         if t is np.ndarray:
@@ -406,22 +413,22 @@ class _Writer:
             pattern.append(self.place(group, gpath, k, v, f"{path}[{k!r}]", depth, marks))
         keys = "".join(pattern)
         if marks:
-            group.attrs[A_SCALARS] = json.dumps(marks)
+            group.attrs[A_SCALARS] = _fixed(json.dumps(marks))
         if "am" in keys:  # attributes and members interleave: record the order of the keys
-            group.attrs[A_KEYS] = keys
+            group.attrs[A_KEYS] = _fixed(keys)
 
     def _fill_list(self, group: Any, gpath: str, obj: Any, path: str, depth: int) -> None:
-        group.attrs[A_KIND] = type(obj).__name__
+        group.attrs[A_KIND] = _fixed(type(obj).__name__)
         group.attrs[A_LEN] = np.int64(len(obj))
         marks: dict[str, str] = {}
         for j, v in enumerate(obj):
             self.place(group, gpath, str(j), v, f"{path}[{j}]", depth, marks)
         if marks:
-            group.attrs[A_SCALARS] = json.dumps(marks)
+            group.attrs[A_SCALARS] = _fixed(json.dumps(marks))
 
     def _items(self, group: Any, name: str, obj: Any, kind: str, item: str) -> Any:
         """A list of only ints, floats, bools or strs as one 1-d dataset."""
-        attrs = {A_KIND: kind, A_ITEM: item}
+        attrs = {A_KIND: _fixed(kind), A_ITEM: _fixed(item)}
         if item == "str":
             ds = group.create_dataset(name, data=obj, dtype=self.h5py.string_dtype("utf-8"), track_times=False)
             for k, v in attrs.items():
@@ -436,19 +443,19 @@ class _Writer:
         dt = arr.dtype
         attrs: dict[str, Any] = {}
         if arr.ndim > 1 and arr.flags.f_contiguous and not arr.flags.c_contiguous:
-            attrs[A_ORDER] = "F"
+            attrs[A_ORDER] = _fixed("F")
         kind = dt.kind
         if kind in "mM":
             if dt.fields is not None:
                 return False
-            attrs[A_DTYPE] = dt.str
+            attrs[A_DTYPE] = _fixed(dt.str)
             self._raw(group, name, arr.view(dt.str[0] + "i8"), attrs)
             return True
         if kind == "U":
             flat = arr.reshape(-1).tolist()
             if dt.itemsize == 0 or not all(_text_ok(s) for s in flat):
                 return False
-            attrs[A_DTYPE] = dt.str
+            attrs[A_DTYPE] = _fixed(dt.str)
             data = np.array(flat, dtype=object).reshape(arr.shape)
             ds = group.create_dataset(name, data=data, dtype=self.h5py.string_dtype("utf-8"), track_times=False)
             for k, v in attrs.items():
@@ -528,7 +535,7 @@ class _Writer:
             self.packages.update(env.get("packages") or {})
             t = type(obj)
             dsid = self._raw(
-                group, name, np.frombuffer(view, dtype=np.uint8), {A_KIND: "node", A_TYPE: f"{t.__module__}.{t.__qualname__}"}
+                group, name, np.frombuffer(view, dtype=np.uint8), {A_KIND: _fixed("node"), A_TYPE: _fixed(f"{t.__module__}.{t.__qualname__}")}
             )
         finally:
             view.release()
@@ -577,14 +584,14 @@ def _write_file(
         try:
             w = _Writer(h5, compress)
             root = h5
-            root.attrs[A_FORMAT] = FORMAT_NAME
-            root.attrs[A_VERSION] = f"{LAYOUT_VERSION[0]}.{LAYOUT_VERSION[1]}"
-            root.attrs[A_AMBER] = __version__
+            root.attrs[A_FORMAT] = _fixed(FORMAT_NAME)
+            root.attrs[A_VERSION] = _fixed(f"{LAYOUT_VERSION[0]}.{LAYOUT_VERSION[1]}")
+            root.attrs[A_AMBER] = _fixed(__version__)
             w.root(obj)
-            root.attrs[A_ENV] = json.dumps(_env(w.packages), sort_keys=True)
-            root.attrs[A_NODES] = json.dumps(w.nodes)
+            root.attrs[A_ENV] = _fixed(json.dumps(_env(w.packages), sort_keys=True))
+            root.attrs[A_NODES] = _fixed(json.dumps(w.nodes))
             if metadata is not None:
-                root.attrs[A_META] = json.dumps(metadata)
+                root.attrs[A_META] = _fixed(json.dumps(metadata))
         except (OSError, ValueError, TypeError, RuntimeError, KeyError) as exc:
             if isinstance(exc, AmberError):
                 raise

@@ -112,8 +112,10 @@ def attr_json(attrs: Any, key: str, name: str, where: str) -> Any:
 def file_header(h5: Any, name: str) -> dict[str, Any] | None:
     """amber's root attributes (layout version, amber version, env, metadata, node paths),
     or None for a file another tool wrote (no ``amber.format`` attribute)."""
-    try:
-        attrs = dict(h5.attrs.items()) if A_FORMAT in h5.attrs else None
+    try:  # only amber's own attributes (fixed-length strings: no global heap is read)
+        attrs = None
+        if A_FORMAT in h5.attrs:
+            attrs = {k: h5.attrs[k] for k in (A_FORMAT, A_VERSION, A_AMBER, A_ENV, A_META, A_NODES) if k in h5.attrs}
     except H5_ERRORS as exc:
         raise CorruptFileError(f"{name}: the root's attributes cannot be read ({exc})") from None
     if attrs is None:
