@@ -213,13 +213,13 @@ class Jsonpickle(Adapter):
         import jsonpickle
 
         with open(path, "w", encoding="utf-8") as fh:
-            fh.write(jsonpickle.encode(obj))
+            fh.write(jsonpickle.encode(obj, keys=True))
 
     def load(self, path: Path) -> Any:
         import jsonpickle
 
         with open(path, encoding="utf-8") as fh:
-            return jsonpickle.decode(fh.read())
+            return jsonpickle.decode(fh.read(), keys=True)
 
 
 class Hickle(Adapter):

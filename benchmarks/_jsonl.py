@@ -37,7 +37,10 @@ def records():
                "seen": base + datetime.timedelta(seconds=i)}
 
 
-def rss():
+def rss():  # VmHWM: ru_maxrss would carry over the peak of the parent through fork+exec
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 before = rss()

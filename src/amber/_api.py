@@ -245,7 +245,7 @@ def _reader(source: Any, verify: bool, whole: bool = False) -> ContainerReader:
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-_JSON_START = frozenset(b'{["-0123456789tfn')
+_JSON_START = frozenset(b'{["-0123456789tfn"')
 
 
 def _looks_like_json(head: bytes) -> bool:
@@ -280,8 +280,8 @@ def _detect(src: Source, source: Any = None) -> str:
         named = _suffix_format(source if source is not None else src.name)
         return "jsonl" if named == "jsonl" else "json"
     raise FormatError(
-        f"{src.name}: not a file amber reads (it starts with {bytes(head[:8])!r}); amber reads its own "
-        "files, JSON, JSONL, HDF5, pickle, joblib, PyTorch (.pt) and NumPy (.npy/.npz) files"
+        f"{src.name}: not an amber file, nor any other format amber reads (it starts with {bytes(head[:8])!r}); "
+        "amber reads its own files, JSON, JSONL, HDF5, pickle, joblib, PyTorch (.pt) and NumPy (.npy/.npz) files"
     )
 
 
