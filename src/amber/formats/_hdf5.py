@@ -81,6 +81,10 @@ COMPRESS_MIN = 1 << 10
 CHUNK_TARGET = 1 << 20
 #: ... and rows (along axis 0) of at least this many bytes are a chunk each.
 CHUNK_ROW = 64 << 10
+#: Dicts, lists and tuples with more small items than this (scalars, containers of scalars)
+#: are stored as one amber node: HDF5 takes about 0.1 ms per attribute, 0.5 ms per group.
+MAX_ATTRS = 256
+_SCALAR_TYPES = frozenset({bool, int, float, complex, str, bytes})
 #: Dicts and lists nested deeper than this many groups are stored as one amber node.
 GROUP_DEPTH = 64
 #: Groups nested deeper than this in a file are refused (a hostile file cannot recurse forever).
@@ -232,6 +236,28 @@ def plain_dtype(dt: np.dtype) -> np.dtype:
     return np.dtype(dt.str)
 
 
+def _is_scalar(v: Any) -> bool:
+    return type(v) in _SCALAR_TYPES or v is None or isinstance(v, np.generic)
+
+
+def _attr_heavy(items: Iterable[Any]) -> bool:
+    """Does the container hold more than ``MAX_ATTRS`` small things: scalars (each would
+    be an attribute) and dicts, lists or tuples of nothing but scalars (each would be a
+    group of attributes)? HDF5 takes about 0.1 ms per attribute and 0.5 ms per group, so
+    such a container (a big config, a list of records) is one amber node instead. A list
+    of arrays, or of records that hold arrays, stays a group of datasets."""
+    n = 0
+    for v in items:
+        t = type(v)
+        if _is_scalar(v) or (
+            (t is list or t is tuple) and all(_is_scalar(x) for x in v)
+        ) or (t is dict and all(_is_scalar(x) for x in v.values())):
+            n += 1
+            if n > MAX_ATTRS:
+                return True
+    return False
+
+
 def _item_kind(items: Any) -> str | None:
     """``"int"``/``"float"``/``"bool"``/``"str"`` when every item of a non-empty list is
     exactly that type (ints within int64, strs storable as HDF5 text), else None."""
@@ -294,11 +320,11 @@ class _Writer:
     def root(self, obj: Any) -> None:
         root = self.file
         t = type(obj)
-        if t is dict and all(_valid_name(k) for k in obj):
+        if t is dict and all(_valid_name(k) for k in obj) and not _attr_heavy(obj.values()):
             self.memo[id(obj)] = b"/"
             self.keep.append(obj)
             self._fill_dict(root, "/", obj, "root", 0)
-        elif (t is list or t is tuple) and _item_kind(obj) is None:
+        elif (t is list or t is tuple) and _item_kind(obj) is None and not _attr_heavy(obj):
             self.memo[id(obj)] = b"/"
             self.keep.append(obj)
             self._fill_list(root, "/", obj, "root", 0)
@@ -384,7 +410,7 @@ class _Writer:
             return "m"
         if (t is dict or t is list or t is tuple) and depth < GROUP_DEPTH:
             if t is dict:
-                if not all(_valid_name(k) for k in obj):
+                if not all(_valid_name(k) for k in obj) or _attr_heavy(obj.values()):
                     return self._node(group, gpath, name, obj, path)
                 sub = group.create_group(name, track_order=True)
                 self.memo[i] = _child(gpath, name)
@@ -395,6 +421,8 @@ class _Writer:
                 self._items(group, name, obj, t.__name__, kind)
                 self.memo[i] = _child(gpath, name)
                 return "m"
+            if _attr_heavy(obj):
+                return self._node(group, gpath, name, obj, path)
             sub = group.create_group(name)
             self.memo[i] = _child(gpath, name)
             if t is tuple:
