@@ -11,6 +11,7 @@ and the HDF5 path.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from amber.errors import AmberError, CorruptFileError, FormatError, UntrustedTypeError, VersionError
+from amber.errors import AmberError, CorruptFileError, FormatError, StorageError, UntrustedTypeError, VersionError
 from amber.formats._hdf5 import (
     A_AMBER,
     A_DTYPE,
@@ -80,6 +81,9 @@ def open_h5(source: Any, name: str) -> tuple[Any, Any]:
     except H5_ERRORS as exc:
         if extra is not None:
             extra.close()
+        if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EAGAIN, errno.EWOULDBLOCK):
+            # not the bytes' fault: no permission, or another process holds HDF5's file lock
+            raise StorageError(f"cannot open {name}: {exc}") from None
         raise CorruptFileError(f"{name}: not a readable HDF5 file ({exc})") from None
     return h5, extra
 
