@@ -394,9 +394,12 @@ class _Describer:
             return {"type": "unreadable", "value": str(exc)[:120]}
         if depth > 64:
             return {"type": "..."}
-        if isinstance(oid, self.h5py.h5g.GroupID):
-            return self.group(H5Group(file, oid, sub), depth + 1)
-        return self.dataset(oid, sub)
+        try:
+            if isinstance(oid, self.h5py.h5g.GroupID):
+                return self.group(H5Group(file, oid, sub), depth + 1)
+            return self.dataset(oid, sub)
+        except AmberError as exc:  # describe what can be described; name what cannot
+            return {"type": "unreadable", "value": str(exc)[:160], "hdf5": sub}
 
     def group(self, g: H5Group, depth: int) -> dict[str, Any]:
         if self.file.amber:

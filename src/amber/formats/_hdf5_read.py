@@ -575,7 +575,12 @@ class Loader:
         for known, dt in self._types:
             if known == tid:
                 return dt
-        dt = tid.dtype
+        try:
+            dt = tid.dtype
+        except (TypeError, ValueError) as exc:
+            raise FormatError(
+                f"{self.name}: a dataset has an HDF5 datatype that NumPy cannot represent ({exc})"
+            ) from None
         self._types = [(tid, dt), *self._types[:3]]
         return dt
 
