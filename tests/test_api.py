@@ -1052,3 +1052,14 @@ def test_manifest_compressed_only_when_mid_sized() -> None:
     assert flags(small) == 0 and flags(parts) == FLAG_MANIFEST_ZLIB and flags(big) == 0
     for data in (small, parts, big):
         amber.loads(data)
+
+
+def test_hdf5_with_a_user_block_is_recognised_by_its_bytes(tmp_path: Path) -> None:
+    import h5py
+
+    p = tmp_path / "weights.data"  # no telling suffix: the signature sits at byte 512
+    with h5py.File(p, "w", userblock_size=512) as f:
+        f["layer"] = np.arange(6.0).reshape(2, 3)
+    out = amber.load(p)
+    assert list(out) == ["layer"] and np.array_equal(out["layer"], np.arange(6.0).reshape(2, 3))
+    assert amber.inspect(p).format == "hdf5"

@@ -189,7 +189,7 @@ def test_truncated_and_garbage_pickles_give_format_errors(tmp_path: Path) -> Non
             amber.loads(data[:cut], format="pickle")
     with pytest.raises(amber.FormatError):
         amber.loads(b"\x80\x05garbage-not-a-pickle", format="pickle")
-    with pytest.raises(amber.FormatError, match="not a file amber reads"):
+    with pytest.raises(amber.FormatError, match="not an amber file, nor any other format amber reads"):
         amber.loads(b"\x00 is no pickle opcode, nor any magic")
 
 

@@ -279,6 +279,11 @@ def _detect(src: Source, source: Any = None) -> str:
     if _looks_like_json(bytes(head)):
         named = _suffix_format(source if source is not None else src.name)
         return "jsonl" if named == "jsonl" else "json"
+    at = 512  # an HDF5 file with a user block: the signature at 512, 1024, 2048, ...
+    while at + 8 <= src.size and at <= 1 << 20:
+        if bytes(src.pread(at, 8)) == HDF5_MAGIC:
+            return "hdf5"
+        at *= 2
     raise FormatError(
         f"{src.name}: not an amber file, nor any other format amber reads (it starts with {bytes(head[:8])!r}); "
         "amber reads its own files, JSON, JSONL, HDF5, pickle, joblib, PyTorch (.pt) and NumPy (.npy/.npz) files"
