@@ -395,6 +395,272 @@ def test_big_dict_with_other_values_mixed_in() -> None:
 
 
 # ---------------------------------------------------------------------------------------
+# readable forms: datetimes, durations, decimals, UUIDs, fractions, complex numbers
+# ---------------------------------------------------------------------------------------
+
+UTC = dt.timezone.utc
+
+
+def _zone(key: str) -> Any:
+    zoneinfo = pytest.importorskip("zoneinfo")
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except zoneinfo.ZoneInfoNotFoundError:  # pragma: no cover
+        pytest.skip("no time zone database")
+
+
+READABLE_CASES: list[tuple[Any, Any]] = [
+    (dt.datetime(2026, 11, 22, 9, 30), {"$datetime": "2026-11-22T09:30:00"}),
+    (dt.datetime(2026, 11, 22, 9, 30, 0, 1), {"$datetime": "2026-11-22T09:30:00.000001"}),
+    (dt.datetime(2026, 11, 22, 9, 30, 0, 120000, fold=1), {"$datetime": "2026-11-22T09:30:00.120000", "fold": 1}),
+    (dt.datetime(2026, 11, 22, 9, 30, tzinfo=UTC), {"$datetime": "2026-11-22T09:30:00+00:00"}),
+    (dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+     {"$datetime": "2026-11-22T09:30:00-05:00"}),
+    (dt.datetime(2026, 11, 22, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1), "CET")),
+     {"$datetime": "2026-11-22T09:30:00+01:00", "tzname": "CET"}),
+    (dt.datetime(1, 1, 1, tzinfo=dt.timezone(-dt.timedelta(seconds=1, microseconds=1))),
+     {"$datetime": "0001-01-01T00:00:00-00:00:01.000001"}),
+    (dt.datetime.max, {"$datetime": "9999-12-31T23:59:59.999999"}),
+    (dt.date(2024, 2, 29), {"$date": "2024-02-29"}),
+    (dt.date.min, {"$date": "0001-01-01"}),
+    (dt.time(9, 30), {"$time": "09:30:00"}),
+    (dt.time(23, 59, 59, 999999, fold=1), {"$time": "23:59:59.999999", "fold": 1}),
+    (dt.time(9, 30, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30), "IST")),
+     {"$time": "09:30:00+05:30", "tzname": "IST"}),
+    (dt.timedelta(0), {"$timedelta": "PT0S"}),
+    (dt.timedelta(days=1, hours=2, minutes=3, seconds=4, microseconds=500000), {"$timedelta": "P1DT2H3M4.5S"}),
+    (dt.timedelta(microseconds=-1), {"$timedelta": "-PT0.000001S"}),
+    (dt.timedelta(days=-1, seconds=5, microseconds=7), {"$timedelta": "-PT23H59M54.999993S"}),
+    (dt.timedelta(days=-3), {"$timedelta": "-P3D"}),
+    (dt.timedelta.max, {"$timedelta": "P999999999DT23H59M59.999999S"}),
+    (dt.timedelta.min, {"$timedelta": "-P999999999D"}),
+    (decimal.Decimal("1.10"), {"$decimal": "1.10"}),
+    (decimal.Decimal("-0.00"), {"$decimal": "-0.00"}),
+    (decimal.Decimal("NaN"), {"$decimal": "NaN"}),
+    (decimal.Decimal("-sNaN123"), {"$decimal": "-sNaN123"}),
+    (decimal.Decimal("-Infinity"), {"$decimal": "-Infinity"}),
+    (decimal.Decimal("1E+3"), {"$decimal": "1E+3"}),
+    (decimal.Decimal("0E-7"), {"$decimal": "0E-7"}),
+    (decimal.Decimal("3.14159265358979323846264338327950288"), {"$decimal": "3.14159265358979323846264338327950288"}),
+    (__import__("uuid").UUID("12345678-1234-5678-1234-56781234abcd"), {"$uuid": "12345678-1234-5678-1234-56781234abcd"}),
+    (__import__("fractions").Fraction(-3, 4), {"$fraction": "-3/4"}),
+    (__import__("fractions").Fraction(5), {"$fraction": "5/1"}),
+    (__import__("fractions").Fraction(2**200 + 1, 3**90), {"$fraction": f"{2**200 + 1}/{3**90}"}),
+    (complex(1.5, -2), {"$complex": [1.5, -2.0]}),
+    (complex(-0.0, math.nan), {"$complex": [-0.0, {"$float": "nan"}]}),
+    (complex(math.inf, -0.0), {"$complex": [{"$float": "inf"}, -0.0]}),
+    (complex(NAN_PAYLOAD, -math.inf), {"$complex": [{"$float": "0x7ff0000000000001"}, {"$float": "-inf"}]}),
+]
+
+
+@pytest.mark.parametrize("obj, form", READABLE_CASES, ids=[repr(c[0])[:50] for c in READABLE_CASES])
+def test_readable_forms(obj: Any, form: Any) -> None:
+    assert data_of(obj) == form  # JSON context
+    assert data_of(collections.OrderedDict(k=obj)) == {"$collections.OrderedDict": ["k", form]}  # in a payload
+    assert_same(obj, rt(obj))
+    many = [obj, obj, (obj, [1]), collections.deque([obj]), collections.OrderedDict(k=obj)]
+    assert_same(many, rt(many))
+
+
+def test_readable_named_zones_keep_their_key_and_fold() -> None:
+    ny = _zone("America/New_York")
+    first = dt.datetime(2026, 11, 1, 1, 30, tzinfo=ny)  # the hour that happens twice
+    second = first.replace(fold=1)
+    assert data_of(first) == {"$datetime": "2026-11-01T01:30:00-04:00", "tz": "America/New_York"}
+    assert data_of(second) == {"$datetime": "2026-11-01T01:30:00-05:00", "tz": "America/New_York", "fold": 1}
+    for obj in (first, second, dt.datetime(1800, 1, 1, tzinfo=ny), dt.time(9, 30, tzinfo=ny),
+                dt.time(1, 30, fold=1, tzinfo=ny)):
+        out = rt(obj)
+        assert_same(obj, out)
+        assert out.tzinfo is ny  # the zone itself (ZoneInfo caches by key)
+    assert rt(second).utcoffset() == dt.timedelta(hours=-5)
+    assert data_of({first})["$set"] == [{"$datetime": "2026-11-01T01:30:00-04:00", "tz": "America/New_York"}]
+
+
+def test_readable_values_are_not_numbered() -> None:
+    """A readable value is written in full each time (as plain tuples are): no $ref to a
+    datetime, and numbering around it stays in step in both contexts."""
+    when = dt.datetime(2026, 1, 1, tzinfo=UTC)
+    shared = [1, 2]
+    obj = {"a": when, "b": when, "s": shared, "set": {when, dt.date(2020, 1, 1)}, "t": (when, shared), "s2": shared}
+    d = data_of(obj)
+    assert d["a"] == d["b"] == {"$datetime": "2026-01-01T00:00:00+00:00"}
+    assert d["s2"] == {"$ref": 1}  # #0 the dict, #1 the list: datetimes take no number
+    assert d["t"] == {"$tuple": [{"$datetime": "2026-01-01T00:00:00+00:00"}, {"$ref": 1}]}
+    out = rt(obj)
+    assert_same(obj, out)
+    assert out["s"] is out["s2"] is out["t"][1]
+    # inside payloads: the native numbering, with readable values taking no number
+    od = collections.OrderedDict(a=when, b=shared, c=when, d=shared)
+    p = data_of([od, shared])
+    assert p[0] == {"$collections.OrderedDict": ["a", {"$datetime": "2026-01-01T00:00:00+00:00"}, "b", {"$list.plain": [1, 2]},
+                                                  "c", {"$datetime": "2026-01-01T00:00:00+00:00"}, "d", {"$ref": 2}]}
+    assert p[1] == {"$ref": 2}
+    out = rt([od, shared])
+    assert out[0]["b"] is out[0]["d"] is out[1]
+
+
+def test_readable_datetimes_in_big_containers() -> None:
+    days = {f"k{i}": dt.date(2020, 1, 1) + dt.timedelta(days=i) if i % 2 else (i, "x") for i in range(100)}
+    raw = data_of(days)
+    obj, where = raw["$tuples"]
+    assert obj["k1"] == {"$date": "2020-01-02"} and where == [f"k{i}" for i in range(0, 100, 2)]
+    assert_same(days, rt(days))
+    lst = [dt.timedelta(seconds=i) for i in range(100)]
+    assert data_of(lst)[3] == {"$timedelta": "PT3S"}
+    assert_same(lst, rt(lst))
+
+
+def test_readable_forms_through_jsonl(tmp_path: Path) -> None:
+    recs = [{"when": dt.datetime(2026, 1, 1, 12, tzinfo=UTC), "d": decimal.Decimal("1.10")},
+            {"dur": dt.timedelta(minutes=-90)}]
+    path = tmp_path / "r.jsonl"
+    amber.jsonl.write(path, recs)
+    assert path.read_bytes().splitlines() == [
+        b'{"when":{"$datetime":"2026-01-01T12:00:00+00:00"},"d":{"$decimal":"1.10"}}',
+        b'{"dur":{"$timedelta":"-PT1H30M"}}',
+    ]
+    assert_same(recs, list(amber.jsonl.read(path)))
+
+
+def test_huge_fraction_keeps_the_generic_form() -> None:
+    import fractions
+
+    f = fractions.Fraction(2**20000 + 1, 3)
+    assert "$fractions.Fraction" in data_of(f)
+    out = rt(f)
+    assert type(out) is fractions.Fraction and out == f  # (repr would pass the digit limit)
+
+
+def test_readable_types_are_listed_in_the_header() -> None:
+    head = doc([dt.date(2020, 1, 1), {decimal.Decimal(1)}])["$amber"]
+    assert {"datetime.date", "decimal.Decimal", "set"} <= set(head["types"])
+    raw = dumps_json({"when": dt.datetime(2020, 1, 1)})
+    info = describe_json(raw, name="r.json", size=len(raw))
+    assert "datetime.datetime" in info.types and "datetime.datetime" in str(info)
+
+
+#: Written earlier by the generic mapping (every handler's positional payload): still read,
+#: references included (#3 is the first UTC datetime, #4 its timezone, #18 the list "s").
+OLD_FORMS = (
+    '{"naive":{"$datetime.datetime":[2026,11,22,9,30,0,0,0,null]},"utc":[{"$datetime.datetime":[2026,11,22,9,30,0,'
+    '0,0,{"$datetime.timezone":[0,0,0,null]}]},{"$ref":3},{"$datetime.datetime":[2026,1,1,0,0,0,0,0,{"$ref":4}]}],'
+    '"ny":{"$datetime.datetime":[2026,11,1,1,30,0,0,1,"America/New_York"]},"date":{"$datetime.date":[2024,2,29]},'
+    '"time":{"$datetime.time":[9,30,0,5,0,{"$datetime.timezone":[-1,68400,0,"EST"]}]},"td":{"$datetime.timedelta":'
+    '[-1,5,7]},"dec":[{"$decimal.Decimal":["-0.00"]},{"$decimal.Decimal":["NaN"]},{"$decimal.Decimal":["1E+3"]}],'
+    '"uuid":{"$uuid.UUID":[{"$bytes":"EjRWeBI0VngSNFZ4EjRWeA=="}]},"frac":{"$fractions.Fraction":[-3,4]},'
+    '"c":{"$complex":[-0.0,{"$float":"nan"}]},"s":[1,2],"set":{"$set":[{"$datetime.date":[2020,1,1]},{"$ref":3}]},'
+    '"s2":{"$ref":18}}'
+)
+
+
+def test_old_generic_forms_still_load() -> None:
+    import fractions
+    import uuid
+
+    ny = _zone("America/New_York")
+    when = dt.datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+    expected = {
+        "naive": dt.datetime(2026, 11, 22, 9, 30),
+        "utc": [when, when, dt.datetime(2026, 1, 1, tzinfo=UTC)],
+        "ny": dt.datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ny),
+        "date": dt.date(2024, 2, 29),
+        "time": dt.time(9, 30, 0, 5, tzinfo=dt.timezone(dt.timedelta(hours=-5), "EST")),
+        "td": dt.timedelta(days=-1, seconds=5, microseconds=7),
+        "dec": [decimal.Decimal("-0.00"), decimal.Decimal("NaN"), decimal.Decimal("1E+3")],
+        "uuid": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "frac": fractions.Fraction(-3, 4),
+        "c": complex(-0.0, math.nan),
+        "s": [1, 2],
+        "set": {dt.date(2020, 1, 1), when},
+        "s2": [1, 2],
+    }
+    out = load_bytes(OLD_FORMS)
+    assert_same(expected, out)
+    assert out["utc"][0] is out["utc"][1] and out["s"] is out["s2"]
+    assert_same(expected, rt(expected))  # and the same values written anew
+
+
+@given(st.datetimes(timezones=st.none() | st.timezones() | st.builds(
+    dt.timezone, st.timedeltas(-dt.timedelta(hours=23, minutes=59), dt.timedelta(hours=23, minutes=59)))),
+    st.booleans())
+@SETTINGS
+def test_readable_datetimes_fuzzed(when: dt.datetime, fold: bool) -> None:
+    when = when.replace(fold=int(fold))
+    assert_same(when, rt(when))
+    assert_same(when.timetz(), rt(when.timetz()))
+    assert_same(when.date(), rt(when.date()))
+
+
+@given(st.timedeltas(), st.decimals(allow_nan=True, allow_infinity=True), st.fractions(), st.uuids())
+@SETTINGS
+def test_readable_values_fuzzed(td: dt.timedelta, dec: decimal.Decimal, frac: Any, u: Any) -> None:
+    obj = [td, dec, frac, u, {td, frac, u}]
+    if not dec.is_snan():  # (a signalling NaN cannot be hashed, so stays out of the set)
+        obj.append({dec})
+    assert_same(obj, rt(obj))
+
+
+READABLE_MALFORMED = {
+    "datetime_month": '{"$datetime": "2020-13-01T00:00:00"}',
+    "datetime_text": '{"$datetime": "yesterday"}',
+    "datetime_date_only": '{"$datetime": "2020-01-01"}',
+    "datetime_number": '{"$datetime": 1700000000}',
+    "datetime_fold": '{"$datetime": "2020-01-01T00:00:00", "fold": 2}',
+    "datetime_fold_bool": '{"$datetime": "2020-01-01T00:00:00", "fold": true}',
+    "datetime_extra_key": '{"$datetime": "2020-01-01T00:00:00", "x": 1}',
+    "datetime_bad_zone": '{"$datetime": "2020-01-01T00:00:00", "tz": "Nowhere/Atlantis"}',
+    "datetime_zone_path": '{"$datetime": "2020-01-01T00:00:00", "tz": "../../etc/passwd"}',
+    "datetime_zone_not_str": '{"$datetime": "2020-01-01T00:00:00", "tz": 5}',
+    "datetime_tzname_naive": '{"$datetime": "2020-01-01T00:00:00", "tzname": "CET"}',
+    "datetime_offset_24h": '{"$datetime": "2020-01-01T00:00:00+24:00"}',
+    "datetime_in_payload": '{"$set": [{"$datetime": "2020-02-30T00:00:00"}]}',
+    "date_bad": '{"$date": "2023-02-29"}',
+    "date_extra_key": '{"$date": "2023-02-28", "fold": 0}',
+    "time_bad": '{"$time": "24:00:00"}',
+    "timedelta_empty": '{"$timedelta": "P"}',
+    "timedelta_empty_t": '{"$timedelta": "P1DT"}',
+    "timedelta_overflow": '{"$timedelta": "P9999999999D"}',
+    "timedelta_list": '{"$timedelta": [1, 2, 3]}',
+    "decimal_text": '{"$decimal": "one"}',
+    "decimal_spaces": '{"$decimal": " 1"}',
+    "decimal_exponent": '{"$decimal": "1E+99999999999999999999"}',
+    "uuid_short": '{"$uuid": "1234"}',
+    "uuid_bytes": '{"$uuid": {"$bytes": "EjRWeBI0VngSNFZ4EjRWeA=="}}',
+    "fraction_zero": '{"$fraction": "1/0"}',
+    "fraction_float": '{"$fraction": "0.5"}',
+    "fraction_in_payload": '{"$set": [{"$fraction": "1/0"}]}',
+}
+
+
+@pytest.mark.parametrize("raw", list(READABLE_MALFORMED.values()), ids=list(READABLE_MALFORMED))
+def test_malformed_readable_forms_are_amber_errors(raw: str) -> None:
+    with pytest.raises(amber.DecodeError):
+        load_bytes(raw)
+
+
+def test_readable_forms_read_from_hand_written_json() -> None:
+    assert load_bytes('{"$datetime": "2026-11-22T09:30:00Z"}') == dt.datetime(2026, 11, 22, 9, 30, tzinfo=UTC)
+    assert load_bytes('{"$datetime": "2026-11-22T09:30:00.5"}') == dt.datetime(2026, 11, 22, 9, 30, 0, 500000)
+    assert load_bytes('{"$timedelta": "PT90M"}') == dt.timedelta(minutes=90)
+    assert load_bytes('{"$fraction": "2/4"}') == __import__("fractions").Fraction(1, 2)
+    assert str(load_bytes('{"$decimal": "1.50e3"}')) == "1.50E+3"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["$datetime", "$date", "$time", "$timedelta", "$decimal", "$uuid", "$fraction"]),
+       st.none() | st.integers() | st.text(max_size=30) | st.lists(st.integers(), max_size=3),
+       st.dictionaries(st.sampled_from(["tz", "tzname", "fold", "x"]), st.none() | st.integers(-1, 2) | st.text(max_size=8),
+                       max_size=2))
+def test_fuzzed_readable_tags_never_leak_raw_errors(key: str, payload: Any, extra: dict[str, Any]) -> None:
+    for raw in ({key: payload, **extra}, {"$set": [{key: payload, **extra}]}):
+        try:
+            load_json(json.dumps(raw).encode())
+        except amber.AmberError:
+            pass
+
+
+# ---------------------------------------------------------------------------------------
 # other libraries' objects
 # ---------------------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ shared objects, ``needs`` and ``types`` work unchanged) with a JSON walk on top:
 * *JSON context* (the top of the tree and the plain structure reached from it): ``None``,
   bools, strings, 64-bit ints and finite floats are themselves; a list is an array; a dict
   whose keys are all strings and whose first key does not start with ``$`` is an object.
-  Everything else is a *tag*: a JSON object with exactly one key that starts with ``$``
-  (``{"$tuple": [...]}``, ``{"$bytes": "..."}``, ``{"$datetime.date": [2024, 2, 29]}``).
+  Everything else is a *tag*: a JSON object whose first key starts with ``$``
+  (``{"$tuple": [...]}``, ``{"$bytes": "..."}``, ``{"$set": [1, 2]}``).
+* Dates and times, durations, Decimals, UUIDs and Fractions are readable tags
+  (``{"$date": "2024-02-29"}``, :mod:`amber.formats._json_readable`), in both contexts.
 * An object with a handler is reduced by it exactly as the native format does (its children
   are native nodes), and the native node ``[tag, *payload]`` is written through one generic
   mapping as ``{"$<tag>": [payload...]}``. Small numeric arrays become nested lists
@@ -44,6 +46,7 @@ from amber.errors import (
     SchemaError,
     VersionError,
 )
+from amber.formats import _json_readable as _readable
 from amber.formats._native import (
     _INT_MAX,
     _INT_MIN,
@@ -85,7 +88,8 @@ VERSION = 1
 #: JSON levels per level: ``{"$dict": [[key, value]]}``).
 MAX_JSON_DEPTH = 4 * MAX_DEPTH + 64
 #: Tag names the JSON format itself uses; no handler may be named like them.
-RESERVED = frozenset({"amber", "array", "blob", "bytes", "dict", "float", "ndarray", "ref", "str", "tuple", "tuples", "seg"})
+RESERVED = frozenset({"amber", "array", "blob", "bytes", "dict", "float", "ndarray", "ref", "str", "tuple", "tuples", "seg"}
+                     | _readable.NAMES)
 #: What a native tag must look like to be written as a ``$name`` key (handler ids do).
 _TAG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*(@[1-9][0-9]{0,4})?")
 #: Tags whose value is one plain scalar (a tuple holding only these and JSON scalars is
@@ -272,6 +276,21 @@ class _Blob:
         self.data = data
 
 
+class _Readable:
+    """A value in its readable JSON form (``{"$datetime": ...}``), standing where the native
+    walk would have put its handler node."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: dict[str, Any]) -> None:
+        self.value = value
+
+
+_READABLE_OUT = _readable.WRITERS
+_native_node = Encoder._node
+_READABLE_IDS = _readable.HANDLER_IDS
+
+
 #: native tag bytes -> its JSON key ("$name")
 _TAG_KEYS: dict[bytes, str] = {}
 
@@ -361,6 +380,18 @@ class JsonEncoder(Encoder):
         self.depth -= 1  # no msgpack segments in JSON
         return node
 
+    def _node(self, obj: Any, t: type) -> Any:
+        """The native walk (inside handler payloads): the value types with a readable form
+        are that form (not numbered), everything else a native node."""
+        w = _READABLE_OUT.get(t)
+        if w is not None:
+            r = w(obj)
+            if r is not None:
+                self.tagged = True
+                self.types.add(_READABLE_IDS[t])
+                return _Readable(r)
+        return _native_node(self, obj, t)
+
     def _handled(self, obj: Any, t: type, i: int, h: Handler | None = None) -> Any:
         if h is None and t is not int:
             h = self.registry.for_type(t)
@@ -385,6 +416,14 @@ class JsonEncoder(Encoder):
         try:
             if t is tuple:
                 return self._jtuple(v)
+            if t is not list and t is not dict:
+                w = _READABLE_OUT.get(t)
+                if w is not None:
+                    r = w(v)
+                    if r is not None:
+                        self.tagged = True
+                        self.types.add(_READABLE_IDS[t])
+                        return r
             return self._jnode(v, t)
         except AmberError as exc:
             if at is not None:
@@ -684,6 +723,8 @@ class JsonEncoder(Encoder):
             return {k: conv(v) for k, v in x.items()}
         if t is _Blob:
             return {"$blob": _b64(x.data)}
+        if t is _Readable:
+            return x.value
         raise EncodeError(f"a handler put a {t.__name__} into its node, which JSON cannot hold")
 
     def _conv_tagged(self, x: Any) -> Any:
@@ -1105,6 +1146,7 @@ class _BlobTable:
 
 #: "$name" -> the native tag bytes
 _TAG_BYTES: dict[str, bytes] = {}
+_READABLE_KEYS = _readable.KEYS
 
 
 def _tag_bytes(key: str) -> bytes:
@@ -1245,6 +1287,8 @@ class JsonDecoder(Decoder):
             self.jdepth -= 1
 
     def _jtag(self, key: str, v: dict[str, Any]) -> Any:
+        if key in _READABLE_KEYS:  # a value: not numbered
+            return _readable.read(key, v)
         if len(v) != 1:
             raise CorruptFileError(
                 f"the tag object {key!r:.60} has other keys too ({', '.join(repr(k) for k in list(v)[1:4])}): "
@@ -1418,6 +1462,8 @@ class JsonDecoder(Decoder):
                 if type(v) is list or type(v) is dict:
                     x[kk] = native(v)
             return x
+        if k in _READABLE_KEYS:  # the value itself: the native decoder takes it as it is
+            return _readable.read(k, x)
         if len(x) != 1:
             raise CorruptFileError(f"the tag object {k!r:.60} has other keys too: a tag holds one key")
         p = x[k]
@@ -1962,7 +2008,7 @@ class _Describe:
         if x:
             for k in x:
                 break
-            if k[:1] == "$" and len(x) == 1:
+            if k[:1] == "$" and (len(x) == 1 or k in _READABLE_KEYS):
                 return self.tagged(k[1:], x[k], self.json)
         keys = tuple(x)
         return (b"map", keys, tuple(self.json(v) for v in x.values()))
@@ -1976,11 +2022,15 @@ class _Describe:
         if x:
             for k in x:
                 break
-            if k[:1] == "$" and len(x) == 1:
+            if k[:1] == "$" and (len(x) == 1 or k in _READABLE_KEYS):
                 return self.tagged(k[1:], x[k], self.payload)
         return {k: self.payload(v) for k, v in x.items()}
 
     def tagged(self, name: str, p: Any, inner: Any) -> Any:
+        if name in _readable.NAMES:  # shown as its type, like the handler node it replaces
+            kind = _readable.TYPE_OF[name]
+            self.seen.add(kind)
+            return (kind.encode(),)
         if name not in ("bytes", "float", "str", "blob", "ref", "dict", "tuples", "amber") and len(self.seen) < 1000:
             self.seen.add("numpy.ndarray" if name == "ndarray" else name)
         if name == "tuple" and type(p) is list:
