@@ -303,8 +303,21 @@ class AmberMmap(Amber):
 
 
 class AmberJson(Amber):
-    key, label, suffix = "amber_json", "amber .json (tagged)", ".json"
+    """Tagged JSON without indentation, like the orjson file it is measured against (the
+    bar is the cost of the tags; the default pretty layout also pays for 70% more bytes)."""
+
+    key, label, suffix = "amber_json", "amber .json compact=True", ".json"
     workloads = frozenset({"dict"})
+
+    def dump(self, obj: Any, path: Path) -> None:
+        amber.dump(obj, path, compact=True)
+
+
+class AmberJsonPretty(AmberJson):
+    key, label = "amber_json_pretty", "amber .json (pretty, the default)"
+
+    def dump(self, obj: Any, path: Path) -> None:
+        amber.dump(obj, path)
 
 
 class AmberHdf5(Amber):
@@ -391,6 +404,7 @@ ADAPTERS: tuple[Adapter, ...] = (
     H5pyLoop(),
     Amber(),
     AmberJson(),
+    AmberJsonPretty(),
     AmberHdf5(),
     AmberZ(),
     AmberZRaw(),

@@ -88,9 +88,9 @@ def _dict(w: WorkloadResult) -> list[Bar]:
         _bar(n, "amber dump / joblib dump", _time_ratio(w, "amber", "joblib", "dump"), "<", 1.0, "x"),
         _bar(n, "amber load / joblib load", _time_ratio(w, "amber", "joblib", "load"), "<", 1.0, "x"),
         *_existing_files(w),
-        *_within(w, "orjson", "orjson (untyped)", 2.5, amber="amber_json", amber_label="amber .json"),
+        *_within(w, "orjson", "orjson (untyped)", 2.5, amber="amber_json", amber_label="amber .json compact"),
         *(
-            _bar(n, f"jsonpickle {op} / amber .json {op} (speed-up)", _time_ratio(w, "jsonpickle", "amber_json", op),
+            _bar(n, f"jsonpickle {op} / amber .json {op} (speed-up)", _time_ratio(w, "jsonpickle", "amber_json_pretty", op),
                  ">=", 3.0, "x")
             for op in ("dump", "load")
         ),

@@ -20,7 +20,7 @@ EXPECTED = {
                    "h5py_loop", "amber_hdf5"},
     "tiles-files": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
     "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_reads_pickle",
-             "amber_reads_joblib", "orjson", "jsonpickle", "amber_json"},
+             "amber_reads_joblib", "orjson", "jsonpickle", "amber_json", "amber_json_pretty"},
 }
 FILES = {"matrix": 1, "tiles-list": 1, "tiles-files": 20, "dict": 1}
 #: The workloads of the type handlers (scikit-learn, pandas, PyTorch, user classes): each
