@@ -136,7 +136,7 @@ def interop(work: str, rng: np.random.Generator) -> None:
     print("types kept:", amber.load(p) == config)
     plain = os.path.join(work, "plain.json")
     amber.dump({"lr": 3e-4, "layers": [512, 256, 10]}, plain)
-    print("plain data stays plain JSON:", open(plain).read().replace("\n", " "))
+    print("plain data stays plain JSON:", " ".join(open(plain).read().split()))
 
     log = os.path.join(work, "events.jsonl")
     n = amber.jsonl.write(log, ({"step": i, "loss": 1 / (i + 1), "at": (i, "s")} for i in range(100_000)))
