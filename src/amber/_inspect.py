@@ -72,6 +72,8 @@ class Info:
                 f"  written by  amber {self.amber_version}, Python {env.get('python', '?')} on {env.get('platform', '?')}"
                 + (f", {self.created}" if self.created else "")
             )
+        elif self.format in ("json", "jsonl"):  # amber writes plain data with no header too
+            lines.append("  written by  unknown (no $amber header: plain JSON, or typed records without imports)")
         else:
             lines.append("  written by  another tool (no amber metadata)")
         if pkgs:
