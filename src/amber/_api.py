@@ -650,11 +650,10 @@ def _describe_other(fmt: str, source: Any) -> Any:
         from amber.formats._hdf5 import describe_hdf5
 
         src = open_source(source)
-        try:
-            size, name = src.size, src.name
+        try:  # h5py opens a local file by name, anything else through the Source
+            return describe_hdf5(src.name if isinstance(src, FileSource) else src, name=src.name, size=src.size)
         finally:
             src.close()
-        return describe_hdf5(_local_or_file(source), name=name, size=size)
     from amber.formats._json import describe_json
 
     src = open_source(source)
