@@ -263,6 +263,31 @@ def _plain_scan(
     return None
 
 
+def _strict_scan(it: Iterator[tuple[Any, Any]], tuples: list[Any]) -> tuple[Any, Any] | None:
+    """:func:`_plain_scan` for the strict walk: a str must have a UTF-8 form and an int fit
+    in 64 bits; a tuple counts as plain only when its items are bools, None or finite
+    floats (any other tuple goes to :meth:`JsonEncoder.value`, which checks it exactly)."""
+    ok = _PLAIN_STRICT
+    add = tuples.append
+    for k, v in it:
+        t = type(v)
+        if t in ok or (t is float and v - v == 0.0):
+            continue
+        if t is tuple:
+            for x in v:
+                tx = type(x)
+                if not (tx in ok or (tx is float and x - x == 0.0)):
+                    return k, v
+            add(k)
+            continue
+        if t is str and not _bad_str(v):
+            continue
+        if t is int and _INT_MIN <= v <= _INT_MAX:
+            continue
+        return k, v
+    return None
+
+
 class _Unserializable(Exception):
     """orjson refused the tree (a non-str key, a lone surrogate, a too-deep tree)."""
 
@@ -480,21 +505,22 @@ class JsonEncoder(Encoder):
         """The items as JSON-ready values: ``items`` itself when all are plain. Plain
         tuples among them are ``{"$tuple": [...]}``, or, in a long list (``tuples_form``),
         the whole list is ``{"$tuples": [list, [their indices]]}`` (see :meth:`_jdict`)."""
-        if self.strict:
-            return self._jitems_strict(items, tuples_form)
-        tpos: list[int] = []
-        it = enumerate(items)
+        return self._values(items, enumerate(items), list, tuples_form)
+
+    def _values(self, obj: Any, pairs: Iterator[tuple[Any, Any]], copy: Any, tuples_form: bool) -> Any:
+        """``obj`` (a list or dict, ``pairs`` its (index or key, value) pairs) with its values
+        JSON-ready: plain runs are skipped by one tight scan, each value that stops it is
+        turned by :meth:`value` into a copy ``copy(obj)``, and the scan resumes."""
+        scan = _strict_scan if self.strict else _plain_scan
+        tuples: list[Any] = []
         out = None
-        while True:
-            stop = _plain_scan(it, tpos)
-            if stop is None:
-                break
-            j, v = stop
-            ev = self.value(v, j)
+        while (stop := scan(pairs, tuples)) is not None:
+            k, v = stop
+            ev = self.value(v, k)
             if out is None:
-                out = list(items)
-            out[j] = ev
-        return self._with_tuples(items, out, tpos, tuples_form, list)
+                out = copy(obj)
+            out[k] = ev
+        return self._with_tuples(obj, out, tuples, tuples_form, copy)
 
     def _with_tuples(self, obj: Any, out: Any, where: list[Any], tuples_form: bool, copy: Any) -> Any:
         """``obj`` (or its changed copy ``out``) with the plain tuples at ``where``: one
@@ -508,42 +534,6 @@ class JsonEncoder(Encoder):
             for j in where:
                 out[j] = {"$tuple": out[j]}
         return obj if out is None else out
-
-    def _jitems_strict(self, items: Any, tuples_form: bool) -> Any:
-        """:meth:`_jitems` checking every string and int (see :class:`JsonEncoder`)."""
-        ok = _PLAIN_STRICT
-        value = self.value
-        out = None
-        tpos: list[int] = []
-        found = tpos.append
-        for j, v in enumerate(items):
-            t = type(v)
-            if t in ok:
-                continue
-            if t is float:
-                if v - v == 0.0:
-                    continue
-                ev = self._float_tag(v)
-            elif t is tuple:
-                for x in v:
-                    tx = type(x)
-                    if tx in ok or (tx is float and x - x == 0.0):
-                        continue
-                    ev = value(v, j)
-                    break
-                else:
-                    found(j)
-                    continue
-            elif t is str and not _bad_str(v):
-                continue
-            elif t is int and _INT_MIN <= v <= _INT_MAX:
-                continue
-            else:
-                ev = value(v, j)
-            if out is None:
-                out = list(items)
-            out[j] = ev
-        return self._with_tuples(items, out, tpos, tuples_form, list)
 
     def _jnode(self, obj: Any, t: type) -> Any:
         """A numbered object: list, dict, non-plain tuple or handled type (or ``$ref``)."""
@@ -593,57 +583,7 @@ class JsonEncoder(Encoder):
             break
         if type(first) is not str or first[:1] == "$" or (self.strict and not self._plain_keys(obj)):
             return self._jpairs(obj)
-        if self.strict:
-            return self._jdict_strict(obj)
-        tkeys: list[str] = []
-        it = iter(obj.items())
-        out = None
-        while True:
-            stop = _plain_scan(it, tkeys)
-            if stop is None:
-                break
-            k, v = stop
-            ev = self.value(v, k)
-            if out is None:
-                out = dict(obj)
-            out[k] = ev
-        return self._with_tuples(obj, out, tkeys, True, dict)
-
-    def _jdict_strict(self, obj: dict[Any, Any]) -> Any:
-        """:meth:`_jdict` checking every string and int (see :class:`JsonEncoder`)."""
-        ok = _PLAIN_STRICT
-        value = self.value
-        out = None
-        tkeys: list[str] = []
-        found = tkeys.append
-        for k, v in obj.items():
-            t = type(v)
-            if t in ok:
-                continue
-            if t is float:
-                if v - v == 0.0:
-                    continue
-                ev = self._float_tag(v)
-            elif t is tuple:
-                for x in v:
-                    tx = type(x)
-                    if tx in ok or (tx is float and x - x == 0.0):
-                        continue
-                    ev = value(v, k)
-                    break
-                else:
-                    found(k)
-                    continue
-            elif t is str and not _bad_str(v):
-                continue
-            elif t is int and _INT_MIN <= v <= _INT_MAX:
-                continue
-            else:
-                ev = value(v, k)
-            if out is None:
-                out = dict(obj)
-            out[k] = ev
-        return self._with_tuples(obj, out, tkeys, True, dict)
+        return self._values(obj, iter(obj.items()), dict, True)
 
     @staticmethod
     def _plain_keys(obj: dict[Any, Any]) -> bool:
