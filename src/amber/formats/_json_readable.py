@@ -219,13 +219,20 @@ def _canonical(parse: Callable[[str], Any], text: str) -> Any:
     return v if v.isoformat() == text else None
 
 
+def _zoned(name: str, parse: Callable[[str], Any], p: Any, tagobj: dict[str, Any]) -> Any:
+    """A ``$datetime``/``$time`` in the form amber writes, with its ``tz``/``tzname``/``fold``
+    keys applied; None when the text is not in that form."""
+    v = _canonical(parse, _text(p, name))
+    if v is None or len(tagobj) == 1:
+        return v
+    extra, fold = _extra(name, tagobj)
+    return v.replace(tzinfo=_tzinfo(name, v.utcoffset(), extra), fold=fold)
+
+
 def _r_datetime(p: Any, tagobj: dict[str, Any]) -> dt.datetime:
-    v = _canonical(dt.datetime.fromisoformat, _text(p, "datetime"))
+    v = _zoned("datetime", dt.datetime.fromisoformat, p, tagobj)
     if v is not None:
-        if len(tagobj) == 1:
-            return v
-        extra, fold = _extra("datetime", tagobj)
-        return v.replace(tzinfo=_tzinfo("datetime", v.utcoffset(), extra), fold=fold)
+        return v
     m = _DATETIME_RE.fullmatch(p)
     if m is None:
         raise CorruptFileError(f'"$datetime" {p!r:.60} is not an ISO 8601 date and time (2026-11-22T09:30:00)')
@@ -236,12 +243,9 @@ def _r_datetime(p: Any, tagobj: dict[str, Any]) -> dt.datetime:
 
 
 def _r_time(p: Any, tagobj: dict[str, Any]) -> dt.time:
-    v = _canonical(dt.time.fromisoformat, _text(p, "time"))
+    v = _zoned("time", dt.time.fromisoformat, p, tagobj)
     if v is not None:
-        if len(tagobj) == 1:
-            return v
-        extra, fold = _extra("time", tagobj)
-        return v.replace(tzinfo=_tzinfo("time", v.utcoffset(), extra), fold=fold)
+        return v
     m = _TIME_RE.fullmatch(p)
     if m is None:
         raise CorruptFileError(f'"$time" {p!r:.60} is not an ISO 8601 time (09:30:00)')
