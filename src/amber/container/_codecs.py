@@ -203,17 +203,11 @@ def _make(name: str, level: int | None) -> Codec:
     return Codec(name, level, ratio)
 
 
-def resolve_compress(compress: Any) -> Codec | None:
-    """Turn the ``compress=`` argument into a Codec (or None for no compression).
-
-    Accepts None/False, True, a codec name (``"zstd"``), ``"zstd:9"``, a ``(name, level)``
-    pair, or a dict ``{"name": ..., "level": ...}``.
-    """
-    if compress is None or compress is False:
-        return None
-    if compress is True:
-        return _make(*DEFAULT_CODEC)
-    level: int | None = None
+def split_compress(compress: Any, hint: str = "a codec name like 'zstd', 'zstd:9', or ('zstd', 9)") -> tuple[Any, Any]:
+    """``(name, level)`` of a ``compress=`` value other than None/True/False: a name
+    (``"zstd"``), ``"zstd:9"``, a ``(name, level)`` pair or ``{"name": ..., "level": ...}``
+    (level None when not given). ValueError, ending with ``hint``, for anything else."""
+    level: Any = None
     if isinstance(compress, str):
         name, _, lv = compress.partition(":")
         if lv:
@@ -226,10 +220,21 @@ def resolve_compress(compress: Any) -> Codec | None:
     elif isinstance(compress, dict):
         name, level = compress.get("name"), compress.get("level")
     else:
-        raise ValueError(
-            f"compress={compress!r} is not understood: pass True, a codec name like 'zstd', "
-            "'zstd:9', or ('zstd', 9)"
-        )
+        raise ValueError(f"compress={compress!r} is not understood: pass True, {hint}")
+    return name, level
+
+
+def resolve_compress(compress: Any) -> Codec | None:
+    """Turn the ``compress=`` argument into a Codec (or None for no compression).
+
+    Accepts None/False, True, a codec name (``"zstd"``), ``"zstd:9"``, a ``(name, level)``
+    pair, or a dict ``{"name": ..., "level": ...}``.
+    """
+    if compress is None or compress is False:
+        return None
+    if compress is True:
+        return _make(*DEFAULT_CODEC)
+    name, level = split_compress(compress)
     if name not in CODECS:
         raise ValueError(f"unknown codec {name!r}: choose one of {', '.join(CODECS)}")
     return _make(name, level)

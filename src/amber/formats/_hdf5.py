@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from amber.container._codecs import split_compress
 from amber._version import __version__
 from amber.errors import AmberError, EncodeError, FormatError, StorageError
 
@@ -137,22 +138,10 @@ def resolve_hdf5_compress(compress: Any) -> tuple[str, int | None] | None:
         return None
     if compress is True:
         return ("gzip", 1)
-    level: Any = None
-    if isinstance(compress, str):
-        name, _, lv = compress.partition(":")
-        if lv:
-            try:
-                level = int(lv)
-            except ValueError:
-                raise FormatError(f"compress={compress!r}: the level after ':' must be an integer") from None
-    elif isinstance(compress, tuple) and len(compress) == 2:
-        name, level = compress
-    elif isinstance(compress, dict):
-        name, level = compress.get("name"), compress.get("level")
-    else:
-        raise FormatError(
-            f"compress={compress!r} is not understood for HDF5 files: pass True, 'gzip', 'gzip:6' or 'lzf'"
-        )
+    try:
+        name, level = split_compress(compress, "'gzip', 'gzip:6' or 'lzf' (HDF5's filters)")
+    except ValueError as exc:
+        raise FormatError(str(exc)) from None
     if name in ("gzip", "zlib"):
         if level is None:
             level = 4
