@@ -379,11 +379,9 @@ class _Writer:
         linked = self.memo.get(i)
         if linked is not None:
             if i in self.building:
-                raise EncodeError(
-                    f"it refers back to an enclosing {t.__name__}, and a cycle through an immutable "
-                    "object cannot be restored: make the outer container a list",
-                    path,
-                )
+                from amber.formats._native import cycle_error
+
+                raise cycle_error(t, path)
             # a hard link: one object in the file, restored as one object
             group.id.links.create_hard(name.encode("utf-8"), self.file.id, linked, lcpl=self._lcpl)
             return "m"

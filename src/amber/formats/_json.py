@@ -61,6 +61,7 @@ from amber.formats._native import (
     _json_safe,
     check_trust,
     check_versions,
+    cycle_error,
 )
 from amber.handlers import REGISTRY, Handler
 from amber.handlers._base import DecodeContext, EncodeContext
@@ -541,10 +542,7 @@ class JsonEncoder(Encoder):
         m = self.memo.get(i)
         if m is not None:
             if i in self.building:
-                raise EncodeError(
-                    f"it refers back to an enclosing {t.__name__}, and a cycle through an immutable "
-                    "object cannot be restored: make the outer container a list"
-                )
+                raise cycle_error(t)
             self.refs += 1
             self.tagged = True
             return {"$ref": m}

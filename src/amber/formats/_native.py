@@ -46,7 +46,7 @@ from amber.trust import caller_trusts as _caller_trusts
 from amber.trust import resolve as _resolve
 from amber.trust import untrusted as _untrusted
 
-__all__ = ["Decoder", "Encoder", "MAX_DEPTH", "encode_to", "decode_from", "check_versions"]
+__all__ = ["Decoder", "Encoder", "cycle_error", "MAX_DEPTH", "encode_to", "decode_from", "check_versions"]
 
 #: Deepest nesting amber saves and loads (Python 3.11+ recurses without using the C stack).
 MAX_DEPTH = 10_000 if sys.version_info >= (3, 11) else 2_000
@@ -149,6 +149,15 @@ def package_version(name: str) -> str | None:
                 ver = None
         _pkg_versions[name] = ver
     return _pkg_versions[name]
+
+
+def cycle_error(t: type, path: str = "root") -> EncodeError:
+    """The error for an object met again while the immutable object around it is built."""
+    return EncodeError(
+        f"it refers back to an enclosing {t.__name__}, and a cycle through an immutable "
+        "object cannot be restored: make the outer container a list",
+        path,
+    )
 
 
 class Encoder:
@@ -290,10 +299,7 @@ class Encoder:
         m = self.memo.get(i)
         if m is not None:
             if i in self.building:
-                raise EncodeError(
-                    f"it refers back to an enclosing {t.__name__}, and a cycle through an immutable "
-                    "object cannot be restored: make the outer container a list"
-                )
+                raise cycle_error(t)
             self.refs += 1
             return [TAG_REF, m]
         self.memo[i] = self.count
