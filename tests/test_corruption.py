@@ -1337,21 +1337,6 @@ def test_malformed_env_is_ignored(env: Any) -> None:
 # ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def canary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    """An importable module that leaves a file behind when it is imported."""
-    name = f"amber_canary_{abs(hash(str(tmp_path)))}"
-    marker = tmp_path / "imported"
-    (tmp_path / f"{name}.py").write_text(
-        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('imported')\n"
-        "def factory():\n    return 'made'\n"
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, name, raising=False)
-    yield name, marker
-    sys.modules.pop(name, None)
-
-
 def test_needs_os_system_is_refused_before_anything(canary: tuple[str, Path]) -> None:
     name, marker = canary
     needs = ["os.system", f"{name}.factory"]

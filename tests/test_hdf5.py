@@ -9,9 +9,6 @@ import json
 import os
 import pickle
 import sys
-import textwrap
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +31,7 @@ from amber.testing import assert_equal
 h5py = pytest.importorskip("h5py")
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_roundtrip import BUILTIN_CASES, DTYPES, assert_same, random_array  # noqa: E402
+from test_roundtrip import BUILTIN_CASES, DTYPES, LAYOUTS, assert_same, layout_array, random_array  # noqa: E402
 
 
 def rt(obj: Any, tmp_path: Path, name: str = "x.h5", **kw: Any) -> Any:
@@ -74,18 +71,9 @@ def test_builtin_roundtrip(obj: Any, where: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
-@pytest.mark.parametrize("layout", ["C", "F", "0d", "empty", "empty3d", "strided", "transposed", "scalar"])
+@pytest.mark.parametrize("layout", [*LAYOUTS, "scalar"])
 def test_ndarray_roundtrip(dtype: np.dtype, layout: str, tmp_path: Path) -> None:
-    a = {
-        "C": lambda: random_array(dtype, (4, 5)),
-        "F": lambda: np.asfortranarray(random_array(dtype, (4, 3, 2))),
-        "0d": lambda: random_array(dtype, ()),
-        "empty": lambda: random_array(dtype, (0,)),
-        "empty3d": lambda: random_array(dtype, (3, 0, 2)),
-        "strided": lambda: random_array(dtype, (10, 6))[1::3, ::-2],
-        "transposed": lambda: random_array(dtype, (2, 3, 4)).transpose(1, 2, 0),
-        "scalar": lambda: random_array(dtype, (), seed=3)[()],
-    }[layout]()
+    a = random_array(dtype, (), seed=3)[()] if layout == "scalar" else layout_array(dtype, layout)
     obj = {"a": a, "l": [a]}
     out = rt(obj, tmp_path)
     assert_same(obj, out)
@@ -736,33 +724,6 @@ def test_dangling_soft_link(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 # trust
 # ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def canary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    """A module, not yet imported, that leaves a marker file behind when it is imported."""
-    name = f"amber_h5_canary_{uuid.uuid4().hex[:12]}"
-    marker = tmp_path / "IMPORTED"
-    (tmp_path / f"{name}.py").write_text(
-        textwrap.dedent(
-            f"""
-            import pathlib
-            pathlib.Path({str(marker)!r}).write_text("imported")
-
-            class Zeta:
-                def __init__(self, v):
-                    self.v = v
-
-            class Alpha:
-                def __init__(self, v):
-                    self.v = v
-            """
-        )
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, name, raising=False)
-    yield name, marker
-    sys.modules.pop(name, None)
 
 
 def test_untrusted_types_in_nodes_listed_before_any_import(canary: tuple[str, Path], tmp_path: Path) -> None:

@@ -35,8 +35,9 @@ from test_roundtrip import (
     _nest,
     _unnest,
     assert_same,
+    LAYOUTS,
     float_bits,
-    random_array,
+    layout_array,
 )
 
 SETTINGS = settings(
@@ -136,23 +137,10 @@ def test_surrogate_string_is_a_str_tag() -> None:
 
 
 @pytest.mark.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
-@pytest.mark.parametrize("layout", ["C", "F", "0d", "empty", "empty3d", "strided", "transposed"])
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("array_lists", [1000, 0], ids=["lists", "base64"])
 def test_ndarray_roundtrip(dtype: np.dtype, layout: str, array_lists: int) -> None:
-    if layout == "C":
-        a = random_array(dtype, (4, 5))
-    elif layout == "F":
-        a = np.asfortranarray(random_array(dtype, (4, 3, 2)))
-    elif layout == "0d":
-        a = random_array(dtype, ())
-    elif layout == "empty":
-        a = random_array(dtype, (0,))
-    elif layout == "empty3d":
-        a = random_array(dtype, (3, 0, 2))
-    elif layout == "strided":
-        a = random_array(dtype, (10, 6))[1::3, ::-2]
-    else:
-        a = random_array(dtype, (2, 3, 4)).transpose(1, 2, 0)
+    a = layout_array(dtype, layout)
     out = rt(a, array_lists=array_lists)
     assert_same(a, out)
     assert out.flags.writeable

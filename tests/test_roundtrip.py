@@ -866,23 +866,32 @@ def random_array(dtype: np.dtype, shape: tuple[int, ...], seed: int = 0) -> np.n
     return a
 
 
-@pytest.mark.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
-@pytest.mark.parametrize("layout", ["C", "F", "0d", "empty", "empty3d", "strided", "transposed"])
-def test_ndarray_roundtrip(dtype: np.dtype, layout: str) -> None:
+#: Memory layouts every format must keep (see :func:`layout_array`).
+LAYOUTS = ["C", "F", "0d", "empty", "empty3d", "strided", "transposed"]
+
+
+def layout_array(dtype: np.dtype, layout: str) -> np.ndarray:
+    """A random array of ``dtype`` in one of LAYOUTS: C or Fortran order, 0-d, empty,
+    a strided view, a transposed view."""
     if layout == "C":
-        a = random_array(dtype, (4, 5))
-    elif layout == "F":
-        a = np.asfortranarray(random_array(dtype, (4, 3, 2)))
-    elif layout == "0d":
-        a = random_array(dtype, ())
-    elif layout == "empty":
-        a = random_array(dtype, (0,))
-    elif layout == "empty3d":
-        a = random_array(dtype, (3, 0, 2))
-    elif layout == "strided":
-        a = random_array(dtype, (10, 6))[1::3, ::-2]
-    else:
-        a = random_array(dtype, (2, 3, 4)).transpose(1, 2, 0)
+        return random_array(dtype, (4, 5))
+    if layout == "F":
+        return np.asfortranarray(random_array(dtype, (4, 3, 2)))
+    if layout == "0d":
+        return random_array(dtype, ())
+    if layout == "empty":
+        return random_array(dtype, (0,))
+    if layout == "empty3d":
+        return random_array(dtype, (3, 0, 2))
+    if layout == "strided":
+        return random_array(dtype, (10, 6))[1::3, ::-2]
+    return random_array(dtype, (2, 3, 4)).transpose(1, 2, 0)
+
+
+@pytest.mark.parametrize("dtype", list(DTYPES.values()), ids=list(DTYPES))
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_ndarray_roundtrip(dtype: np.dtype, layout: str) -> None:
+    a = layout_array(dtype, layout)
     out = assert_roundtrip(a)
     assert out.flags.writeable
     if layout == "F":

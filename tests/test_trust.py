@@ -20,8 +20,6 @@ import os
 import pickle
 import subprocess
 import sys
-import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,36 +63,6 @@ def no_import(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(trust_mod, "_import", spy)
     return calls
-
-
-@pytest.fixture
-def canary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
-    """A module, not yet imported, that leaves a marker file behind when it is imported."""
-    name = f"amber_canary_{uuid.uuid4().hex[:12]}"
-    marker = tmp_path / "IMPORTED"
-    (tmp_path / f"{name}.py").write_text(
-        textwrap.dedent(
-            f"""
-            import pathlib
-            pathlib.Path({str(marker)!r}).write_text("imported")
-
-            class Zeta:
-                def __init__(self, v):
-                    self.v = v
-
-            class Alpha:
-                def __init__(self, v):
-                    self.v = v
-
-            def helper(x):
-                return x
-            """
-        )
-    )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, name, raising=False)
-    yield name, marker
-    sys.modules.pop(name, None)
 
 
 def _run(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
