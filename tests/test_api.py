@@ -1063,3 +1063,28 @@ def test_hdf5_with_a_user_block_is_recognised_by_its_bytes(tmp_path: Path) -> No
     out = amber.load(p)
     assert list(out) == ["layer"] and np.array_equal(out["layer"], np.arange(6.0).reshape(2, 3))
     assert amber.inspect(p).format == "hdf5"
+
+
+class _Stream(io.RawIOBase):
+    """A file object that cannot seek (a pipe, a socket): read once, front to back."""
+
+    def __init__(self, data: bytes) -> None:
+        self._buf = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self._buf.readinto(b)
+
+
+def test_open_and_inspect_read_a_stream_once(tmp_path: Path) -> None:
+    """The format is told from the same read that the file is then used from: a stream
+    that cannot seek is not asked for its bytes twice."""
+    data = amber.dumps({"w": np.arange(4.0)})
+    with amber.open(_Stream(data)) as f:
+        assert np.array_equal(f["w"][:2], [0.0, 1.0])
+    assert amber.inspect(_Stream(data)).format == "amber"
+    assert amber.untrusted_types(_Stream(data)) == []
+    text = amber.dumps({"t": (1, 2)}, format="json")
+    assert amber.inspect(_Stream(text)).format == "json"

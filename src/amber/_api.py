@@ -232,15 +232,6 @@ def dumps(
     return buf.getvalue()
 
 
-def _reader(source: Any, verify: bool, whole: bool = False) -> ContainerReader:
-    src = open_source(source, whole=whole)
-    try:
-        return ContainerReader(src, verify=verify, ext_hook=ext_hook)
-    except BaseException:
-        src.close()
-        raise
-
-
 #: The signature that starts an HDF5 file.
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
@@ -569,13 +560,14 @@ def loads(
     )
 
 
-def _sniff(source: Any) -> str:
-    """The format of ``source`` from its first bytes (see :func:`_detect`)."""
+def _opened(source: Any) -> tuple[Source, str]:
+    """``source`` opened once, with its format from the first bytes (see :func:`_detect`)."""
     src = open_source(source)
     try:
-        return _detect(src, source)
-    finally:
+        return src, _detect(src, source)
+    except BaseException:
         src.close()
+        raise
 
 
 def open(source: PathLike | Any, *, trusted: Iterable[str] | None = None, verify: bool = True) -> Any:
@@ -585,19 +577,24 @@ def open(source: PathLike | Any, *, trusted: Iterable[str] | None = None, verify
     Only the manifest (HDF5: the file's index) is read up front; arrays are read when
     indexed, and a slice of an array reads only the bytes (or compressed chunks) that hold it.
     """
-    fmt = _sniff(source)
-    if fmt == "hdf5":
+    src, fmt = _opened(source)
+    if fmt == "amber":
+        from amber._lazy import AmberFile
+
+        try:
+            return AmberFile(ContainerReader(src, verify=verify, ext_hook=ext_hook), trusted=tuple(trusted or ()))
+        except BaseException:
+            src.close()
+            raise
+    src.close()
+    if fmt == "hdf5":  # h5py opens a local file by name, anything else as a file object
         from amber.formats._hdf5 import open_hdf5
 
         return open_hdf5(_local_or_file(source), name=_name_of(source), trusted=tuple(trusted or ()))
-    if fmt != "amber":
-        raise FormatError(
-            f"{_name_of(source)}: amber.open gives lazy access to amber and HDF5 files; this is a {fmt!r} "
-            "file: read it whole with amber.load"
-        )
-    from amber._lazy import AmberFile
-
-    return AmberFile(_reader(source, verify), trusted=tuple(trusted or ()))
+    raise FormatError(
+        f"{_name_of(source)}: amber.open gives lazy access to amber and HDF5 files; this is a {fmt!r} "
+        "file: read it whole with amber.load"
+    )
 
 
 def _name_of(source: Any) -> str:
@@ -630,40 +627,33 @@ def inspect(source: PathLike | Any) -> Any:
     metadata, needed types and the tree of types, shapes, dtypes and sizes."""
     from amber._inspect import describe
 
-    fmt = _sniff(source)
-    if fmt in ("json", "jsonl", "hdf5"):
-        return _describe_other(fmt, source)
-    if fmt != "amber":
+    src, fmt = _opened(source)
+    try:
+        if fmt == "amber":
+            return describe(ContainerReader(src, verify=True, ext_hook=ext_hook))
+        if fmt in ("json", "jsonl", "hdf5"):
+            return _describe_other(fmt, src)
         raise FormatError(
-            f"{_name_of(source)}: amber inspect describes amber, JSON and HDF5 files; this is a {fmt!r} "
+            f"{src.name}: amber inspect describes amber, JSON and HDF5 files; this is a {fmt!r} "
             "file: use amber.scan (or `amber scan`) to see what it would import and run"
         )
-    reader = _reader(source, verify=True)
-    try:
-        return describe(reader)
     finally:
-        reader.close()
+        src.close()
 
 
-def _describe_other(fmt: str, source: Any) -> Any:
+def _describe_other(fmt: str, src: Source) -> Any:
+    """``inspect`` of an open JSON, JSONL or HDF5 source."""
     if fmt == "hdf5":
         from amber.formats._hdf5 import describe_hdf5
 
-        src = open_source(source)
-        try:  # h5py opens a local file by name, anything else through the Source
-            return describe_hdf5(src.name if isinstance(src, FileSource) else src, name=src.name, size=src.size)
-        finally:
-            src.close()
+        # h5py opens a local file by name, anything else through the Source
+        return describe_hdf5(src.name if isinstance(src, FileSource) else src, name=src.name, size=src.size)
     from amber.formats._json import describe_json
 
-    src = open_source(source)
-    try:
-        data = _whole(src)
-        if data is None:
-            data = src.pread(0, src.size)
-        return describe_json(data, name=src.name, size=src.size)
-    finally:
-        src.close()
+    data = _whole(src)
+    if data is None:
+        data = src.pread(0, src.size)
+    return describe_json(data, name=src.name, size=src.size)
 
 
 def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = None) -> list[str]:
@@ -673,11 +663,10 @@ def untrusted_types(source: PathLike | Any, *, trusted: Iterable[str] | None = N
     scanner's static walk of their pickles (:func:`scan`)."""
     from amber.trust import untrusted
 
-    fmt = _sniff(source)
-    if fmt in ("json", "jsonl", "hdf5"):
-        return sorted(untrusted(_describe_other(fmt, source).needs, tuple(trusted or ())))
-    src = open_source(source)
+    src, fmt = _opened(source)
     try:
+        if fmt in ("json", "jsonl", "hdf5"):
+            return sorted(untrusted(_describe_other(fmt, src).needs, tuple(trusted or ())))
         if fmt != "amber":
             from amber.security._scan import scan_file
 
