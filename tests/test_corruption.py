@@ -577,6 +577,24 @@ def test_bit_flips_in_blobs_are_found_by_lazy_reads() -> None:
                     f[names[i]][:]
 
 
+@pytest.mark.parametrize("which", [0, 17, 39])
+def test_bit_flip_in_a_read_ahead_array_fails_the_load(tmp_path: Path, which: int) -> None:
+    """Arrays read ahead in shared spans are checked on the hasher thread while the load goes
+    on; a mismatch in any of them (first of a span, middle, last) still fails the load."""
+    arrays = [np.full(300_000, i, dtype=np.uint8) for i in range(40)]  # 12 MB: not read whole
+    path = tmp_path / "tiles.amber"
+    amber.dump(arrays, path)
+    data = path.read_bytes()
+    b = parse(data).blobs[which]
+    path.write_bytes(flip(data, b["offset"] + 12_345, 3))
+    with pytest.raises(amber.CorruptFileError, match=f"blob {which}, chunk 0 .*checksum mismatch"):
+        amber.load(path)
+    assert amber.load(path, verify=False)[which][12_345] == which ^ 8
+    # a clean file still loads, with every array its own values
+    amber.dump(arrays, path)
+    assert all(np.array_equal(a, b) for a, b in zip(amber.load(path), arrays))
+
+
 @pytest.mark.timeout(120)
 @FUZZ
 @given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), min_size=1, max_size=8))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import zlib
+from concurrent.futures import Future
 from typing import Any, Callable
 
 import msgpack
@@ -150,6 +151,18 @@ class BlobInfo:
         self.chunk, self.chunks, self.starts = chunk, chunks, starts
 
 
+def _check_span(buf: memoryview, base: int, span: list[BlobInfo]) -> tuple[int, int] | None:
+    """(blob index, checksum block) of the first mismatch among the uncompressed blobs of
+    ``span``, whose bytes ``buf`` holds from file offset ``base``; None when all match."""
+    for b in span:
+        s = b.offset - base
+        for k, (ln, h) in enumerate(b.chunks):
+            if _hash(buf[s : s + ln]) != h:
+                return b.index, k
+            s += ln
+    return None
+
+
 def _inflate(data: bytes, limit: int, where: str) -> bytes:
     """A zlib stream's content, refusing streams that expand past ``limit`` bytes."""
     d = zlib.decompressobj()
@@ -174,6 +187,9 @@ class ContainerReader:
         #: Read runs of small blobs in one request (set for whole-file loads).
         self.readahead = False
         self._ahead: dict[int, np.ndarray] = {}
+        #: checksums of read-ahead spans, computed on the hasher thread: blob index -> the
+        #: future of its span's check (see _check_span)
+        self._span_checks: dict[int, Future[tuple[int, int] | None]] = {}
         size = source.size
         if size < HEADER_SIZE + TRAILER_SIZE:
             head = source.pread(0, min(size, len(MAGIC)))
@@ -257,14 +273,18 @@ class ContainerReader:
             return None
         return memoryview(mm)[b.offset : b.offset + b.nbytes]
 
-    def read(self, index: int, alloc: Callable[[int], np.ndarray] | None = None) -> np.ndarray:
+    def read(self, index: int, alloc: Callable[[int], np.ndarray] | None = None, late_check: bool = False) -> np.ndarray:
         """The whole blob as a writable uint8 array (checksums verified).
 
         With ``readahead`` on, a small uncompressed blob is read together with the small
         uncompressed blobs that follow it (one request for many arrays); the arrays are
-        then views into that shared buffer. ``alloc(n)`` gives the memory a blob read on
-        its own goes into (a writable uint8 array; default ``np.empty``): torch passes its
-        own allocator, whose freed memory is reused without page faults.
+        then views into that shared buffer, and their checksums are computed on the hasher
+        thread while this one goes on. ``late_check=True`` (for bytes that are only ever
+        data, such as array contents, never parsed) takes such a view before its checksum is
+        known: the caller must then call :meth:`settle` before handing the result out.
+        ``alloc(n)`` gives the memory a blob read on its own goes into (a writable uint8
+        array; default ``np.empty``): torch passes its own allocator, whose freed memory is
+        reused without page faults.
         """
         b = self.blob(index)
         if b.codec is None and self.source.owned:  # the whole file is ours already
@@ -272,11 +292,12 @@ class ContainerReader:
             self._check(b, out)
             return out
         cached = self._ahead.pop(index, None)
+        if cached is None and self.readahead and b.codec is None and 0 < b.nbytes <= _AHEAD_BLOB:
+            cached = self._read_span(b)
         if cached is not None:
-            self._check(b, cached)
+            if not late_check:
+                self._settle_one(index)
             return cached
-        if self.readahead and b.codec is None and 0 < b.nbytes <= _AHEAD_BLOB:
-            return self._read_span(b)
         out = np.empty(b.nbytes, dtype=np.uint8) if alloc is None or not b.nbytes else alloc(b.nbytes)
         if not b.nbytes:
             return out
@@ -286,6 +307,21 @@ class ContainerReader:
         else:
             self._read_chunks(b, view, range(len(b.chunks)), 0)
         return out
+
+    def _settle_one(self, index: int) -> None:
+        fut = self._span_checks.pop(index, None)
+        bad = None if fut is None else fut.result()
+        if bad is not None:
+            raise self._bad(self.blobs[bad[0]], bad[1])
+
+    def settle(self) -> None:
+        """Wait for the checksums of every read-ahead blob handed out so far; raise
+        ``CorruptFileError`` for the first that does not match."""
+        futs, self._span_checks = self._span_checks, {}
+        bad = [r for r in (f.result() for f in dict.fromkeys(futs.values())) if r is not None]
+        if bad:
+            i, k = min(bad)
+            raise self._bad(self.blobs[i], k)
 
     def _check(self, b: BlobInfo, data: Any, k0: int = 0) -> None:
         """Verify the checksum blocks of uncompressed blob bytes already in memory;
@@ -310,11 +346,13 @@ class ContainerReader:
         end = span[-1].offset + span[-1].nbytes
         buf = np.empty(end - first.offset, dtype=np.uint8)
         self.source.readinto(first.offset, memoryview(buf))
-        for b in span[1:]:  # checked when handed out
+        for b in span[1:]:
             self._ahead[b.index] = buf[b.offset - first.offset : b.offset - first.offset + b.nbytes]
-        out = buf[: first.nbytes]
-        self._check(first, out)
-        return out
+        if self.verify:
+            fut = hasher().submit(_check_span, memoryview(buf), first.offset, span)
+            for b in span:
+                self._span_checks[b.index] = fut
+        return buf[: first.nbytes]
 
     def _read_plain(self, b: BlobInfo, view: memoryview) -> None:
         src = self.source

@@ -515,13 +515,13 @@ class Decoder:
         self.used_blobs.add(index)
         return index
 
-    def blob(self, ref: Any, writable: bool = False, alloc: Any = None) -> Any:
+    def blob(self, ref: Any, writable: bool = False, alloc: Any = None, data_only: bool = False) -> Any:
         index = self._claim(ref)
         if self.mmap:
             view = self._blobs().mapped(index, private=writable)
             if view is not None:
                 return view
-        return self._blobs().read(index, alloc)
+        return self._blobs().read(index, alloc, late_check=data_only)
 
     def lazy_array(self, ref: Any, dtype: Any, shape: tuple[int, ...], order: str) -> Any:
         from amber._lazy import LazyArray
@@ -786,7 +786,9 @@ def decode_from(
     reader.readahead = True
     try:
         with _deep_recursion():
-            return dec.decode(tree_of(reader))
+            obj = dec.decode(tree_of(reader))
+        reader.settle()  # checksums of data-only blobs handed out before they were known
+        return obj
     except AmberError as exc:
         _finish_path(exc)
         if isinstance(exc, DecodeError) and reader.name not in str(exc):

@@ -237,7 +237,7 @@ class NDArrayHandler(Handler):
             raise CorruptFileError(
                 f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its blob has {nbytes}"
             )
-        buf = ctx.blob(meta.get("blob"))
+        buf = ctx.blob(meta.get("blob"), data_only=True)
         if len(buf) != count * dt.itemsize:
             raise CorruptFileError(
                 f"array of shape {shape} and dtype {dt} needs {count * dt.itemsize} bytes, its blob has {len(buf)}"
