@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import importlib.metadata
+import itertools
 import os
 import platform
 import shutil
@@ -254,65 +255,81 @@ def _paths(w: Workload, adapter: Adapter, work: Path) -> list[Path]:
 def measure_all(w: Workload, adapters: list[Adapter], work: Path, sync: bool = True) -> list[Measurement]:
     """Time ``w.repeat`` dumps and loads of every adapter, then trace one of each.
 
-    The adapters take turns (round robin: repeat 1 of each, then repeat 2 of each...), so
-    that no tool is always measured first or last: on this kind of machine the state of the
-    filesystem (journal, discards, page cache) drifts over a run, and a fixed order would
-    hand one tool the best conditions every time. ``work`` must be empty.
+    The adapters take turns (round robin: repeat 1 of each, then repeat 2 of each...), and
+    each round starts with a different adapter, so that no tool is always measured first or
+    last: on this kind of machine the state of the filesystem (journal, discards, page
+    cache) drifts over a run, and a fixed order would hand one tool the best conditions
+    every time. Every dump goes into a new, empty folder: a folder that has held thousands
+    of files keeps its grown directory index after they are deleted, and creating files in
+    it gets slower with every round. ``work`` must be empty.
     """
     ms = {a.key: Measurement(a.key, a.label, a.mmap) for a in adapters}
     live = list(adapters)
     clock = time.perf_counter
+    folders = itertools.count()
 
-    def attempt(a: Adapter, step: Callable[[], None]) -> None:
+    def fresh() -> Path:
+        """A new empty folder in ``work`` (the earlier ones are removed)."""
+        _clear(work)
+        folder = work / f"run{next(folders)}"
+        folder.mkdir()
+        return folder
+
+    def attempt(a: Adapter, step: Callable[[], None], folder: Path | None = None) -> None:
         try:
             step()
         except Exception as exc:  # one broken tool must not stop the others
             ms[a.key].error = f"{type(exc).__name__}: {exc}"
             live.remove(a)
-            _clear(work)
+            if folder is not None:
+                for p in _paths(w, a, folder):
+                    p.unlink(missing_ok=True)
 
-    for _ in range(w.repeat):  # dumps: each into an empty folder
-        for a in list(live):
+    for r in range(w.repeat):  # dumps: each into a new, empty folder
+        turn = live[r % len(live) :] + live[: r % len(live)] if live else []
+        for a in turn:
             def dump(a: Adapter = a) -> None:
-                _clear(work)
+                folder = fresh()
                 _settle(sync)
                 t0 = clock()
-                _dump(a, w, _paths(w, a, work))
+                _dump(a, w, _paths(w, a, folder))
                 ms[a.key].dump_s.append(clock() - t0)
             attempt(a, dump)
+    keep = fresh()
     for a in list(live):  # one copy of every tool's files, for the loads
-        def keep(a: Adapter = a) -> None:
-            paths = _paths(w, a, work)
+        def kept(a: Adapter = a) -> None:
+            paths = _paths(w, a, keep)
             _dump(a, w, paths)
             ms[a.key].size_bytes = sum(p.stat().st_size for p in paths)
             ms[a.key].files = len(paths)
-        attempt(a, keep)
-    written = sorted(work.iterdir())
-    expected = sorted(p for a in live for p in _paths(w, a, work))
+        attempt(a, kept, keep)
+    written = sorted(keep.iterdir())
+    expected = sorted(p for a in live for p in _paths(w, a, keep))
     if written != expected:
         extra = sorted(set(written) - set(expected))[:3]
         raise AssertionError(f"the dumps left {len(written)} files, not {len(expected)}: {extra}")
     for i in range(w.repeat):
-        for a in list(live):
+        turn = live[i % len(live) :] + live[: i % len(live)] if live else []
+        for a in turn:
             def load(a: Adapter = a, first: bool = i == 0) -> None:
                 _settle(sync)
                 t0 = clock()
-                out = _load(a, w, _paths(w, a, work))
+                out = _load(a, w, _paths(w, a, keep))
                 ms[a.key].load_s.append(clock() - t0)
                 if first:
                     verify(w, a.check(w, out), a.mmap)
                 del out
-            attempt(a, load)
+            attempt(a, load, keep)
     for a in list(live):
         def trace(a: Adapter = a) -> None:
-            paths = _paths(w, a, work)
+            paths = _paths(w, a, keep)
             _settle(sync)
             ms[a.key].peak_load_bytes = _peak(lambda: _load(a, w, paths))
             for p in paths:
                 p.unlink()
             _settle(sync)
             ms[a.key].peak_dump_bytes = _peak(lambda: _dump(a, w, paths))
-        attempt(a, trace)
+        attempt(a, trace, keep)
     _clear(work)
     gc.collect()
     return [ms[a.key] for a in adapters]
