@@ -595,6 +595,40 @@ def test_bit_flip_in_a_read_ahead_array_fails_the_load(tmp_path: Path, which: in
     assert all(np.array_equal(a, b) for a, b in zip(amber.load(path), arrays))
 
 
+def test_bit_flip_in_a_big_array_read_in_pieces_fails_the_load(tmp_path: Path) -> None:
+    """A blob of several pieces is hashed piece by piece beside the reads; the mismatch
+    names the checksum block it lies in."""
+    big = np.arange(5 << 20, dtype=np.uint8)  # 5 MiB: five 1 MiB checksum blocks
+    path = tmp_path / "big.amber"
+    amber.dump({"small": np.ones(10), "big": big}, path)
+    data = path.read_bytes()
+    b = next(b for b in parse(data).blobs if b["nbytes"] == big.nbytes)
+    path.write_bytes(flip(data, b["offset"] + (3 << 20) + 77, 0))
+    with pytest.raises(amber.CorruptFileError, match=r"chunk 3 .*checksum mismatch"):
+        amber.load(path)
+
+
+def test_damage_that_fails_a_handler_check_is_reported_as_damage(tmp_path: Path) -> None:
+    """Array bytes are handed to handlers before their checksums are known; when damaged
+    bytes make a handler refuse the data (a category code out of range), the load reports
+    the checksum mismatch, the real cause."""
+    pd = pytest.importorskip("pandas")
+    n = 1_000_000
+    frame = pd.DataFrame(
+        {"cat": pd.Categorical.from_codes(np.arange(n) % 3, ["a", "b", "c"]), "x": np.zeros(n)}
+    )  # 9 MB: read in pieces, not whole
+    path = tmp_path / "frame.amber"
+    amber.dump(frame, path)
+    data = bytearray(path.read_bytes())
+    b = next(b for b in parse(bytes(data)).blobs if b["nbytes"] == n)  # the int8 codes
+    data[b["offset"] + 500] = 0x70  # code 112 of 3 categories
+    path.write_bytes(bytes(data))
+    with pytest.raises(amber.CorruptFileError, match="checksum mismatch"):
+        amber.load(path)
+    with pytest.raises(amber.CorruptFileError, match="(?i)code|categor"):
+        amber.load(path, verify=False)
+
+
 @pytest.mark.timeout(120)
 @FUZZ
 @given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(1, 255)), min_size=1, max_size=8))

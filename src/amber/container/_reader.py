@@ -40,7 +40,7 @@ __all__ = ["BlobInfo", "ContainerReader", "sniff"]
 
 _hash = xxhash.xxh3_64_intdigest
 #: Read this many bytes per request when streaming a blob (hashing overlaps the next read).
-_PIECE = 8 << 20
+_PIECE = 2 << 20
 #: With read-ahead, uncompressed blobs up to this size are read in spans of up to _AHEAD_SPAN.
 _AHEAD_BLOB = 1 << 20
 _AHEAD_SPAN = 16 << 20
@@ -151,15 +151,26 @@ class BlobInfo:
         self.chunk, self.chunks, self.starts = chunk, chunks, starts
 
 
+def _check_blocks(view: memoryview, b: BlobInfo, k0: int, k1: int) -> tuple[int, int] | None:
+    """(blob index, block) of the first mismatch among checksum blocks ``k0..k1-1`` of the
+    uncompressed blob ``b``, whose bytes ``view`` holds from block ``k0`` on; None if all match."""
+    s = 0
+    for k in range(k0, k1):
+        ln, h = b.chunks[k]
+        if _hash(view[s : s + ln]) != h:
+            return b.index, k
+        s += ln
+    return None
+
+
 def _check_span(buf: memoryview, base: int, span: list[BlobInfo]) -> tuple[int, int] | None:
-    """(blob index, checksum block) of the first mismatch among the uncompressed blobs of
-    ``span``, whose bytes ``buf`` holds from file offset ``base``; None when all match."""
+    """:func:`_check_blocks` for every blob of ``span``, whose bytes ``buf`` holds from file
+    offset ``base`` on."""
     for b in span:
         s = b.offset - base
-        for k, (ln, h) in enumerate(b.chunks):
-            if _hash(buf[s : s + ln]) != h:
-                return b.index, k
-            s += ln
+        bad = _check_blocks(buf[s : s + b.nbytes], b, 0, len(b.chunks))
+        if bad is not None:
+            return bad
     return None
 
 
@@ -187,9 +198,9 @@ class ContainerReader:
         #: Read runs of small blobs in one request (set for whole-file loads).
         self.readahead = False
         self._ahead: dict[int, np.ndarray] = {}
-        #: checksums of read-ahead spans, computed on the hasher thread: blob index -> the
-        #: future of its span's check (see _check_span)
-        self._span_checks: dict[int, Future[tuple[int, int] | None]] = {}
+        #: checksums computed on the hasher thread while reading goes on: blob index -> the
+        #: futures that check its bytes (see _check_blocks), until they are settled
+        self._pending: dict[int, list[Future[tuple[int, int] | None]]] = {}
         size = source.size
         if size < HEADER_SIZE + TRAILER_SIZE:
             head = source.pread(0, min(size, len(MAGIC)))
@@ -276,12 +287,13 @@ class ContainerReader:
     def read(self, index: int, alloc: Callable[[int], np.ndarray] | None = None, late_check: bool = False) -> np.ndarray:
         """The whole blob as a writable uint8 array (checksums verified).
 
-        With ``readahead`` on, a small uncompressed blob is read together with the small
-        uncompressed blobs that follow it (one request for many arrays); the arrays are
-        then views into that shared buffer, and their checksums are computed on the hasher
-        thread while this one goes on. ``late_check=True`` (for bytes that are only ever
-        data, such as array contents, never parsed) takes such a view before its checksum is
-        known: the caller must then call :meth:`settle` before handing the result out.
+        With ``readahead`` on (a whole-file load), a small uncompressed blob is read
+        together with the small uncompressed blobs that follow it (one request for many
+        arrays); the arrays are then views into that shared buffer. Checksums are computed
+        on the hasher thread while this one goes on reading. ``late_check=True`` (for bytes
+        that are only ever data, such as array contents, never parsed during the load)
+        takes the bytes of such a load before their checksums are known: the load must
+        call :meth:`settle` before it hands anything out.
         ``alloc(n)`` gives the memory a blob read on its own goes into (a writable uint8
         array; default ``np.empty``): torch passes its own allocator, whose freed memory is
         reused without page faults.
@@ -291,11 +303,12 @@ class ContainerReader:
             out = np.frombuffer(self.source.view, dtype=np.uint8, count=b.nbytes, offset=b.offset)
             self._check(b, out)
             return out
+        late = late_check and self.readahead  # only a whole-file load settles at its end
         cached = self._ahead.pop(index, None)
         if cached is None and self.readahead and b.codec is None and 0 < b.nbytes <= _AHEAD_BLOB:
             cached = self._read_span(b)
         if cached is not None:
-            if not late_check:
+            if not late:
                 self._settle_one(index)
             return cached
         out = np.empty(b.nbytes, dtype=np.uint8) if alloc is None or not b.nbytes else alloc(b.nbytes)
@@ -303,22 +316,27 @@ class ContainerReader:
             return out
         view = memoryview(out)
         if b.codec is None:
-            self._read_plain(b, view)
+            self._read_plain(b, view, late)
+            if not late:
+                self._settle_one(index)
         else:
             self._read_chunks(b, view, range(len(b.chunks)), 0)
         return out
 
     def _settle_one(self, index: int) -> None:
-        fut = self._span_checks.pop(index, None)
-        bad = None if fut is None else fut.result()
-        if bad is not None:
-            raise self._bad(self.blobs[bad[0]], bad[1])
+        futs = self._pending.pop(index, None)
+        if futs:
+            for fut in futs:
+                bad = fut.result()
+                if bad is not None:
+                    raise self._bad(self.blobs[bad[0]], bad[1])
 
     def settle(self) -> None:
-        """Wait for the checksums of every read-ahead blob handed out so far; raise
+        """Wait for the checksums of every blob handed out unchecked so far; raise
         ``CorruptFileError`` for the first that does not match."""
-        futs, self._span_checks = self._span_checks, {}
-        bad = [r for r in (f.result() for f in dict.fromkeys(futs.values())) if r is not None]
+        pending, self._pending = self._pending, {}
+        futs = dict.fromkeys(f for fs in pending.values() for f in fs)
+        bad = [r for r in (f.result() for f in futs) if r is not None]
         if bad:
             i, k = min(bad)
             raise self._bad(self.blobs[i], k)
@@ -349,35 +367,35 @@ class ContainerReader:
         for b in span[1:]:
             self._ahead[b.index] = buf[b.offset - first.offset : b.offset - first.offset + b.nbytes]
         if self.verify:
-            fut = hasher().submit(_check_span, memoryview(buf), first.offset, span)
+            futs = [hasher().submit(_check_span, memoryview(buf), first.offset, span)]
             for b in span:
-                self._span_checks[b.index] = fut
+                self._pending[b.index] = futs
         return buf[: first.nbytes]
 
-    def _read_plain(self, b: BlobInfo, view: memoryview) -> None:
+    def _read_plain(self, b: BlobInfo, view: memoryview, late: bool) -> None:
+        """Read an uncompressed blob in pieces; each piece's checksums are computed on the
+        hasher thread while the next piece is read (pending until settled). A blob of one
+        piece that is needed checked at once is checked here (no hand-off)."""
         src = self.source
         if not self.verify:
             src.readinto(b.offset, view)
             return
-        n = b.nbytes
-        if n <= _PIECE:
+        if not late and b.nbytes <= _PIECE:
             src.readinto(b.offset, view)
             self._check(b, view)
             return
         ex = hasher()
         futs = []
+        n, blocks = b.nbytes, len(b.chunks)
         per_piece = max(1, _PIECE // b.chunk)
         k = 0
-        while k < len(b.chunks):
-            ks = range(k, min(k + per_piece, len(b.chunks)))
-            s, e = ks[0] * b.chunk, min(n, (ks[-1] + 1) * b.chunk)
+        while k < blocks:
+            k1 = min(k + per_piece, blocks)
+            s, e = k * b.chunk, min(n, k1 * b.chunk)
             src.readinto(b.offset + s, view[s:e])
-            for j in ks:
-                futs.append((j, ex.submit(_hash, view[j * b.chunk : j * b.chunk + b.chunks[j][0]])))
-            k = ks[-1] + 1
-        for j, f in futs:
-            if f.result() != b.chunks[j][1]:
-                raise self._bad(b, j)
+            futs.append(ex.submit(_check_blocks, view[s:e], b, k, k1))
+            k = k1
+        self._pending[b.index] = futs
 
     def _chunk_task(self, b: BlobInfo, k: int, out: memoryview, out_start: int) -> None:
         ln, h = b.chunks[k]

@@ -785,8 +785,12 @@ def decode_from(
     dec = Decoder(reader, trusted, needs, mmap=mmap, refs=bool(manifest.get("refs")), options=options)
     reader.readahead = True
     try:
-        with _deep_recursion():
-            obj = dec.decode(tree_of(reader))
+        try:
+            with _deep_recursion():
+                obj = dec.decode(tree_of(reader))
+        except AmberError:
+            reader.settle()  # damaged bytes read unchecked may be what failed: say so
+            raise
         reader.settle()  # checksums of data-only blobs handed out before they were known
         return obj
     except AmberError as exc:

@@ -118,9 +118,10 @@ def _buf_nbytes(ref: Any, ctx: DecodeContext) -> int:
     return len(ref) if type(ref) is bytes else ctx.blob_nbytes(ref)
 
 
-def _buf_in(ref: Any, ctx: DecodeContext) -> Any:
-    """The bytes behind a buffer reference (writable when inline)."""
-    return bytearray(ref) if type(ref) is bytes else ctx.blob(ref)
+def _buf_in(ref: Any, ctx: DecodeContext, data_only: bool = False) -> Any:
+    """The bytes behind a buffer reference (writable when inline); ``data_only``: see
+    ``DecodeContext.blob``."""
+    return bytearray(ref) if type(ref) is bytes else ctx.blob(ref, data_only=data_only)
 
 
 # ---------------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def _np_in(x: Any, ctx: DecodeContext, kinds: str, ndim: int, n: int | None) -> 
     ref = x["blob"]
     if _buf_nbytes(ref, ctx) != need:
         raise _corrupt(f"array of shape {shape} and dtype {dt} needs {need} bytes, its blob has {_buf_nbytes(ref, ctx)}")
-    buf = _buf_in(ref, ctx)
+    buf = _buf_in(ref, ctx, data_only=True)  # array values: checked by their users, never parsed
     if len(buf) != need:
         raise _corrupt(f"array of shape {shape} and dtype {dt} needs {need} bytes, got {len(buf)}")
     return from_buffer(buf, dt, shape, order)

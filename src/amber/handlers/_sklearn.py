@@ -91,8 +91,10 @@ class TreeHandler(Handler):
         for ref, need in ((m.get("nodes"), count * NODE_DTYPE.itemsize), (m.get("values"), count * shape[1] * shape[2] * 8)):
             if ctx.blob_nbytes(ref) != need:
                 raise CorruptFileError(f"a tree's blob holds {ctx.blob_nbytes(ref)} bytes, not {need}")
-        nodes = np.frombuffer(ctx.blob(m["nodes"]), dtype=NODE_DTYPE)
-        values = np.frombuffer(ctx.blob(m["values"]), dtype=np.float64).reshape(shape)
+        # data only: __setstate__ copies the records, nothing follows the child links until
+        # predict, and the load has verified every checksum before it returns the tree
+        nodes = np.frombuffer(ctx.blob(m["nodes"], data_only=True), dtype=NODE_DTYPE)
+        values = np.frombuffer(ctx.blob(m["values"], data_only=True), dtype=np.float64).reshape(shape)
         tree = Tree(n_features, n_classes, n_outputs)
         tree.__setstate__(
             {"max_depth": _int(m.get("max_depth"), "max_depth"), "node_count": count, "nodes": nodes, "values": values}
