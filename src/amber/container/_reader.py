@@ -151,6 +151,23 @@ class BlobInfo:
         self.chunk, self.chunks, self.starts = chunk, chunks, starts
 
 
+class _Check:
+    """A checksum job queued on the hasher thread; ``result()`` is the job's own (None when
+    every checksum matches). A job the hasher has not started yet when its result is asked
+    for is run by the asking thread instead of waiting behind the queue."""
+
+    __slots__ = ("fn", "args", "fut")
+
+    def __init__(self, fn: Callable[..., tuple[int, int] | None], *args: Any) -> None:
+        self.fn, self.args = fn, args
+        self.fut: Future[tuple[int, int] | None] = hasher().submit(fn, *args)
+
+    def result(self) -> tuple[int, int] | None:
+        if self.fut.cancel():
+            return self.fn(*self.args)
+        return self.fut.result()
+
+
 def _check_blocks(view: memoryview, b: BlobInfo, k0: int, k1: int) -> tuple[int, int] | None:
     """(blob index, block) of the first mismatch among checksum blocks ``k0..k1-1`` of the
     uncompressed blob ``b``, whose bytes ``view`` holds from block ``k0`` on; None if all match."""
@@ -199,8 +216,8 @@ class ContainerReader:
         self.readahead = False
         self._ahead: dict[int, np.ndarray] = {}
         #: checksums computed on the hasher thread while reading goes on: blob index -> the
-        #: futures that check its bytes (see _check_blocks), until they are settled
-        self._pending: dict[int, list[Future[tuple[int, int] | None]]] = {}
+        #: checks of its bytes (see _Check), until they are settled
+        self._pending: dict[int, list[_Check]] = {}
         size = source.size
         if size < HEADER_SIZE + TRAILER_SIZE:
             head = source.pread(0, min(size, len(MAGIC)))
@@ -324,10 +341,10 @@ class ContainerReader:
         return out
 
     def _settle_one(self, index: int) -> None:
-        futs = self._pending.pop(index, None)
-        if futs:
-            for fut in futs:
-                bad = fut.result()
+        checks = self._pending.pop(index, None)
+        if checks:
+            for check in checks:
+                bad = check.result()
                 if bad is not None:
                     raise self._bad(self.blobs[bad[0]], bad[1])
 
@@ -335,8 +352,8 @@ class ContainerReader:
         """Wait for the checksums of every blob handed out unchecked so far; raise
         ``CorruptFileError`` for the first that does not match."""
         pending, self._pending = self._pending, {}
-        futs = dict.fromkeys(f for fs in pending.values() for f in fs)
-        bad = [r for r in (f.result() for f in futs) if r is not None]
+        checks = dict.fromkeys(c for cs in pending.values() for c in cs)
+        bad = [r for r in (c.result() for c in checks) if r is not None]
         if bad:
             i, k = min(bad)
             raise self._bad(self.blobs[i], k)
@@ -366,10 +383,18 @@ class ContainerReader:
         self.source.readinto(first.offset, memoryview(buf))
         for b in span[1:]:
             self._ahead[b.index] = buf[b.offset - first.offset : b.offset - first.offset + b.nbytes]
-        if self.verify:
-            futs = [hasher().submit(_check_span, memoryview(buf), first.offset, span)]
+        if self.verify:  # in jobs of about _PIECE bytes
+            view, base = memoryview(buf), first.offset
+            job: list[BlobInfo] = []
+            size = 0
             for b in span:
-                self._pending[b.index] = futs
+                job.append(b)
+                size += b.nbytes
+                if size >= _PIECE or b is span[-1]:
+                    checks = [_Check(_check_span, view, base, job)]
+                    for j in job:
+                        self._pending[j.index] = checks
+                    job, size = [], 0
         return buf[: first.nbytes]
 
     def _read_plain(self, b: BlobInfo, view: memoryview, late: bool) -> None:
@@ -384,8 +409,7 @@ class ContainerReader:
             src.readinto(b.offset, view)
             self._check(b, view)
             return
-        ex = hasher()
-        futs = []
+        checks = []
         n, blocks = b.nbytes, len(b.chunks)
         per_piece = max(1, _PIECE // b.chunk)
         k = 0
@@ -393,9 +417,9 @@ class ContainerReader:
             k1 = min(k + per_piece, blocks)
             s, e = k * b.chunk, min(n, k1 * b.chunk)
             src.readinto(b.offset + s, view[s:e])
-            futs.append(ex.submit(_check_blocks, view[s:e], b, k, k1))
+            checks.append(_Check(_check_blocks, view[s:e], b, k, k1))
             k = k1
-        self._pending[b.index] = futs
+        self._pending[b.index] = checks
 
     def _chunk_task(self, b: BlobInfo, k: int, out: memoryview, out_start: int) -> None:
         ln, h = b.chunks[k]
