@@ -1073,7 +1073,8 @@ class _BlobTable:
     def mapped(self, index: int, private: bool = False) -> None:
         return None
 
-    def read(self, index: int, alloc: Any = None) -> np.ndarray:
+    def read(self, index: int, alloc: Any = None, late_check: bool = False) -> np.ndarray:
+        """The blob's bytes (decoded from the document, so there is no checksum to check)."""
         raw = self.data[index]
         self.data[index] = None  # a blob backs one node: let it go
         n = len(raw)
