@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import amber
 import amber.jsonl
@@ -78,6 +80,52 @@ def test_header_only_on_records_that_import(tmp_path: Path) -> None:
     assert list(second) == ["$amber", "data"] and second["$amber"]["needs"] == ["builtins.list"]
     out = list(amber.jsonl.read(path))
     assert out[1].default_factory is list
+
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+)
+_FLAT_VALUES = st.one_of(
+    _SCALARS,
+    st.tuples(_SCALARS, _SCALARS),
+    st.lists(_SCALARS, max_size=3).map(tuple),
+    st.datetimes(timezones=st.sampled_from([None, dt.timezone.utc, dt.timezone(dt.timedelta(hours=-3))])),
+    st.dates(),
+    st.decimals(allow_nan=False, places=3),
+    st.uuids(),
+    st.binary(max_size=4),
+    st.lists(_SCALARS, max_size=2),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.one_of(st.text(max_size=4), st.integers(0, 3)), _FLAT_VALUES, max_size=6))
+def test_flat_record_lines_match_the_full_walk(rec: dict[Any, Any]) -> None:
+    """The fast path for flat records writes what the full walk writes, byte for byte, and
+    the line reads back equal."""
+    from amber.formats import _json
+
+    fast = _json.RecordWriter().line(rec)
+    full = _json.RecordWriter()
+    original = _json._flat_record
+    _json._flat_record = lambda r: None
+    try:
+        slow = full.line(rec)
+    finally:
+        _json._flat_record = original
+    assert fast == slow
+    assert_same(load_jsonl(fast, name="<line>")[0], rec)
+
+
+def test_big_flat_record_with_tuples_takes_the_full_walk() -> None:
+    """64 keys or more: the full walk writes one $tuples table; the fast path steps aside."""
+    from amber.formats import _json
+
+    rec = {f"k{i}": (i, "x") for i in range(70)}
+    line = _json.RecordWriter().line(rec)
+    assert b'"$tuples"' in line
+    assert load_jsonl(line, name="<line>")[0] == rec
 
 
 def test_dump_and_load_by_suffix(tmp_path: Path) -> None:
