@@ -102,20 +102,24 @@ _FLAT_VALUES = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(st.one_of(st.text(max_size=4), st.integers(0, 3)), _FLAT_VALUES, max_size=6))
 def test_flat_record_lines_match_the_full_walk(rec: dict[Any, Any]) -> None:
-    """The fast path for flat records writes what the full walk writes, byte for byte, and
-    the line reads back equal."""
+    """The fast paths for flat records write what the full walk writes, byte for byte, and
+    read back what the full walk reads."""
     from amber.formats import _json
 
     fast = _json.RecordWriter().line(rec)
     full = _json.RecordWriter()
-    original = _json._flat_record
+    originals = _json._flat_record, _json._flat_in_place
     _json._flat_record = lambda r: None
+    _json._flat_in_place = lambda d: False
     try:
         slow = full.line(rec)
+        read_slow = load_jsonl(slow, name="<line>")[0]
     finally:
-        _json._flat_record = original
+        _json._flat_record, _json._flat_in_place = originals
     assert fast == slow
-    assert_same(load_jsonl(fast, name="<line>")[0], rec)
+    read_fast = load_jsonl(fast, name="<line>")[0]
+    assert_same(read_fast, rec)
+    assert_same(read_fast, read_slow)
 
 
 def test_big_flat_record_with_tuples_takes_the_full_walk() -> None:
