@@ -1319,7 +1319,17 @@ class JsonDecoder(Decoder):
             for k in where:
                 if type(k) is not str or k not in c:
                     raise CorruptFileError(f'"$tuples" lists {k!r:.60}, which is not a key of its object')
-                c[k] = self._plain_tuple(c[k], k)
+                x = c[k]
+                if type(x) is list:  # the common case inline: an array of plain scalars
+                    for y in x:
+                        ty = type(y)
+                        if ty is str or ty is int or ty is float or ty is bool or y is None:
+                            continue
+                        break
+                    else:
+                        c[k] = tuple(x)
+                        continue
+                c[k] = self._plain_tuple(x, k)
             self._dict_in_place(c)
             return c
         if type(c) is list:
