@@ -1045,6 +1045,16 @@ def parse(data: Any, name: str = "<bytes>") -> Any:
 # ----------------------------------------------------------------------------- decoding
 
 
+def _plain_items(items: list[Any]) -> bool:
+    """Are all ``items`` (of a parsed JSON array) plain scalars: str, int, float, bool, None?"""
+    for y in items:
+        ty = type(y)
+        if ty is str or ty is int or ty is float or ty is bool or y is None:
+            continue
+        return False
+    return True
+
+
 class _BlobInfo:
     __slots__ = ("index", "nbytes")
 
@@ -1190,15 +1200,9 @@ class JsonDecoder(Decoder):
                 if tx is dict:
                     if len(x) == 1 and "$tuple" in x:  # plain tuples, inline
                         p = x["$tuple"]
-                        if type(p) is list:
-                            for y in p:
-                                ty = type(y)
-                                if ty is str or ty is int or ty is float or ty is bool or y is None:
-                                    continue
-                                break
-                            else:
-                                v[k] = tuple(p)
-                                continue
+                        if type(p) is list and _plain_items(p):
+                            v[k] = tuple(p)
+                            continue
                     v[k] = walk(x)
                 elif tx is list:
                     v[k] = walk(x)
@@ -1320,16 +1324,8 @@ class JsonDecoder(Decoder):
                 if type(k) is not str or k not in c:
                     raise CorruptFileError(f'"$tuples" lists {k!r:.60}, which is not a key of its object')
                 x = c[k]
-                if type(x) is list:  # the common case inline: an array of plain scalars
-                    for y in x:
-                        ty = type(y)
-                        if ty is str or ty is int or ty is float or ty is bool or y is None:
-                            continue
-                        break
-                    else:
-                        c[k] = tuple(x)
-                        continue
-                c[k] = self._plain_tuple(x, k)
+                # the common case without a call per tuple: an array of plain scalars
+                c[k] = tuple(x) if type(x) is list and _plain_items(x) else self._plain_tuple(x, k)
             self._dict_in_place(c)
             return c
         if type(c) is list:
@@ -1893,12 +1889,7 @@ def _flat_in_place(doc: dict[str, Any]) -> bool:
             return False
         if key == "$tuple" and len(x) == 1:
             p = x[key]
-            if type(p) is not list:
-                return False
-            for y in p:
-                ty = type(y)
-                if ty is str or ty is int or ty is float or ty is bool or y is None:
-                    continue
+            if type(p) is not list or not _plain_items(p):
                 return False
             doc[k] = tuple(p)
         elif key in _READABLE_KEYS:
