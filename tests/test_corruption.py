@@ -1654,3 +1654,18 @@ def test_random_blob_tables(entries: list[dict[str, Any]]) -> None:
         except amber.AmberError:
             pass
     assert b.seconds < SECONDS and b.peak_mb < PEAK_MB
+
+
+def test_a_checksum_job_runs_once_however_often_it_is_asked() -> None:
+    """One job covers the blobs of a span; each of them asks for its result."""
+    from amber.container._reader import _Check
+
+    calls = []
+
+    def job(x: int) -> None:
+        calls.append(x)
+        return None
+
+    check = _Check(job, 7)
+    assert check.result() is None and check.result() is None
+    assert calls == [7]

@@ -156,16 +156,19 @@ class _Check:
     every checksum matches). A job the hasher has not started yet when its result is asked
     for is run by the asking thread instead of waiting behind the queue."""
 
-    __slots__ = ("fn", "args", "fut")
+    __slots__ = ("fn", "args", "fut", "done", "value")
 
     def __init__(self, fn: Callable[..., tuple[int, int] | None], *args: Any) -> None:
         self.fn, self.args = fn, args
         self.fut: Future[tuple[int, int] | None] = hasher().submit(fn, *args)
+        self.done = False
+        self.value: tuple[int, int] | None = None
 
     def result(self) -> tuple[int, int] | None:
-        if self.fut.cancel():
-            return self.fn(*self.args)
-        return self.fut.result()
+        if not self.done:  # a job covers several blobs: asked for once per blob
+            self.value = self.fn(*self.args) if self.fut.cancel() else self.fut.result()
+            self.done = True
+        return self.value
 
 
 def _check_blocks(view: memoryview, b: BlobInfo, k0: int, k1: int) -> tuple[int, int] | None:
