@@ -1677,32 +1677,25 @@ def _flat_record(rec: dict[Any, Any]) -> dict[Any, Any] | None:
         break
     if type(first) is not str or first[:1] == "$":
         return None
+    tuples: list[Any] = []
+    it = iter(rec.items())
     out = None
-    for k, v in rec.items():
-        t = type(v)
-        if t is str or t is int or t is bool or v is None:
-            continue
-        if t is float:
-            if v - v == 0.0:
-                continue
+    while (stop := _plain_scan(it, tuples)) is not None:  # the encoder's own scan
+        k, v = stop
+        w = _READABLE_OUT.get(type(v))
+        r = None if w is None else w(v)
+        if r is None:
             return None
-        if t is tuple:
-            if len(rec) >= _TUPLES_FORM:  # the full walk writes one $tuples table instead
-                return None
-            for x in v:
-                tx = type(x)
-                if tx is str or tx is int or tx is bool or x is None or (tx is float and x - x == 0.0):
-                    continue
-                return None
-            r: Any = {"$tuple": v}
-        else:
-            w = _READABLE_OUT.get(t)
-            r = None if w is None else w(v)
-            if r is None:
-                return None
         if out is None:
             out = dict(rec)
         out[k] = r
+    if tuples:
+        if len(rec) >= _TUPLES_FORM:  # the full walk writes one $tuples table instead
+            return None
+        if out is None:
+            out = dict(rec)
+        for k in tuples:
+            out[k] = {"$tuple": rec[k]}
     return rec if out is None else out
 
 
