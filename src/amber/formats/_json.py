@@ -1055,6 +1055,27 @@ def _plain_items(items: list[Any]) -> bool:
     return True
 
 
+_NOT_INLINE = object()
+
+
+def _inline_value(x: dict[str, Any]) -> Any:
+    """The value of a JSON object that is never numbered, decoded on the spot: a plain
+    tuple (``{"$tuple": [scalars]}``) or a readable value (``{"$datetime": ...}``); else
+    ``_NOT_INLINE`` (the decoder's walk takes it)."""
+    for key in x:
+        break
+    else:
+        return _NOT_INLINE
+    if key == "$tuple":
+        p = x[key]
+        if len(x) == 1 and type(p) is list and _plain_items(p):
+            return tuple(p)
+        return _NOT_INLINE
+    if key in _READABLE_KEYS:
+        return _readable.read(key, x)
+    return _NOT_INLINE
+
+
 class _BlobInfo:
     __slots__ = ("index", "nbytes")
 
@@ -1198,12 +1219,8 @@ class JsonDecoder(Decoder):
             for k, x in v.items():
                 tx = type(x)
                 if tx is dict:
-                    if len(x) == 1 and "$tuple" in x:  # plain tuples, inline
-                        p = x["$tuple"]
-                        if type(p) is list and _plain_items(p):
-                            v[k] = tuple(p)
-                            continue
-                    v[k] = walk(x)
+                    r = _inline_value(x)
+                    v[k] = walk(x) if r is _NOT_INLINE else r
                 elif tx is list:
                     v[k] = walk(x)
         except AmberError as exc:
@@ -1865,33 +1882,25 @@ class LineDecoder:
 
 
 def _flat_in_place(doc: dict[str, Any]) -> bool:
-    """Turn the plain ``$tuple`` and readable (``$datetime``...) values of a record into
-    their objects, in place; True when nothing else is left to decode.
+    """Turn the values of a record that :func:`_inline_value` handles into their objects, in
+    place; True when nothing else is left to decode.
 
-    The hot path of reading JSONL (the reverse of :func:`_flat_record`). It stops at the
-    first value it does not handle (a list, another tag, a nested object): what it turned
-    is not numbered by the full walk either, so the full walk then goes on correctly."""
+    The hot path of reading JSONL (the reverse of :func:`_flat_record`): no decoder is set
+    up. It stops at the first value it does not handle (a list, another tag, a nested
+    object); what it turned is not numbered by the full walk either, so the full walk then
+    goes on correctly."""
     for k, x in doc.items():
-        if type(x) is not dict:
-            if type(x) is list:
-                return False
-            continue
-        for key in x:
-            break
-        else:
-            return False
-        if key == "$tuple" and len(x) == 1:
-            p = x[key]
-            if type(p) is not list or not _plain_items(p):
-                return False
-            doc[k] = tuple(p)
-        elif key in _READABLE_KEYS:
+        tx = type(x)
+        if tx is dict:
             try:
-                doc[k] = _readable.read(key, x)
+                r = _inline_value(x)
             except AmberError as exc:
                 _add_part(exc, k)
                 raise
-        else:
+            if r is _NOT_INLINE:
+                return False
+            doc[k] = r
+        elif tx is list:
             return False
     return True
 
