@@ -367,13 +367,9 @@ class ContainerReader:
         if not self.verify:
             return
         view = memoryview(data)
-        s, k = 0, k0
-        while s < len(view):
-            ln, h = b.chunks[k]
-            if _hash(view[s : s + ln]) != h:
-                raise self._bad(b, k)
-            s += ln
-            k += 1
+        bad = _check_blocks(view, b, k0, min(len(b.chunks), k0 - (-view.nbytes // b.chunk)))
+        if bad is not None:
+            raise self._bad(b, bad[1])
 
     def _read_span(self, first: BlobInfo) -> np.ndarray:
         span = [first]
