@@ -252,6 +252,12 @@ def _paths(w: Workload, adapter: Adapter, work: Path) -> list[Path]:
     return [work / f"{w.name}.{adapter.key}.{i:05d}{adapter.suffix}" for i in range(w.files)]
 
 
+def _turn(live: list[Adapter], r: int) -> list[Adapter]:
+    """The adapters in round ``r``'s order: the round starts with adapter ``r`` (cyclically)."""
+    j = r % len(live) if live else 0
+    return live[j:] + live[:j]
+
+
 def measure_all(w: Workload, adapters: list[Adapter], work: Path, sync: bool = True) -> list[Measurement]:
     """Time ``w.repeat`` dumps and loads of every adapter, then trace one of each.
 
@@ -286,8 +292,7 @@ def measure_all(w: Workload, adapters: list[Adapter], work: Path, sync: bool = T
                     p.unlink(missing_ok=True)
 
     for r in range(w.repeat):  # dumps: each into a new, empty folder
-        turn = live[r % len(live) :] + live[: r % len(live)] if live else []
-        for a in turn:
+        for a in _turn(live, r):
             def dump(a: Adapter = a) -> None:
                 folder = fresh()
                 _settle(sync)
@@ -309,8 +314,7 @@ def measure_all(w: Workload, adapters: list[Adapter], work: Path, sync: bool = T
         extra = sorted(set(written) - set(expected))[:3]
         raise AssertionError(f"the dumps left {len(written)} files, not {len(expected)}: {extra}")
     for i in range(w.repeat):
-        turn = live[i % len(live) :] + live[: i % len(live)] if live else []
-        for a in turn:
+        for a in _turn(live, i):
             def load(a: Adapter = a, first: bool = i == 0) -> None:
                 _settle(sync)
                 t0 = clock()
