@@ -1657,15 +1657,25 @@ def test_random_blob_tables(entries: list[dict[str, Any]]) -> None:
 
 
 def test_a_checksum_job_runs_once_however_often_it_is_asked() -> None:
-    """One job covers the blobs of a span; each of them asks for its result."""
+    """One job covers the blobs of a span; each of them asks for its result. A job still
+    queued (the hasher thread busy) is taken back and run by the asker, once."""
+    import threading
+
+    from amber.container._pool import hasher
     from amber.container._reader import _Check
 
+    release = threading.Event()
+    busy = hasher().submit(release.wait, 30)  # the single hasher thread is held up
     calls = []
 
     def job(x: int) -> None:
-        calls.append(x)
+        calls.append((x, threading.current_thread() is threading.main_thread()))
         return None
 
-    check = _Check(job, 7)
-    assert check.result() is None and check.result() is None
-    assert calls == [7]
+    try:
+        check = _Check(job, 7)
+        assert check.result() is None and check.result() is None
+        assert calls == [(7, True)]  # taken back from the queue, run here, once
+    finally:
+        release.set()
+        busy.result()
