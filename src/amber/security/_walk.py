@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import codecs
 import copyreg
+import os
 import re
 import struct
 from collections.abc import Iterable
@@ -515,7 +516,7 @@ def _truncation(data: object, n: int, o: int) -> str:
 
 
 # ------------------------------------------------------------------------------ the walk
-def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:  # noqa: C901
+def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:  # noqa: C901
     kinds = _KIND
     steps = _STEP
     argsize = _ARGSIZE
@@ -1078,6 +1079,67 @@ def _walk(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _
         escapes=escapes,
         jumped=jumped,
     )
+
+
+# Helpers of the C walker (``_cwalk.c``) for the rare cases it hands back to Python.
+def _getattr_ref(data: object, n: int, args: _AttrArgs, offset: int, find_nl: object) -> tuple[GlobalRef, str | None, str]:
+    """``getattr(X, "name")`` at ``offset``: (its GlobalRef, the stack value, its name)."""
+    attr = _string_at(data, n, args[1], find_nl)
+    owner = args[0]
+    known = attr is not None and attr.isidentifier()
+    name = f"{owner}.{attr if known else '?'}"
+    ref = GlobalRef(name, offset, "GETATTR", known, None, None, None if type(owner) is str else f"<instance of {owner}>")
+    return ref, (name if known else None), name
+
+
+def _ext_ref(code: int, proto: int, offset: int) -> tuple[GlobalRef, str | None, str | None]:
+    """``EXT`` of ``code`` at ``offset``: (its GlobalRef, the stack value, the name to watch)."""
+    pair = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+    if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str):
+        ref = _global_ref(pair[0], pair[1], proto, offset, "EXT")
+        return ref, ref.name, ref.name
+    return GlobalRef(f"?.ext{code}", offset, "EXT", False), None, None
+
+
+def _latin1_arg(data: object, n: int, off: int, find_nl: object) -> bool:
+    """Is the string opcode at ``off`` a latin-1 codec name (``_codecs.encode(s, "latin1")``)?"""
+    enc = _string_at(data, n, off, find_nl)
+    return enc is not None and enc.lower() in _LATIN1
+
+
+def _load_c() -> object:
+    """The C walker, set up with this module's tables; None when it is not built (or
+    ``AMBER_PURE_PYTHON`` is set), and the pure-Python walk is used."""
+    if os.environ.get("AMBER_PURE_PYTHON"):
+        return None
+    try:
+        from amber.security import _cwalk  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _cwalk.setup(
+        _KIND, _ARGSIZE, _STEP, [int(b) for b in _PUSHES_STR], _NAME, _PREFIX2, _Made, _AttrArgs, _Blob, _BlobArgs,
+        GlobalRef, CallSite, _NAME_MAPPING, _IMPORT_MAPPING, _string_at, _getattr_ref, _ext_ref, _latin1_arg,
+    )
+    return _cwalk
+
+
+_C = _load_c()
+_NO_WATCH: frozenset[str] = frozenset()
+
+
+def _walk_c(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:
+    if opts is None:
+        r = _C.walk(data, n, start, memo, find_nl, False, _NO_WATCH, None, False)  # type: ignore[attr-defined]
+    else:
+        r = _C.walk(data, n, start, memo, find_nl, opts.payloads, opts.watch, opts.jumps, opts.armed)  # type: ignore[attr-defined]
+        opts.armed = r[12]
+    return Walk(
+        globals=r[0], calls=r[1], end=r[2], stopped=r[3], error=r[4], error_offset=r[5], protocol=r[6],
+        persistent_ids=r[7], ext_codes=r[8], start=start, payloads=r[9], escapes=r[10], jumped=r[11],
+    )
+
+
+_walk = _walk_py if _C is None else _walk_c
 
 
 def _options(payloads: bool, watch: Iterable[str], jumps: dict[int, int] | None) -> _Options | None:

@@ -1,0 +1,2132 @@
+/* The pickle walker's main loop in C: the same walk as ``_walk._walk_py``, opcode for
+ * opcode, with the same stack values (Python objects: None, str offsets as int, global
+ * names as str, ``_Made``, ``_AttrArgs``, ``_Blob``, ``_BlobArgs``), the same memo (a dict
+ * shared between the pickles of one stream) and the same results and messages. Rare,
+ * involved cases (getattr, extension codes, Python 2 STRING/UNICODE operands, the latin-1
+ * check of ``_codecs.encode``) call back into the Python helpers of ``_walk``.
+ *
+ * Reading hostile input: every read of the buffer is bounds-checked first; a read past
+ * the end ends the walk where the Python walker's IndexError/struct.error ends it. Lengths
+ * from the stream are compared against what is left, never added to an offset unchecked,
+ * and nothing is allocated from a length field.
+ *
+ * ``tests/test_pickle_walk_c.py`` checks, by differential testing on generated and
+ * mutated streams, that this walk and the Python one give equal results.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+/* opcode kinds, as numbered in _walk.py */
+enum {
+    K_PUSH = 0, K_MEMOIZE = 1, K_SHORT_UNI = 2, K_BINPUT = 3, K_BINGET = 4, K_MARK = 5,
+    K_LINE = 6, K_COUNTED = 7, K_SETITEM = 8, K_APPEND = 9, K_FILL = 10, K_TUPLE_N = 11,
+    K_COLLECT = 12, K_REDUCE = 13, K_BUILD = 14, K_NEWOBJ = 15, K_STACK_GLOBAL = 16,
+    K_GLOBAL = 17, K_FRAME = 18, K_PROTO = 19, K_STOP = 20, K_OBJ = 21, K_EXT = 22,
+    K_BINPERSID = 23, K_POP = 24, K_POP_MARK = 25, K_DUP = 26, K_READONLY = 27, K_BAD = 99
+};
+
+#define MAX_NAME_BYTES 1024
+#define MAX_PAYLOADS 100000
+
+/* set once by setup() */
+static int ready = 0;
+static unsigned char kinds[256];
+static unsigned char argsizes[256];
+static unsigned char steps[256];
+static unsigned char pushes_str[256];
+static PyObject *opnames[256];   /* str or NULL */
+static unsigned char prefix2[65536 / 8];
+static PyObject *MadeType, *AttrArgsType, *BlobType, *BlobArgsType, *GlobalRefType, *CallSiteType;
+static PyObject *NameMapping, *ImportMapping;
+static PyObject *StringAtFn, *GetattrFn, *ExtFn, *Latin1Fn;
+static PyObject *EmptyTuple, *Zero;
+static PyObject *s_name, *s_offset, *s_opcode, *s_resolved, *s_module, *s_qualname, *s_raw, *s_target, *s_arg;
+static PyObject *s_stack_global, *s_question, *s_getattr_name, *s_codecs_encode;
+
+static inline int is_prefix(unsigned v) { return (prefix2[v >> 3] >> (v & 7)) & 1; }
+
+static PyObject *
+opname_or(unsigned op, const char *dflt)
+{
+    if (opnames[op] != NULL) {
+        Py_INCREF(opnames[op]);
+        return opnames[op];
+    }
+    return PyUnicode_FromString(dflt);
+}
+
+/* a frozen dataclass instance, made as object.__new__ + object.__setattr__ per field */
+static PyObject *
+make_obj(PyObject *cls, PyObject **names, PyObject **vals, int k)
+{
+    PyObject *o = PyBaseObject_Type.tp_new((PyTypeObject *)cls, EmptyTuple, NULL);
+    if (o == NULL)
+        return NULL;
+    for (int j = 0; j < k; j++) {
+        if (PyObject_GenericSetAttr(o, names[j], vals[j]) < 0) {
+            Py_DECREF(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+/* calls.append(CallSite(off, opname, target, arg)); target and arg borrowed (NULL: None) */
+static int
+add_call(PyObject *calls, Py_ssize_t off, PyObject *opname, PyObject *target, PyObject *arg)
+{
+    PyObject *offo = PyLong_FromSsize_t(off);
+    if (offo == NULL)
+        return -1;
+    PyObject *names[4] = {s_offset, s_opcode, s_target, s_arg};
+    PyObject *vals[4] = {offo, opname, target ? target : Py_None, arg ? arg : Py_None};
+    PyObject *c = make_obj(CallSiteType, names, vals, 4);
+    Py_DECREF(offo);
+    if (c == NULL)
+        return -1;
+    int r = PyList_Append(calls, c);
+    Py_DECREF(c);
+    return r;
+}
+
+static PyObject *
+make_global(PyObject *name, Py_ssize_t off, PyObject *opcode, int resolved, PyObject *module, PyObject *qualname, PyObject *raw)
+{
+    PyObject *offo = PyLong_FromSsize_t(off);
+    if (offo == NULL)
+        return NULL;
+    PyObject *names[7] = {s_name, s_offset, s_opcode, s_resolved, s_module, s_qualname, s_raw};
+    PyObject *vals[7] = {name, offo, opcode, resolved ? Py_True : Py_False,
+                         module ? module : Py_None, qualname ? qualname : Py_None, raw ? raw : Py_None};
+    PyObject *g = make_obj(GlobalRefType, names, vals, 7);
+    Py_DECREF(offo);
+    return g;
+}
+
+/* _global_ref(module, qualname, proto, offset, opcode): module/qualname borrowed or NULL
+ * (unknown). Returns a new GlobalRef; *name_out (borrowed from it) its name, *resolved. */
+static PyObject *
+global_ref(PyObject *module, PyObject *qualname, int proto, Py_ssize_t off, PyObject *opcode,
+           PyObject **name_out, int *resolved)
+{
+    PyObject *g = NULL, *name = NULL, *raw = NULL;
+    if (module != NULL && qualname != NULL) {
+        PyObject *m = module, *q = qualname;
+        if (proto < 3) {
+            PyObject *key = PyTuple_Pack(2, module, qualname);
+            if (key == NULL)
+                return NULL;
+            PyObject *pair = PyDict_GetItemWithError(NameMapping, key);
+            Py_DECREF(key);
+            if (pair == NULL && PyErr_Occurred())
+                return NULL;
+            if (pair != NULL && PyTuple_Check(pair) && PyTuple_GET_SIZE(pair) == 2) {
+                m = PyTuple_GET_ITEM(pair, 0);
+                q = PyTuple_GET_ITEM(pair, 1);
+            }
+            else {
+                PyObject *mapped = PyDict_GetItemWithError(ImportMapping, module);
+                if (mapped == NULL && PyErr_Occurred())
+                    return NULL;
+                if (mapped != NULL)
+                    m = mapped;
+            }
+        }
+        if (m != module || q != qualname) {
+            int same_m = PyObject_RichCompareBool(m, module, Py_EQ);
+            int same_q = same_m == 1 ? PyObject_RichCompareBool(q, qualname, Py_EQ) : 0;
+            if (same_m < 0 || same_q < 0)
+                return NULL;
+            if (!(same_m && same_q)) {
+                raw = PyUnicode_FromFormat("%U.%U", module, qualname);
+                if (raw == NULL)
+                    return NULL;
+            }
+        }
+        name = PyUnicode_FromFormat("%U.%U", m, q);
+        if (name == NULL) {
+            Py_XDECREF(raw);
+            return NULL;
+        }
+        g = make_global(name, off, opcode, 1, m, q, raw);
+        *resolved = 1;
+    }
+    else {
+        PyObject *mod = module;
+        if (module != NULL && proto < 3) {
+            PyObject *mapped = PyDict_GetItemWithError(ImportMapping, module);
+            if (mapped == NULL && PyErr_Occurred())
+                return NULL;
+            if (mapped != NULL) {
+                raw = PyUnicode_FromFormat("%U.?", module);
+                if (raw == NULL)
+                    return NULL;
+                mod = mapped;
+            }
+        }
+        name = PyUnicode_FromFormat("%U.%U", mod ? mod : s_question, qualname ? qualname : s_question);
+        if (name == NULL) {
+            Py_XDECREF(raw);
+            return NULL;
+        }
+        g = make_global(name, off, opcode, 0, mod, qualname, raw);
+        *resolved = 0;
+    }
+    Py_XDECREF(raw);
+    Py_DECREF(name);  /* g holds it */
+    if (g != NULL)
+        *name_out = name;
+    return g;
+}
+
+static inline uint32_t rd_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t rd_u64(const unsigned char *p)
+{
+    return (uint64_t)rd_u32(p) | (uint64_t)rd_u32(p + 4) << 32;
+}
+
+/* _string_at: the str pushed by the string opcode at off; new reference, Py_None when not
+ * statically known, NULL on a real error. */
+static PyObject *
+string_at(PyObject *dataobj, const unsigned char *d, Py_ssize_t n, Py_ssize_t off, PyObject *find_nl)
+{
+    if (off < 0 || off >= n)
+        Py_RETURN_NONE;
+    unsigned op = d[off];
+    uint64_t ln;
+    Py_ssize_t a;
+    if (op == 0x8C || op == 0x55) {
+        if (off + 1 >= n)
+            Py_RETURN_NONE;
+        ln = d[off + 1];
+        a = off + 2;
+    }
+    else if (op == 0x58 || op == 0x54) {
+        if (n - off < 5)
+            Py_RETURN_NONE;
+        ln = rd_u32(d + off + 1);
+        a = off + 5;
+    }
+    else if (op == 0x8D) {
+        if (n - off < 9)
+            Py_RETURN_NONE;
+        ln = rd_u64(d + off + 1);
+        a = off + 9;
+    }
+    else {
+        return PyObject_CallFunction(StringAtFn, "OnnO", dataobj, n, off, find_nl);
+    }
+    if (ln > MAX_NAME_BYTES || (Py_ssize_t)ln > n - a)
+        Py_RETURN_NONE;
+    const char *s = (const char *)d + a;
+    PyObject *r;
+    if (op == 0x55 || op == 0x54) {
+        for (uint64_t j = 0; j < ln; j++)
+            if ((unsigned char)s[j] >= 0x80)
+                Py_RETURN_NONE;
+        r = PyUnicode_DecodeASCII(s, (Py_ssize_t)ln, "strict");
+    }
+    else {
+        r = PyUnicode_DecodeUTF8(s, (Py_ssize_t)ln, "surrogatepass");
+    }
+    if (r == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return r;
+}
+
+/* a growable array of Py_ssize_t (the MARK stack) */
+typedef struct {
+    Py_ssize_t *v;
+    Py_ssize_t len, cap;
+} marks_t;
+
+static int
+marks_push(marks_t *m, Py_ssize_t x)
+{
+    if (m->len == m->cap) {
+        Py_ssize_t cap = m->cap ? m->cap * 2 : 64;
+        Py_ssize_t *nv = PyMem_Realloc(m->v, (size_t)cap * sizeof(Py_ssize_t));
+        if (nv == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        m->v = nv;
+        m->cap = cap;
+    }
+    m->v[m->len++] = x;
+    return 0;
+}
+
+/* _note(stack[lo:], watch, escapes, off) */
+static int
+note(PyObject *stack, Py_ssize_t lo, PyObject *watch, PyObject *escapes, Py_ssize_t off)
+{
+    Py_ssize_t hi = PyList_GET_SIZE(stack);
+    for (Py_ssize_t j = lo < 0 ? 0 : lo; j < hi; j++) {
+        PyObject *v = PyList_GET_ITEM(stack, j);
+        if (!PyUnicode_CheckExact(v))
+            continue;
+        int c = PySet_Contains(watch, v);
+        if (c < 0)
+            return -1;
+        if (c) {
+            PyObject *t = Py_BuildValue("(On)", v, off);
+            if (t == NULL || PyList_Append(escapes, t) < 0) {
+                Py_XDECREF(t);
+                return -1;
+            }
+            Py_DECREF(t);
+        }
+    }
+    return 0;
+}
+
+static int
+del_from(PyObject *stack, Py_ssize_t lo)
+{
+    Py_ssize_t len = PyList_GET_SIZE(stack);
+    if (lo >= len)
+        return 0;
+    return PyList_SetSlice(stack, lo, len, NULL);
+}
+
+/* stack[-1] = v (steals v) */
+static inline void
+set_top(PyObject *stack, PyObject *v)
+{
+    PyList_SetItem(stack, PyList_GET_SIZE(stack) - 1, v);
+}
+
+static PyObject *
+call_made(PyObject *name)
+{
+    return PyObject_CallOneArg(MadeType, name);
+}
+
+static PyObject *
+pair_of(PyObject *type, PyObject *a, PyObject *b)
+{
+    PyObject *t = b ? PyTuple_Pack(2, a, b) : PyTuple_Pack(1, a);
+    if (t == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallOneArg(type, t);
+    Py_DECREF(t);
+    return r;
+}
+
+static int
+add_payload(PyObject *payloads, Py_ssize_t i, Py_ssize_t a, Py_ssize_t ln)
+{
+    PyObject *t = Py_BuildValue("(nnn)", i, a, ln);
+    if (t == NULL)
+        return -1;
+    int r = PyList_Append(payloads, t);
+    Py_DECREF(t);
+    return r;
+}
+
+#define FAIL goto fail
+#define ERR(...) do { error = PyUnicode_FromFormat(__VA_ARGS__); if (error == NULL) FAIL; goto stop; } while (0)
+#define ERRS(s) do { error = PyUnicode_FromString(s); if (error == NULL) FAIL; goto stop; } while (0)
+#define NEED(k) do { if ((Py_ssize_t)(k) > n - i) goto eof; } while (0)
+#define SOFT(...) do { soft = PyUnicode_FromFormat(__VA_ARGS__); if (soft == NULL) FAIL; } while (0)
+#define PUSH(v) do { PyObject *_v = (v); if (_v == NULL) FAIL; int _r = PyList_Append(stack, _v); Py_DECREF(_v); if (_r < 0) FAIL; } while (0)
+#define PUSH_NONE() do { if (PyList_Append(stack, Py_None) < 0) FAIL; } while (0)
+#define LEN() PyList_GET_SIZE(stack)
+#define TOP(k) PyList_GET_ITEM(stack, LEN() - (k))
+#define WATCH_NAME(nm) do { if (watch_nonempty) { int _c = PySet_Contains(watch, (nm)); if (_c < 0) FAIL; if (_c) { watching = 1; armed = 1; } } } while (0)
+#define POP_MARK() do { x = marks.v[--marks.len]; fence = marks.len ? marks.v[marks.len - 1] : 0; } while (0)
+
+/* walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> tuple (see _walk.py) */
+static PyObject *
+cwalk(PyObject *self, PyObject *args)
+{
+    PyObject *dataobj, *memo, *find_nl, *watch, *jumps;
+    Py_ssize_t n_arg, start;
+    int track, armed;
+    if (!PyArg_ParseTuple(args, "OnnO!OpO!Op", &dataobj, &n_arg, &start, &PyDict_Type, &memo, &find_nl, &track,
+                          &PyFrozenSet_Type, &watch, &jumps, &armed))
+        return NULL;
+    if (!ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_cwalk.setup() was not called");
+        return NULL;
+    }
+    if (jumps != Py_None && !PyDict_Check(jumps)) {
+        PyErr_SetString(PyExc_TypeError, "jumps must be a dict or None");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(dataobj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *d = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    if (n != n_arg || start < 0 || start > n) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "bad length or start");
+        return NULL;
+    }
+
+    PyObject *stack = PyList_New(0);
+    PyObject *globals = PyList_New(0), *calls = PyList_New(0), *ext_codes = PyList_New(0);
+    PyObject *payloads = PyList_New(0), *escapes = PyList_New(0), *jumped = PyList_New(0);
+    PyObject *error = NULL, *soft = NULL, *result = NULL;
+    marks_t marks = {NULL, 0, 0};
+    Py_ssize_t fence = 0, soft_off = 0, persids = 0, i = start, o = start, x;
+    Py_ssize_t fend = n + 1;  /* end of the current FRAME; n + 1: none (see _walk.py) */
+    int proto = 0, protocol = -1, stopped = 0;
+    int watch_nonempty = PySet_GET_SIZE(watch) > 0;
+    int watching = armed && watch_nonempty;
+    unsigned op = 0;
+    if (!stack || !globals || !calls || !ext_codes || !payloads || !escapes || !jumped)
+        FAIL;
+
+    for (;;) {
+        if (i >= n)
+            goto eof;
+        op = d[i];
+        if (i >= fend) {
+            if (i > fend && soft == NULL) {
+                PyObject *nm = opname_or(d[o], "?");
+                if (nm == NULL)
+                    FAIL;
+                soft = PyUnicode_FromFormat("the argument of %U at offset %zd runs past the end of its FRAME "
+                                            "(offset %zd): unpicklers read it differently", nm, o, fend);
+                Py_DECREF(nm);
+                if (soft == NULL)
+                    FAIL;
+                soft_off = o;
+            }
+            fend = n + 1;
+        }
+        o = i;
+        switch (kinds[op]) {
+        case K_PUSH:
+            i += steps[op];
+            PUSH_NONE();
+            break;
+        case K_MEMOIZE: {
+            if (LEN() <= fence)
+                ERRS("stack underflow");
+            PyObject *key = PyLong_FromSsize_t(PyDict_GET_SIZE(memo));
+            if (key == NULL)
+                FAIL;
+            int r = PyDict_SetItem(memo, key, TOP(1));
+            Py_DECREF(key);
+            if (r < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_SHORT_UNI: {
+            PUSH(PyLong_FromSsize_t(i));
+            NEED(2);
+            Py_ssize_t ln = d[i + 1];
+            if (track && ln >= 4 && i + 2 + ln <= n && PyList_GET_SIZE(payloads) < MAX_PAYLOADS) {
+                if (is_prefix((unsigned)d[i + 2] << 8 | d[i + 3]) && add_payload(payloads, i, i + 2, ln) < 0)
+                    FAIL;
+            }
+            i += 2 + ln;
+            break;
+        }
+        case K_BINPUT: {
+            Py_ssize_t key;
+            if (op == 0x71) {
+                NEED(2);
+                key = d[i + 1];
+            }
+            else {
+                NEED(5);
+                key = (Py_ssize_t)rd_u32(d + i + 1);
+            }
+            if (LEN() <= fence)
+                ERRS("stack underflow");
+            PyObject *k = PyLong_FromSsize_t(key);
+            if (k == NULL)
+                FAIL;
+            int r = PyDict_SetItem(memo, k, TOP(1));
+            Py_DECREF(k);
+            if (r < 0)
+                FAIL;
+            i += steps[op];
+            break;
+        }
+        case K_BINGET: {
+            Py_ssize_t key;
+            if (op == 0x68) {
+                NEED(2);
+                key = d[i + 1];
+            }
+            else {
+                NEED(5);
+                key = (Py_ssize_t)rd_u32(d + i + 1);
+            }
+            PyObject *k = PyLong_FromSsize_t(key);
+            if (k == NULL)
+                FAIL;
+            PyObject *v = PyDict_GetItemWithError(memo, k);
+            Py_DECREF(k);
+            if (v == NULL) {
+                if (PyErr_Occurred())
+                    FAIL;
+                ERR("memo key %zd not found", key);
+            }
+            if (PyList_Append(stack, v) < 0)
+                FAIL;
+            i += steps[op];
+            break;
+        }
+        case K_MARK:
+            fence = LEN();
+            if (marks_push(&marks, fence) < 0)
+                FAIL;
+            i += 1;
+            break;
+        case K_LINE: {
+            const unsigned char *p = i + 1 < n ? memchr(d + i + 1, '\n', (size_t)(n - i - 1)) : NULL;
+            if (p == NULL)
+                ERRS("no newline-terminated argument");
+            Py_ssize_t e1 = p - d;
+            if (e1 == i + 1 && (op == 0x49 || op == 0x4C || op == 0x46 || op == 0x67 || op == 0x70))
+                ERRS("an empty argument");
+            if (op == 0x67 || op == 0x70) {  /* GET, PUT */
+                Py_ssize_t alen = e1 + 1 - (i + 1);
+                const unsigned char *z = memchr(d + i + 1, 0, (size_t)alen);
+                if (z != NULL)
+                    alen = z - (d + i + 1);
+                PyObject *raw = PyBytes_FromStringAndSize((const char *)d + i + 1, alen);
+                if (raw == NULL)
+                    FAIL;
+                PyObject *key = PyNumber_Long(raw);
+                Py_DECREF(raw);
+                if (key == NULL) {
+                    if (!PyErr_ExceptionMatches(PyExc_ValueError))
+                        FAIL;
+                    PyErr_Clear();
+                    ERRS("an argument that is not an integer");
+                }
+                if (op == 0x67) {
+                    PyObject *v = PyDict_GetItemWithError(memo, key);
+                    if (v == NULL) {
+                        if (PyErr_Occurred()) {
+                            Py_DECREF(key);
+                            FAIL;
+                        }
+                        error = PyUnicode_FromFormat("memo key %S not found", key);
+                        Py_DECREF(key);
+                        if (error == NULL)
+                            FAIL;
+                        goto stop;
+                    }
+                    Py_DECREF(key);
+                    if (PyList_Append(stack, v) < 0)
+                        FAIL;
+                }
+                else {
+                    if (LEN() <= fence) {
+                        Py_DECREF(key);
+                        ERRS("stack underflow");
+                    }
+                    int neg = PyObject_RichCompareBool(key, Zero, Py_LT);
+                    if (neg < 0) {
+                        Py_DECREF(key);
+                        FAIL;
+                    }
+                    if (neg) {
+                        Py_DECREF(key);
+                        ERRS("negative PUT argument");
+                    }
+                    int r = PyDict_SetItem(memo, key, TOP(1));
+                    Py_DECREF(key);
+                    if (r < 0)
+                        FAIL;
+                }
+            }
+            else if (op == 0x53 || op == 0x56) {  /* STRING, UNICODE */
+                PUSH(PyLong_FromSsize_t(i));
+                if (track && op == 0x56 && e1 - i > 4 && PyList_GET_SIZE(payloads) < MAX_PAYLOADS) {
+                    if (is_prefix((unsigned)d[i + 1] << 8 | d[i + 2]) && add_payload(payloads, i, i + 1, e1 - i - 1) < 0)
+                        FAIL;
+                }
+            }
+            else {  /* INT, LONG, FLOAT, PERSID */
+                PUSH_NONE();
+                if (op == 0x50)
+                    persids += 1;
+            }
+            i = e1 + 1;
+            break;
+        }
+        case K_COUNTED: {
+            unsigned c = argsizes[op];
+            uint64_t ln;
+            NEED(1 + c);
+            if (c == 1)
+                ln = d[i + 1];
+            else if (c == 4) {
+                ln = rd_u32(d + i + 1);
+                if (op == 0x8B && ln >= 0x80000000u)
+                    ERRS("a negative byte count");
+            }
+            else {
+                ln = rd_u64(d + i + 1);
+                if (ln > (uint64_t)PY_SSIZE_T_MAX)
+                    ERR("length %llu exceeds the maximum size", (unsigned long long)ln);
+            }
+            Py_ssize_t a = i + 1 + c;
+            int fits = ln <= (uint64_t)(n - a);
+            if (track) {
+                if (op == 0x42 || op == 0x43 || op == 0x8E || op == 0x96) {
+                    PyObject *off = PyLong_FromSsize_t(i);
+                    if (off == NULL)
+                        FAIL;
+                    PyObject *b = PyObject_CallOneArg(BlobType, off);
+                    Py_DECREF(off);
+                    PUSH(b);
+                }
+                else if (pushes_str[op])
+                    PUSH(PyLong_FromSsize_t(i));
+                else
+                    PUSH_NONE();
+                if (ln >= 4 && fits && op != 0x8A && op != 0x8B && PyList_GET_SIZE(payloads) < MAX_PAYLOADS) {
+                    if (is_prefix((unsigned)d[a] << 8 | d[a + 1]) && add_payload(payloads, i, a, (Py_ssize_t)ln) < 0)
+                        FAIL;
+                }
+            }
+            else if (pushes_str[op])
+                PUSH(PyLong_FromSsize_t(i));
+            else
+                PUSH_NONE();
+            if (!fits) {
+                i = n + 1;
+                goto stop;
+            }
+            i = a + (Py_ssize_t)ln;
+            break;
+        }
+        case K_SETITEM: {
+            if (LEN() - 3 < fence)
+                ERRS("stack underflow");
+            PyObject *target = TOP(3);
+            if (PyUnicode_CheckExact(target) && add_call(calls, i, opnames[op], target, NULL) < 0)
+                FAIL;
+            if (watching && note(stack, LEN() - 2, watch, escapes, i) < 0)
+                FAIL;
+            if (del_from(stack, LEN() - 2) < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_APPEND: {
+            if (LEN() - 2 < fence)
+                ERRS("stack underflow");
+            PyObject *target = TOP(2);
+            if (PyUnicode_CheckExact(target) && add_call(calls, i, opnames[op], target, NULL) < 0)
+                FAIL;
+            if (watching && note(stack, LEN() - 1, watch, escapes, i) < 0)
+                FAIL;
+            if (del_from(stack, LEN() - 1) < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_FILL: {
+            if (marks.len == 0)
+                ERRS("could not find MARK");
+            POP_MARK();
+            if (x <= fence)
+                ERRS("stack underflow");
+            if (LEN() > x) {
+                PyObject *target = PyList_GET_ITEM(stack, x - 1);
+                if (PyUnicode_CheckExact(target) && add_call(calls, i, opnames[op], target, NULL) < 0)
+                    FAIL;
+                if (op == 0x75 && ((LEN() - x) & 1))
+                    ERRS("odd number of items");
+                if (watching && note(stack, x, watch, escapes, i) < 0)
+                    FAIL;
+                if (del_from(stack, x) < 0)
+                    FAIL;
+            }
+            i += 1;
+            break;
+        }
+        case K_TUPLE_N: {
+            Py_ssize_t c = argsizes[op];
+            if (LEN() - c < fence)
+                ERRS("stack underflow");
+            PyObject *pair = NULL;
+            if (c == 2 && PyUnicode_Check(TOP(2)) && PyLong_CheckExact(TOP(1))) {
+                pair = pair_of(AttrArgsType, TOP(2), TOP(1));
+                if (pair == NULL)
+                    FAIL;
+            }
+            else if (track) {
+                if (c == 1 && Py_IS_TYPE(TOP(1), (PyTypeObject *)BlobType)) {
+                    pair = pair_of(BlobArgsType, TOP(1), NULL);
+                    if (pair == NULL)
+                        FAIL;
+                }
+                else if (c == 2 && PyLong_CheckExact(TOP(2)) && PyLong_CheckExact(TOP(1))) {
+                    pair = pair_of(BlobArgsType, TOP(2), TOP(1));
+                    if (pair == NULL)
+                        FAIL;
+                }
+            }
+            if (watching && note(stack, LEN() - c, watch, escapes, i) < 0) {
+                Py_XDECREF(pair);
+                FAIL;
+            }
+            if (c > 1 && del_from(stack, LEN() - c + 1) < 0) {
+                Py_XDECREF(pair);
+                FAIL;
+            }
+            if (pair == NULL) {
+                Py_INCREF(Py_None);
+                pair = Py_None;
+            }
+            set_top(stack, pair);
+            i += 1;
+            break;
+        }
+        case K_COLLECT: {
+            if (marks.len == 0)
+                ERRS("could not find MARK");
+            POP_MARK();
+            if (op == 0x64 && ((LEN() - x) & 1))
+                ERRS("odd number of items");
+            if (watching && note(stack, x, watch, escapes, i) < 0)
+                FAIL;
+            PyObject *pair = NULL;
+            if (op == 0x74 && LEN() - x == 2 && PyUnicode_Check(PyList_GET_ITEM(stack, x))
+                && PyLong_CheckExact(PyList_GET_ITEM(stack, x + 1))) {
+                pair = pair_of(AttrArgsType, PyList_GET_ITEM(stack, x), PyList_GET_ITEM(stack, x + 1));
+                if (pair == NULL)
+                    FAIL;
+            }
+            else if (track && op == 0x74) {
+                if (LEN() - x == 1 && Py_IS_TYPE(PyList_GET_ITEM(stack, x), (PyTypeObject *)BlobType)) {
+                    pair = pair_of(BlobArgsType, PyList_GET_ITEM(stack, x), NULL);
+                    if (pair == NULL)
+                        FAIL;
+                }
+                else if (LEN() - x == 2 && PyLong_CheckExact(PyList_GET_ITEM(stack, x))
+                         && PyLong_CheckExact(PyList_GET_ITEM(stack, x + 1))) {
+                    pair = pair_of(BlobArgsType, PyList_GET_ITEM(stack, x), PyList_GET_ITEM(stack, x + 1));
+                    if (pair == NULL)
+                        FAIL;
+                }
+            }
+            if (del_from(stack, x) < 0) {
+                Py_XDECREF(pair);
+                FAIL;
+            }
+            if (pair == NULL) {
+                Py_INCREF(Py_None);
+                pair = Py_None;
+            }
+            PUSH(pair);
+            i += 1;
+            break;
+        }
+        case K_REDUCE: {
+            if (LEN() - 2 < fence)
+                ERRS("stack underflow");
+            PyObject *fn = TOP(2), *fargs = TOP(1);
+            Py_INCREF(fn);
+            Py_INCREF(fargs);
+            if (del_from(stack, LEN() - 1) < 0) {
+                Py_DECREF(fn);
+                Py_DECREF(fargs);
+                FAIL;
+            }
+            PyObject *newtop = NULL;
+            int bad = 0;
+            if (PyUnicode_Check(fn) && PyUnicode_Compare(fn, s_getattr_name) == 0
+                && Py_IS_TYPE(fargs, (PyTypeObject *)AttrArgsType)) {
+                /* getattr(X, "name"): the attribute fetched is as good as a global */
+                if (add_call(calls, i, opnames[op], fn, NULL) < 0)
+                    bad = 1;
+                else {
+                    PyObject *r = PyObject_CallFunction(GetattrFn, "OnOnO", dataobj, n, fargs, i, find_nl);
+                    /* -> (GlobalRef, stack value, name) */
+                    if (r == NULL || !PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 3) {
+                        if (r != NULL)
+                            PyErr_SetString(PyExc_TypeError, "_getattr_ref must return a 3-tuple");
+                        Py_XDECREF(r);
+                        bad = 1;
+                    }
+                    else {
+                        if (PyList_Append(globals, PyTuple_GET_ITEM(r, 0)) < 0)
+                            bad = 1;
+                        else {
+                            newtop = PyTuple_GET_ITEM(r, 1);
+                            Py_INCREF(newtop);
+                            if (watch_nonempty) {
+                                int cc = PySet_Contains(watch, PyTuple_GET_ITEM(r, 2));
+                                if (cc < 0)
+                                    bad = 1;
+                                else if (cc)
+                                    watching = armed = 1;
+                            }
+                        }
+                        Py_DECREF(r);
+                    }
+                }
+            }
+            else if (Py_IS_TYPE(fargs, (PyTypeObject *)BlobArgsType) && PyUnicode_CheckExact(fn)) {
+                if (PyTuple_GET_SIZE(fargs) == 1) {
+                    PyObject *arg = PyNumber_Long(PyTuple_GET_ITEM(fargs, 0));
+                    if (arg == NULL || add_call(calls, i, opnames[op], fn, arg) < 0)
+                        bad = 1;
+                    Py_XDECREF(arg);
+                    if (!bad && (newtop = call_made(fn)) == NULL)
+                        bad = 1;
+                }
+                else {
+                    if (add_call(calls, i, opnames[op], fn, NULL) < 0)
+                        bad = 1;
+                    int latin1 = 0;
+                    if (!bad && PyUnicode_Compare(fn, s_codecs_encode) == 0) {
+                        PyObject *r = PyObject_CallFunction(Latin1Fn, "OnOO", dataobj, n, PyTuple_GET_ITEM(fargs, 1), find_nl);
+                        if (r == NULL)
+                            bad = 1;
+                        else {
+                            latin1 = PyObject_IsTrue(r);
+                            Py_DECREF(r);
+                            if (latin1 < 0)
+                                bad = 1;
+                        }
+                    }
+                    if (!bad) {
+                        if (latin1)
+                            newtop = PyObject_CallOneArg(BlobType, PyTuple_GET_ITEM(fargs, 0));
+                        else
+                            newtop = call_made(fn);
+                        if (newtop == NULL)
+                            bad = 1;
+                    }
+                }
+            }
+            else if (PyUnicode_CheckExact(fn)) {
+                if (add_call(calls, i, opnames[op], fn, NULL) < 0 || (newtop = call_made(fn)) == NULL)
+                    bad = 1;
+            }
+            else {
+                if (add_call(calls, i, opnames[op], NULL, NULL) < 0)
+                    bad = 1;
+                else {
+                    Py_INCREF(Py_None);
+                    newtop = Py_None;
+                }
+            }
+            Py_DECREF(fn);
+            Py_DECREF(fargs);
+            if (bad) {
+                Py_XDECREF(newtop);
+                FAIL;
+            }
+            set_top(stack, newtop);
+            i += 1;
+            break;
+        }
+        case K_BUILD: {
+            if (LEN() - 2 < fence)
+                ERRS("stack underflow");
+            if (watching && note(stack, LEN() - 1, watch, escapes, i) < 0)
+                FAIL;
+            if (del_from(stack, LEN() - 1) < 0)
+                FAIL;
+            PyObject *inst = TOP(1);
+            if (PyUnicode_Check(inst)) {
+                PyObject *s = PyObject_Str(inst);
+                if (s == NULL)
+                    FAIL;
+                int r = add_call(calls, i, opnames[op], s, NULL);
+                Py_DECREF(s);
+                if (r < 0)
+                    FAIL;
+            }
+            else if (add_call(calls, i, opnames[op], NULL, NULL) < 0)
+                FAIL;
+            i += 1;
+            if (jumps != Py_None) {
+                PyObject *ko = PyLong_FromSsize_t(o);
+                if (ko == NULL)
+                    FAIL;
+                PyObject *j = PyDict_GetItemWithError(jumps, ko);
+                Py_DECREF(ko);
+                if (j == NULL && PyErr_Occurred())
+                    FAIL;
+                if (j != NULL) {
+                    /* the unpickler reads raw data (joblib's array) from here, then goes on */
+                    if (fend <= n && i != fend && soft == NULL) {
+                        SOFT("the data read after BUILD at offset %zd starts inside a FRAME "
+                             "(which ends at offset %zd): unpicklers read it differently", o, fend);
+                        soft_off = o;
+                    }
+                    Py_INCREF(Py_None);
+                    set_top(stack, Py_None);
+                    PyObject *jo = PyLong_FromSsize_t(o);
+                    if (jo == NULL || PyList_Append(jumped, jo) < 0) {
+                        Py_XDECREF(jo);
+                        FAIL;
+                    }
+                    Py_DECREF(jo);
+                    fend = n + 1;
+                    int ovf = 0;
+                    Py_ssize_t jv = PyLong_Check(j) ? PyLong_AsSsize_t(j) : -1;
+                    if (jv == -1 && PyErr_Occurred()) {
+                        if (!PyErr_ExceptionMatches(PyExc_OverflowError))
+                            FAIL;
+                        PyErr_Clear();
+                        ovf = 1;
+                    }
+                    if (!PyLong_Check(j) || jv < 0) {
+                        PyErr_SetString(PyExc_ValueError, "a jump target must be an offset in the buffer");
+                        FAIL;
+                    }
+                    if (ovf || jv > n)
+                        ERR("the data read after it runs to offset %S, past the end (%zd)", j, n);
+                    i = jv;
+                }
+            }
+            break;
+        }
+        case K_NEWOBJ: {
+            Py_ssize_t c = op == 0x92 ? 3 : 2;
+            if (LEN() - c < fence)
+                ERRS("stack underflow");
+            PyObject *cls = TOP(c);
+            Py_INCREF(cls);
+            if (del_from(stack, LEN() - c + 1) < 0) {
+                Py_DECREF(cls);
+                FAIL;
+            }
+            PyObject *newtop;
+            int r;
+            if (PyUnicode_CheckExact(cls)) {
+                r = add_call(calls, i, opnames[op], cls, NULL);
+                newtop = r < 0 ? NULL : call_made(cls);
+            }
+            else {
+                r = add_call(calls, i, opnames[op], NULL, NULL);
+                Py_INCREF(Py_None);
+                newtop = Py_None;
+            }
+            Py_DECREF(cls);
+            if (r < 0 || newtop == NULL) {
+                Py_XDECREF(newtop);
+                FAIL;
+            }
+            set_top(stack, newtop);
+            i += 1;
+            break;
+        }
+        case K_STACK_GLOBAL: {
+            if (LEN() - 2 < fence)
+                ERRS("stack underflow");
+            PyObject *mod_v = TOP(2), *name_v = TOP(1);
+            PyObject *mod = NULL, *qual = NULL;
+            if (PyLong_CheckExact(mod_v)) {
+                Py_ssize_t off = PyLong_AsSsize_t(mod_v);
+                if (off == -1 && PyErr_Occurred())
+                    FAIL;
+                mod = string_at(dataobj, d, n, off, find_nl);
+                if (mod == NULL)
+                    FAIL;
+            }
+            if (PyLong_CheckExact(name_v)) {
+                Py_ssize_t off = PyLong_AsSsize_t(name_v);
+                if (off == -1 && PyErr_Occurred()) {
+                    Py_XDECREF(mod);
+                    FAIL;
+                }
+                qual = string_at(dataobj, d, n, off, find_nl);
+                if (qual == NULL) {
+                    Py_XDECREF(mod);
+                    FAIL;
+                }
+            }
+            if (mod == Py_None)
+                Py_CLEAR(mod);
+            if (qual == Py_None)
+                Py_CLEAR(qual);
+            if (del_from(stack, LEN() - 1) < 0) {
+                Py_XDECREF(mod);
+                Py_XDECREF(qual);
+                FAIL;
+            }
+            PyObject *name = NULL;
+            int resolved = 0;
+            PyObject *ref = global_ref(mod, qual, proto, i, s_stack_global, &name, &resolved);
+            Py_XDECREF(mod);
+            Py_XDECREF(qual);
+            if (ref == NULL)
+                FAIL;
+            int r = PyList_Append(globals, ref);
+            if (r == 0) {
+                PyObject *top = resolved ? name : Py_None;
+                Py_INCREF(top);
+                set_top(stack, top);
+                if (watch_nonempty) {
+                    int cc = PySet_Contains(watch, name);
+                    if (cc < 0)
+                        r = -1;
+                    else if (cc)
+                        watching = armed = 1;
+                }
+            }
+            Py_DECREF(ref);
+            if (r < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_GLOBAL: {  /* GLOBAL, INST */
+            const unsigned char *p1 = i + 1 < n ? memchr(d + i + 1, '\n', (size_t)(n - i - 1)) : NULL;
+            Py_ssize_t e1 = p1 ? p1 - d : -1;
+            const unsigned char *p2 = (e1 >= 0 && e1 + 1 < n) ? memchr(d + e1 + 1, '\n', (size_t)(n - e1 - 1)) : NULL;
+            Py_ssize_t e2 = p2 ? p2 - d : -1;
+            int utf8 = op == 0x63;
+            if ((e2 >= 0 ? e2 : n) >= fend && soft == NULL) {
+                SOFT("the module and name of %U at offset %zd run past the end of its FRAME (offset %zd): "
+                     "unpicklers read them differently", opnames[op], i, fend);
+                soft_off = i;
+            }
+            Py_ssize_t ma, mb, qa, qb;
+            if (e2 < 0) {
+                error = PyUnicode_FromString("no newline-terminated module and name");
+                if (error == NULL)
+                    FAIL;
+                /* the pure-Python unpickler still imports: its readline returns the partial
+                 * line, and [:-1] drops its last character */
+                if (e1 < 0) {
+                    ma = i + 1;
+                    mb = n - 1 > ma ? n - 1 : ma;
+                    qa = qb = 0;
+                }
+                else {
+                    ma = i + 1;
+                    mb = e1;
+                    qa = e1 + 1;
+                    qb = n - 1 > qa ? n - 1 : qa;
+                }
+            }
+            else {
+                ma = i + 1;
+                mb = e1;
+                qa = e1 + 1;
+                qb = e2;
+            }
+            PyObject *mod = utf8 ? PyUnicode_DecodeUTF8((const char *)d + ma, mb - ma, "strict")
+                                 : PyUnicode_DecodeASCII((const char *)d + ma, mb - ma, "strict");
+            PyObject *qual = NULL;
+            if (mod != NULL)
+                qual = utf8 ? PyUnicode_DecodeUTF8((const char *)d + qa, qb - qa, "strict")
+                            : PyUnicode_DecodeASCII((const char *)d + qa, qb - qa, "strict");
+            if (qual == NULL) {
+                Py_XDECREF(mod);
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+                    FAIL;
+                PyErr_Clear();
+                if (error != NULL)
+                    goto stop;
+                ERR("a module or name that is not %s", utf8 ? "utf-8" : "ascii");
+            }
+            PyObject *name = NULL;
+            int resolved = 0;
+            if (error != NULL) {  /* the partial line */
+                int r = 0;
+                if (PyUnicode_GET_LENGTH(mod) > 0) {
+                    PyObject *ref = global_ref(mod, qual, proto, i, opnames[op], &name, &resolved);
+                    r = ref == NULL ? -1 : PyList_Append(globals, ref);
+                    Py_XDECREF(ref);
+                }
+                Py_DECREF(mod);
+                Py_DECREF(qual);
+                if (r < 0)
+                    FAIL;
+                goto stop;
+            }
+            /* recorded before any check that may fail after it: the pure-Python unpickler
+             * imports the module before it looks for INST's MARK */
+            PyObject *ref = global_ref(mod, qual, proto, i, opnames[op], &name, &resolved);
+            int empty = PyUnicode_GET_LENGTH(mod) == 0 || PyUnicode_GET_LENGTH(qual) == 0;
+            Py_DECREF(mod);
+            Py_DECREF(qual);
+            if (ref == NULL)
+                FAIL;
+            if (PyList_Append(globals, ref) < 0) {
+                Py_DECREF(ref);
+                FAIL;
+            }
+            Py_INCREF(name);
+            Py_DECREF(ref);
+            if (empty) {
+                Py_DECREF(name);
+                ERRS("an empty module or name");
+            }
+            if (op == 0x69) {  /* INST: the arguments are the items above the MARK */
+                if (marks.len == 0) {
+                    Py_DECREF(name);
+                    ERRS("could not find MARK");
+                }
+                POP_MARK();
+                if ((watching && note(stack, x, watch, escapes, i) < 0) || del_from(stack, x) < 0
+                    || add_call(calls, i, opnames[op], resolved ? name : NULL, NULL) < 0) {
+                    Py_DECREF(name);
+                    FAIL;
+                }
+                PyObject *m = call_made(name);
+                Py_DECREF(name);
+                PUSH(m);
+            }
+            else {
+                int r = PyList_Append(stack, name);
+                if (r == 0 && watch_nonempty) {
+                    int cc = PySet_Contains(watch, name);
+                    if (cc < 0)
+                        r = -1;
+                    else if (cc)
+                        watching = armed = 1;
+                }
+                Py_DECREF(name);
+                if (r < 0)
+                    FAIL;
+            }
+            i = e2 + 1;
+            break;
+        }
+        case K_FRAME: {
+            NEED(9);
+            uint64_t ln = rd_u64(d + i + 1);
+            i += 9;
+            int past = ln > (uint64_t)(n - i);  /* also covers ln > PY_SSIZE_T_MAX */
+            Py_ssize_t new_end = past ? n + 1 : i + (Py_ssize_t)ln;
+            if (soft == NULL) {
+                if (past) {
+                    SOFT("FRAME at offset %zd declares %llu bytes, only %zd follow "
+                         "(the C unpickler stops there, the pure-Python one reads on)", o, (unsigned long long)ln, n - i);
+                    soft_off = o;
+                }
+                else if (fend <= n && (i > fend || (i < fend && fend < new_end))) {
+                    SOFT("FRAME at offset %zd runs past the end of the FRAME it is in "
+                         "(offset %zd): unpicklers read it differently", o, fend);
+                    soft_off = o;
+                }
+            }
+            if (fend > n || new_end > fend || i >= fend)
+                fend = new_end;
+            break;
+        }
+        case K_PROTO: {
+            NEED(2);
+            unsigned v = d[i + 1];
+            if (v > 5)
+                ERR("unsupported pickle protocol %u", v);
+            proto = (int)v;
+            if (protocol < 0)
+                protocol = (int)v;
+            i += 2;
+            break;
+        }
+        case K_STOP:
+            if (LEN() <= fence)
+                ERRS("stack underflow");
+            stopped = 1;
+            i += 1;
+            if (i < fend && fend <= n && soft == NULL) {
+                /* loaders reading a file skip the rest of the frame, others do not */
+                SOFT("STOP at offset %zd leaves %zd bytes of its FRAME unread: "
+                     "unpicklers disagree on where the next pickle starts", o, fend - i);
+                soft_off = o;
+            }
+            goto stop;
+        case K_OBJ: {
+            if (marks.len == 0)
+                ERRS("could not find MARK");
+            POP_MARK();
+            if (LEN() - x < 1)
+                ERRS("stack underflow");
+            PyObject *cls = PyList_GET_ITEM(stack, x);
+            Py_INCREF(cls);
+            if ((watching && note(stack, x + 1, watch, escapes, i) < 0) || del_from(stack, x) < 0) {
+                Py_DECREF(cls);
+                FAIL;
+            }
+            PyObject *newv;
+            int r;
+            if (PyUnicode_CheckExact(cls)) {
+                r = add_call(calls, i, opnames[op], cls, NULL);
+                newv = r < 0 ? NULL : call_made(cls);
+            }
+            else {
+                r = add_call(calls, i, opnames[op], NULL, NULL);
+                Py_INCREF(Py_None);
+                newv = Py_None;
+            }
+            Py_DECREF(cls);
+            if (r < 0 || newv == NULL) {
+                Py_XDECREF(newv);
+                FAIL;
+            }
+            PUSH(newv);
+            i += 1;
+            break;
+        }
+        case K_EXT: {
+            unsigned c = argsizes[op];
+            long code;
+            NEED(1 + c);
+            if (c == 1)
+                code = d[i + 1];
+            else if (c == 2)
+                code = (long)d[i + 1] | (long)d[i + 2] << 8;
+            else
+                code = (long)(int32_t)rd_u32(d + i + 1);
+            PyObject *co = PyLong_FromLong(code);
+            if (co == NULL)
+                FAIL;
+            int r = PyList_Append(ext_codes, co);
+            Py_DECREF(co);
+            if (r < 0)
+                FAIL;
+            if (code <= 0)
+                ERR("extension code %ld <= 0", code);
+            PyObject *res = PyObject_CallFunction(ExtFn, "lin", code, proto, i);  /* -> (GlobalRef, stack value, name or None) */
+            if (res == NULL)
+                FAIL;
+            if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 3) {
+                Py_DECREF(res);
+                PyErr_SetString(PyExc_TypeError, "_ext_ref must return a 3-tuple");
+                FAIL;
+            }
+            r = PyList_Append(stack, PyTuple_GET_ITEM(res, 1));
+            PyObject *nm = PyTuple_GET_ITEM(res, 2);
+            if (r == 0 && nm != Py_None && watch_nonempty) {
+                int cc = PySet_Contains(watch, nm);
+                if (cc < 0)
+                    r = -1;
+                else if (cc)
+                    watching = armed = 1;
+            }
+            if (r == 0)
+                r = PyList_Append(globals, PyTuple_GET_ITEM(res, 0));
+            Py_DECREF(res);
+            if (r < 0)
+                FAIL;
+            i += 1 + c;
+            break;
+        }
+        case K_BINPERSID:
+            if (LEN() <= fence)
+                ERRS("stack underflow");
+            if (watching && note(stack, LEN() - 1, watch, escapes, i) < 0)
+                FAIL;
+            Py_INCREF(Py_None);
+            set_top(stack, Py_None);
+            persids += 1;
+            i += 1;
+            break;
+        case K_POP: {
+            Py_ssize_t ln = LEN();
+            if (marks.len && marks.v[marks.len - 1] == ln) {
+                marks.len--;
+                fence = marks.len ? marks.v[marks.len - 1] : 0;
+            }
+            else if (ln <= fence)
+                ERRS("stack underflow");
+            else if (del_from(stack, ln - 1) < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_POP_MARK:
+            if (marks.len == 0)
+                ERRS("could not find MARK");
+            POP_MARK();
+            if (del_from(stack, x) < 0)
+                FAIL;
+            i += 1;
+            break;
+        case K_DUP:
+            if (LEN() <= fence)
+                ERRS("stack underflow");
+            if (PyList_Append(stack, TOP(1)) < 0)
+                FAIL;
+            i += 1;
+            break;
+        case K_READONLY:
+            if (LEN() <= fence)
+                ERRS("stack underflow");
+            Py_INCREF(Py_None);
+            set_top(stack, Py_None);
+            i += 1;
+            break;
+        default:
+            ERR("unknown opcode 0x%02x", op);
+        }
+    }
+
+eof:  /* a read ran past the end of the data (the Python walker's IndexError) */
+stop:
+    if (error != NULL) {
+        PyObject *nm = opnames[d[o]];
+        PyObject *e = nm ? PyUnicode_FromFormat("%U at %U (offset %zd)", error, nm, o)
+                         : PyUnicode_FromFormat("%U (offset %zd)", error, o);
+        Py_SETREF(error, e);
+        if (error == NULL)
+            FAIL;
+    }
+    else if (!stopped) {
+        if (i == n && (o != i || n == start)) {
+            /* the data ran out right before an opcode */
+            error = PyUnicode_FromString("the data ends without a STOP opcode");
+            o = n;
+        }
+        else {
+            /* the data ran out in the argument of the opcode at o */
+            PyObject *nm = opname_or(d[o], "");
+            if (nm == NULL)
+                FAIL;
+            if (PyUnicode_GET_LENGTH(nm) == 0) {
+                Py_DECREF(nm);
+                nm = PyUnicode_FromFormat("opcode 0x%02x", (unsigned)d[o]);
+                if (nm == NULL)
+                    FAIL;
+            }
+            error = PyUnicode_FromFormat("the argument of %U at offset %zd runs past the end of the data (%zd bytes left)",
+                                         nm, o, n - o - 1);
+            if (error != NULL && o < fend && fend <= n && soft == NULL) {
+                soft = PyUnicode_FromFormat("the argument of %U at offset %zd runs past the end of its FRAME (offset %zd)",
+                                            nm, o, fend);
+                if (soft == NULL)
+                    Py_CLEAR(error);
+                soft_off = o;
+            }
+            Py_DECREF(nm);
+        }
+        if (error == NULL)
+            FAIL;
+    }
+    {
+        Py_ssize_t end = stopped ? i : o;
+        PyObject *err_off = error != NULL ? PyLong_FromSsize_t(o) : (Py_INCREF(Py_None), Py_None);
+        if (err_off == NULL)
+            FAIL;
+        if (soft != NULL) {
+            if (error == NULL) {
+                error = soft;
+                Py_INCREF(error);
+            }
+            else {
+                PyObject *e = PyUnicode_FromFormat("%U; then: %U", soft, error);
+                if (e == NULL) {
+                    Py_DECREF(err_off);
+                    FAIL;
+                }
+                Py_SETREF(error, e);
+            }
+            Py_SETREF(err_off, PyLong_FromSsize_t(soft_off));
+            if (err_off == NULL)
+                FAIL;
+        }
+        PyObject *protocol_o = protocol < 0 ? (Py_INCREF(Py_None), Py_None) : PyLong_FromLong(protocol);
+        if (protocol_o == NULL) {
+            Py_DECREF(err_off);
+            FAIL;
+        }
+        result = Py_BuildValue("(OOnOONNnOOOOO)", globals, calls, end, stopped ? Py_True : Py_False,
+                               error ? error : Py_None, err_off, protocol_o, persids, ext_codes, payloads, escapes,
+                               jumped, armed ? Py_True : Py_False);
+    }
+
+fail:
+    PyBuffer_Release(&view);
+    PyMem_Free(marks.v);
+    Py_XDECREF(stack);
+    Py_XDECREF(globals);
+    Py_XDECREF(calls);
+    Py_XDECREF(ext_codes);
+    Py_XDECREF(payloads);
+    Py_XDECREF(escapes);
+    Py_XDECREF(jumped);
+    Py_XDECREF(error);
+    Py_XDECREF(soft);
+    return result;
+}
+
+static int
+set_static(PyObject **slot, PyObject *v)
+{
+    Py_XINCREF(v);
+    Py_XSETREF(*slot, v);
+    return 0;
+}
+
+/* setup(kinds, argsizes, steps, pushes_str, names, prefix2, made, attrargs, blob, blobargs,
+ *       GlobalRef, CallSite, name_mapping, import_mapping, string_at, getattr_ref, ext_ref, latin1) */
+static PyObject *
+setup(PyObject *self, PyObject *args)
+{
+    PyObject *k, *a, *s, *ps, *nm, *pre;
+    PyObject *made, *attr, *blob, *blobargs, *gref, *csite, *nmap, *imap, *sat, *gat, *ext, *lat;
+    if (!PyArg_ParseTuple(args, "OOOOO!OOOOOOOO!O!OOOO", &k, &a, &s, &ps, &PyDict_Type, &nm, &pre, &made, &attr,
+                          &blob, &blobargs, &gref, &csite, &PyDict_Type, &nmap, &PyDict_Type, &imap, &sat, &gat,
+                          &ext, &lat))
+        return NULL;
+    PyObject *seqs[4] = {k, a, s, ps};
+    unsigned char *dst[4] = {kinds, argsizes, steps, pushes_str};
+    for (int t = 0; t < 4; t++) {
+        PyObject *f = PySequence_Fast(seqs[t], "expected a sequence");
+        if (f == NULL)
+            return NULL;
+        if (PySequence_Fast_GET_SIZE(f) != 256) {
+            Py_DECREF(f);
+            PyErr_SetString(PyExc_ValueError, "expected 256 entries");
+            return NULL;
+        }
+        for (int j = 0; j < 256; j++) {
+            long v = PyLong_AsLong(PySequence_Fast_GET_ITEM(f, j));
+            if (v == -1 && PyErr_Occurred()) {
+                Py_DECREF(f);
+                return NULL;
+            }
+            dst[t][j] = (unsigned char)v;
+        }
+        Py_DECREF(f);
+    }
+    for (int j = 0; j < 256; j++) {
+        PyObject *key = PyLong_FromLong(j);
+        if (key == NULL)
+            return NULL;
+        PyObject *v = PyDict_GetItemWithError(nm, key);
+        Py_DECREF(key);
+        if (v == NULL && PyErr_Occurred())
+            return NULL;
+        if (v != NULL && !PyUnicode_Check(v)) {
+            PyErr_SetString(PyExc_TypeError, "opcode names must be str");
+            return NULL;
+        }
+        set_static(&opnames[j], v);
+        if (v != NULL)
+            PyUnicode_InternInPlace(&opnames[j]);
+    }
+    memset(prefix2, 0, sizeof prefix2);
+    PyObject *it = PyObject_GetIter(pre);
+    if (it == NULL)
+        return NULL;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        long v = PyLong_AsLong(item);
+        Py_DECREF(item);
+        if (v == -1 && PyErr_Occurred()) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        if (v >= 0 && v < 65536)
+            prefix2[v >> 3] |= (unsigned char)(1u << (v & 7));
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    set_static(&MadeType, made);
+    set_static(&AttrArgsType, attr);
+    set_static(&BlobType, blob);
+    set_static(&BlobArgsType, blobargs);
+    set_static(&GlobalRefType, gref);
+    set_static(&CallSiteType, csite);
+    set_static(&NameMapping, nmap);
+    set_static(&ImportMapping, imap);
+    set_static(&StringAtFn, sat);
+    set_static(&GetattrFn, gat);
+    set_static(&ExtFn, ext);
+    set_static(&Latin1Fn, lat);
+    ready = 1;
+    Py_RETURN_NONE;
+}
+
+
+/* ------------------------------------------------------------------ joblib's layout
+ * A fast path of _archives.joblib_layout: the same literal evaluator for the opcodes and
+ * values benign joblib streams hold. Anything else -- whatever the Python evaluator would
+ * refuse or call malformed, rare opcodes, a wrapper BUILD its helper rejects -- makes this
+ * return None, and the caller runs the Python evaluator from the start (it alone words
+ * refusals and errors). On STOP it returns True, having filled ``out`` (through the
+ * wrapper-BUILD helper) exactly as the Python evaluator would. */
+static PyObject *JOpaque, *JGlobalT, *JObjT, *JWrapperT, *JDTypeT, *JReconT, *JWrapperBuild, *JWrapperName, *JOldWrappers;
+static PyObject *s_state, *s_resolved_attr, *s_reconstructor, *s_numpy_dtype, *s_codecs, *s_builtins_bytes, *s_builtins_object;
+static int jready = 0;
+
+#define JMAX_LITERAL 4096
+
+/* is v the wrapper class (new or old)? -1 on error */
+static int
+is_wrapper_class(PyObject *v)
+{
+    if (!Py_IS_TYPE(v, (PyTypeObject *)JGlobalT))
+        return 0;
+    PyObject *nm = PyObject_GetAttr(v, s_name);
+    if (nm == NULL)
+        return -1;
+    int r = PyObject_RichCompareBool(nm, JWrapperName, Py_EQ);
+    if (r == 0)
+        r = PySet_Contains(JOldWrappers, nm);
+    Py_DECREF(nm);
+    return r;
+}
+
+/* _check_free: 1 when some item is the wrapper class or a _ReconArgs (the Python evaluator
+ * refuses), 0 when none, -1 on error */
+static int
+not_free(PyObject **items, Py_ssize_t k)
+{
+    for (Py_ssize_t j = 0; j < k; j++) {
+        if (Py_IS_TYPE(items[j], (PyTypeObject *)JReconT))
+            return 1;
+        int w = is_wrapper_class(items[j]);
+        if (w != 0)
+            return w;
+    }
+    return 0;
+}
+
+static PyObject *
+global_name_of(PyObject *v)  /* new ref: the name of a _Global, or None */
+{
+    if (Py_IS_TYPE(v, (PyTypeObject *)JGlobalT))
+        return PyObject_GetAttr(v, s_name);
+    Py_RETURN_NONE;
+}
+
+#define BAIL goto bail
+#define JNEED(k) do { if (LEN() - (k) < (marks.len ? marks.v[marks.len - 1] : 0)) BAIL; } while (0)
+#define JPUSH(v) do { PyObject *_v = (v); if (_v == NULL) FAIL; int _r = PyList_Append(stack, _v); Py_DECREF(_v); if (_r < 0) FAIL; } while (0)
+#define JPOP_MARK() do { if (marks.len == 0) BAIL; x = marks.v[--marks.len]; } while (0)
+
+static PyObject *
+cjoblib(PyObject *self, PyObject *args)
+{
+    PyObject *dataobj, *out;
+    Py_ssize_t n_arg, start;
+    if (!PyArg_ParseTuple(args, "OnnO", &dataobj, &n_arg, &start, &out))
+        return NULL;
+    if (!ready || !jready) {
+        PyErr_SetString(PyExc_RuntimeError, "_cwalk.setup_joblib() was not called");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(dataobj, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *d = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len;
+    if (n != n_arg || start < 0 || start > n) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "bad length or start");
+        return NULL;
+    }
+    PyObject *stack = PyList_New(0), *memo = PyDict_New(), *result = NULL;
+    marks_t marks = {NULL, 0, 0};
+    Py_ssize_t i = start, o = start, x;
+    int proto = 0;
+    if (stack == NULL || memo == NULL)
+        FAIL;
+    for (;;) {
+        if (i >= n)
+            BAIL;
+        unsigned op = d[i];
+        o = i;
+        switch (kinds[op]) {
+        case K_BINGET: {
+            Py_ssize_t key;
+            if (op == 0x68) {
+                if (n - i < 2) BAIL;
+                key = d[i + 1];
+            }
+            else {
+                if (n - i < 5) BAIL;
+                key = (Py_ssize_t)rd_u32(d + i + 1);
+            }
+            PyObject *k = PyLong_FromSsize_t(key);
+            if (k == NULL)
+                FAIL;
+            PyObject *v = PyDict_GetItemWithError(memo, k);
+            Py_DECREF(k);
+            if (v == NULL) {
+                if (PyErr_Occurred())
+                    FAIL;
+                BAIL;
+            }
+            if (PyList_Append(stack, v) < 0)
+                FAIL;
+            i += 1 + argsizes[op];
+            break;
+        }
+        case K_MEMOIZE: {
+            JNEED(1);
+            PyObject *k = PyLong_FromSsize_t(PyDict_GET_SIZE(memo));
+            if (k == NULL)
+                FAIL;
+            int r = PyDict_SetItem(memo, k, TOP(1));
+            Py_DECREF(k);
+            if (r < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_PUSH: {
+            Py_ssize_t c = argsizes[op];
+            if (i + 1 + c > n)
+                BAIL;
+            const unsigned char *p = d + i + 1;
+            switch (op) {
+            case 0x4E: Py_INCREF(Py_None); JPUSH(Py_None); break;
+            case 0x88: Py_INCREF(Py_True); JPUSH(Py_True); break;
+            case 0x89: Py_INCREF(Py_False); JPUSH(Py_False); break;
+            case 0x7D: JPUSH(PyDict_New()); break;
+            case 0x5D: JPUSH(PyList_New(0)); break;
+            case 0x29: Py_INCREF(EmptyTuple); JPUSH(EmptyTuple); break;
+            case 0x4A: JPUSH(PyLong_FromLong((long)(int32_t)rd_u32(p))); break;
+            case 0x4B: JPUSH(PyLong_FromLong(p[0])); break;
+            case 0x4D: JPUSH(PyLong_FromLong((long)p[0] | (long)p[1] << 8)); break;
+            case 0x47: {
+                uint64_t bits = 0;
+                for (int b = 0; b < 8; b++)
+                    bits = bits << 8 | p[b];
+                double dv;
+                memcpy(&dv, &bits, sizeof dv);
+                JPUSH(PyFloat_FromDouble(dv));
+                break;
+            }
+            default: Py_INCREF(JOpaque); JPUSH(JOpaque); break;  /* EMPTY_SET, NEXT_BUFFER */
+            }
+            i += 1 + c;
+            break;
+        }
+        case K_SHORT_UNI: {
+            if (n - i < 2)
+                BAIL;
+            Py_ssize_t ln = d[i + 1];
+            if (i + 2 + ln > n)
+                BAIL;
+            PyObject *v = PyUnicode_DecodeUTF8((const char *)d + i + 2, ln, "surrogatepass");
+            if (v == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+                    FAIL;
+                PyErr_Clear();
+                Py_INCREF(JOpaque);
+                v = JOpaque;
+            }
+            JPUSH(v);
+            i += 2 + ln;
+            break;
+        }
+        case K_MARK:
+            if (marks_push(&marks, LEN()) < 0)
+                FAIL;
+            i += 1;
+            break;
+        case K_BUILD: {
+            JNEED(2);
+            PyObject *state = TOP(1);
+            Py_INCREF(state);
+            if (del_from(stack, LEN() - 1) < 0) {
+                Py_DECREF(state);
+                FAIL;
+            }
+            PyObject *inst = TOP(1);
+            int w = is_wrapper_class(inst);
+            if (w != 0) {
+                Py_DECREF(state);
+                if (w < 0)
+                    FAIL;
+                BAIL;
+            }
+            i += 1;
+            if (Py_IS_TYPE(inst, (PyTypeObject *)JWrapperT)) {
+                /* -> where joblib reads opcodes again (having set out.jumps[o]), or raises */
+                PyObject *r = PyObject_CallFunction(JWrapperBuild, "OnnnOOO", dataobj, n, o, i, inst, state, out);
+                Py_DECREF(state);
+                if (r == NULL) {
+                    if (!PyErr_ExceptionMatches(PyExc_Exception))
+                        FAIL;
+                    PyErr_Clear();
+                    BAIL;
+                }
+                Py_ssize_t resume = PyLong_AsSsize_t(r);
+                Py_DECREF(r);
+                if (resume == -1 && PyErr_Occurred())
+                    FAIL;
+                Py_INCREF(JOpaque);
+                set_top(stack, JOpaque);
+                if (resume > n || resume < i)
+                    BAIL;
+                i = resume;
+            }
+            else {
+                int bad = not_free(&state, 1);
+                if (bad == 0 && Py_IS_TYPE(inst, (PyTypeObject *)JDTypeT)) {
+                    if (PyObject_SetAttr(inst, s_state, state) < 0 || PyObject_SetAttr(inst, s_resolved_attr, Py_None) < 0)
+                        bad = -1;
+                }
+                Py_DECREF(state);
+                if (bad < 0)
+                    FAIL;
+                if (bad)
+                    BAIL;
+            }
+            break;
+        }
+        case K_FILL: {
+            JPOP_MARK();
+            Py_ssize_t k = LEN() - x;
+            if (k < 0)
+                BAIL;
+            int bad = not_free(((PyListObject *)stack)->ob_item + x, k);
+            if (bad < 0)
+                FAIL;
+            if (bad || x == 0)
+                BAIL;  /* refused, or nothing below the mark */
+            PyObject *target = PyList_GET_ITEM(stack, x - 1);
+            if (op == 0x75) {
+                if (k & 1)
+                    BAIL;
+                if (PyDict_CheckExact(target)) {
+                    for (Py_ssize_t j = x; j < x + k; j += 2) {
+                        if (PyDict_SetItem(target, PyList_GET_ITEM(stack, j), PyList_GET_ITEM(stack, j + 1)) < 0) {
+                            if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                                FAIL;
+                            PyErr_Clear();
+                            BAIL;  /* an unhashable key */
+                        }
+                    }
+                }
+            }
+            else if (op == 0x65 && PyList_CheckExact(target)) {
+                PyObject *items = PyList_GetSlice(stack, x, x + k);
+                if (items == NULL)
+                    FAIL;
+                int r = PyList_SetSlice(target, PyList_GET_SIZE(target), PyList_GET_SIZE(target), items);
+                Py_DECREF(items);
+                if (r < 0)
+                    FAIL;
+            }
+            if (del_from(stack, x) < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_NEWOBJ: {
+            Py_ssize_t c = op == 0x92 ? 3 : 2;
+            JNEED(c);
+            PyObject *cls = TOP(c);
+            int bad = not_free(((PyListObject *)stack)->ob_item + LEN() - c + 1, c - 1);
+            if (bad < 0)
+                FAIL;
+            if (bad)
+                BAIL;
+            int w = is_wrapper_class(cls);
+            if (w < 0)
+                FAIL;
+            PyObject *nv;
+            if (w) {
+                PyObject *nm = PyObject_GetAttr(cls, s_name);
+                if (nm == NULL)
+                    FAIL;
+                int cur = PyObject_RichCompareBool(nm, JWrapperName, Py_EQ);
+                Py_DECREF(nm);
+                if (cur < 0)
+                    FAIL;
+                if (!cur)
+                    BAIL;  /* joblib < 0.10's wrappers: refused */
+                nv = PyObject_CallNoArgs(JWrapperT);
+            }
+            else {
+                PyObject *nm = global_name_of(cls);
+                if (nm == NULL)
+                    FAIL;
+                nv = PyObject_CallOneArg(JObjT, nm);
+                Py_DECREF(nm);
+            }
+            if (nv == NULL)
+                FAIL;
+            if (del_from(stack, LEN() - c + 1) < 0) {
+                Py_DECREF(nv);
+                FAIL;
+            }
+            set_top(stack, nv);
+            i += 1;
+            break;
+        }
+        case K_TUPLE_N: {
+            Py_ssize_t c = argsizes[op];
+            JNEED(c);
+            PyObject *t = PyList_GetSlice(stack, LEN() - c, LEN());
+            if (t == NULL)
+                FAIL;
+            PyObject *tup = PyList_AsTuple(t);
+            Py_DECREF(t);
+            if (tup == NULL)
+                FAIL;
+            PyObject **it = ((PyTupleObject *)tup)->ob_item;
+            int recon = 0;
+            if (c == 3 && Py_IS_TYPE(it[0], (PyTypeObject *)JGlobalT) && Py_IS_TYPE(it[1], (PyTypeObject *)JGlobalT) && it[2] == Py_None) {
+                PyObject *n0 = PyObject_GetAttr(it[0], s_name), *n1 = n0 ? PyObject_GetAttr(it[1], s_name) : NULL;
+                if (n1 == NULL) {
+                    Py_XDECREF(n0);
+                    Py_DECREF(tup);
+                    FAIL;
+                }
+                recon = PyObject_RichCompareBool(n0, JWrapperName, Py_EQ);
+                if (recon == 1)
+                    recon = PyObject_RichCompareBool(n1, s_builtins_object, Py_EQ);
+                Py_DECREF(n0);
+                Py_DECREF(n1);
+                if (recon < 0) {
+                    Py_DECREF(tup);
+                    FAIL;
+                }
+            }
+            if (recon) {
+                PyObject *r = PyObject_CallOneArg(JReconT, tup);
+                Py_DECREF(tup);
+                tup = r;
+                if (tup == NULL)
+                    FAIL;
+            }
+            else {
+                int bad = not_free(it, c);
+                if (bad) {
+                    Py_DECREF(tup);
+                    if (bad < 0)
+                        FAIL;
+                    BAIL;
+                }
+            }
+            if (del_from(stack, LEN() - c) < 0) {
+                Py_DECREF(tup);
+                FAIL;
+            }
+            JPUSH(tup);
+            i += 1;
+            break;
+        }
+        case K_FRAME:
+            i += 9;
+            break;
+        case K_BINPUT: {
+            JNEED(1);
+            Py_ssize_t key;
+            if (op == 0x71) {
+                if (n - i < 2) BAIL;
+                key = d[i + 1];
+            }
+            else {
+                if (n - i < 5) BAIL;
+                key = (Py_ssize_t)rd_u32(d + i + 1);
+            }
+            PyObject *k = PyLong_FromSsize_t(key);
+            if (k == NULL)
+                FAIL;
+            int r = PyDict_SetItem(memo, k, TOP(1));
+            Py_DECREF(k);
+            if (r < 0)
+                FAIL;
+            i += 1 + argsizes[op];
+            break;
+        }
+        case K_COUNTED: {
+            unsigned c = argsizes[op];
+            if (n - i < 1 + (Py_ssize_t)c)
+                BAIL;
+            uint64_t ln = c == 1 ? d[i + 1] : c == 4 ? rd_u32(d + i + 1) : rd_u64(d + i + 1);
+            if (op == 0x8B && ln >= 0x80000000u)
+                BAIL;
+            Py_ssize_t a = i + 1 + c;
+            if (ln > (uint64_t)(n - a))
+                BAIL;
+            PyObject *v;
+            if (ln > JMAX_LITERAL) {
+                Py_INCREF(JOpaque);
+                v = JOpaque;
+            }
+            else if (op == 0x8C || op == 0x58 || op == 0x8D || op == 0x55 || op == 0x54) {
+                v = string_at(dataobj, d, n, i, Py_None);
+                if (v == Py_None) {
+                    Py_DECREF(v);
+                    Py_INCREF(JOpaque);
+                    v = JOpaque;
+                }
+            }
+            else if (op == 0x8A || op == 0x8B)
+                BAIL;  /* LONG1/LONG4: left to the Python evaluator */
+            else
+                v = PyBytes_FromStringAndSize((const char *)d + a, (Py_ssize_t)ln);
+            JPUSH(v);
+            i = a + (Py_ssize_t)ln;
+            break;
+        }
+        case K_COLLECT: {
+            JPOP_MARK();
+            Py_ssize_t k = LEN() - x;
+            if (k < 0)
+                BAIL;
+            PyObject **it = ((PyListObject *)stack)->ob_item + x;
+            PyObject *v = NULL;
+            if (op == 0x74 && k == 3 && Py_IS_TYPE(it[0], (PyTypeObject *)JGlobalT) && Py_IS_TYPE(it[1], (PyTypeObject *)JGlobalT) && it[2] == Py_None) {
+                BAIL;  /* (wrapper, object, None) built with MARK ... TUPLE: rare, left to Python */
+            }
+            int bad = not_free(it, k);
+            if (bad < 0)
+                FAIL;
+            if (bad)
+                BAIL;
+            if (op == 0x74) {
+                PyObject *sl = PyList_GetSlice(stack, x, x + k);
+                v = sl ? PyList_AsTuple(sl) : NULL;
+                Py_XDECREF(sl);
+            }
+            else if (op == 0x6C)
+                v = PyList_GetSlice(stack, x, x + k);
+            else if (op == 0x64) {
+                if (k & 1)
+                    BAIL;
+                v = PyDict_New();
+                for (Py_ssize_t j = 0; v != NULL && j < k; j += 2) {
+                    if (PyDict_SetItem(v, it[j], it[j + 1]) < 0) {
+                        Py_CLEAR(v);
+                        if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                            FAIL;
+                        PyErr_Clear();
+                        BAIL;
+                    }
+                }
+            }
+            else {
+                Py_INCREF(JOpaque);
+                v = JOpaque;
+            }
+            if (v == NULL)
+                FAIL;
+            if (del_from(stack, x) < 0) {
+                Py_DECREF(v);
+                FAIL;
+            }
+            JPUSH(v);
+            i += 1;
+            break;
+        }
+        case K_REDUCE: {
+            JNEED(2);
+            PyObject *fn = TOP(2), *fargs = TOP(1);
+            if (Py_IS_TYPE(fargs, (PyTypeObject *)JReconT) || Py_IS_TYPE(fn, (PyTypeObject *)JReconT))
+                BAIL;  /* copyreg._reconstructor(wrapper, object, None): protocols 0-1, left to Python */
+            int w = is_wrapper_class(fn);
+            if (w == 0)
+                w = is_wrapper_class(fargs);
+            if (w < 0)
+                FAIL;
+            if (w)
+                BAIL;
+            PyObject *name = global_name_of(fn);
+            if (name == NULL)
+                FAIL;
+            PyObject *nv = NULL;
+            if (name != Py_None && PyUnicode_Check(name) && PyUnicode_Compare(name, s_numpy_dtype) == 0)
+                nv = PyObject_CallOneArg(JDTypeT, fargs);
+            else if (name != Py_None && PyUnicode_Check(name) && PyUnicode_Compare(name, s_codecs) == 0) {
+                Py_DECREF(name);
+                BAIL;  /* _codecs.encode: left to Python */
+            }
+            else if (name != Py_None && PyUnicode_Check(name) && PyUnicode_Compare(name, s_builtins_bytes) == 0
+                     && PyTuple_CheckExact(fargs) && PyTuple_GET_SIZE(fargs) == 0)
+                nv = PyBytes_FromStringAndSize("", 0);
+            else
+                nv = PyObject_CallOneArg(JObjT, name);
+            Py_DECREF(name);
+            if (nv == NULL)
+                FAIL;
+            if (del_from(stack, LEN() - 1) < 0) {
+                Py_DECREF(nv);
+                FAIL;
+            }
+            set_top(stack, nv);
+            i += 1;
+            break;
+        }
+        case K_STACK_GLOBAL: {
+            JNEED(2);
+            PyObject *mod = TOP(2), *qual = TOP(1);
+            if (!PyUnicode_CheckExact(mod) || !PyUnicode_CheckExact(qual) || proto < 3)
+                BAIL;  /* malformed, or Python 2 names to map: left to Python */
+            PyObject *nm = PyUnicode_FromFormat("%U.%U", mod, qual);
+            if (nm == NULL)
+                FAIL;
+            PyObject *g = PyObject_CallOneArg(JGlobalT, nm);
+            Py_DECREF(nm);
+            if (g == NULL)
+                FAIL;
+            if (del_from(stack, LEN() - 1) < 0) {
+                Py_DECREF(g);
+                FAIL;
+            }
+            set_top(stack, g);
+            i += 1;
+            break;
+        }
+        case K_SETITEM: {
+            JNEED(3);
+            PyObject **it = ((PyListObject *)stack)->ob_item + LEN() - 2;
+            int bad = not_free(it, 2);
+            if (bad < 0)
+                FAIL;
+            if (bad)
+                BAIL;
+            PyObject *target = TOP(3);
+            if (PyDict_CheckExact(target) && PyDict_SetItem(target, it[0], it[1]) < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                    FAIL;
+                PyErr_Clear();
+                BAIL;
+            }
+            if (del_from(stack, LEN() - 2) < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_APPEND: {
+            JNEED(2);
+            PyObject *val = TOP(1);
+            int bad = not_free(&val, 1);
+            if (bad < 0)
+                FAIL;
+            if (bad)
+                BAIL;
+            PyObject *target = TOP(2);
+            if (PyList_CheckExact(target) && PyList_Append(target, val) < 0)
+                FAIL;
+            if (del_from(stack, LEN() - 1) < 0)
+                FAIL;
+            i += 1;
+            break;
+        }
+        case K_PROTO:
+            if (n - i < 2)
+                BAIL;
+            proto = d[i + 1];
+            i += 2;
+            break;
+        case K_STOP:
+            Py_INCREF(Py_True);
+            result = Py_True;
+            goto done;
+        case K_POP:
+            if (marks.len && marks.v[marks.len - 1] == LEN())
+                marks.len--;
+            else {
+                JNEED(1);
+                if (del_from(stack, LEN() - 1) < 0)
+                    FAIL;
+            }
+            i += 1;
+            break;
+        case K_POP_MARK:
+            JPOP_MARK();
+            if (del_from(stack, x) < 0)
+                FAIL;
+            i += 1;
+            break;
+        case K_DUP:
+            JNEED(1);
+            if (PyList_Append(stack, TOP(1)) < 0)
+                FAIL;
+            i += 1;
+            break;
+        case K_READONLY:
+            JNEED(1);
+            i += 1;
+            break;
+        default:  /* text opcodes, GLOBAL/INST, OBJ, EXT, persistent ids, unknown: Python's */
+            BAIL;
+        }
+    }
+bail:
+    Py_INCREF(Py_None);
+    result = Py_None;
+done:
+fail:
+    (void)o;
+    PyBuffer_Release(&view);
+    PyMem_Free(marks.v);
+    Py_XDECREF(stack);
+    Py_XDECREF(memo);
+    return result;
+}
+
+/* setup_joblib(opaque, Global, Obj, Wrapper, DType, ReconArgs, wrapper_build, wrapper_name, old_wrappers) */
+static PyObject *
+setup_joblib(PyObject *self, PyObject *args)
+{
+    PyObject *op, *g, *ob, *w, *dt, *rc, *wb, *wn, *old;
+    if (!PyArg_ParseTuple(args, "OOOOOOOUO!", &op, &g, &ob, &w, &dt, &rc, &wb, &wn, &PyFrozenSet_Type, &old))
+        return NULL;
+    set_static(&JOpaque, op);
+    set_static(&JGlobalT, g);
+    set_static(&JObjT, ob);
+    set_static(&JWrapperT, w);
+    set_static(&JDTypeT, dt);
+    set_static(&JReconT, rc);
+    set_static(&JWrapperBuild, wb);
+    set_static(&JWrapperName, wn);
+    set_static(&JOldWrappers, old);
+    jready = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"walk", cwalk, METH_VARARGS, "walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> tuple"},
+    {"setup", setup, METH_VARARGS, "setup(...): the opcode tables, types and helpers of _walk.py"},
+    {"joblib_layout", cjoblib, METH_VARARGS, "joblib_layout(data, n, start, out) -> True, or None: left to Python"},
+    {"setup_joblib", setup_joblib, METH_VARARGS, "setup_joblib(...): the evaluator's types and helpers"},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cwalk", "The pickle walker's main loop in C.", -1, methods, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC
+PyInit__cwalk(void)
+{
+    EmptyTuple = PyTuple_New(0);
+    Zero = PyLong_FromLong(0);
+    if (EmptyTuple == NULL || Zero == NULL)
+        return NULL;
+#define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
+    INTERN(s_name, "name");
+    INTERN(s_offset, "offset");
+    INTERN(s_opcode, "opcode");
+    INTERN(s_resolved, "resolved");
+    INTERN(s_module, "module");
+    INTERN(s_qualname, "qualname");
+    INTERN(s_raw, "raw");
+    INTERN(s_target, "target");
+    INTERN(s_arg, "arg");
+    INTERN(s_stack_global, "STACK_GLOBAL");
+    INTERN(s_question, "?");
+    INTERN(s_getattr_name, "builtins.getattr");
+    INTERN(s_codecs_encode, "_codecs.encode");
+    INTERN(s_state, "state");
+    INTERN(s_resolved_attr, "resolved");
+    INTERN(s_reconstructor, "copyreg._reconstructor");
+    INTERN(s_numpy_dtype, "numpy.dtype");
+    INTERN(s_codecs, "_codecs.encode");
+    INTERN(s_builtins_bytes, "builtins.bytes");
+    INTERN(s_builtins_object, "builtins.object");
+#undef INTERN
+    return PyModule_Create(&moddef);
+}

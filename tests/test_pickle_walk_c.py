@@ -1,0 +1,317 @@
+"""The C walker (amber.security._cwalk) against the pure-Python one, stream by stream.
+
+``_walk._walk_c`` must give exactly what ``_walk._walk_py`` gives: the same Walk (globals,
+call sites, errors and their messages, offsets, payloads, escapes, jumps), the same types
+of values (a call's target is a ``str`` or a ``_Made``), the same memo left for the next
+pickle of the stream, and the same "armed" state of a watch. Checked on generated pickle
+programs, real pickles of every protocol, the hostile and bypass corpora, joblib files
+with their array jumps, and thousands of mutated and random streams, with and without the
+scanner's options. Nothing here loads a pickle.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import mmap
+import pickle
+import random
+import struct
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+from _bypasses import BYPASSES
+from _payloads import TECHNIQUES, containers
+from test_pickle_walk import _Gen
+
+from amber.security import _walk as W
+from amber.security._archives import joblib_layout
+
+WATCH = frozenset({"builtins.getattr", "os.system", "pkg.sub.f", "m1.eval", "copyreg._reconstructor", "?.ext7"})
+
+
+def test_the_c_walker_is_built_and_used() -> None:
+    """make install builds it (setup.py); the scanner's speed depends on it."""
+    from amber.security import _cwalk  # noqa: F401
+
+    assert W._C is not None and W._walk is W._walk_c
+
+
+def _shape(v: Any) -> Any:
+    """A value with the types of the walker's stack values spelt out."""
+    if isinstance(v, tuple):
+        return (type(v).__name__, tuple(_shape(x) for x in v))
+    return (type(v).__name__, v)
+
+
+def _fields(w: W.Walk) -> Any:
+    calls = [(c.offset, c.opcode, _shape(c.target), _shape(c.arg)) for c in w.calls]
+    globs = [(type(g).__name__, g.name, g.offset, g.opcode, g.resolved, g.module, g.qualname, g.raw) for g in w.globals]
+    return (globs, calls, w.end, w.stopped, w.error, w.error_offset, w.protocol, w.persistent_ids, w.ext_codes,
+            w.start, w.payloads, w.escapes, w.jumped)
+
+
+def _run(impl: Any, buf: Any, start: int, opts: dict[str, Any]) -> tuple[list[Any], Any, bool]:
+    """walk_all with one implementation: the walks, the memo left, whether a watch is armed."""
+    data, n, find = W._as_buffer(buf)
+    o = W._options(opts.get("payloads", False), opts.get("watch", ()), opts.get("jumps"))
+    memo: dict = {}
+    walks = []
+    pos = start
+    for _ in range(50):
+        w = impl(data, n, pos, memo, find, o)
+        walks.append(_fields(w))
+        if not w.stopped or w.end >= n:
+            break
+        pos = w.end
+    return walks, sorted((k, _shape(v)) for k, v in memo.items()), bool(o and o.armed)
+
+
+def same(buf: Any, start: int = 0, **opts: Any) -> None:
+    py = _run(W._walk_py, buf, start, opts)
+    c = _run(W._walk_c, buf, start, opts)
+    assert c == py, (bytes(buf)[:200], opts)
+
+
+OPTION_SETS: list[dict[str, Any]] = [{}, {"payloads": True, "watch": WATCH}, {"watch": WATCH}, {"payloads": True}]
+
+
+def test_generated_programs() -> None:
+    gen = _Gen(11)
+    for k in range(3000):
+        same(gen.program(), **OPTION_SETS[k % len(OPTION_SETS)])
+
+
+def test_real_pickles_of_every_protocol() -> None:
+    import collections
+    import datetime
+    import decimal
+
+    values = [
+        None, 1, -5, 1 << 70, 1.5, "text", "\udc80", b"bytes", bytearray(b"ba"), (1, 2), [1, [2, (3,)]],
+        {"a": 1, 2: "b"}, {1, 2}, frozenset({3}), collections.OrderedDict(a=1), collections.deque([1], maxlen=3),
+        datetime.datetime(2020, 1, 2, 3, 4, 5), decimal.Decimal("1.5"), np.arange(5), np.zeros((2, 3), "f4"),
+        np.array([1, "x"], dtype=object), Path("a/b"), range(3), slice(1, 2), complex(1, 2),
+    ]
+    shared = [1, 2]
+    values.append([shared, shared, {"s": shared}])
+    for proto in range(6):
+        for v in values:
+            data = pickle.dumps(v, protocol=proto)
+            for opts in OPTION_SETS:
+                same(data, **opts)
+        same(b"".join(pickle.dumps(v, protocol=proto) for v in values), payloads=True, watch=WATCH)
+
+
+def test_hostile_and_bypass_corpora() -> None:
+    marker = Path("/nonexistent/amber-marker")
+    streams = [fn(marker, p) for fn in TECHNIQUES.values() for p in (0, 2, 4, 5)]
+    for b in BYPASSES.values():
+        streams.append(b.build(marker)[1])
+    for s in list(streams):
+        streams.extend(containers(s).values())
+    assert len(streams) > 100
+    for s in streams:
+        for opts in OPTION_SETS:
+            same(s, **opts)
+
+
+def test_extension_codes() -> None:
+    copyreg.add_extension("pkg.sub", "f", 7)
+    try:
+        for data in (b"\x82\x07.", b"\x83\x07\x00\x85R.", b"\x84\x07\x00\x00\x00)R.", b"\x82\x08.", b"\x82\x00.",
+                     b"\x84\xff\xff\xff\xff.", b"\x82", b"\x83\x07"):
+            for opts in OPTION_SETS:
+                same(data, **opts)
+    finally:
+        copyreg.remove_extension("pkg.sub", "f", 7)
+
+
+def test_getattr_and_codecs_payloads() -> None:
+    inner = pickle.dumps([1, 2], protocol=2)
+    cases = [
+        # getattr(os, "system") through STACK_GLOBAL, memo and TUPLE2 / MARK..TUPLE
+        b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x02os\x8c\x06system\x93\x8c\x06system\x86R.",
+        b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93(\x8c\x02os\x8c\x06system\x93\x8c\x03b-c\x8c\x01x\x86t.",
+        b"cbuiltins\ngetattr\n(cos\nsystem\nS'system'\ntR.",
+        # _codecs.encode(str, "latin1") then pickle.loads of it
+        b"c_codecs\nencode\n(V" + inner.decode("latin-1").encode("raw_unicode_escape") + b"\nS'latin1'\ntR.",
+        b"\x80\x02c_pickle\nloads\nc_codecs\nencode\nX\x05\x00\x00\x00\x80\x02]q.X\x06\x00\x00\x00LATIN1\x86R\x85R.",
+        b"\x80\x04\x8c\x07_pickle\x8c\x05loads\x93C" + bytes([len(inner)]) + inner + b"\x85R.",
+        b"\x80\x04\x8c\x07_pickle\x8c\x05loads\x93(B" + struct.pack("<I", len(inner)) + inner + b"tR.",
+    ]
+    for data in cases:
+        for opts in OPTION_SETS:
+            same(data, **opts)
+
+
+def test_joblib_files_with_their_jumps() -> None:
+    objs = [np.arange(10), {"a": np.zeros((3, 4), "f4"), "b": [np.ones(2, "c16"), "x"]},
+            np.array([1, "x", None], dtype=object), np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")])]
+    for obj in objs:
+        buf = io.BytesIO()
+        joblib.dump(obj, buf)
+        data = buf.getvalue()
+        jumps = joblib_layout(data).jumps
+        assert jumps
+        same(data, payloads=True, watch=WATCH, jumps=jumps)
+        same(data, jumps=jumps)
+        # a jump past the end, and jumps into the middle of the data
+        same(data, jumps={o: len(data) + 5 for o in jumps})
+        same(data, jumps={o: o + 1 for o in jumps}, payloads=True)
+
+
+def test_frames_and_huge_lengths() -> None:
+    body = pickle.dumps({"k": [1, 2, 3]}, protocol=4)
+    cases = [
+        b"\x95" + struct.pack("<Q", 3) + b"K\x01.",
+        b"\x95" + struct.pack("<Q", 2) + b"K\x01.",
+        b"\x95" + struct.pack("<Q", 1 << 63) + b"K\x01.",
+        b"\x95" + struct.pack("<Q", (1 << 64) - 1) + b"K\x01.",
+        b"\x95" + struct.pack("<Q", 20) + b"\x95" + struct.pack("<Q", 30) + b"K\x01.",
+        b"\x95" + struct.pack("<Q", 4) + b"K\x01.K\x02.",
+        b"\x95" + struct.pack("<Q", 5) + b"cos\nsystem\n.",
+        b"\x8e" + struct.pack("<Q", 1 << 63) + b"x.",
+        b"\x8e" + struct.pack("<Q", (1 << 63) - 1) + b"x.",
+        b"\x8e" + struct.pack("<Q", (1 << 64) - 1),
+        b"\x8b\xff\xff\xff\xff.",
+        b"\x8d" + struct.pack("<Q", 1 << 62) + b"ab",
+        b"\x80\x06.",
+        body[:-1], body + body, body + b"garbage",
+    ]
+    for data in cases:
+        for opts in OPTION_SETS:
+            same(data, **opts)
+
+
+def test_text_opcodes() -> None:
+    cases = [b"I12\n.", b"I\n.", b"Lx\n.", b"p1\n0g1\n.", b"N p 1_0\n0g10\n.", b"Np-1\n.", b"Np1\x00zz\n0g1\n.",
+             b"Ng9\n.", b"Np" + b"9" * 5000 + b"\n.", b"Pid\nQ.", b"S'abc'\n.", b"S\"a\\x41\"\n.", b"S'a\n.",
+             b"Vab\\u0041\n.", b"cos\nsys", b"cos", b"c", b"cos\n\n.", b"c\nx\n.", b"c\xff\nx\n.", b"i\xc3\xa9\nx\n.",
+             b"(cos\nsystem\nS'ls'\ni.", b"(ios\nsystem\n.", b"cos\nsystem\n(S'x'\ntR."]
+    for data in cases:
+        for opts in OPTION_SETS:
+            same(data, **opts)
+
+
+def test_buffer_types() -> None:
+    data = pickle.dumps({"a": [1, (2, "x")], "f": np.float64(2)}, protocol=5)
+    for buf in (data, bytearray(data), memoryview(data), memoryview(bytearray(b"xx" + data))[2:]):
+        same(buf, payloads=True, watch=WATCH)
+    with mmap.mmap(-1, len(data)) as m:
+        m[:] = data
+        same(m, payloads=True)
+    same(b"\x00\x00" + data, start=2)
+    same(data, start=len(data))
+
+
+def test_mutated_and_random_streams() -> None:
+    rng = random.Random(5)
+    seeds = [pickle.dumps(v, protocol=p) for v in ({"a": [1, 2.5, "s"], "t": (1, b"x")}, list(range(40)),
+                                                  np.arange(3), [Path("x"), {1, 2}]) for p in range(6)]
+    seeds += [fn(Path("/nonexistent/m"), 4) for fn in TECHNIQUES.values()]
+    gen = _Gen(99)
+    seeds += [gen.program() for _ in range(50)]
+    for k in range(6000):
+        if k % 10 == 0:
+            s = bytearray(rng.randbytes(rng.randint(0, 200)))
+        else:
+            s = bytearray(rng.choice(seeds))
+            for _ in range(rng.randint(1, 4)):
+                op, i = rng.random(), rng.randrange(len(s) + 1)
+                if op < 0.4 and s:
+                    s[min(i, len(s) - 1)] = rng.randrange(256)
+                elif op < 0.6:
+                    s[i:i] = rng.randbytes(rng.randint(1, 8))
+                elif op < 0.8:
+                    del s[i : i + rng.randint(1, 8)]
+                else:
+                    del s[i:]
+        same(bytes(s), **OPTION_SETS[k % len(OPTION_SETS)])
+
+
+def test_every_prefix_of_a_real_pickle() -> None:
+    data = pickle.dumps([{"a": (1, "b")}, np.arange(2), Path("p"), b"\x80\x04bytes"], protocol=4)
+    for k in range(len(data) + 1):
+        same(data[:k], payloads=True, watch=WATCH)
+
+
+def test_bad_arguments_raise_not_crash() -> None:
+    from amber.security import _cwalk
+
+    with pytest.raises(TypeError):
+        _cwalk.walk("text", 4, 0, {}, None, False, frozenset(), None, False)
+    with pytest.raises(ValueError):
+        _cwalk.walk(b"abc", 5, 0, {}, None, False, frozenset(), None, False)
+    with pytest.raises(ValueError):
+        _cwalk.walk(b"abc", 3, 4, {}, None, False, frozenset(), None, False)
+    with pytest.raises(TypeError):
+        _cwalk.walk(b"abc", 3, 0, {}, None, False, frozenset(), [1], False)
+
+
+# ------------------------------------------------------------------ joblib's layout
+def _layout_same(data: bytes) -> bool:
+    """The C evaluator's layout equals the Python one's whenever it follows the stream to
+    its STOP; True when it did."""
+    from amber.security import _archives as A
+
+    view, n, find = W._as_buffer(data)
+    c_out = A.JoblibLayout()
+    done = W._C.joblib_layout(view, n, 0, c_out)  # type: ignore[union-attr]
+    py_out = A._joblib_layout_py(view, n, find, 0)
+    if done:
+        assert c_out == py_out, data[:300]
+        assert py_out.refused is None and py_out.error is None
+    return bool(done)
+
+
+def _joblib_samples() -> list[bytes]:
+    objs: list[Any] = [
+        np.arange(10), {"a": np.zeros((3, 4), "f4"), "b": [np.ones(2, "c16"), "x", (1, 2.5, None, True)]},
+        np.array([1, "x", None], dtype=object), np.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
+        np.zeros((2, 2), "M8[ms]"), np.asfortranarray(np.ones((3, 2))), [np.arange(3)] * 3, {"k": {1: b"b", 2: {3}}},
+        np.zeros(0, "u1"), np.zeros((2, 3), ">i8"), np.zeros(3, "S5"),
+    ]
+    out = []
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)), np.arange(40) % 2
+    objs += [LogisticRegression().fit(X, y), DecisionTreeClassifier(max_depth=3).fit(X, y)]
+    for obj in objs:
+        for proto in (None, 2, 3, 4, 5):
+            buf = io.BytesIO()
+            joblib.dump(obj, buf, protocol=proto)
+            out.append(buf.getvalue())
+    return out
+
+
+def test_joblib_layout_c_equals_python_and_follows_real_files() -> None:
+    samples = _joblib_samples()
+    followed = [_layout_same(s) for s in samples]
+    # the files joblib writes with its default protocol are followed by the C evaluator
+    assert all(f for f, k in zip(followed, range(len(samples))) if k % 5 == 0)
+
+
+def test_joblib_layout_c_on_mutated_and_hostile_streams() -> None:
+    rng = random.Random(7)
+    seeds = _joblib_samples()
+    marker = Path("/nonexistent/amber-marker")
+    seeds += [fn(marker, p) for fn in TECHNIQUES.values() for p in (2, 4)]
+    for k in range(5000):
+        s = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            op, i = rng.random(), rng.randrange(len(s) + 1)
+            if op < 0.5 and s:
+                s[min(i, len(s) - 1)] = rng.randrange(256)
+            elif op < 0.7:
+                s[i:i] = rng.randbytes(rng.randint(1, 8))
+            elif op < 0.9:
+                del s[i : i + rng.randint(1, 8)]
+            else:
+                del s[i:]
+        _layout_same(bytes(s))
