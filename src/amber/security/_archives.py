@@ -167,11 +167,36 @@ def _recon_args(items: list[Any]) -> bool:
     )
 
 
+_FLAT = frozenset({str, int, bool, bytes, type(None)})
+
+
+def _flat(v: Any) -> bool:
+    """Is ``v`` a tuple of values compared by value (no evaluator objects, no nesting)?"""
+    return type(v) is tuple and all(type(x) in _FLAT for x in v)
+
+
+#: (args, state) of dtypes already resolved: a file holds one dtype per array, most alike
+_DTYPES: dict[Any, Any] = {}
+
+
 def _resolve_dtype(d: _DType, depth: int = 0) -> Any:
     """The numpy.dtype a load gets for ``d``, or raise _Refuse (only when its state is
     exactly the one NumPy pickles for the dtype built here from public constructors)."""
     if d.resolved is not None:
         return d.resolved
+    if _flat(d.args) and (d.state is None or _flat(d.state)):
+        key = (d.args, d.state)
+        hit = _DTYPES.get(key)
+        if hit is None:
+            hit = _resolve_dtype_now(d, depth)
+            if len(_DTYPES) < 1024:
+                _DTYPES[key] = hit
+        d.resolved = hit
+        return hit
+    return _resolve_dtype_now(d, depth)
+
+
+def _resolve_dtype_now(d: _DType, depth: int) -> Any:
     if depth > 16:
         raise _Refuse("numpy dtypes nested too deeply")
     import numpy as np
@@ -353,10 +378,38 @@ def _array_extent(buf: Any, n: int, pos: int, w: _Wrapper, out: JoblibLayout) ->
     return pos + nbytes
 
 
-def joblib_layout(buf: Any, start: int = 0) -> JoblibLayout:  # noqa: C901
+def _wrapper_build(data: Any, n: int, o: int, i: int, w: _Wrapper, state: Any, out: JoblibLayout) -> int:
+    """BUILD at ``o`` gives the wrapper ``w`` its state: where joblib reads opcodes again
+    (the C evaluator's helper; raises _Refuse/_Malformed as the Python evaluator would)."""
+    _check_free((state,), "an array wrapper's state")
+    _apply_build(w, state)
+    resume = _array_extent(data, n, i, w, out)
+    out.jumps[o] = resume
+    return resume
+
+
+if W._C is not None:
+    W._C.setup_joblib(  # type: ignore[attr-defined]
+        _OPAQUE, _Global, _Obj, _Wrapper, _DType, _ReconArgs, _wrapper_build, JOBLIB_WRAPPER, JOBLIB_OLD_WRAPPERS
+    )
+
+
+def joblib_layout(buf: Any, start: int = 0) -> JoblibLayout:
     """Follow the first pickle of a joblib stream in ``buf`` from ``start`` and say where
-    each array lies (see the module docstring). Never raises on what the buffer holds."""
+    each array lies (see the module docstring). Never raises on what the buffer holds.
+
+    The C evaluator (``_cwalk.joblib_layout``) follows the streams joblib writes; any
+    stream it does not follow to its STOP (a refusal, an error, an opcode it leaves out)
+    is evaluated again from the start by the Python one, which words the reasons."""
     data, n, find_nl = W._as_buffer(buf)
+    if W._C is not None:
+        out = JoblibLayout()
+        if W._C.joblib_layout(data, n, start, out):  # type: ignore[attr-defined]
+            return out
+    return _joblib_layout_py(data, n, find_nl, start)
+
+
+def _joblib_layout_py(data: Any, n: int, find_nl: Any, start: int) -> JoblibLayout:  # noqa: C901
     out = JoblibLayout()
     kinds, argsize, names = W._KIND, W._ARGSIZE, W._NAME
     u4, u8, i4, u2 = W._u4, W._u8, W._i4, W._u2

@@ -581,6 +581,13 @@ def _join(parent: str, child: str) -> str:
 def _is_tar_header(head: bytes) -> bool:
     if len(head) < 512 or not any(head[:512]):
         return False
+    # tarfile's own first check (TarInfo.frombuf), done here so that most files that are
+    # not tar archives skip the full parse
+    try:
+        if tarfile.nti(head[148:156]) not in tarfile.calc_chksums(head[:512]):  # type: ignore[attr-defined]
+            return False
+    except Exception:
+        return False
     try:
         tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
     except Exception:
@@ -1507,7 +1514,13 @@ def scan_file(source: _Source, *, trusted: Iterable[str] = (), name: str | None 
     return _scan_one(source, t, name, _status_cache(t))
 
 
-def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: dict[str, str]) -> FileReport:
+#: Files up to this size are read into memory; larger ones are mapped (a map and its
+#: unmapping cost more than reading a small file).
+_READ_WHOLE = 1 << 18
+
+
+def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: dict[str, str],
+              st: os.stat_result | None = None) -> FileReport:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
     budget = _Budget()
@@ -1517,7 +1530,8 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
         path = os.fsdecode(os.fspath(source))
         display = name or path
         try:
-            st = os.stat(path)
+            if st is None:
+                st = os.stat(path)
             if stat.S_ISDIR(st.st_mode):
                 return _error_report(display, "directory", "directory",
                                      "a directory: scan(path, recursive=True) scans the files in it")
@@ -1529,12 +1543,22 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
             if fh is not None:
                 fh.close()
             return _error_report(display, "unreadable", "unreadable", f"cannot open it: {exc.strerror or exc}")
-        if size > 0:
+        whole = None
+        if 0 < size <= _READ_WHOLE:
+            try:
+                whole = fh.read()
+            except OSError as exc:
+                fh.close()
+                return _error_report(display, "unreadable", "unreadable", f"cannot read it: {exc.strerror or exc}")
+        elif size > 0:
             try:
                 mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
             except (OSError, ValueError):
                 mm = None
-        src: _Src = _BufSrc(mm, budget) if mm is not None else _FileSrc(fh, size, budget)
+        if whole is not None:
+            src: _Src = _BufSrc(whole, budget)
+        else:
+            src = _BufSrc(mm, budget) if mm is not None else _FileSrc(fh, size, budget)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         display = name or "<bytes>"
         try:
@@ -1616,7 +1640,7 @@ def scan(
                         out.files.append(_error_report(fp, "unreadable", "unreadable", f"cannot open it: {exc.strerror or exc}"))
                         continue
                     if stat.S_ISREG(st.st_mode):
-                        out.files.append(_scan_one(fp, trusted_t, None, cache))
+                        out.files.append(_scan_one(fp, trusted_t, None, cache, st))
             for exc in errors:
                 out.files.append(_error_report(getattr(exc, "filename", None) or path, "unreadable", "unreadable",
                                                f"cannot list it: {exc.strerror or exc}"))
