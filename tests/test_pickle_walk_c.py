@@ -315,3 +315,31 @@ def test_joblib_layout_c_on_mutated_and_hostile_streams() -> None:
             else:
                 del s[i:]
         _layout_same(bytes(s))
+
+
+def test_resolved_dtypes_are_cached_by_type_and_value() -> None:
+    """The layout's dtype cache never hands one stream's dtype to another whose literal
+    state differs only in type (``True`` for ``1``): the evaluator refuses that one."""
+    from amber.security import _archives as A
+
+    def dtype(args: Any, state: Any) -> Any:
+        d = A._DType(args)
+        d.state = state
+        return d
+
+    plain = (3, "<", None, None, None, -1, -1, 0)
+    assert A._resolve_dtype(dtype(("f8", False, True), plain)) == np.dtype("<f8")
+    assert A._resolve_dtype(dtype(("f8", False, True), plain)) == np.dtype("<f8")  # from the cache
+    with pytest.raises(A._Refuse):
+        A._resolve_dtype(dtype(("f8", False, True), (True, *plain[1:])))
+    # a structured dtype (scikit-learn's tree nodes) is cached with its nested field dtypes
+    i8, f8 = dtype(("i8", False, True), plain), dtype(("f8", False, True), plain)
+    fields = {"a": (i8, 0), "b": (f8, 8)}
+    first = A._resolve_dtype(dtype(("V16", False, True), (3, "|", None, ("a", "b"), fields, 16, 1, 16)))
+    assert first == np.dtype([("a", "<i8"), ("b", "<f8")])
+    again = dtype(("V16", False, True), (3, "|", None, ("a", "b"), {"a": (dtype(("i8", False, True), plain), 0),
+                                                                    "b": (dtype(("f8", False, True), plain), 8)}, 16, 1, 16))
+    assert A._resolve_dtype(again) is first
+    odd = {"a": (dtype(("i8", False, True), (True, *plain[1:])), 0), "b": (f8, 8)}
+    with pytest.raises(A._Refuse):
+        A._resolve_dtype(dtype(("V16", False, True), (3, "|", None, ("a", "b"), odd, 16, 1, 16)))

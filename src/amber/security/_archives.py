@@ -167,15 +167,31 @@ def _recon_args(items: list[Any]) -> bool:
     )
 
 
-_FLAT = frozenset({str, int, bool, bytes, type(None)})
+_SCALARS = frozenset({str, int, bool, bytes, type(None)})
 
 
-def _flat(v: Any) -> bool:
-    """Is ``v`` a tuple of values compared by value (no evaluator objects, no nesting)?"""
-    return type(v) is tuple and all(type(x) in _FLAT for x in v)
+class _NoKey(Exception):
+    pass
 
 
-#: (args, state) of dtypes already resolved: a file holds one dtype per array, most alike
+def _key(v: Any, depth: int = 0) -> Any:
+    """A hashable key equal only for values of the same types and values, nested dtypes
+    included (``True`` and ``1`` differ: the evaluator tells them apart)."""
+    t = type(v)
+    if t in _SCALARS:
+        return t, v
+    if depth > 32:
+        raise _NoKey
+    if t is tuple:
+        return tuple, tuple([_key(x, depth + 1) for x in v])
+    if t is dict:
+        return dict, tuple([(_key(a, depth + 1), _key(b, depth + 1)) for a, b in v.items()])
+    if t is _DType:
+        return _DType, _key(v.args, depth + 1), _key(v.state, depth + 1)
+    raise _NoKey
+
+
+#: dtypes already resolved, by the key of their args and state: most files hold the same few
 _DTYPES: dict[Any, Any] = {}
 
 
@@ -184,15 +200,19 @@ def _resolve_dtype(d: _DType, depth: int = 0) -> Any:
     exactly the one NumPy pickles for the dtype built here from public constructors)."""
     if d.resolved is not None:
         return d.resolved
-    if _flat(d.args) and (d.state is None or _flat(d.state)):
-        key = (d.args, d.state)
-        hit = _DTYPES.get(key)
-        if hit is None:
-            hit = _resolve_dtype_now(d, depth)
-            if len(_DTYPES) < 1024:
-                _DTYPES[key] = hit
-        d.resolved = hit
-        return hit
+    if depth == 0:  # (a nested dtype's result also depends on how deep it sits)
+        try:
+            key = _key(d)
+        except _NoKey:
+            key = None
+        if key is not None:
+            hit = _DTYPES.get(key)
+            if hit is None:
+                hit = _resolve_dtype_now(d, depth)
+                if len(_DTYPES) < 1024:
+                    _DTYPES[key] = hit
+            d.resolved = hit
+            return hit
     return _resolve_dtype_now(d, depth)
 
 
