@@ -170,25 +170,43 @@ def _recon_args(items: list[Any]) -> bool:
 _SCALARS = frozenset({str, int, bool, bytes, type(None)})
 
 
-class _NoKey(Exception):
-    pass
+def _flat(t: Any) -> Any:
+    """``(types, t)`` for a tuple of scalars (equal only for the same types and values:
+    ``True`` and ``1`` differ, and the evaluator tells them apart), else None."""
+    if type(t) is not tuple:
+        return None
+    types = tuple(map(type, t))
+    return (types, t) if _SCALARS.issuperset(types) else None
 
 
-def _key(v: Any, depth: int = 0) -> Any:
-    """A hashable key equal only for values of the same types and values, nested dtypes
-    included (``True`` and ``1`` differ: the evaluator tells them apart)."""
-    t = type(v)
-    if t in _SCALARS:
-        return t, v
-    if depth > 32:
-        raise _NoKey
-    if t is tuple:
-        return tuple, tuple([_key(x, depth + 1) for x in v])
-    if t is dict:
-        return dict, tuple([(_key(a, depth + 1), _key(b, depth + 1)) for a, b in v.items()])
-    if t is _DType:
-        return _DType, _key(v.args, depth + 1), _key(v.state, depth + 1)
-    raise _NoKey
+def _key(d: _DType) -> Any:
+    """A hashable key of everything the resolution of ``d`` reads: its args and state, with
+    the fields of a structured dtype keyed by their own (flat) dtypes; None for anything
+    else (sub-arrays, nested structures, values that are not scalars: resolved afresh)."""
+    a = _flat(d.args)
+    st = d.state
+    if a is None:
+        return None
+    if st is None:
+        return a, None
+    flat = _flat(st)
+    if flat is not None:
+        return a, flat
+    if type(st) is not tuple or len(st) not in (8, 9) or st[2] is not None or type(st[4]) is not dict:
+        return None
+    rest, names = _flat(st[:3] + st[5:]), _flat(st[3])
+    if rest is None or names is None:
+        return None
+    fields = []
+    for name, f in st[4].items():
+        if type(name) is not str or type(f) is not tuple or len(f) not in (2, 3) or type(f[0]) is not _DType:
+            return None
+        sub, tail = f[0], _flat(f[1:])
+        inner = _flat(sub.args), (None if sub.state is None else _flat(sub.state))
+        if tail is None or inner[0] is None or (sub.state is not None and inner[1] is None):
+            return None
+        fields.append((name, inner, tail))
+    return a, rest, names, tuple(fields)
 
 
 #: dtypes already resolved, by the key of their args and state: most files hold the same few
@@ -201,10 +219,7 @@ def _resolve_dtype(d: _DType, depth: int = 0) -> Any:
     if d.resolved is not None:
         return d.resolved
     if depth == 0:  # (a nested dtype's result also depends on how deep it sits)
-        try:
-            key = _key(d)
-        except _NoKey:
-            key = None
+        key = _key(d)
         if key is not None:
             hit = _DTYPES.get(key)
             if hit is None:
