@@ -1,6 +1,6 @@
 # Two commands work on a fresh machine: `make demo` and `make test`.
 # Both create .venv when it is missing and install amber with its extras (once; the
-# stamp file is renewed only when pyproject.toml, setup.py or the C walker change).
+# stamp file is renewed only when pyproject.toml, setup.py or a C source changes).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,7 +13,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml setup.py src/amber/security/_cwalk.c | $(BIN)/python
+$(STAMP): pyproject.toml setup.py src/amber/security/_cwalk.c src/amber/_speedups.c | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	touch $(STAMP)
 

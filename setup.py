@@ -1,7 +1,8 @@
-"""The one compiled part: the pickle scanner's opcode walker (``amber.security._cwalk``).
+"""amber's compiled parts: the pickle scanner's opcode walker (``amber.security._cwalk``)
+and hot loops of the formats (``amber._speedups``).
 
-It is optional: where no C compiler is found the build goes on without it, and amber uses
-the pure-Python walker, which gives the same results, only slower.
+Both are optional: where no C compiler is found the build goes on without them, and amber
+uses their pure-Python twins, which give the same results, only slower.
 """
 
 from setuptools import Extension, setup
@@ -12,6 +13,7 @@ setup(
             "amber.security._cwalk",
             ["src/amber/security/_cwalk.c"],
             optional=True,
-        )
+        ),
+        Extension("amber._speedups", ["src/amber/_speedups.c"], optional=True),
     ]
 )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copyreg
 import io
 import mmap
+import os
 import pickle
 import random
 import struct
@@ -29,6 +30,11 @@ from test_pickle_walk import _Gen
 
 from amber.security import _walk as W
 from amber.security._archives import joblib_layout
+
+# AMBER_PURE_PYTHON=1 runs the rest of the suite on the pure-Python twins; these tests are
+# about the compiled ones (CI never sets it).
+pytestmark = pytest.mark.skipif(bool(os.environ.get("AMBER_PURE_PYTHON")), reason="AMBER_PURE_PYTHON is set")
+
 
 WATCH = frozenset({"builtins.getattr", "os.system", "pkg.sub.f", "m1.eval", "copyreg._reconstructor", "?.ext7"})
 

@@ -29,7 +29,7 @@ import os
 import re
 import struct
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -215,7 +215,7 @@ def _str_from(text: Any) -> str:
 _INF = float("inf")
 
 
-def _plain_scan(
+def _plain_scan_py(
     it: Iterator[tuple[Any, Any]],
     tuples: list[Any],
     str: type = str,
@@ -262,6 +262,21 @@ def _plain_scan(
             continue
         return k, v
     return None
+
+
+def _load_plain_scan() -> Callable[[Iterator[tuple[Any, Any]], list[Any]], tuple[Any, Any] | None]:
+    """The C twin of :func:`_plain_scan_py` (``amber._speedups``), else the Python one."""
+    if not os.environ.get("AMBER_PURE_PYTHON"):
+        try:
+            from amber._speedups import plain_scan
+        except ImportError:
+            pass
+        else:
+            return plain_scan  # type: ignore[no-any-return]
+    return _plain_scan_py
+
+
+_plain_scan = _load_plain_scan()
 
 
 def _strict_scan(it: Iterator[tuple[Any, Any]], tuples: list[Any]) -> tuple[Any, Any] | None:
