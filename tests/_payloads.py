@@ -9,12 +9,13 @@ marker file stays absent. Kept apart so the scanner's tests can reuse the same c
 from __future__ import annotations
 
 import pickle
+import random
 import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TECHNIQUES", "Reduce", "hostile_pickle"]
+__all__ = ["TECHNIQUES", "Reduce", "hostile_pickle", "mutate"]
 
 
 class Reduce:
@@ -206,3 +207,20 @@ def containers(stream: bytes) -> dict[str, bytes]:
         "torch-zip": _zip({"archive/data.pkl": stream, "archive/byteorder": b"little", "archive/version": b"3\n"}),
         "torch-legacy": legacy_head + stream + pickle.dumps([], protocol=2),
     }
+
+
+def mutate(rng: random.Random, data: bytes, edits: tuple[int, int] = (1, 4)) -> bytes:
+    """``data`` with a few random edits (a byte changed, bytes inserted or deleted, the
+    end cut off): how the fuzz tests make broken streams from good ones."""
+    s = bytearray(data)
+    for _ in range(rng.randint(*edits)):
+        op, i = rng.random(), rng.randrange(len(s) + 1)
+        if op < 0.4 and s:
+            s[min(i, len(s) - 1)] = rng.randrange(256)
+        elif op < 0.6:
+            s[i:i] = rng.randbytes(rng.randint(1, 8))
+        elif op < 0.8:
+            del s[i : i + rng.randint(1, 8)]
+        else:
+            del s[i:]
+    return bytes(s)

@@ -25,7 +25,7 @@ import joblib
 import numpy as np
 import pytest
 from _bypasses import BYPASSES
-from _payloads import TECHNIQUES, containers
+from _payloads import TECHNIQUES, containers, mutate
 from test_pickle_walk import _Gen
 
 from amber.security import _walk as W
@@ -222,21 +222,8 @@ def test_mutated_and_random_streams() -> None:
     gen = _Gen(99)
     seeds += [gen.program() for _ in range(50)]
     for k in range(6000):
-        if k % 10 == 0:
-            s = bytearray(rng.randbytes(rng.randint(0, 200)))
-        else:
-            s = bytearray(rng.choice(seeds))
-            for _ in range(rng.randint(1, 4)):
-                op, i = rng.random(), rng.randrange(len(s) + 1)
-                if op < 0.4 and s:
-                    s[min(i, len(s) - 1)] = rng.randrange(256)
-                elif op < 0.6:
-                    s[i:i] = rng.randbytes(rng.randint(1, 8))
-                elif op < 0.8:
-                    del s[i : i + rng.randint(1, 8)]
-                else:
-                    del s[i:]
-        same(bytes(s), **OPTION_SETS[k % len(OPTION_SETS)])
+        s = rng.randbytes(rng.randint(0, 200)) if k % 10 == 0 else mutate(rng, rng.choice(seeds))
+        same(s, **OPTION_SETS[k % len(OPTION_SETS)])
 
 
 def test_every_prefix_of_a_real_pickle() -> None:
@@ -308,19 +295,8 @@ def test_joblib_layout_c_on_mutated_and_hostile_streams() -> None:
     seeds = _joblib_samples()
     marker = Path("/nonexistent/amber-marker")
     seeds += [fn(marker, p) for fn in TECHNIQUES.values() for p in (2, 4)]
-    for k in range(5000):
-        s = bytearray(rng.choice(seeds))
-        for _ in range(rng.randint(1, 3)):
-            op, i = rng.random(), rng.randrange(len(s) + 1)
-            if op < 0.5 and s:
-                s[min(i, len(s) - 1)] = rng.randrange(256)
-            elif op < 0.7:
-                s[i:i] = rng.randbytes(rng.randint(1, 8))
-            elif op < 0.9:
-                del s[i : i + rng.randint(1, 8)]
-            else:
-                del s[i:]
-        _layout_same(bytes(s))
+    for _ in range(5000):
+        _layout_same(mutate(rng, rng.choice(seeds), (1, 3)))
 
 
 def test_resolved_dtypes_are_cached_by_type_and_value() -> None:

@@ -305,6 +305,18 @@ set_top(PyObject *stack, PyObject *v)
     PyList_SetItem(stack, PyList_GET_SIZE(stack) - 1, v);
 }
 
+/* del stack[-1]; stack[-1] = v (steals v, also on error) */
+static int
+pop_set_top(PyObject *stack, PyObject *v)
+{
+    if (del_from(stack, PyList_GET_SIZE(stack) - 1) < 0) {
+        Py_DECREF(v);
+        return -1;
+    }
+    set_top(stack, v);
+    return 0;
+}
+
 static PyObject *
 call_made(PyObject *name)
 {
@@ -320,6 +332,36 @@ pair_of(PyObject *type, PyObject *a, PyObject *b)
     PyObject *r = PyObject_CallOneArg(type, t);
     Py_DECREF(t);
     return r;
+}
+
+/* The call site of calling ``cls`` (a global's name, or anything else: unknown) at ``off``;
+ * returns the stack value of the result (new ref): ``_Made(cls)`` or None; NULL on error. */
+static PyObject *
+call_result(PyObject *calls, Py_ssize_t off, PyObject *opname, PyObject *cls)
+{
+    if (PyUnicode_CheckExact(cls))
+        return add_call(calls, off, opname, cls, NULL) < 0 ? NULL : call_made(cls);
+    if (add_call(calls, off, opname, NULL, NULL) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The memo key of BINGET/LONG_BINGET/BINPUT/LONG_BINPUT at ``i``: 0, or -1 when the
+ * argument runs past the end of the data. */
+static inline int
+memo_key(const unsigned char *d, Py_ssize_t n, Py_ssize_t i, unsigned op, Py_ssize_t *key)
+{
+    if (op == 0x68 || op == 0x71) {
+        if (n - i < 2)
+            return -1;
+        *key = d[i + 1];
+    }
+    else {
+        if (n - i < 5)
+            return -1;
+        *key = (Py_ssize_t)rd_u32(d + i + 1);
+    }
+    return 0;
 }
 
 static int
@@ -342,8 +384,59 @@ add_payload(PyObject *payloads, Py_ssize_t i, Py_ssize_t a, Py_ssize_t ln)
 #define PUSH_NONE() do { if (PyList_Append(stack, Py_None) < 0) FAIL; } while (0)
 #define LEN() PyList_GET_SIZE(stack)
 #define TOP(k) PyList_GET_ITEM(stack, LEN() - (k))
-#define WATCH_NAME(nm) do { if (watch_nonempty) { int _c = PySet_Contains(watch, (nm)); if (_c < 0) FAIL; if (_c) { watching = 1; armed = 1; } } } while (0)
 #define POP_MARK() do { x = marks.v[--marks.len]; fence = marks.len ? marks.v[marks.len - 1] : 0; } while (0)
+
+/* A watched global's name was pushed: from now on, its uses are watched (``_walk``'s
+ * ``watching``), in this pickle and the next ones of the stream (``armed``). */
+static int
+arm(PyObject *watch, int nonempty, PyObject *name, int *watching, int *armed)
+{
+    if (!nonempty)
+        return 0;
+    int c = PySet_Contains(watch, name);
+    if (c > 0)
+        *watching = *armed = 1;
+    return c < 0 ? -1 : 0;
+}
+
+/* memo[key] = v */
+static int
+memo_put(PyObject *memo, Py_ssize_t key, PyObject *v)
+{
+    PyObject *k = PyLong_FromSsize_t(key);
+    if (k == NULL)
+        return -1;
+    int r = PyDict_SetItem(memo, k, v);
+    Py_DECREF(k);
+    return r;
+}
+
+/* memo[key] (borrowed); NULL with no exception set when it is missing */
+static PyObject *
+memo_get(PyObject *memo, Py_ssize_t key)
+{
+    PyObject *k = PyLong_FromSsize_t(key);
+    if (k == NULL)
+        return NULL;
+    PyObject *v = PyDict_GetItemWithError(memo, k);
+    Py_DECREF(k);
+    return v;
+}
+
+/* The buffer of ``dataobj``, which must hold ``n`` bytes, ``start`` within them: 0, or -1
+ * with an exception set (and nothing to release). */
+static int
+get_data(PyObject *dataobj, Py_ssize_t n, Py_ssize_t start, Py_buffer *view)
+{
+    if (PyObject_GetBuffer(dataobj, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if (view->len != n || start < 0 || start > n) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_ValueError, "bad length or start");
+        return -1;
+    }
+    return 0;
+}
 
 /* walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> tuple (see _walk.py) */
 static PyObject *
@@ -364,15 +457,10 @@ cwalk(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(dataobj, &view, PyBUF_SIMPLE) < 0)
+    if (get_data(dataobj, n_arg, start, &view) < 0)
         return NULL;
     const unsigned char *d = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
-    if (n != n_arg || start < 0 || start > n) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "bad length or start");
-        return NULL;
-    }
 
     PyObject *stack = PyList_New(0);
     PyObject *globals = PyList_New(0), *calls = PyList_New(0), *ext_codes = PyList_New(0);
@@ -415,12 +503,7 @@ cwalk(PyObject *self, PyObject *args)
         case K_MEMOIZE: {
             if (LEN() <= fence)
                 ERRS("stack underflow");
-            PyObject *key = PyLong_FromSsize_t(PyDict_GET_SIZE(memo));
-            if (key == NULL)
-                FAIL;
-            int r = PyDict_SetItem(memo, key, TOP(1));
-            Py_DECREF(key);
-            if (r < 0)
+            if (memo_put(memo, PyDict_GET_SIZE(memo), TOP(1)) < 0)
                 FAIL;
             i += 1;
             break;
@@ -438,41 +521,20 @@ cwalk(PyObject *self, PyObject *args)
         }
         case K_BINPUT: {
             Py_ssize_t key;
-            if (op == 0x71) {
-                NEED(2);
-                key = d[i + 1];
-            }
-            else {
-                NEED(5);
-                key = (Py_ssize_t)rd_u32(d + i + 1);
-            }
+            if (memo_key(d, n, i, op, &key) < 0)
+                goto eof;
             if (LEN() <= fence)
                 ERRS("stack underflow");
-            PyObject *k = PyLong_FromSsize_t(key);
-            if (k == NULL)
-                FAIL;
-            int r = PyDict_SetItem(memo, k, TOP(1));
-            Py_DECREF(k);
-            if (r < 0)
+            if (memo_put(memo, key, TOP(1)) < 0)
                 FAIL;
             i += steps[op];
             break;
         }
         case K_BINGET: {
             Py_ssize_t key;
-            if (op == 0x68) {
-                NEED(2);
-                key = d[i + 1];
-            }
-            else {
-                NEED(5);
-                key = (Py_ssize_t)rd_u32(d + i + 1);
-            }
-            PyObject *k = PyLong_FromSsize_t(key);
-            if (k == NULL)
-                FAIL;
-            PyObject *v = PyDict_GetItemWithError(memo, k);
-            Py_DECREF(k);
+            if (memo_key(d, n, i, op, &key) < 0)
+                goto eof;
+            PyObject *v = memo_get(memo, key);
             if (v == NULL) {
                 if (PyErr_Occurred())
                     FAIL;
@@ -611,28 +673,17 @@ cwalk(PyObject *self, PyObject *args)
             i = a + (Py_ssize_t)ln;
             break;
         }
-        case K_SETITEM: {
-            if (LEN() - 3 < fence)
+        case K_SETITEM:
+        case K_APPEND: {  /* the item(s) above the container go into it */
+            Py_ssize_t c = kinds[op] == K_SETITEM ? 3 : 2;
+            if (LEN() - c < fence)
                 ERRS("stack underflow");
-            PyObject *target = TOP(3);
+            PyObject *target = TOP(c);
             if (PyUnicode_CheckExact(target) && add_call(calls, i, opnames[op], target, NULL) < 0)
                 FAIL;
-            if (watching && note(stack, LEN() - 2, watch, escapes, i) < 0)
+            if (watching && note(stack, LEN() - c + 1, watch, escapes, i) < 0)
                 FAIL;
-            if (del_from(stack, LEN() - 2) < 0)
-                FAIL;
-            i += 1;
-            break;
-        }
-        case K_APPEND: {
-            if (LEN() - 2 < fence)
-                ERRS("stack underflow");
-            PyObject *target = TOP(2);
-            if (PyUnicode_CheckExact(target) && add_call(calls, i, opnames[op], target, NULL) < 0)
-                FAIL;
-            if (watching && note(stack, LEN() - 1, watch, escapes, i) < 0)
-                FAIL;
-            if (del_from(stack, LEN() - 1) < 0)
+            if (del_from(stack, LEN() - c + 1) < 0)
                 FAIL;
             i += 1;
             break;
@@ -768,13 +819,8 @@ cwalk(PyObject *self, PyObject *args)
                         else {
                             newtop = PyTuple_GET_ITEM(r, 1);
                             Py_INCREF(newtop);
-                            if (watch_nonempty) {
-                                int cc = PySet_Contains(watch, PyTuple_GET_ITEM(r, 2));
-                                if (cc < 0)
-                                    bad = 1;
-                                else if (cc)
-                                    watching = armed = 1;
-                            }
+                            if (arm(watch, watch_nonempty, PyTuple_GET_ITEM(r, 2), &watching, &armed) < 0)
+                                bad = 1;
                         }
                         Py_DECREF(r);
                     }
@@ -814,18 +860,8 @@ cwalk(PyObject *self, PyObject *args)
                     }
                 }
             }
-            else if (PyUnicode_CheckExact(fn)) {
-                if (add_call(calls, i, opnames[op], fn, NULL) < 0 || (newtop = call_made(fn)) == NULL)
-                    bad = 1;
-            }
-            else {
-                if (add_call(calls, i, opnames[op], NULL, NULL) < 0)
-                    bad = 1;
-                else {
-                    Py_INCREF(Py_None);
-                    newtop = Py_None;
-                }
-            }
+            else if ((newtop = call_result(calls, i, opnames[op], fn)) == NULL)
+                bad = 1;
             Py_DECREF(fn);
             Py_DECREF(fargs);
             if (bad) {
@@ -905,26 +941,10 @@ cwalk(PyObject *self, PyObject *args)
                 ERRS("stack underflow");
             PyObject *cls = TOP(c);
             Py_INCREF(cls);
-            if (del_from(stack, LEN() - c + 1) < 0) {
-                Py_DECREF(cls);
-                FAIL;
-            }
-            PyObject *newtop;
-            int r;
-            if (PyUnicode_CheckExact(cls)) {
-                r = add_call(calls, i, opnames[op], cls, NULL);
-                newtop = r < 0 ? NULL : call_made(cls);
-            }
-            else {
-                r = add_call(calls, i, opnames[op], NULL, NULL);
-                Py_INCREF(Py_None);
-                newtop = Py_None;
-            }
+            PyObject *newtop = del_from(stack, LEN() - c + 1) < 0 ? NULL : call_result(calls, i, opnames[op], cls);
             Py_DECREF(cls);
-            if (r < 0 || newtop == NULL) {
-                Py_XDECREF(newtop);
+            if (newtop == NULL)
                 FAIL;
-            }
             set_top(stack, newtop);
             i += 1;
             break;
@@ -975,13 +995,7 @@ cwalk(PyObject *self, PyObject *args)
                 PyObject *top = resolved ? name : Py_None;
                 Py_INCREF(top);
                 set_top(stack, top);
-                if (watch_nonempty) {
-                    int cc = PySet_Contains(watch, name);
-                    if (cc < 0)
-                        r = -1;
-                    else if (cc)
-                        watching = armed = 1;
-                }
+                r = arm(watch, watch_nonempty, name, &watching, &armed);
             }
             Py_DECREF(ref);
             if (r < 0)
@@ -1090,13 +1104,8 @@ cwalk(PyObject *self, PyObject *args)
             }
             else {
                 int r = PyList_Append(stack, name);
-                if (r == 0 && watch_nonempty) {
-                    int cc = PySet_Contains(watch, name);
-                    if (cc < 0)
-                        r = -1;
-                    else if (cc)
-                        watching = armed = 1;
-                }
+                if (r == 0)
+                    r = arm(watch, watch_nonempty, name, &watching, &armed);
                 Py_DECREF(name);
                 if (r < 0)
                     FAIL;
@@ -1157,26 +1166,10 @@ cwalk(PyObject *self, PyObject *args)
                 ERRS("stack underflow");
             PyObject *cls = PyList_GET_ITEM(stack, x);
             Py_INCREF(cls);
-            if ((watching && note(stack, x + 1, watch, escapes, i) < 0) || del_from(stack, x) < 0) {
-                Py_DECREF(cls);
-                FAIL;
-            }
-            PyObject *newv;
-            int r;
-            if (PyUnicode_CheckExact(cls)) {
-                r = add_call(calls, i, opnames[op], cls, NULL);
-                newv = r < 0 ? NULL : call_made(cls);
-            }
-            else {
-                r = add_call(calls, i, opnames[op], NULL, NULL);
-                Py_INCREF(Py_None);
-                newv = Py_None;
-            }
+            PyObject *newv = NULL;
+            if (!(watching && note(stack, x + 1, watch, escapes, i) < 0) && del_from(stack, x) == 0)
+                newv = call_result(calls, i, opnames[op], cls);
             Py_DECREF(cls);
-            if (r < 0 || newv == NULL) {
-                Py_XDECREF(newv);
-                FAIL;
-            }
             PUSH(newv);
             i += 1;
             break;
@@ -1210,13 +1203,8 @@ cwalk(PyObject *self, PyObject *args)
             }
             r = PyList_Append(stack, PyTuple_GET_ITEM(res, 1));
             PyObject *nm = PyTuple_GET_ITEM(res, 2);
-            if (r == 0 && nm != Py_None && watch_nonempty) {
-                int cc = PySet_Contains(watch, nm);
-                if (cc < 0)
-                    r = -1;
-                else if (cc)
-                    watching = armed = 1;
-            }
+            if (r == 0 && nm != Py_None)
+                r = arm(watch, watch_nonempty, nm, &watching, &armed);
             if (r == 0)
                 r = PyList_Append(globals, PyTuple_GET_ITEM(res, 0));
             Py_DECREF(res);
@@ -1523,15 +1511,10 @@ cjoblib(PyObject *self, PyObject *args)
         return NULL;
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(dataobj, &view, PyBUF_SIMPLE) < 0)
+    if (get_data(dataobj, n_arg, start, &view) < 0)
         return NULL;
     const unsigned char *d = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
-    if (n != n_arg || start < 0 || start > n) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "bad length or start");
-        return NULL;
-    }
     PyObject *stack = PyList_New(0), *memo = PyDict_New(), *result = NULL;
     marks_t marks = {NULL, 0, 0};
     Py_ssize_t i = start, o = start, x;
@@ -1546,19 +1529,9 @@ cjoblib(PyObject *self, PyObject *args)
         switch (kinds[op]) {
         case K_BINGET: {
             Py_ssize_t key;
-            if (op == 0x68) {
-                if (n - i < 2) BAIL;
-                key = d[i + 1];
-            }
-            else {
-                if (n - i < 5) BAIL;
-                key = (Py_ssize_t)rd_u32(d + i + 1);
-            }
-            PyObject *k = PyLong_FromSsize_t(key);
-            if (k == NULL)
-                FAIL;
-            PyObject *v = PyDict_GetItemWithError(memo, k);
-            Py_DECREF(k);
+            if (memo_key(d, n, i, op, &key) < 0)
+                BAIL;
+            PyObject *v = memo_get(memo, key);
             if (v == NULL) {
                 if (PyErr_Occurred())
                     FAIL;
@@ -1571,12 +1544,7 @@ cjoblib(PyObject *self, PyObject *args)
         }
         case K_MEMOIZE: {
             JNEED(1);
-            PyObject *k = PyLong_FromSsize_t(PyDict_GET_SIZE(memo));
-            if (k == NULL)
-                FAIL;
-            int r = PyDict_SetItem(memo, k, TOP(1));
-            Py_DECREF(k);
-            if (r < 0)
+            if (memo_put(memo, PyDict_GET_SIZE(memo), TOP(1)) < 0)
                 FAIL;
             i += 1;
             break;
@@ -1824,20 +1792,9 @@ cjoblib(PyObject *self, PyObject *args)
         case K_BINPUT: {
             JNEED(1);
             Py_ssize_t key;
-            if (op == 0x71) {
-                if (n - i < 2) BAIL;
-                key = d[i + 1];
-            }
-            else {
-                if (n - i < 5) BAIL;
-                key = (Py_ssize_t)rd_u32(d + i + 1);
-            }
-            PyObject *k = PyLong_FromSsize_t(key);
-            if (k == NULL)
-                FAIL;
-            int r = PyDict_SetItem(memo, k, TOP(1));
-            Py_DECREF(k);
-            if (r < 0)
+            if (memo_key(d, n, i, op, &key) < 0)
+                BAIL;
+            if (memo_put(memo, key, TOP(1)) < 0)
                 FAIL;
             i += 1 + argsizes[op];
             break;
@@ -1951,13 +1908,8 @@ cjoblib(PyObject *self, PyObject *args)
             else
                 nv = PyObject_CallOneArg(JObjT, name);
             Py_DECREF(name);
-            if (nv == NULL)
+            if (nv == NULL || pop_set_top(stack, nv) < 0)
                 FAIL;
-            if (del_from(stack, LEN() - 1) < 0) {
-                Py_DECREF(nv);
-                FAIL;
-            }
-            set_top(stack, nv);
             i += 1;
             break;
         }
@@ -1971,13 +1923,8 @@ cjoblib(PyObject *self, PyObject *args)
                 FAIL;
             PyObject *g = PyObject_CallOneArg(JGlobalT, nm);
             Py_DECREF(nm);
-            if (g == NULL)
+            if (g == NULL || pop_set_top(stack, g) < 0)
                 FAIL;
-            if (del_from(stack, LEN() - 1) < 0) {
-                Py_DECREF(g);
-                FAIL;
-            }
-            set_top(stack, g);
             i += 1;
             break;
         }
