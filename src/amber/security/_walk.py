@@ -72,6 +72,12 @@ them is put into a container, an argument tuple or an object's state instead (wh
 static walk loses track of it). ``jumps`` maps the offset of a ``BUILD`` to the offset
 the unpickler reads on from after it (joblib's ``NumpyArrayWrapper`` reads its array's
 bytes there); :attr:`Walk.jumped` lists the jumps taken.
+
+Two implementations. :func:`_walk_py` is the reference; ``_cwalk.c`` is its line-by-line
+port to C (the same stack values and memo, as Python objects; the rare cases above call
+back into the helpers here), used when it was built (``setup.py``) and
+``AMBER_PURE_PYTHON`` is not set. ``tests/test_pickle_walk_c.py`` checks that both give the
+same walks.
 """
 
 from __future__ import annotations
@@ -515,6 +521,32 @@ def _truncation(data: object, n: int, o: int) -> str:
     return f"the argument of {name} at offset {o} runs past the end of the data ({n - o - 1} bytes left)"
 
 
+# The rare, involved cases: used by the walk below and, through callbacks, by the C walk.
+def _getattr_ref(data: object, n: int, args: _AttrArgs, offset: int, find_nl: object) -> tuple[GlobalRef, str | None, str]:
+    """``getattr(X, "name")`` at ``offset``: (its GlobalRef, the stack value, its name)."""
+    attr = _string_at(data, n, args[1], find_nl)
+    owner = args[0]
+    known = attr is not None and attr.isidentifier()
+    name = f"{owner}.{attr if known else '?'}"
+    ref = GlobalRef(name, offset, "GETATTR", known, None, None, None if type(owner) is str else f"<instance of {owner}>")
+    return ref, (name if known else None), name
+
+
+def _ext_ref(code: int, proto: int, offset: int) -> tuple[GlobalRef, str | None, str | None]:
+    """``EXT`` of ``code`` at ``offset``: (its GlobalRef, the stack value, the name to watch)."""
+    pair = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
+    if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str):
+        ref = _global_ref(pair[0], pair[1], proto, offset, "EXT")
+        return ref, ref.name, ref.name
+    return GlobalRef(f"?.ext{code}", offset, "EXT", False), None, None
+
+
+def _latin1_arg(data: object, n: int, off: int, find_nl: object) -> bool:
+    """Is the string opcode at ``off`` a latin-1 codec name (``_codecs.encode(s, "latin1")``)?"""
+    enc = _string_at(data, n, off, find_nl)
+    return enc is not None and enc.lower() in _LATIN1
+
+
 # ------------------------------------------------------------------------------ the walk
 def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:  # noqa: C901
     kinds = _KIND
@@ -770,14 +802,8 @@ def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts
                 if fn == "builtins.getattr" and type(args) is _AttrArgs:
                     # getattr(X, "name"): the attribute fetched is as good as a global
                     calls.append(CallSite(i, "REDUCE", fn))
-                    attr = _string_at(data, n, args[1], find_nl)
-                    owner = args[0]
-                    known = attr is not None and attr.isidentifier()
-                    name = f"{owner}.{attr if known else '?'}"
-                    globals_.append(
-                        GlobalRef(name, i, "GETATTR", known, None, None, None if type(owner) is str else f"<instance of {owner}>")
-                    )
-                    stack[-1] = name if known else None
+                    ref, stack[-1], name = _getattr_ref(data, n, args, i, find_nl)
+                    globals_.append(ref)
                     if watch and name in watch:
                         watching = watch
                         opts.armed = True  # type: ignore[union-attr]
@@ -787,8 +813,8 @@ def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts
                         stack[-1] = made(fn)
                     else:
                         calls.append(CallSite(i, "REDUCE", fn))
-                        enc = _string_at(data, n, args[1], find_nl) if fn == "_codecs.encode" else None
-                        stack[-1] = _Blob(args[0]) if enc is not None and enc.lower() in _LATIN1 else made(fn)
+                        latin1 = fn == "_codecs.encode" and _latin1_arg(data, n, args[1], find_nl)
+                        stack[-1] = _Blob(args[0]) if latin1 else made(fn)
                 elif type(fn) is str:
                     calls.append(CallSite(i, "REDUCE", fn))
                     stack[-1] = made(fn)
@@ -979,21 +1005,11 @@ def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts
                 if code <= 0:
                     error = f"extension code {code} <= 0"
                     break
-                pair = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
-                if (
-                    isinstance(pair, tuple)
-                    and len(pair) == 2
-                    and isinstance(pair[0], str)
-                    and isinstance(pair[1], str)
-                ):
-                    ref = _global_ref(pair[0], pair[1], proto, i, "EXT")
-                    push(ref.name)
-                    if watch and ref.name in watch:
-                        watching = watch
-                        opts.armed = True  # type: ignore[union-attr]
-                else:
-                    ref = GlobalRef(f"?.ext{code}", i, "EXT", False)
-                    push(None)
+                ref, value, name = _ext_ref(code, proto, i)
+                push(value)
+                if watch and name is not None and name in watch:
+                    watching = watch
+                    opts.armed = True  # type: ignore[union-attr]
                 globals_.append(ref)
                 i += 1 + c
             elif k == 23:  # _BINPERSID
@@ -1079,32 +1095,6 @@ def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts
         escapes=escapes,
         jumped=jumped,
     )
-
-
-# Helpers of the C walker (``_cwalk.c``) for the rare cases it hands back to Python.
-def _getattr_ref(data: object, n: int, args: _AttrArgs, offset: int, find_nl: object) -> tuple[GlobalRef, str | None, str]:
-    """``getattr(X, "name")`` at ``offset``: (its GlobalRef, the stack value, its name)."""
-    attr = _string_at(data, n, args[1], find_nl)
-    owner = args[0]
-    known = attr is not None and attr.isidentifier()
-    name = f"{owner}.{attr if known else '?'}"
-    ref = GlobalRef(name, offset, "GETATTR", known, None, None, None if type(owner) is str else f"<instance of {owner}>")
-    return ref, (name if known else None), name
-
-
-def _ext_ref(code: int, proto: int, offset: int) -> tuple[GlobalRef, str | None, str | None]:
-    """``EXT`` of ``code`` at ``offset``: (its GlobalRef, the stack value, the name to watch)."""
-    pair = copyreg._inverted_registry.get(code)  # type: ignore[attr-defined]
-    if isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str) and isinstance(pair[1], str):
-        ref = _global_ref(pair[0], pair[1], proto, offset, "EXT")
-        return ref, ref.name, ref.name
-    return GlobalRef(f"?.ext{code}", offset, "EXT", False), None, None
-
-
-def _latin1_arg(data: object, n: int, off: int, find_nl: object) -> bool:
-    """Is the string opcode at ``off`` a latin-1 codec name (``_codecs.encode(s, "latin1")``)?"""
-    enc = _string_at(data, n, off, find_nl)
-    return enc is not None and enc.lower() in _LATIN1
 
 
 def _load_c() -> object:
