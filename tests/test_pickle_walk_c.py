@@ -325,3 +325,59 @@ def test_resolved_dtypes_are_cached_by_type_and_value() -> None:
     odd = {"a": (dtype(("i8", False, True), (True, *plain[1:])), 0), "b": (f8, 8)}
     with pytest.raises(A._Refuse):
         A._resolve_dtype(dtype(("V16", False, True), (3, "|", None, ("a", "b"), odd, 16, 1, 16)))
+
+
+_GUARD_CHILD = r"""
+import ctypes, io, mmap, pickle, random, sys
+import joblib, numpy as np
+sys.path.insert(0, sys.argv[1])
+from _payloads import TECHNIQUES, mutate
+from pathlib import Path
+from amber.security import _walk as W
+from amber.security import _archives as A
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PAGE = mmap.PAGESIZE
+
+def at_page_end(data):
+    # the data ends where an unreadable page starts: a read past its end faults
+    pages = (len(data) + PAGE - 1) // PAGE + 1
+    m = mmap.mmap(-1, pages * PAGE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(m))
+    if libc.mprotect(base + (pages - 1) * PAGE, PAGE, 0) != 0:
+        raise OSError(ctypes.get_errno(), "mprotect")
+    start = (pages - 1) * PAGE - len(data)
+    m[start:start + len(data)] = data
+    return m, memoryview(m)[start:start + len(data)]
+
+rng = random.Random(3)
+seeds = [pickle.dumps(v, protocol=p) for v in ({"a": [1, 2.5, "s"], "t": (1, b"x")}, np.arange(3)) for p in range(6)]
+seeds += [fn(Path("/nonexistent/m"), 4) for fn in TECHNIQUES.values()]
+buf = io.BytesIO()
+joblib.dump({"a": np.arange(4), "b": np.zeros((2, 2), "f4")}, buf)
+seeds.append(buf.getvalue())
+streams = [s[:k] for s in seeds[:4] + seeds[-1:] for k in range(len(s) + 1)]
+streams += [mutate(rng, rng.choice(seeds)) for _ in range(3000)]
+for s in streams:
+    m, view = at_page_end(s)
+    W.walk_all(view, payloads=True, watch={"os.system"})
+    A.joblib_layout(view)
+    view.release()
+    m.close()
+print("ok", len(streams))
+"""
+
+
+def test_the_c_code_never_reads_past_the_end_of_the_data(tmp_path: Path) -> None:
+    """Each stream ends right where an unreadable page starts, so a read of even one byte
+    past its end kills the (child) process: every prefix of real pickles and 3,000 mutated
+    streams, through the C walk and the C joblib evaluator."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "guard.py"
+    script.write_text(_GUARD_CHILD)
+    r = subprocess.run([sys.executable, str(script), str(Path(__file__).parent)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0 and r.stdout.startswith("ok"), (r.returncode, r.stdout[-500:], r.stderr[-2000:])
