@@ -198,11 +198,14 @@ def _key(d: _DType) -> Any:
     if rest is None or names is None:
         return None
     fields = []
+    inners: dict[int, Any] = {}  # fields share their dtype objects (the memo): keyed once each
     for name, f in st[4].items():
         if type(name) is not str or type(f) is not tuple or len(f) not in (2, 3) or type(f[0]) is not _DType:
             return None
         sub, tail = f[0], _flat(f[1:])
-        inner = _flat(sub.args), (None if sub.state is None else _flat(sub.state))
+        inner = inners.get(id(sub))
+        if inner is None:
+            inner = inners[id(sub)] = _flat(sub.args), (None if sub.state is None else _flat(sub.state))
         if tail is None or inner[0] is None or (sub.state is not None and inner[1] is None):
             return None
         fields.append((name, inner, tail))

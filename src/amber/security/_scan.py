@@ -1517,6 +1517,18 @@ def scan_file(source: _Source, *, trusted: Iterable[str] = (), name: str | None 
 #: Files up to this size are read into memory; larger ones are mapped (a map and its
 #: unmapping cost more than reading a small file).
 _READ_WHOLE = 1 << 18
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _read_fd(fd: int, size: int) -> bytes:
+    """The first ``size`` bytes of the open file ``fd`` (fewer if it ends sooner)."""
+    data = os.read(fd, size)
+    while len(data) < size:
+        more = os.read(fd, size - len(data))
+        if not more:
+            break
+        data += more
+    return data
 
 
 def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: dict[str, str],
@@ -1537,20 +1549,22 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
                                      "a directory: scan(path, recursive=True) scans the files in it")
             if not stat.S_ISREG(st.st_mode):
                 return _error_report(display, "unreadable", "unreadable", "not a regular file")
-            fh = open(path, "rb")
-            size = os.fstat(fh.fileno()).st_size
+            fd = os.open(path, _OPEN_FLAGS)
         except OSError as exc:
-            if fh is not None:
-                fh.close()
             return _error_report(display, "unreadable", "unreadable", f"cannot open it: {exc.strerror or exc}")
         whole = None
-        if 0 < size <= _READ_WHOLE:
-            try:
-                whole = fh.read()
-            except OSError as exc:
-                fh.close()
-                return _error_report(display, "unreadable", "unreadable", f"cannot read it: {exc.strerror or exc}")
-        elif size > 0:
+        try:
+            size = os.fstat(fd).st_size
+            if 0 < size <= _READ_WHOLE:  # (no file object: its buffers cost more than the read)
+                whole = _read_fd(fd, size)
+        except OSError as exc:
+            os.close(fd)
+            return _error_report(display, "unreadable", "unreadable", f"cannot read it: {exc.strerror or exc}")
+        if whole is not None:
+            os.close(fd)
+        else:
+            fh = os.fdopen(fd, "rb")
+        if whole is None and size > 0:
             try:
                 mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
             except (OSError, ValueError):
