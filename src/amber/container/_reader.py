@@ -170,6 +170,12 @@ class _Check:
             self.done = True
         return self.value
 
+    def take(self) -> None:
+        """Run the job here if the hasher has not started it (else leave it to the hasher)."""
+        if not self.done and self.fut.cancel():
+            self.value = self.fn(*self.args)
+            self.done = True
+
 
 def _check_blocks(view: memoryview, b: BlobInfo, k0: int, k1: int) -> tuple[int, int] | None:
     """(blob index, block) of the first mismatch among checksum blocks ``k0..k1-1`` of the
@@ -355,7 +361,11 @@ class ContainerReader:
         """Wait for the checksums of every blob handed out unchecked so far; raise
         ``CorruptFileError`` for the first that does not match."""
         pending, self._pending = self._pending, {}
-        checks = dict.fromkeys(c for cs in pending.values() for c in cs)
+        checks = list(dict.fromkeys(c for cs in pending.values() for c in cs))
+        # the hasher works through its queue from the front: this thread takes the jobs it
+        # has not started from the back, so both work until they meet
+        for c in reversed(checks):
+            c.take()
         bad = [r for r in (c.result() for c in checks) if r is not None]
         if bad:
             i, k = min(bad)
