@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import random
+import re
 import tarfile
 import time
 import warnings
@@ -658,3 +659,48 @@ def test_big_decompressed_streams_spill_to_a_temporary_file(tmp_path: Path, monk
     assert _scan.scan_file(gz_bad).verdict == "dangerous"
     assert _scan.scan_file(zp).verdict == "dangerous"
     assert not marker.exists()
+
+
+def test_the_fast_judgement_of_benign_streams_matches_the_general_one(
+    sklearn_models: dict[str, Any], marker: Path, monkeypatch: Any
+) -> None:
+    """``_judge_plain`` (benign streams judged without the general pass) gives exactly the
+    reports the general pass gives: on benign models and data of every protocol, joblib
+    files, the hostile techniques in every container, the bypass corpus and broken streams."""
+    from _bypasses import BYPASSES
+
+    from amber.security import _scan as S
+
+    corpus = []
+    for model in sklearn_models.values():
+        corpus += [pickle.dumps(model, protocol=p) for p in (0, 2, 4, 5)]
+        buf = io.BytesIO()
+        joblib.dump(model, buf)
+        corpus.append(buf.getvalue())
+    for obj in (*_frames().values(), *_ARRAYS.values(), _PLAIN):
+        corpus += [pickle.dumps(obj, protocol=p) for p in (2, 5)]
+    for fn in TECHNIQUES.values():
+        corpus += list(containers(fn(marker, 4)).values())
+    corpus += [b.build(marker)[1] for b in BYPASSES.values()]
+    rng = random.Random(8)
+    corpus += [mutate(rng, rng.choice(corpus)) for _ in range(800)]
+    fast_taken = 0
+    calls = []
+    real = S._judge_plain
+
+    def counting(*a: Any) -> bool:
+        got = real(*a)
+        calls.append(got)
+        return got
+
+    monkeypatch.setattr(S, "_judge_plain", counting)
+    for data in corpus:
+        calls.clear()
+        monkeypatch.setattr(S, "_FAST_JUDGE", True)
+        fast = scan_file(data)
+        fast_taken += any(calls)
+        monkeypatch.setattr(S, "_FAST_JUDGE", False)
+        general = scan_file(data)
+        if general != fast:  # (some reasons quote a parser's message with an object's address)
+            assert re.sub(" at 0x[0-9a-f]+", "", repr(general)) == re.sub(" at 0x[0-9a-f]+", "", repr(fast)), data[:200]
+    assert fast_taken > 100  # the fast path is taken (most benign streams)

@@ -981,9 +981,49 @@ def _scan_payloads(ctx: _Ctx, buf: Any, walks: list[W.Walk], member: str, depth:
     return done
 
 
+#: Judge the common benign case without the general pass (tests switch it off to compare).
+_FAST_JUDGE = True
+_NO_CALLS: dict[str, W.CallSite] = {}
+
+
+def _judge_plain(ctx: _Ctx, walks: list[W.Walk], n: int, fmt: str, trailing_ok: bool) -> bool:
+    """The common case of a benign stream: every walk parsed cleanly to its STOP, with no
+    extension code, persistent id, payload, call argument or watched name, every global
+    resolved and trusted, and nothing after the last STOP. There the general pass of
+    :func:`_judge` adds no finding and records every global as trusted, which is what this
+    does, without building its tables. Returns False, having recorded nothing, otherwise."""
+    if not walks:
+        return False
+    for w in walks:
+        if w.error is not None or w.ext_codes or w.persistent_ids or w.escapes or w.payloads:
+            return False
+        for c in w.calls:
+            if c.arg is not None or c.target in _WATCH:
+                return False
+    last = walks[-1]
+    if not last.stopped or (last.end < n and not trailing_ok):
+        return False
+    names = []
+    for w in walks:
+        for g in w.globals:
+            name = g.name
+            if not g.resolved or g.opcode in ("GETATTR", "EXT") or name in _WATCH or name == "numpy.memmap":
+                return False
+            if _status(ctx, name, fmt, _NO_CALLS) != "trusted":
+                return False
+            names.append(name)
+    if any(w.ok and (w.globals or w.calls) for w in walks):
+        ctx.clean = True
+    for name in names:
+        ctx.glob(name, "trusted")
+    return True
+
+
 def _judge(ctx: _Ctx, buf: Any, walks: list[W.Walk], member: str, depth: int, fmt: str, torch: bool, trailing_ok: bool) -> None:  # noqa: C901
     """Findings for the walks of one stream."""
     n = len(buf)
+    if _FAST_JUDGE and _judge_plain(ctx, walks, n, fmt, trailing_ok):
+        return
     if any(w.ok and (w.globals or w.calls) for w in walks):
         ctx.clean = True
     calls = [c for w in walks for c in w.calls]
