@@ -1450,6 +1450,8 @@ setup(PyObject *self, PyObject *args)
  * refusals and errors). On STOP it returns True, having filled ``out`` (through the
  * wrapper-BUILD helper) exactly as the Python evaluator would. */
 static PyObject *JOpaque, *JGlobalT, *JObjT, *JWrapperT, *JDTypeT, *JReconT, *JWrapperBuild, *JWrapperName, *JOldWrappers;
+static PyObject *JResolveDType;
+static PyObject *s_attrs, *s_shape, *s_dtype, *s_align, *s_arrays, *s_array_bytes, *s_jumps, *s_hasobject, *s_itemsize;
 static PyObject *s_state, *s_resolved_attr, *s_reconstructor, *s_numpy_dtype, *s_codecs, *s_builtins_bytes, *s_builtins_object;
 static int jready = 0;
 
@@ -1492,6 +1494,108 @@ global_name_of(PyObject *v)  /* new ref: the name of a _Global, or None */
     if (Py_IS_TYPE(v, (PyTypeObject *)JGlobalT))
         return PyObject_GetAttr(v, s_name);
     Py_RETURN_NONE;
+}
+
+/* add ``delta`` to the int attribute ``name`` of ``obj`` */
+static int
+add_to_attr(PyObject *obj, PyObject *name, PyObject *delta)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    PyObject *sum = PyNumber_Add(v, delta);
+    Py_DECREF(v);
+    if (sum == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, sum);
+    Py_DECREF(sum);
+    return r;
+}
+
+/* _archives._wrapper_build for the case joblib writes: a non-empty dict state, a ``shape``
+ * tuple of ints >= 0, a ``dtype`` the Python resolver accepts and that holds no objects,
+ * any alignment value the Python code accepts. Everything is checked before anything is
+ * recorded in ``out``; -2 hands the case to the Python helper (which then does all of it,
+ * raising where it refuses), -1 is an error; else the offset joblib reads opcodes again at. */
+static Py_ssize_t
+wrapper_fast(const unsigned char *d, Py_ssize_t n, Py_ssize_t o, Py_ssize_t i, PyObject *w, PyObject *state, PyObject *out)
+{
+    if (!PyDict_CheckExact(state) || PyDict_GET_SIZE(state) == 0)
+        return -2;
+    PyObject *attrs = PyObject_GetAttr(w, s_attrs);
+    if (attrs == NULL)
+        return -1;
+    Py_ssize_t result = -2;
+    PyObject *dt = NULL, *flag = NULL, *size = NULL;
+    if (!PyDict_CheckExact(attrs) || PyDict_Update(attrs, state) < 0)  /* _apply_build: idempotent */
+        goto done;
+    PyObject *shape = PyDict_GetItemWithError(attrs, s_shape);
+    PyObject *dtype = shape ? PyDict_GetItemWithError(attrs, s_dtype) : NULL;
+    if (dtype == NULL || !PyTuple_CheckExact(shape) || !Py_IS_TYPE(dtype, (PyTypeObject *)JDTypeT))
+        goto done;
+    uint64_t count = 1;
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(shape); k++) {
+        PyObject *s = PyTuple_GET_ITEM(shape, k);
+        if (!PyLong_CheckExact(s))
+            goto done;
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(s, &overflow);
+        if (v == -1 && PyErr_Occurred())
+            goto done;
+        if (overflow || v < 0 || (v && count > (UINT64_C(1) << 62) / (uint64_t)v))
+            goto done;  /* negative, or a count near joblib's 64-bit limit: Python decides */
+        count *= (uint64_t)v;
+    }
+    dt = PyObject_CallOneArg(JResolveDType, dtype);
+    if (dt == NULL)
+        goto done;
+    flag = PyObject_GetAttr(dt, s_hasobject);
+    size = flag ? PyObject_GetAttr(dt, s_itemsize) : NULL;
+    if (size == NULL || flag != Py_False || !PyLong_CheckExact(size))
+        goto done;  /* an object array (a nested pickle follows): Python's */
+    long itemsize = PyLong_AsLong(size);
+    if (itemsize <= 0)
+        goto done;
+    Py_ssize_t pos = i;
+    PyObject *align = PyDict_GetItemWithError(attrs, s_align);
+    if (align == NULL && PyErr_Occurred())
+        goto done;
+    if (align != NULL && align != Py_None) {
+        PyTypeObject *t = Py_TYPE(align);
+        if (!(t == &PyLong_Type || t == &PyBool_Type || t == &PyUnicode_Type || t == &PyBytes_Type
+              || t == &PyFloat_Type || t == &PyTuple_Type) || pos >= n)
+            goto done;
+        pos += 1 + d[pos];
+    }
+    if (count > (uint64_t)PY_SSIZE_T_MAX / (uint64_t)itemsize)
+        goto done;
+    Py_ssize_t nbytes = (Py_ssize_t)count * itemsize;
+    if (nbytes > n - pos)
+        goto done;  /* runs past the end: Python's (malformed) */
+    /* all checked: record it as _array_extent and _wrapper_build do */
+    PyObject *one = PyLong_FromLong(1), *nb = PyLong_FromSsize_t(nbytes), *ko = PyLong_FromSsize_t(o);
+    PyObject *resume = PyLong_FromSsize_t(pos + nbytes);
+    PyObject *jumps = PyObject_GetAttr(out, s_jumps);
+    int ok = one && nb && ko && resume && jumps && add_to_attr(out, s_arrays, one) == 0
+             && add_to_attr(out, s_array_bytes, nb) == 0 && PyObject_SetItem(jumps, ko, resume) == 0;
+    Py_XDECREF(one);
+    Py_XDECREF(nb);
+    Py_XDECREF(ko);
+    Py_XDECREF(resume);
+    Py_XDECREF(jumps);
+    result = ok ? pos + nbytes : -1;
+done:
+    if (result == -2 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_Exception))
+            PyErr_Clear();  /* the Python helper meets it again, and decides */
+        else
+            result = -1;
+    }
+    Py_XDECREF(dt);
+    Py_XDECREF(flag);
+    Py_XDECREF(size);
+    Py_DECREF(attrs);
+    return result;
 }
 
 #define BAIL goto bail
@@ -1619,8 +1723,14 @@ cjoblib(PyObject *self, PyObject *args)
             }
             i += 1;
             if (Py_IS_TYPE(inst, (PyTypeObject *)JWrapperT)) {
+                Py_ssize_t fast = wrapper_fast(d, n, o, i, inst, state, out);
+                if (fast == -1) {
+                    Py_DECREF(state);
+                    FAIL;
+                }
                 /* -> where joblib reads opcodes again (having set out.jumps[o]), or raises */
-                PyObject *r = PyObject_CallFunction(JWrapperBuild, "OnnnOOO", dataobj, n, o, i, inst, state, out);
+                PyObject *r = fast >= 0 ? PyLong_FromSsize_t(fast)
+                                        : PyObject_CallFunction(JWrapperBuild, "OnnnOOO", dataobj, n, o, i, inst, state, out);
                 Py_DECREF(state);
                 if (r == NULL) {
                     if (!PyErr_ExceptionMatches(PyExc_Exception))
@@ -2017,13 +2127,15 @@ fail:
     return result;
 }
 
-/* setup_joblib(opaque, Global, Obj, Wrapper, DType, ReconArgs, wrapper_build, wrapper_name, old_wrappers) */
+/* setup_joblib(opaque, Global, Obj, Wrapper, DType, ReconArgs, wrapper_build, wrapper_name, old_wrappers,
+ *              resolve_dtype) */
 static PyObject *
 setup_joblib(PyObject *self, PyObject *args)
 {
-    PyObject *op, *g, *ob, *w, *dt, *rc, *wb, *wn, *old;
-    if (!PyArg_ParseTuple(args, "OOOOOOOUO!", &op, &g, &ob, &w, &dt, &rc, &wb, &wn, &PyFrozenSet_Type, &old))
+    PyObject *op, *g, *ob, *w, *dt, *rc, *wb, *wn, *old, *res;
+    if (!PyArg_ParseTuple(args, "OOOOOOOUO!O", &op, &g, &ob, &w, &dt, &rc, &wb, &wn, &PyFrozenSet_Type, &old, &res))
         return NULL;
+    set_static(&JResolveDType, res);
     set_static(&JOpaque, op);
     set_static(&JGlobalT, g);
     set_static(&JObjT, ob);
@@ -2074,6 +2186,15 @@ PyInit__cwalk(void)
     INTERN(s_codecs, "_codecs.encode");
     INTERN(s_builtins_bytes, "builtins.bytes");
     INTERN(s_builtins_object, "builtins.object");
+    INTERN(s_attrs, "attrs");
+    INTERN(s_shape, "shape");
+    INTERN(s_dtype, "dtype");
+    INTERN(s_align, "numpy_array_alignment_bytes");
+    INTERN(s_arrays, "arrays");
+    INTERN(s_array_bytes, "array_bytes");
+    INTERN(s_jumps, "jumps");
+    INTERN(s_hasobject, "hasobject");
+    INTERN(s_itemsize, "itemsize");
 #undef INTERN
     return PyModule_Create(&moddef);
 }
