@@ -164,17 +164,18 @@ class _Check:
         self.done = False
         self.value: tuple[int, int] | None = None
 
-    def result(self) -> tuple[int, int] | None:
-        if not self.done:  # a job covers several blobs: asked for once per blob
-            self.value = self.fn(*self.args) if self.fut.cancel() else self.fut.result()
-            self.done = True
-        return self.value
-
     def take(self) -> None:
         """Run the job here if the hasher has not started it (else leave it to the hasher)."""
         if not self.done and self.fut.cancel():
             self.value = self.fn(*self.args)
             self.done = True
+
+    def result(self) -> tuple[int, int] | None:
+        self.take()
+        if not self.done:  # a job covers several blobs: asked for once per blob
+            self.value = self.fut.result()
+            self.done = True
+        return self.value
 
 
 def _check_blocks(view: memoryview, b: BlobInfo, k0: int, k1: int) -> tuple[int, int] | None:

@@ -323,15 +323,37 @@ call_made(PyObject *name)
     return PyObject_CallOneArg(MadeType, name);
 }
 
+/* _walk._args_value: the stack value of a tuple of ``k`` items (new ref, None for
+ * unknown), NULL on error */
 static PyObject *
-pair_of(PyObject *type, PyObject *a, PyObject *b)
+args_value(PyObject **items, Py_ssize_t k, int track)
 {
-    PyObject *t = b ? PyTuple_Pack(2, a, b) : PyTuple_Pack(1, a);
+    PyObject *type = NULL;
+    if (k == 2 && PyUnicode_Check(items[0]) && PyLong_CheckExact(items[1]))
+        type = AttrArgsType;
+    else if (track && k == 1 && Py_IS_TYPE(items[0], (PyTypeObject *)BlobType))
+        type = BlobArgsType;
+    else if (track && k == 2 && PyLong_CheckExact(items[0]) && PyLong_CheckExact(items[1]))
+        type = BlobArgsType;
+    if (type == NULL)
+        Py_RETURN_NONE;
+    PyObject *t = PyTuple_New(k);
     if (t == NULL)
         return NULL;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_INCREF(items[j]);
+        PyTuple_SET_ITEM(t, j, items[j]);
+    }
     PyObject *r = PyObject_CallOneArg(type, t);
     Py_DECREF(t);
     return r;
+}
+
+/* is ``v`` a str equal to the str ``s``? */
+static inline int
+same_str(PyObject *v, PyObject *s)
+{
+    return PyUnicode_Check(v) && PyUnicode_Compare(v, s) == 0;
 }
 
 /* The call site of calling ``cls`` (a global's name, or anything else: unknown) at ``off``;
@@ -712,35 +734,14 @@ cwalk(PyObject *self, PyObject *args)
             Py_ssize_t c = argsizes[op];
             if (LEN() - c < fence)
                 ERRS("stack underflow");
-            PyObject *pair = NULL;
-            if (c == 2 && PyUnicode_Check(TOP(2)) && PyLong_CheckExact(TOP(1))) {
-                pair = pair_of(AttrArgsType, TOP(2), TOP(1));
-                if (pair == NULL)
-                    FAIL;
-            }
-            else if (track) {
-                if (c == 1 && Py_IS_TYPE(TOP(1), (PyTypeObject *)BlobType)) {
-                    pair = pair_of(BlobArgsType, TOP(1), NULL);
-                    if (pair == NULL)
-                        FAIL;
-                }
-                else if (c == 2 && PyLong_CheckExact(TOP(2)) && PyLong_CheckExact(TOP(1))) {
-                    pair = pair_of(BlobArgsType, TOP(2), TOP(1));
-                    if (pair == NULL)
-                        FAIL;
-                }
-            }
-            if (watching && note(stack, LEN() - c, watch, escapes, i) < 0) {
-                Py_XDECREF(pair);
+            PyObject *pair = c < 3 ? args_value(((PyListObject *)stack)->ob_item + LEN() - c, c, track)
+                                   : (Py_INCREF(Py_None), Py_None);
+            if (pair == NULL)
                 FAIL;
-            }
-            if (c > 1 && del_from(stack, LEN() - c + 1) < 0) {
-                Py_XDECREF(pair);
+            if ((watching && note(stack, LEN() - c, watch, escapes, i) < 0)
+                || (c > 1 && del_from(stack, LEN() - c + 1) < 0)) {
+                Py_DECREF(pair);
                 FAIL;
-            }
-            if (pair == NULL) {
-                Py_INCREF(Py_None);
-                pair = Py_None;
             }
             set_top(stack, pair);
             i += 1;
@@ -754,33 +755,14 @@ cwalk(PyObject *self, PyObject *args)
                 ERRS("odd number of items");
             if (watching && note(stack, x, watch, escapes, i) < 0)
                 FAIL;
-            PyObject *pair = NULL;
-            if (op == 0x74 && LEN() - x == 2 && PyUnicode_Check(PyList_GET_ITEM(stack, x))
-                && PyLong_CheckExact(PyList_GET_ITEM(stack, x + 1))) {
-                pair = pair_of(AttrArgsType, PyList_GET_ITEM(stack, x), PyList_GET_ITEM(stack, x + 1));
-                if (pair == NULL)
-                    FAIL;
-            }
-            else if (track && op == 0x74) {
-                if (LEN() - x == 1 && Py_IS_TYPE(PyList_GET_ITEM(stack, x), (PyTypeObject *)BlobType)) {
-                    pair = pair_of(BlobArgsType, PyList_GET_ITEM(stack, x), NULL);
-                    if (pair == NULL)
-                        FAIL;
-                }
-                else if (LEN() - x == 2 && PyLong_CheckExact(PyList_GET_ITEM(stack, x))
-                         && PyLong_CheckExact(PyList_GET_ITEM(stack, x + 1))) {
-                    pair = pair_of(BlobArgsType, PyList_GET_ITEM(stack, x), PyList_GET_ITEM(stack, x + 1));
-                    if (pair == NULL)
-                        FAIL;
-                }
-            }
-            if (del_from(stack, x) < 0) {
-                Py_XDECREF(pair);
+            PyObject *pair = op == 0x74 && LEN() - x < 3
+                                 ? args_value(((PyListObject *)stack)->ob_item + x, LEN() - x, track)
+                                 : (Py_INCREF(Py_None), Py_None);
+            if (pair == NULL)
                 FAIL;
-            }
-            if (pair == NULL) {
-                Py_INCREF(Py_None);
-                pair = Py_None;
+            if (del_from(stack, x) < 0) {
+                Py_DECREF(pair);
+                FAIL;
             }
             PUSH(pair);
             i += 1;
@@ -799,8 +781,7 @@ cwalk(PyObject *self, PyObject *args)
             }
             PyObject *newtop = NULL;
             int bad = 0;
-            if (PyUnicode_Check(fn) && PyUnicode_Compare(fn, s_getattr_name) == 0
-                && Py_IS_TYPE(fargs, (PyTypeObject *)AttrArgsType)) {
+            if (same_str(fn, s_getattr_name) && Py_IS_TYPE(fargs, (PyTypeObject *)AttrArgsType)) {
                 /* getattr(X, "name"): the attribute fetched is as good as a global */
                 if (add_call(calls, i, opnames[op], fn, NULL) < 0)
                     bad = 1;
@@ -839,7 +820,7 @@ cwalk(PyObject *self, PyObject *args)
                     if (add_call(calls, i, opnames[op], fn, NULL) < 0)
                         bad = 1;
                     int latin1 = 0;
-                    if (!bad && PyUnicode_Compare(fn, s_codecs_encode) == 0) {
+                    if (!bad && same_str(fn, s_codecs_encode)) {
                         PyObject *r = PyObject_CallFunction(Latin1Fn, "OnOO", dataobj, n, PyTuple_GET_ITEM(fargs, 1), find_nl);
                         if (r == NULL)
                             bad = 1;
@@ -1452,7 +1433,7 @@ setup(PyObject *self, PyObject *args)
 static PyObject *JOpaque, *JGlobalT, *JObjT, *JWrapperT, *JDTypeT, *JReconT, *JWrapperBuild, *JWrapperName, *JOldWrappers;
 static PyObject *JResolveDType;
 static PyObject *s_attrs, *s_shape, *s_dtype, *s_align, *s_arrays, *s_array_bytes, *s_jumps, *s_hasobject, *s_itemsize;
-static PyObject *s_state, *s_resolved_attr, *s_reconstructor, *s_numpy_dtype, *s_codecs, *s_builtins_bytes, *s_builtins_object;
+static PyObject *s_state, *s_numpy_dtype, *s_builtins_bytes, *s_builtins_object;
 static int jready = 0;
 
 #define JMAX_LITERAL 4096
@@ -1751,7 +1732,7 @@ cjoblib(PyObject *self, PyObject *args)
             else {
                 int bad = not_free(&state, 1);
                 if (bad == 0 && Py_IS_TYPE(inst, (PyTypeObject *)JDTypeT)) {
-                    if (PyObject_SetAttr(inst, s_state, state) < 0 || PyObject_SetAttr(inst, s_resolved_attr, Py_None) < 0)
+                    if (PyObject_SetAttr(inst, s_state, state) < 0 || PyObject_SetAttr(inst, s_resolved, Py_None) < 0)
                         bad = -1;
                 }
                 Py_DECREF(state);
@@ -2006,14 +1987,13 @@ cjoblib(PyObject *self, PyObject *args)
             if (name == NULL)
                 FAIL;
             PyObject *nv = NULL;
-            if (name != Py_None && PyUnicode_Check(name) && PyUnicode_Compare(name, s_numpy_dtype) == 0)
+            if (same_str(name, s_numpy_dtype))
                 nv = PyObject_CallOneArg(JDTypeT, fargs);
-            else if (name != Py_None && PyUnicode_Check(name) && PyUnicode_Compare(name, s_codecs) == 0) {
+            else if (same_str(name, s_codecs_encode)) {
                 Py_DECREF(name);
                 BAIL;  /* _codecs.encode: left to Python */
             }
-            else if (name != Py_None && PyUnicode_Check(name) && PyUnicode_Compare(name, s_builtins_bytes) == 0
-                     && PyTuple_CheckExact(fargs) && PyTuple_GET_SIZE(fargs) == 0)
+            else if (same_str(name, s_builtins_bytes) && PyTuple_CheckExact(fargs) && PyTuple_GET_SIZE(fargs) == 0)
                 nv = PyBytes_FromStringAndSize("", 0);
             else
                 nv = PyObject_CallOneArg(JObjT, name);
@@ -2180,10 +2160,7 @@ PyInit__cwalk(void)
     INTERN(s_getattr_name, "builtins.getattr");
     INTERN(s_codecs_encode, "_codecs.encode");
     INTERN(s_state, "state");
-    INTERN(s_resolved_attr, "resolved");
-    INTERN(s_reconstructor, "copyreg._reconstructor");
     INTERN(s_numpy_dtype, "numpy.dtype");
-    INTERN(s_codecs, "_codecs.encode");
     INTERN(s_builtins_bytes, "builtins.bytes");
     INTERN(s_builtins_object, "builtins.object");
     INTERN(s_attrs, "attrs");

@@ -581,14 +581,11 @@ def _join(parent: str, child: str) -> str:
 def _is_tar_header(head: bytes) -> bool:
     if len(head) < 512 or not any(head[:512]):
         return False
-    # tarfile's own first check (TarInfo.frombuf), done here so that most files that are
-    # not tar archives skip the full parse
     try:
+        # TarInfo.frombuf's own first check, on its own: most files that are not tar
+        # archives fail it, and skip the full parse
         if tarfile.nti(head[148:156]) not in tarfile.calc_chksums(head[:512]):  # type: ignore[attr-defined]
             return False
-    except Exception:
-        return False
-    try:
         tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
     except Exception:
         return False
@@ -1602,16 +1599,14 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
             return _error_report(display, "unreadable", "unreadable", f"cannot read it: {exc.strerror or exc}")
         if whole is not None:
             os.close(fd)
-        else:
-            fh = os.fdopen(fd, "rb")
-        if whole is None and size > 0:
-            try:
-                mm = _mmap.mmap(fh.fileno(), 0, access=_mmap.ACCESS_READ)
-            except (OSError, ValueError):
-                mm = None
-        if whole is not None:
             src: _Src = _BufSrc(whole, budget)
         else:
+            fh = os.fdopen(fd, "rb")
+            if size > 0:
+                try:
+                    mm = _mmap.mmap(fd, 0, access=_mmap.ACCESS_READ)
+                except (OSError, ValueError):
+                    mm = None
             src = _BufSrc(mm, budget) if mm is not None else _FileSrc(fh, size, budget)
     elif isinstance(source, (bytes, bytearray, memoryview)):
         display = name or "<bytes>"

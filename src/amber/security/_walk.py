@@ -522,6 +522,20 @@ def _truncation(data: object, n: int, o: int) -> str:
 
 
 # The rare, involved cases: used by the walk below and, through callbacks, by the C walk.
+def _args_value(items: list, track: bool) -> object:
+    """The stack value of a tuple of ``items`` (one or two): the arguments of
+    ``getattr(X, "name")`` (:class:`_AttrArgs`), with ``track`` the bytes argument of a call
+    (:class:`_BlobArgs`), else None (unknown)."""
+    if len(items) == 2 and isinstance(items[0], str) and type(items[1]) is int:
+        return _AttrArgs(items)
+    if track:
+        if len(items) == 1 and type(items[0]) is _Blob:
+            return _BlobArgs(items)
+        if len(items) == 2 and type(items[0]) is int and type(items[1]) is int:
+            return _BlobArgs(items)
+    return None
+
+
 def _getattr_ref(data: object, n: int, args: _AttrArgs, offset: int, find_nl: object) -> tuple[GlobalRef, str | None, str]:
     """``getattr(X, "name")`` at ``offset``: (its GlobalRef, the stack value, its name)."""
     attr = _string_at(data, n, args[1], find_nl)
@@ -756,14 +770,7 @@ def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts
                 if len(stack) - c < fence:
                     error = underflow
                     break
-                pair = None
-                if c == 2 and isinstance(stack[-2], str) and type(stack[-1]) is int:
-                    pair = _AttrArgs((stack[-2], stack[-1]))
-                elif track:
-                    if c == 1 and type(stack[-1]) is _Blob:
-                        pair = _BlobArgs((stack[-1],))
-                    elif c == 2 and type(stack[-2]) is int and type(stack[-1]) is int:
-                        pair = _BlobArgs((stack[-2], stack[-1]))
+                pair = _args_value(stack[-c:], track) if c < 3 else None
                 if watching:
                     _note(stack[-c:], watch, escapes, i)
                 if c > 1:
@@ -781,14 +788,7 @@ def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts
                     break
                 if watching:
                     _note(stack[x:], watch, escapes, i)
-                pair = None
-                if op == 0x74 and len(stack) - x == 2 and isinstance(stack[x], str) and type(stack[x + 1]) is int:
-                    pair = _AttrArgs((stack[x], stack[x + 1]))  # (X, "name") built with MARK ... TUPLE
-                elif track and op == 0x74:
-                    if len(stack) - x == 1 and type(stack[x]) is _Blob:
-                        pair = _BlobArgs((stack[x],))
-                    elif len(stack) - x == 2 and type(stack[x]) is int and type(stack[x + 1]) is int:
-                        pair = _BlobArgs((stack[x], stack[x + 1]))
+                pair = _args_value(stack[x:], track) if op == 0x74 and len(stack) - x < 3 else None
                 del stack[x:]
                 push(pair)
                 i += 1
