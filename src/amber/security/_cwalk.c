@@ -305,16 +305,16 @@ set_top(PyObject *stack, PyObject *v)
     PyList_SetItem(stack, PyList_GET_SIZE(stack) - 1, v);
 }
 
-/* del stack[-1]; stack[-1] = v (steals v, also on error) */
+/* del stack[lo:]; stack.append(v): the items from ``lo`` on become one value (steals v,
+ * also on error; v NULL is an error already set) */
 static int
-pop_set_top(PyObject *stack, PyObject *v)
+replace_from(PyObject *stack, Py_ssize_t lo, PyObject *v)
 {
-    if (del_from(stack, PyList_GET_SIZE(stack) - 1) < 0) {
-        Py_DECREF(v);
+    if (v == NULL)
         return -1;
-    }
-    set_top(stack, v);
-    return 0;
+    int r = del_from(stack, lo) < 0 ? -1 : PyList_Append(stack, v);
+    Py_DECREF(v);
+    return r;
 }
 
 static PyObject *
@@ -758,13 +758,8 @@ cwalk(PyObject *self, PyObject *args)
             PyObject *pair = op == 0x74 && LEN() - x < 3
                                  ? args_value(((PyListObject *)stack)->ob_item + x, LEN() - x, track)
                                  : (Py_INCREF(Py_None), Py_None);
-            if (pair == NULL)
+            if (replace_from(stack, x, pair) < 0)
                 FAIL;
-            if (del_from(stack, x) < 0) {
-                Py_DECREF(pair);
-                FAIL;
-            }
-            PUSH(pair);
             i += 1;
             break;
         }
@@ -1869,11 +1864,8 @@ cjoblib(PyObject *self, PyObject *args)
                     BAIL;
                 }
             }
-            if (del_from(stack, LEN() - c) < 0) {
-                Py_DECREF(tup);
+            if (replace_from(stack, LEN() - c, tup) < 0)
                 FAIL;
-            }
-            JPUSH(tup);
             i += 1;
             break;
         }
@@ -1961,13 +1953,8 @@ cjoblib(PyObject *self, PyObject *args)
                 Py_INCREF(JOpaque);
                 v = JOpaque;
             }
-            if (v == NULL)
+            if (replace_from(stack, x, v) < 0)
                 FAIL;
-            if (del_from(stack, x) < 0) {
-                Py_DECREF(v);
-                FAIL;
-            }
-            JPUSH(v);
             i += 1;
             break;
         }
@@ -1998,7 +1985,7 @@ cjoblib(PyObject *self, PyObject *args)
             else
                 nv = PyObject_CallOneArg(JObjT, name);
             Py_DECREF(name);
-            if (nv == NULL || pop_set_top(stack, nv) < 0)
+            if (replace_from(stack, LEN() - 2, nv) < 0)
                 FAIL;
             i += 1;
             break;
@@ -2013,7 +2000,7 @@ cjoblib(PyObject *self, PyObject *args)
                 FAIL;
             PyObject *g = PyObject_CallOneArg(JGlobalT, nm);
             Py_DECREF(nm);
-            if (g == NULL || pop_set_top(stack, g) < 0)
+            if (replace_from(stack, LEN() - 2, g) < 0)
                 FAIL;
             i += 1;
             break;
