@@ -881,3 +881,24 @@ def test_inspect_shows_tensor_dtype_and_shape() -> None:
     assert "'s': scipy.sparse.csr_matrix sparse (3, 3)" in text
     tree = amber.inspect(data).tree
     assert tree["items"]["'w'"]["storage_nbytes"] == 48 if "'w'" in tree["items"] else tree["items"]["w"]["storage_nbytes"] == 48
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_damaged_tensor_bytes_fail_the_whole_load(tmp_path: Path, which: int) -> None:
+    """Tensor bytes are checked after the reads (the hasher overlaps them): a flipped bit in
+    any storage, first, middle or last, still fails the load before anything is returned."""
+    sd = {f"w{i}": torch.arange(1_500_000, dtype=torch.float32) + i for i in range(3)}  # 6 MB each
+    p = tmp_path / "sd.amber"
+    amber.dump(sd, p)
+    from amber.container._io import open_source
+    from amber.container._reader import ContainerReader
+
+    reader = ContainerReader(open_source(p))
+    big = sorted((x for x in reader.blobs if x.nbytes > 1 << 20), key=lambda x: x.offset)[which]
+    reader.close()
+    raw = bytearray(p.read_bytes())
+    raw[big.offset + big.nbytes - 5] ^= 0x10
+    p.write_bytes(bytes(raw))
+    with pytest.raises(amber.CorruptFileError, match=rf"blob {big.index}, chunk \d+ .*checksum mismatch"):
+        amber.load(p)
+    assert len(amber.load(p, verify=False)) == 3

@@ -211,7 +211,7 @@ def _cpu_storage(ctx: DecodeContext, ref: Any, n: int) -> torch.UntypedStorage:
     # process), so a mapped blob comes as a copy-on-write view: writes stay private.
     # also claims the blob: one blob backs one node. Read into torch's own memory: its
     # allocator reuses freed tensors' pages, as torch.load's storages do
-    buf = ctx.blob(ref, writable=True, alloc=_torch_memory)
+    buf = ctx.blob(ref, writable=True, alloc=_torch_memory, data_only=True)
     if len(buf) != n:
         raise CorruptFileError(f"storage of {n} bytes is backed by blob {ref} of {len(buf)} bytes")
     if not n:
