@@ -3,10 +3,13 @@
  * that both give the same results.
  *
  * plain_scan(pairs, tuples): formats._json._plain_scan_py.
+ * tree_problem(...): security._guards._tree_problem_np.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
+#include <string.h>
 
 static inline int
 plain_scalar(PyObject *v)
@@ -86,9 +89,105 @@ plain_scan(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
 }
 
+static inline int64_t
+rd_i64(const unsigned char *p)
+{
+    int64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* tree_problem(records, n, itemsize, left_at, right_at, feature_at, n_features, max_depth):
+ * why the n scikit-learn node records (itemsize bytes each; native int64 child links and
+ * feature at the given byte offsets) are unsafe, or None. One pass in node order: every
+ * parent comes before its children, so when node i is reached the number of nodes linking
+ * to it and its depth are final. The first bad node is the one the NumPy twin names. */
+static PyObject *
+tree_problem(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "tree_problem takes 8 arguments");
+        return NULL;
+    }
+    Py_ssize_t v[7];
+    for (int j = 0; j < 7; j++) {
+        v[j] = PyLong_AsSsize_t(args[j + 1]);
+        if (v[j] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    Py_ssize_t n = v[0], size = v[1], lo = v[2], ro = v[3], fo = v[4], n_features = v[5], max_depth = v[6];
+    if (n < 0 || size < 1 || lo < 0 || ro < 0 || fo < 0 || lo > size - 8 || ro > size - 8 || fo > size - 8) {
+        PyErr_SetString(PyExc_ValueError, "tree_problem: bad record layout");
+        return NULL;
+    }
+    if (n == 0)
+        return PyUnicode_FromString("the tree has no nodes");
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (n > view.len / size) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "tree_problem: the buffer holds fewer records");
+        return NULL;
+    }
+    const unsigned char *d = (const unsigned char *)view.buf;
+    unsigned char *links = PyMem_Calloc((size_t)n, 1);   /* nodes linking here, up to 2 */
+    int64_t *depth = PyMem_Malloc((size_t)n * sizeof(int64_t));
+    if (links == NULL || depth == NULL) {
+        PyMem_Free(links);
+        PyMem_Free(depth);
+        PyBuffer_Release(&view);
+        return PyErr_NoMemory();
+    }
+    PyObject *res = NULL;
+    depth[0] = 0;
+    for (Py_ssize_t i = 0; i < n && res == NULL; i++) {
+        const unsigned char *r = d + i * size;
+        int64_t l = rd_i64(r + lo), rt = rd_i64(r + ro);
+        if (i > 0 && links[i] != 1) {
+            res = links[i] == 0 ? PyUnicode_FromFormat("no node links to node %zd", i)
+                                : PyUnicode_FromFormat("node %zd is the child of more than one node", i);
+            break;
+        }
+        if (l == -1 && rt == -1) {
+            if (depth[i] > max_depth)
+                res = PyUnicode_FromFormat("leaf %zd lies %lld levels deep, below the tree's max_depth %zd", i,
+                                           (long long)depth[i], max_depth);
+            continue;
+        }
+        if (l == -1 || rt == -1) {
+            res = PyUnicode_FromFormat("node %zd has one child", i);
+            break;
+        }
+        if (l <= i || l >= n || rt <= i || rt >= n || l == rt) {
+            res = PyUnicode_FromFormat("node %zd links to a child outside nodes %zd..%zd", i, i + 1, n - 1);
+            break;
+        }
+        int64_t f = rd_i64(r + fo);
+        if (f < 0 || f >= n_features) {
+            res = PyUnicode_FromFormat("node %zd splits on feature %lld, outside 0..%zd", i, (long long)f,
+                                       n_features - 1);
+            break;
+        }
+        if (links[l] < 2)
+            links[l]++;
+        if (links[rt] < 2)
+            links[rt]++;
+        depth[l] = depth[rt] = depth[i] + 1;
+    }
+    PyMem_Free(links);
+    PyMem_Free(depth);
+    PyBuffer_Release(&view);
+    if (res == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return res;
+}
+
 static PyMethodDef methods[] = {
     {"plain_scan", (PyCFunction)(void (*)(void))plain_scan, METH_FASTCALL,
      "plain_scan(pairs, tuples) -> the first (key, value) pair that is not plain, or None"},
+    {"tree_problem", (PyCFunction)(void (*)(void))tree_problem, METH_FASTCALL,
+     "tree_problem(records, n, itemsize, left_at, right_at, feature_at, n_features, max_depth) -> str or None"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,

@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from amber.container._streams import compressed_reader, compressed_writer, sniff_compression
-from amber.errors import AmberError, DecodeError, FormatError
+from amber.errors import AmberError, CorruptFileError, DecodeError, FormatError
 from amber.security._unpickler import PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = [
@@ -311,6 +311,12 @@ def load_pickled(
                 f"{where}the pickle declares sizes far larger than the file ({known} bytes); "
                 "it is corrupt or hostile"
             ) from None
+        raise
+    except (DecodeError, FormatError, CorruptFileError) as exc:
+        # the checks after a load (a class the pickle changed, a malformed tree) say what, not where
+        if where and type(exc) in (DecodeError, FormatError, CorruptFileError) and len(exc.args) == 1:
+            if isinstance(exc.args[0], str) and not exc.args[0].startswith(where):
+                exc.args = (where + exc.args[0],)
         raise
     except (AmberError, RecursionError):
         raise

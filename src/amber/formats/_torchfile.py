@@ -499,7 +499,7 @@ class _Loader:
             if isinstance(exc, UntrustedTypeError) or getattr(exc, "_located", False):
                 raise
             # from the trust list (a name not importable here) or a guarded substitute
-            kind = FormatError if isinstance(exc, FormatError) else DecodeError
+            kind = CorruptFileError if isinstance(exc, CorruptFileError) else FormatError if isinstance(exc, FormatError) else DecodeError
             raise _located(kind(f"{self.where(self.at())}: {exc}")) from None
         except MemoryError:
             raise

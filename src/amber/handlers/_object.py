@@ -30,6 +30,7 @@ from typing import Any
 
 from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
+from amber.security._guards import check_for
 from amber.trust import is_denied
 
 __all__ = ["GLOBAL", "OBJECT", "PARTIAL", "REDUCE", "STATE", "fallback_for", "global_name"]
@@ -254,6 +255,9 @@ class _ReduceBase(Handler):
                 obj[k] = v
         if state is not None:
             _apply_state(obj, state, name)
+        check = check_for(type(obj))
+        if check is not None:  # compiled code that trusts its state (a tree's child links)
+            check(obj)
         return obj
 
     @abstractmethod

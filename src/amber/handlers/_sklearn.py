@@ -21,6 +21,7 @@ from amber.errors import CorruptFileError
 from amber.handlers._base import REGISTRY, DecodeContext, EncodeContext, Handler
 from amber.handlers._numpy import dtype_from_node, dtype_to_node
 from amber.handlers._object import REDUCE
+from amber.security._guards import tree_nodes_problem
 
 __all__ = ["TreeHandler"]
 
@@ -91,14 +92,16 @@ class TreeHandler(Handler):
         for ref, need in ((m.get("nodes"), count * NODE_DTYPE.itemsize), (m.get("values"), count * shape[1] * shape[2] * 8)):
             if ctx.blob_nbytes(ref) != need:
                 raise CorruptFileError(f"a tree's blob holds {ctx.blob_nbytes(ref)} bytes, not {need}")
-        # data only: __setstate__ copies the records, nothing follows the child links until
-        # predict, and the load has verified every checksum before it returns the tree
+        # data only: the records are checked and copied, nothing else reads them, and the
+        # load verifies every checksum before it returns (a damaged blob is named as such)
         nodes = np.frombuffer(ctx.blob(m["nodes"], data_only=True), dtype=NODE_DTYPE)
         values = np.frombuffer(ctx.blob(m["values"], data_only=True), dtype=np.float64).reshape(shape)
+        max_depth = _int(m.get("max_depth"), "max_depth")
+        problem = tree_nodes_problem(nodes, n_features, max_depth)
+        if problem is not None:
+            raise CorruptFileError(f"malformed sklearn.tree.Tree node: {problem}; predict would read outside the tree")
         tree = Tree(n_features, n_classes, n_outputs)
-        tree.__setstate__(
-            {"max_depth": _int(m.get("max_depth"), "max_depth"), "node_count": count, "nodes": nodes, "values": values}
-        )
+        tree.__setstate__({"max_depth": max_depth, "node_count": count, "nodes": nodes, "values": values})
         return tree
 
 

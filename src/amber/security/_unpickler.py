@@ -26,6 +26,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from amber.security._guards import check_for
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import DecodeError, FormatError, UntrustedTypeError
 
@@ -230,6 +231,8 @@ class PickleTrust:
         self._cache: dict[tuple[str, str], Any] = {}
         #: id -> (name, object, snapshot of its attributes) of every global handed out
         self._watched: dict[int, tuple[str, Any, Any]] = {}
+        #: (check, instance) of every object made of a class whose instances are checked
+        self._built: list[tuple[Callable[[Any], None], Any]] = []
 
     def _load_lazy(self, full: str) -> None:
         for prefix in [p for p in self._lazy if full.startswith(p)]:
@@ -266,7 +269,26 @@ class PickleTrust:
         full = f"{obj.__module__}.{obj.__qualname__}.{name}"
         if is_denied(full) or not self.is_trusted(full) or full == "builtins.getattr":
             raise Refused(full, is_denied(full))
-        return getattr(obj, name)
+        return self._checked(getattr(obj, name))
+
+    def _checked(self, obj: Any) -> Any:
+        """``obj``, or for a class whose instances are checked (:func:`check_for`) a stand-in
+        that makes them and keeps them for :meth:`check_built` (BUILD sets their state after
+        they are made; a stand-in is no class, so NEWOBJ cannot make one without it)."""
+        if not isinstance(obj, type):
+            return obj
+        check = check_for(obj)
+        if check is None:
+            return obj
+        built = self._built
+
+        def make(*args: Any) -> Any:
+            inst = obj(*args)
+            built.append((check, inst))
+            return inst
+
+        make.__qualname__ = make.__name__ = f"checked_{obj.__name__}"
+        return make
 
     def find(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -291,10 +313,18 @@ class PickleTrust:
             obj = _import(full)
         else:
             raise Refused(full, is_denied(full))
+        obj = self._checked(obj)
         self._cache[key] = obj
         if id(obj) not in self._watched:
             self._watched[id(obj)] = (full, obj, _snapshot(obj))
         return obj
+
+    def check_built(self) -> None:
+        """After a load: run the check of every object made of a checked class (its state is
+        set by now); the first that fails raises, and nothing of the load is handed out."""
+        built, self._built = self._built, []
+        for check, inst in built:
+            check(inst)
 
     def check_untouched(self) -> None:
         """After a load: undo and refuse any change the pickle made to a class or function it
@@ -325,9 +355,11 @@ class _Restricted:
 
     def load(self) -> Any:
         try:
-            return super().load()  # type: ignore[misc]
+            out = super().load()  # type: ignore[misc]
         finally:
             self._trust.check_untouched()
+        self._trust.check_built()
+        return out
 
 
 class SafeUnpickler(_Restricted, pickle.Unpickler):

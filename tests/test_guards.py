@@ -1,0 +1,253 @@
+"""Checks of rebuilt objects whose compiled code trusts its state (amber.security._guards).
+
+scikit-learn's Tree follows the child links of its node records without bounds checks:
+a file with a link outside the tree makes the first predict read outside the process's
+memory (a segfault, seen by hand). Every load path must refuse such a tree before it
+hands anything out: the native tree handler, the native generic reducer, pickle, joblib
+and torch.save files. The C check and its NumPy twin must name the same first bad node.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingClassifier, RandomForestClassifier
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+from sklearn.tree._tree import NODE_DTYPE, Tree
+
+import amber
+from amber.security import _guards
+from amber.security._guards import check_for, check_sklearn_tree, tree_nodes_problem
+
+C_BUILT = _guards._C is not None
+
+
+@pytest.fixture(scope="module")
+def fitted() -> DecisionTreeClassifier:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    return DecisionTreeClassifier(max_depth=6, random_state=0).fit(X, y)
+
+
+def _records(left: list[int], right: list[int], feature: list[int]) -> np.ndarray:
+    nodes = np.zeros(len(left), dtype=NODE_DTYPE)
+    nodes["left_child"], nodes["right_child"], nodes["feature"] = left, right, feature
+    return nodes
+
+
+def _both(nodes: np.ndarray, n_features: int, max_depth: int) -> str | None:
+    slow = tree_nodes_problem(nodes, n_features, max_depth, fast=False)
+    if C_BUILT:
+        assert tree_nodes_problem(nodes, n_features, max_depth) == slow
+    return slow
+
+
+def _with_nodes(model: Any, edit: Callable[[np.ndarray], None], max_depth: int | None = None) -> Any:
+    """A copy of ``model`` whose tree's records ``edit`` changed (set without any check)."""
+    state = model.tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    edit(nodes)
+    tree = Tree(*model.tree_.__reduce__()[1])
+    tree.__setstate__({**state, "nodes": nodes, "max_depth": state["max_depth"] if max_depth is None else max_depth})
+    bad = copy.copy(model)
+    bad.tree_ = tree
+    return bad
+
+
+# --- the check itself -------------------------------------------------------------------
+
+def test_real_trees_pass(fitted: DecisionTreeClassifier) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(200, 4))
+    y = (X[:, 0] > 0).astype(int)
+    models = [
+        fitted,
+        DecisionTreeRegressor(random_state=0).fit(X, X[:, 1]),
+        DecisionTreeClassifier(max_leaf_nodes=9, random_state=0).fit(X, y),  # best-first builder
+    ]
+    trees = [m.tree_ for m in models]
+    trees += [e.tree_ for e in RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y).estimators_]
+    trees += [e.tree_ for e in ExtraTreesRegressor(n_estimators=5, random_state=0).fit(X, X[:, 0]).estimators_]
+    trees += [e.tree_ for e in GradientBoostingClassifier(n_estimators=5, random_state=0).fit(X, y).estimators_.ravel()]
+    for t in trees:
+        state = t.__getstate__()
+        assert _both(state["nodes"], t.n_features, state["max_depth"]) is None
+        check_sklearn_tree(t)
+    assert check_for(Tree) is check_sklearn_tree
+    assert check_for(DecisionTreeClassifier) is None
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "feature", "max_depth", "reason"),
+    [
+        ([], [], [], 0, "the tree has no nodes"),
+        ([-1], [-1], [-2], 0, None),
+        ([1, -1, -1], [2, -1, -1], [0, -2, -2], 1, None),
+        ([1, -1, -1], [2, -1, -1], [0, -2, -2], 0, "leaf 1 lies 1 levels deep, below the tree's max_depth 0"),
+        ([1, -1, -1], [-1, -1, -1], [0, -2, -2], 1, "node 0 has one child"),
+        ([-1, -1, -1], [2, -1, -1], [0, -2, -2], 1, "node 0 has one child"),
+        ([1, -1, -1], [3, -1, -1], [0, -2, -2], 1, "node 0 links to a child outside nodes 1..2"),
+        ([0, -1, -1], [2, -1, -1], [0, -2, -2], 1, "node 0 links to a child outside nodes 1..2"),
+        ([1, -1, -1], [1, -1, -1], [0, -2, -2], 1, "node 0 links to a child outside nodes 1..2"),
+        ([10**12, -1, -1], [2, -1, -1], [0, -2, -2], 1, "node 0 links to a child outside nodes 1..2"),
+        ([-7, -1, -1], [2, -1, -1], [0, -2, -2], 1, "node 0 links to a child outside nodes 1..2"),
+        ([1, -1, -1], [2, -1, -1], [5, -2, -2], 1, "node 0 splits on feature 5, outside 0..4"),
+        ([1, -1, -1], [2, -1, -1], [-1, -2, -2], 1, "node 0 splits on feature -1, outside 0..4"),
+        ([1, -1, -1, -1], [2, -1, -1, -1], [0, -2, -2, -2], 2, "no node links to node 3"),
+        ([1, 3, -1, -1, -1], [2, 4, 3, -1, -1], [0, 0, 0, -2, -2], 2, "node 2 has one child"),
+        ([1, 3, 3, -1, -1], [2, 4, 4, -1, -1], [0, 0, 0, -2, -2], 2, "node 3 is the child of more than one node"),
+        ([1, -1, 3, -1, -1], [2, -1, 4, -1, -1], [0, -2, 1, -2, -2], 2, None),
+        ([1, -1, 3, -1, -1], [2, -1, 4, -1, -1], [0, -2, 1, -2, -2], 1, "leaf 3 lies 2 levels deep, below the tree's max_depth 1"),
+    ],
+)
+def test_each_rule(left: list[int], right: list[int], feature: list[int], max_depth: int, reason: str | None) -> None:
+    assert _both(_records(left, right, feature), 5, max_depth) == reason
+
+
+@st.composite
+def _node_records(draw: Any) -> tuple[np.ndarray, int, int]:
+    """A random valid tree (children drawn after their parent), then maybe a few edits."""
+    n_features = draw(st.integers(1, 6))
+    left, right, feature, depth = [-1], [-1], [-2], [0]
+    frontier = [0]
+    while frontier and len(left) < draw(st.integers(1, 60)):
+        i = frontier.pop(draw(st.integers(0, len(frontier) - 1)))
+        n = len(left)
+        left[i], right[i], feature[i] = n, n + 1, draw(st.integers(0, n_features - 1))
+        left += [-1, -1]
+        right += [-1, -1]
+        feature += [-2, -2]
+        depth += [depth[i] + 1] * 2
+        frontier += [n, n + 1]
+    cols = [left, right, feature]
+    for _ in range(draw(st.integers(0, 3))):
+        col = draw(st.integers(0, 2))
+        at = draw(st.integers(0, len(left) - 1))
+        cols[col][at] = draw(st.integers(-3, len(left) + 2) | st.sampled_from([-(1 << 63), (1 << 63) - 1]))
+    max_depth = max(depth) + draw(st.integers(-2, 2))
+    return _records(*cols), n_features, max_depth
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_node_records())
+def test_c_and_numpy_agree(case: tuple[np.ndarray, int, int]) -> None:
+    nodes, n_features, max_depth = case
+    _both(nodes, n_features, max_depth)
+
+
+def test_records_of_another_layout_use_numpy(fitted: DecisionTreeClassifier) -> None:
+    nodes = fitted.tree_.__getstate__()["nodes"]
+    other = nodes.astype([(k, "<i4" if k in ("left_child", "right_child", "feature") else v[0])
+                          for k, v in NODE_DTYPE.fields.items()])
+    assert tree_nodes_problem(other, 5, fitted.tree_.max_depth) is None
+    assert tree_nodes_problem(np.zeros(3, dtype=[("a", "<i8")]), 5, 3) == "the node records lack child links or features"
+
+
+# --- every load path refuses a malformed tree ---------------------------------------------
+
+BAD_TREES: dict[str, Callable[[np.ndarray], None]] = {
+    "child past the end": lambda n: n["left_child"].__setitem__(0, 10**9),
+    "negative child": lambda n: n["right_child"].__setitem__(0, -5),
+    "child loops back": lambda n: n["left_child"].__setitem__(int(np.flatnonzero(n["left_child"] > 0)[-1]), 0),
+    "one child": lambda n: n["right_child"].__setitem__(0, -1),
+    "feature out of range": lambda n: n["feature"].__setitem__(0, 99),
+}
+
+
+def _dumped(model: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    p = tmp_path / f"model.{how}"
+    if how == "amber":
+        amber.dump(model, p)
+    elif how == "amber-generic":  # the generic reducer, as for a tree of another layout
+        from amber.handlers._object import REDUCE
+        from amber.handlers._sklearn import TreeHandler
+
+        monkeypatch.setattr(TreeHandler, "encode", lambda self, obj, ctx: REDUCE.encode(obj, ctx))
+        amber.dump(model, p)
+        monkeypatch.undo()
+    elif how == "pkl":
+        with open(p, "wb") as fh:
+            pickle.dump(model, fh, protocol=4)
+    elif how == "joblib":
+        joblib.dump(model, p)
+    else:
+        torch.save({"model": model}, p)
+    return p
+
+
+HOW = ["amber", "amber-generic", "pkl", "joblib", "pt"]
+
+
+@pytest.mark.parametrize("how", HOW)
+@pytest.mark.parametrize("bad", list(BAD_TREES), ids=list(BAD_TREES))
+def test_malformed_tree_refused(fitted: Any, how: str, bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _dumped(_with_nodes(fitted, BAD_TREES[bad]), how, tmp_path, monkeypatch)
+    kw = {"trusted": ["sklearn"]} if how == "pt" else {}
+    with pytest.raises(amber.CorruptFileError, match=r"(node|leaf) \d+ .*predict would read outside the tree") as info:
+        amber.load(p, **kw)
+    assert str(p) in str(info.value)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_tree_deeper_than_its_max_depth_refused(fitted: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """decision_path writes one entry per level into a buffer sized by max_depth."""
+    p = _dumped(_with_nodes(fitted, lambda n: None, max_depth=2), how, tmp_path, monkeypatch)
+    kw = {"trusted": ["sklearn"]} if how == "pt" else {}
+    with pytest.raises(amber.CorruptFileError, match=r"leaf \d+ lies \d+ levels deep, below the tree's max_depth 2"):
+        amber.load(p, **kw)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_good_tree_loads_everywhere(fitted: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    p = _dumped(fitted, how, tmp_path, monkeypatch)
+    out = amber.load(p, **({"trusted": ["sklearn"]} if how == "pt" else {}))
+    model = out["model"] if how == "pt" else out
+    X = np.random.default_rng(2).normal(size=(50, 5))
+    np.testing.assert_array_equal(model.predict(X), fitted.predict(X))
+    assert (model.decision_path(X) != fitted.decision_path(X)).nnz == 0
+
+
+def test_tree_without_state_refused(tmp_path: Path) -> None:
+    """``Tree(n_features, n_classes, n_outputs)`` with no state has no nodes: predict would read
+    node 0 of an empty array. A pickle that builds one and never sets its state is refused."""
+    empty = Tree(3, np.array([2], dtype=np.intp), 1)
+    with pytest.raises(amber.CorruptFileError, match="the tree has no nodes"):  # state set: no nodes
+        amber.loads(pickle.dumps(empty, protocol=2))
+    with pytest.raises(amber.CorruptFileError, match="the tree has no nodes"):  # REDUCE without BUILD
+        amber.loads(pickle.dumps(_NoBuild(empty), protocol=2))
+
+
+class _NoBuild:
+    """Pickles as ``Tree(*args)`` with no state (what a hostile file may write)."""
+
+    def __init__(self, tree: Any) -> None:
+        self.args = tree.__reduce__()[1]
+
+    def __reduce__(self) -> Any:
+        return (Tree, self.args)
+
+
+def test_check_runs_once_per_tree_of_a_forest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(100, 3))
+    forest = RandomForestClassifier(n_estimators=7, random_state=0).fit(X, X[:, 0] > 0)
+    seen: list[Any] = []
+    real = _guards.CHECKED["sklearn.tree._tree.Tree"]
+    monkeypatch.setitem(_guards._checks, Tree, lambda t: (seen.append(t), real(t)))
+    p = tmp_path / "f.pkl"
+    p.write_bytes(pickle.dumps(forest))
+    loaded = amber.load(p)
+    assert len(seen) == 7 and all(any(s is e.tree_ for e in loaded.estimators_) for s in seen)
+    assert os.path.getsize(p) > 0
