@@ -22,7 +22,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sklearn.ensemble import ExtraTreesRegressor, GradientBoostingClassifier, RandomForestClassifier
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+)
+from sklearn.neighbors import BallTree, KDTree, KNeighborsClassifier
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.tree._tree import NODE_DTYPE, Tree
 
@@ -180,6 +186,9 @@ def _dumped(model: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     elif how == "pkl":
         with open(p, "wb") as fh:
             pickle.dump(model, fh, protocol=4)
+    elif how == "pkl0":
+        with open(p, "wb") as fh:
+            pickle.dump(model, fh, protocol=0)
     elif how == "joblib":
         joblib.dump(model, p)
     else:
@@ -187,16 +196,20 @@ def _dumped(model: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return p
 
 
-HOW = ["amber", "amber-generic", "pkl", "joblib", "pt"]
+def _load(p: Path, how: str) -> Any:
+    out = amber.load(p, **({"trusted": ["sklearn"]} if how == "pt" else {}))
+    return out["model"] if how == "pt" else out
+
+
+HOW = ["amber", "amber-generic", "pkl", "pkl0", "joblib", "pt"]
 
 
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize("bad", list(BAD_TREES), ids=list(BAD_TREES))
 def test_malformed_tree_refused(fitted: Any, how: str, bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = _dumped(_with_nodes(fitted, BAD_TREES[bad]), how, tmp_path, monkeypatch)
-    kw = {"trusted": ["sklearn"]} if how == "pt" else {}
-    with pytest.raises(amber.CorruptFileError, match=r"(node|leaf) \d+ .*predict would read outside the tree") as info:
-        amber.load(p, **kw)
+    with pytest.raises(amber.CorruptFileError, match=r"(node|leaf) \d+ .*predict would read outside its memory") as info:
+        _load(p, how)
     assert str(p) in str(info.value)
 
 
@@ -204,19 +217,109 @@ def test_malformed_tree_refused(fitted: Any, how: str, bad: str, tmp_path: Path,
 def test_tree_deeper_than_its_max_depth_refused(fitted: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """decision_path writes one entry per level into a buffer sized by max_depth."""
     p = _dumped(_with_nodes(fitted, lambda n: None, max_depth=2), how, tmp_path, monkeypatch)
-    kw = {"trusted": ["sklearn"]} if how == "pt" else {}
     with pytest.raises(amber.CorruptFileError, match=r"leaf \d+ lies \d+ levels deep, below the tree's max_depth 2"):
-        amber.load(p, **kw)
+        _load(p, how)
+
+
+# --- histogram gradient boosting and neighbors trees --------------------------------------
+
+def _hgb() -> Any:
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 4))
+    X[:, 3] = rng.integers(0, 6, 300)
+    y = (X[:, 0] + (X[:, 3] > 2) > 0.5).astype(int)
+    return HistGradientBoostingClassifier(max_iter=5, categorical_features=[3], random_state=0).fit(X, y), X
+
+
+def _hgb_bad(edit: Callable[[Any], None]) -> Callable[[], Any]:
+    def make() -> Any:
+        model, _ = _hgb()
+        bad = copy.deepcopy(model)
+        edit(bad._predictors[2][0])
+        return bad
+
+    return make
+
+
+def _first_split(pred: Any, categorical: bool) -> int:
+    nodes = pred.nodes
+    return int(np.flatnonzero((nodes["is_leaf"] == 0) & ((nodes["is_categorical"] != 0) == categorical))[0])
+
+
+def _neighbors_bad(cls: type, field: int, edit: Callable[[Any], Any]) -> Callable[[], Any]:
+    def make() -> Any:
+        tree = cls(np.random.default_rng(5).normal(size=(80, 3)), leaf_size=5)
+        state = list(tree.__getstate__())
+        state[field] = edit(copy.copy(state[field]))
+        bad = cls.__new__(cls)
+        bad.__setstate__(tuple(state))
+        return bad
+
+    return make
+
+
+def _set(arr: np.ndarray, where: Any, value: Any) -> np.ndarray:
+    arr = arr.copy()
+    if type(where) is tuple:  # (field, row) of a record array
+        arr[where[0]][where[1]] = value
+    else:
+        arr[where] = value
+    return arr
+
+
+BAD_OTHERS: dict[str, tuple[Callable[[], Any], str]] = {
+    "hgb child past the end": (
+        _hgb_bad(lambda p: p.nodes["left"].__setitem__(_first_split(p, False), 10**6)),
+        r"node \d+ links to a child outside"),
+    "hgb feature past n_features": (
+        _hgb_bad(lambda p: p.nodes["feature_idx"].__setitem__(_first_split(p, False), 9)),
+        r"node \d+ splits on feature 9, outside 0..3"),
+    "hgb categorical split on a numeric feature": (
+        _hgb_bad(lambda p: p.nodes["feature_idx"].__setitem__(_first_split(p, True), 1)),
+        r"makes a categorical split on feature 1, which the binner treats as numeric"),
+    "hgb bitset past the end": (
+        _hgb_bad(lambda p: p.nodes["bitset_idx"].__setitem__(_first_split(p, True), 40)),
+        r"names bitset 40, past the \d+ of its binned_left_cat_bitsets"),
+    "hgb short bitsets": (
+        _hgb_bad(lambda p: setattr(p, "raw_left_cat_bitsets", np.zeros((5, 2), np.uint32))),
+        r"raw_left_cat_bitsets are not rows of 8 uint32 words"),
+    "kd index past the rows": (
+        _neighbors_bad(KDTree, 1, lambda a: _set(a, 7, 10**7)), r"index array names rows outside 0..79"),
+    "ball index negative": (
+        _neighbors_bad(BallTree, 1, lambda a: _set(a, 0, -3)), r"index array names rows outside 0..79"),
+    "kd node range past the index": (
+        _neighbors_bad(KDTree, 2, lambda a: _set(a, ("idx_end", 3), 500)), r"node 3 covers index entries"),
+    "ball inner node without children": (
+        _neighbors_bad(BallTree, 2, lambda a: _set(a, ("is_leaf", -1), 0)), r"is no leaf, but its children"),
+    "kd bounds too small": (
+        _neighbors_bad(KDTree, 3, lambda a: np.ascontiguousarray(a[:, :2])), r"node bounds .* do not cover"),
+}
 
 
 @pytest.mark.parametrize("how", HOW)
-def test_good_tree_loads_everywhere(fitted: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    p = _dumped(fitted, how, tmp_path, monkeypatch)
-    out = amber.load(p, **({"trusted": ["sklearn"]} if how == "pt" else {}))
-    model = out["model"] if how == "pt" else out
-    X = np.random.default_rng(2).normal(size=(50, 5))
+@pytest.mark.parametrize("bad", list(BAD_OTHERS), ids=list(BAD_OTHERS))
+def test_malformed_models_refused(how: str, bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make, match = BAD_OTHERS[bad]
+    p = _dumped(make(), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=match) as info:
+        _load(p, how)
+    assert str(p) in str(info.value) and "predict would read outside its memory" in str(info.value)
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_good_models_load_everywhere(fitted: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(50, 5))
+    model = _load(_dumped(fitted, how, tmp_path, monkeypatch), how)
     np.testing.assert_array_equal(model.predict(X), fitted.predict(X))
     assert (model.decision_path(X) != fitted.decision_path(X)).nnz == 0
+    hgb, Xh = _hgb()
+    again = _load(_dumped(hgb, how, tmp_path, monkeypatch), how)
+    np.testing.assert_array_equal(again.predict_proba(Xh), hgb.predict_proba(Xh))
+    for algorithm in ("kd_tree", "ball_tree"):
+        knn = KNeighborsClassifier(n_neighbors=3, algorithm=algorithm).fit(X, X[:, 0] > 0)
+        again = _load(_dumped(knn, how, tmp_path, monkeypatch), how)
+        np.testing.assert_array_equal(again.kneighbors(X[:7])[1], knn.kneighbors(X[:7])[1])
 
 
 def test_tree_without_state_refused(tmp_path: Path) -> None:

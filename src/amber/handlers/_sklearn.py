@@ -99,7 +99,7 @@ class TreeHandler(Handler):
         max_depth = _int(m.get("max_depth"), "max_depth")
         problem = tree_nodes_problem(nodes, n_features, max_depth)
         if problem is not None:
-            raise CorruptFileError(f"malformed sklearn.tree.Tree node: {problem}; predict would read outside the tree")
+            raise CorruptFileError(f"malformed sklearn.tree.Tree node: {problem}; predict would read outside its memory")
         tree = Tree(n_features, n_classes, n_outputs)
         tree.__setstate__({"max_depth": max_depth, "node_count": count, "nodes": nodes, "values": values})
         return tree

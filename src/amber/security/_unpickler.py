@@ -146,7 +146,7 @@ def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     if not isinstance(cls, type) or base not in _RECONSTRUCTOR_BASES or not issubclass(cls, base):
         raise DecodeError(f"copyreg._reconstructor({cls!r}, {base!r}, ...) is not how Python pickles objects")
     if base is object:
-        return object.__new__(cls)
+        return cls.__new__(cls) if isinstance(cls, _Recorder) else object.__new__(cls)
     obj = base.__new__(cls, state)
     if base.__init__ != object.__init__:
         base.__init__(obj, state)
@@ -273,22 +273,12 @@ class PickleTrust:
 
     def _checked(self, obj: Any) -> Any:
         """``obj``, or for a class whose instances are checked (:func:`check_for`) a stand-in
-        that makes them and keeps them for :meth:`check_built` (BUILD sets their state after
-        they are made; a stand-in is no class, so NEWOBJ cannot make one without it)."""
+        class that makes real instances and keeps them for :meth:`check_built` (BUILD sets
+        their state after they are made)."""
         if not isinstance(obj, type):
             return obj
         check = check_for(obj)
-        if check is None:
-            return obj
-        built = self._built
-
-        def make(*args: Any) -> Any:
-            inst = obj(*args)
-            built.append((check, inst))
-            return inst
-
-        make.__qualname__ = make.__name__ = f"checked_{obj.__name__}"
-        return make
+        return obj if check is None else _stand_in(obj, check, self._built)
 
     def find(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -322,7 +312,8 @@ class PickleTrust:
     def check_built(self) -> None:
         """After a load: run the check of every object made of a checked class (its state is
         set by now); the first that fails raises, and nothing of the load is handed out."""
-        built, self._built = self._built, []
+        built = self._built[:]
+        self._built.clear()  # in place: the stand-ins append to this list
         for check, inst in built:
             check(inst)
 
@@ -341,6 +332,34 @@ class PickleTrust:
         )
 
 
+class _Recorder(type):
+    """Metaclass of the stand-ins: calling one (REDUCE) calls the real class."""
+
+    _amber_real: type
+    _amber_check: Callable[[Any], None]
+    _amber_built: list[tuple[Callable[[Any], None], Any]]
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        inst = cls._amber_real(*args, **kwargs)
+        cls._amber_built.append((cls._amber_check, inst))
+        return inst
+
+
+def _stand_in(real: type, check: Callable[[Any], None], built: list[tuple[Callable[[Any], None], Any]]) -> type:
+    """A class standing in for ``real`` in one load: calling it (REDUCE) and its ``__new__``
+    (NEWOBJ, ``copyreg._reconstructor``) make instances of ``real``, each kept in ``built``
+    with its check."""
+
+    def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        inst = real.__new__(real, *args, **kwargs)
+        built.append((check, inst))
+        return inst
+
+    ns = {"__new__": __new__, "_amber_real": real, "_amber_check": check, "_amber_built": built,
+          "__module__": real.__module__, "__qualname__": f"checked<{real.__qualname__}>"}
+    return _Recorder(f"checked_{real.__name__}", (), ns)
+
+
 class _Restricted:
     """Globals through a :class:`PickleTrust`; after the load, imported globals untouched."""
 
@@ -354,6 +373,7 @@ class _Restricted:
         return self._trust.find(module, name)
 
     def load(self) -> Any:
+        self._trust._built.clear()  # what an earlier, abandoned load made is not handed out
         try:
             out = super().load()  # type: ignore[misc]
         finally:
