@@ -258,6 +258,12 @@ def _neighbors_bad(cls: type, field: int, edit: Callable[[Any], Any]) -> Callabl
     return make
 
 
+def _metric(name: str, **kw: Any) -> Any:
+    from sklearn.metrics import DistanceMetric
+
+    return DistanceMetric.get_metric(name, **kw)
+
+
 def _set(arr: np.ndarray, where: Any, value: Any) -> np.ndarray:
     arr = arr.copy()
     if type(where) is tuple:  # (field, row) of a record array
@@ -291,6 +297,17 @@ BAD_OTHERS: dict[str, tuple[Callable[[], Any], str]] = {
         _neighbors_bad(KDTree, 2, lambda a: _set(a, ("idx_end", 3), 500)), r"node 3 covers index entries"),
     "ball inner node without children": (
         _neighbors_bad(BallTree, 2, lambda a: _set(a, ("is_leaf", -1), 0)), r"is no leaf, but its children"),
+    "kd leaf size 0": (_neighbors_bad(KDTree, 4, lambda v: 0), r"its leaf size is 0"),
+    "ball minkowski weights short": (
+        _neighbors_bad(BallTree, 11, lambda m: _metric("minkowski", p=3, w=np.ones(1))), r"Minkowski\) has weights of shape \(1,\)"),
+    "kd minkowski weights short": (
+        _neighbors_bad(KDTree, 11, lambda m: _metric("minkowski", p=3, w=np.ones(2))), r"Minkowski\) has weights of shape \(2,\)"),
+    "ball seuclidean variances short": (
+        _neighbors_bad(BallTree, 11, lambda m: _metric("seuclidean", V=np.ones(1))), r"standardized Euclidean\) has variances"),
+    "ball mahalanobis matrix small": (
+        _neighbors_bad(BallTree, 11, lambda m: _metric("mahalanobis", VI=np.eye(1))), r"Mahalanobis\) has a matrix of shape \(1, 1\)"),
+    "ball haversine on 3 features": (
+        _neighbors_bad(BallTree, 11, lambda m: _metric("haversine")), r"Haversine\) measures points of 2 features, not 3"),
     "kd bounds too small": (
         _neighbors_bad(KDTree, 3, lambda a: np.ascontiguousarray(a[:, :2])), r"node bounds .* do not cover"),
 }
@@ -354,3 +371,128 @@ def test_check_runs_once_per_tree_of_a_forest(tmp_path: Path, monkeypatch: pytes
     loaded = amber.load(p)
     assert len(seen) == 7 and all(any(s is e.tree_ for e in loaded.estimators_) for s in seen)
     assert os.path.getsize(p) > 0
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_metrics_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(40, 3))
+    trees = [
+        BallTree(X, metric="minkowski", p=3, w=np.array([1.0, 2.0, 0.5])),
+        KDTree(X, metric="minkowski", p=3),
+        BallTree(X, metric="seuclidean", V=np.array([1.0, 2.0, 3.0])),
+        BallTree(X, metric="mahalanobis", VI=np.eye(3) * 2),
+        BallTree(X[:, :2] / 4, metric="haversine"),
+    ]
+    for tree in trees:
+        Q = np.asarray(tree.data)[:4]
+        again = _load(_dumped(tree, how, tmp_path, monkeypatch), how)
+        np.testing.assert_array_equal(again.query(Q, k=2)[1], tree.query(Q, k=2)[1])
+
+
+class _Calls:
+    """Pickles (and saves) as a call of ``cls`` with ``args``, as a hostile file may."""
+
+    def __init__(self, cls: Any, args: tuple[Any, ...]) -> None:
+        self.cls, self.args = cls, args
+
+    def __reduce__(self) -> Any:
+        return (self.cls, self.args)
+
+
+def _hostile_calls() -> dict[str, tuple[Any, tuple[Any, ...], str]]:
+    from sklearn.neighbors._quad_tree import _QuadTree
+    from sklearn.tree._criterion import Entropy, Gini
+    from sklearn.utils._fast_dict import IntFloatDict
+
+    return {
+        "gini outputs past its class counts": (Gini, (10**7, np.array([2], dtype=np.intp)), "10000000 outputs with 1 class counts"),
+        "entropy outputs past its class counts": (Entropy, (3, np.array([2, 2], dtype=np.intp)), "3 outputs with 2 class counts"),
+        "int float dict values past its keys": (IntFloatDict, (np.array([1], dtype=np.intp), np.ones(4000)), "4000 values with 1 keys"),
+        "quad tree of 40 dimensions": (_QuadTree, (40, 0), "40 dimensions"),
+    }
+
+
+@pytest.mark.parametrize("how", ["pkl", "pkl0", "amber"])
+@pytest.mark.parametrize("case", ["gini outputs past its class counts", "entropy outputs past its class counts",
+                                  "int float dict values past its keys", "quad tree of 40 dimensions"])
+def test_hostile_constructor_arguments_refused(case: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Compiled constructors that read their arguments unchecked are not called with bad ones
+    (Gini(10**7, [2]) crashed the process while unpickling)."""
+    cls, args, match = _hostile_calls()[case]
+    p = _dumped(_Calls(cls, args), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=match) as info:
+        amber.load(p)
+    assert "building it would read or write outside its memory" in str(info.value)
+
+
+def test_good_constructor_arguments_pass() -> None:
+    from sklearn.tree._criterion import Gini
+
+    g = Gini(2, np.array([3, 4], dtype=np.intp))
+    for data in (pickle.dumps(g), amber.dumps(g)):
+        again = amber.loads(data)
+        assert type(again) is Gini and again.__reduce__()[1][0] == 2
+
+
+def _svm_models() -> dict[str, Any]:
+    import warnings
+
+    import scipy.sparse as sp
+    from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(60, 4))
+    y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # probability= is deprecated in 1.9
+        prob = SVC(probability=True, random_state=0).fit(X, y)
+    return {
+        "svc": SVC().fit(X, y), "svc-prob": prob, "nusvc": NuSVC().fit(X, X[:, 0] > 0), "svr": SVR().fit(X, X[:, 0]),
+        "nusvr": NuSVR().fit(X, X[:, 0]), "ocsvm": OneClassSVM().fit(X),
+        "svc-precomputed": SVC(kernel="precomputed").fit(X @ X.T, y), "svc-sparse": SVC().fit(sp.csr_matrix(X), y),
+    }
+
+
+SVM_BREAKS: dict[str, tuple[Callable[[Any], None], str]] = {
+    "support index past the samples": (lambda m: setattr(m, "support_", m.support_ + 10**6), r"support indices name samples outside"),
+    "negative class size": (lambda m: m._n_support.__setitem__(0, -5), r"class sizes .* are not at least two counts"),
+    "dual coefficients short": (lambda m: setattr(m, "_dual_coef_", np.zeros((m._dual_coef_.shape[0], 1))), r"dual coefficients have shape"),
+    "intercepts missing": (lambda m: setattr(m, "_intercept_", np.zeros(0)), r"intercepts"),
+}
+
+
+@pytest.mark.parametrize("how", ["pkl", "amber"])
+@pytest.mark.parametrize("brk", list(SVM_BREAKS))
+def test_malformed_svm_refused(brk: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit, match = SVM_BREAKS[brk]
+    for name, model in _svm_models().items():
+        bad = copy.deepcopy(model)
+        edit(bad)
+        p = _dumped(bad, how, tmp_path, monkeypatch)
+        with pytest.raises(amber.CorruptFileError, match=match):
+            amber.load(p)
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib", "amber"])
+def test_good_svm_and_kmeans_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(60, 4))
+    for name, model in _svm_models().items():
+        again = _load(_dumped(model, how, tmp_path, monkeypatch), how)
+        Xq = X @ X.T if name == "svc-precomputed" else X
+        np.testing.assert_array_equal(again.predict(Xq), model.predict(Xq))
+    for model in (KMeans(3, n_init=1, random_state=0).fit(X), MiniBatchKMeans(3, n_init=1, random_state=0).fit(X)):
+        np.testing.assert_array_equal(_load(_dumped(model, how, tmp_path, monkeypatch), how).predict(X), model.predict(X))
+
+
+def test_kmeans_centers_of_other_width_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.cluster import KMeans
+
+    model = KMeans(3, n_init=1, random_state=0).fit(np.random.default_rng(8).normal(size=(30, 4)))
+    model.cluster_centers_ = np.zeros((3, 1))
+    for how in ("pkl", "amber"):
+        with pytest.raises(amber.CorruptFileError, match=r"centers of shape \(3, 1\) do not have its 4 features"):
+            amber.load(_dumped(model, how, tmp_path, monkeypatch))

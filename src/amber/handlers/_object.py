@@ -30,7 +30,7 @@ from typing import Any
 
 from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
-from amber.security._guards import check_for
+from amber.security._guards import arg_check_for, check_for
 from amber.trust import is_denied
 
 __all__ = ["GLOBAL", "OBJECT", "PARTIAL", "REDUCE", "STATE", "fallback_for", "global_name"]
@@ -230,6 +230,10 @@ class _ReduceBase(Handler):
         kwargs = ctx.decode(kwargs) if kwargs is not None else {}
         if type(args) is not tuple or type(kwargs) is not dict:
             raise CorruptFileError(f"the arguments of {name} are malformed")
+        if isinstance(func, type):
+            arg_check = arg_check_for(func)
+            if arg_check is not None:  # compiled code that trusts its constructor's arguments
+                arg_check(args, kwargs)
         obj = self._create(name, func, args, kwargs, ctx)
         ctx.bind(obj)
         if state is not None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["CHECKED", "check_for", "check_hgb", "check_hgb_predictor", "check_sklearn_tree", "predictor_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_sklearn_tree", "predictor_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -209,6 +209,8 @@ def binary_tree_problem(tree: Any) -> str | None:
     state = tree.__getstate__()
     data, idx, nodes, bounds = state[0], state[1], state[2], state[3]
     n_nodes, metric, weights = state[6], state[11], state[12]
+    if type(state[4]) is not int or state[4] < 1:
+        return f"its leaf size is {state[4]!r:.20} (queries divide by it)"
     if not isinstance(data, np.ndarray) or data.ndim != 2 or data.shape[0] < 1:
         return "its data is not a 2-d array of at least one row"
     rows, cols = data.shape
@@ -238,7 +240,27 @@ def binary_tree_problem(tree: Any) -> str | None:
 
 def metric_problem(metric: Any, n_features: int) -> str | None:
     """Why a rebuilt ``DistanceMetric`` cannot measure points of ``n_features`` features
-    without reading outside its parameters, or None (filled in below)."""
+    without reading outside its parameters, or None. Its state is ``(p, vec, mat)``: the
+    weights of a Minkowski metric (none, or one per feature), the variances of a
+    standardized Euclidean one (one per feature), the inverse covariance of a Mahalanobis
+    one (``n_features`` square; its scratch buffer is sized from it); Haversine measures
+    points of exactly 2 features. Metrics without arrays need nothing."""
+    kind = type(metric).__name__.rstrip("0123456789")
+    if kind not in ("MinkowskiDistance", "SEuclideanDistance", "MahalanobisDistance", "HaversineDistance"):
+        return None
+    try:
+        state = metric.__getstate__()
+        vec, mat = np.asarray(state[1]), np.asarray(state[2])
+    except Exception as exc:  # noqa: BLE001 - any failure means: not a usable metric
+        return f"({kind}) has no readable state ({type(exc).__name__})"
+    if kind == "MinkowskiDistance" and (vec.ndim != 1 or len(vec) not in (0, n_features)):
+        return f"(Minkowski) has weights of shape {vec.shape} for {n_features} features"
+    if kind == "SEuclideanDistance" and vec.shape != (n_features,):
+        return f"(standardized Euclidean) has variances of shape {vec.shape} for {n_features} features"
+    if kind == "MahalanobisDistance" and mat.shape != (n_features, n_features):
+        return f"(Mahalanobis) has a matrix of shape {mat.shape} for {n_features} features"
+    if kind == "HaversineDistance" and n_features != 2:
+        return f"(Haversine) measures points of 2 features, not {n_features}"
     return None
 
 
@@ -247,6 +269,62 @@ def check_binary_tree(tree: Any) -> None:
     problem = binary_tree_problem(tree)
     if problem is not None:
         raise _refused(f"a scikit-learn {type(tree).__name__}", problem)
+
+
+def libsvm_problem(est: Any) -> str | None:
+    """Why a rebuilt libsvm model (``SVC``, ``NuSVC``, ``SVR``, ``NuSVR``, ``OneClassSVM``)
+    is unsafe to predict with, or None. libsvm takes its arrays as they are: the number of
+    support vectors comes from ``support_``, the class count from ``_n_support``, and the
+    sizes of the coefficient, intercept and probability arrays must follow from those."""
+    d = est.__dict__
+    if "support_" not in d:
+        return None  # not fitted: predict refuses
+    sup, sv, nsup = d.get("support_"), d.get("support_vectors_"), d.get("_n_support")
+    dual, icpt, pa, pb, fit = (d.get(k) for k in ("_dual_coef_", "_intercept_", "_probA", "_probB", "shape_fit_"))
+    if not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in (sup, nsup, icpt, pa, pb)):
+        return "its support indices, class sizes, intercepts or probability parameters are not 1-d arrays"
+    if not (isinstance(fit, tuple) and len(fit) == 2 and all(type(x) is int and x >= 0 for x in fit)):
+        return f"its training shape is {fit!r:.40}"
+    n = len(sup)
+    if n and (int(sup.min()) < 0 or int(sup.max()) >= fit[0]):
+        return f"its support indices name samples outside 0..{fit[0] - 1}"
+    k = len(nsup)
+    if k < 2 or int(nsup.min()) < 0:
+        return f"its class sizes {nsup.tolist()[:6]} are not at least two counts of zero or more"
+    if getattr(est, "_impl", None) in ("c_svc", "nu_svc"):
+        pairs = k * (k - 1) // 2
+        if int(nsup.sum()) != n:
+            return f"its class sizes add up to {int(nsup.sum())}, not its {n} support vectors"
+        want_dual, want_icpt, probs = (k - 1, n), pairs, (0, pairs)
+    else:
+        if k != 2:
+            return f"it has {k} class sizes, where libsvm's regression and one-class models have 2"
+        want_dual, want_icpt, probs = (1, n), 1, (0, 1)
+    if getattr(dual, "shape", None) != want_dual:
+        return f"its dual coefficients have shape {getattr(dual, 'shape', None)}, not {want_dual}"
+    if len(icpt) != want_icpt or len(pa) not in probs or len(pb) != len(pa):
+        return f"it has {len(icpt)} intercepts and {len(pa)}/{len(pb)} probability parameters for {k} classes"
+    if getattr(est, "kernel", None) != "precomputed" and not callable(getattr(est, "kernel", None)):
+        shape = getattr(sv, "shape", None)
+        if shape is None or len(shape) != 2 or shape[0] != n or shape[1] != fit[1]:
+            return f"its support vectors have shape {shape}, not ({n}, {fit[1]})"
+    return None
+
+
+def check_libsvm(est: Any) -> None:
+    problem = libsvm_problem(est)
+    if problem is not None:
+        raise _refused(f"a scikit-learn {type(est).__name__} model", problem)
+
+
+def check_kmeans(est: Any) -> None:
+    """k-means predicts on sparse data with one loop over ``n_features_in_`` per center."""
+    centers, n = est.__dict__.get("cluster_centers_"), est.__dict__.get("n_features_in_")
+    if centers is None:
+        return
+    if not isinstance(centers, np.ndarray) or centers.ndim != 2 or type(n) is not int or centers.shape[1] != n:
+        raise _refused(f"a scikit-learn {type(est).__name__} model",
+                       f"its centers of shape {getattr(centers, 'shape', None)} do not have its {n!r:.20} features")
 
 
 def _refused(what: str, problem: str) -> CorruptFileError:
@@ -269,6 +347,67 @@ def check_sklearn_tree(tree: Any) -> None:
         raise _refused("a scikit-learn decision tree", problem)
 
 
+def _criterion_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """``Gini(n_outputs, n_classes)`` reads ``n_classes[k]`` for every output unchecked."""
+    if kwargs or len(args) != 2:
+        return  # the constructor itself refuses other signatures
+    n_outputs, n_classes = args
+    count = len(n_classes) if isinstance(n_classes, np.ndarray) and n_classes.ndim == 1 else None
+    if type(n_outputs) is int and count is not None and n_outputs > count:
+        raise _refused_call("a scikit-learn classification criterion", f"{n_outputs} outputs with {count} class counts")
+
+
+def _int_float_dict_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """``IntFloatDict(keys, values)`` reads one key per value unchecked."""
+    if kwargs or len(args) != 2:
+        return
+    keys, values = (np.shape(a) for a in args)
+    if keys[:1] < values[:1]:
+        raise _refused_call("a scikit-learn IntFloatDict", f"{values[0]} values with {keys[0] if keys else 0} keys")
+
+
+def _quad_tree_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """``_QuadTree(n_dimensions, verbose)``: a point of more than 3 dimensions overflows
+    the fixed-size arrays of its cells."""
+    if args and type(args[0]) is int and not 1 <= args[0] <= 3:
+        raise _refused_call("a scikit-learn _QuadTree", f"{args[0]} dimensions (it holds 1 to 3)")
+
+
+def _refused_call(what: str, problem: str) -> CorruptFileError:
+    return CorruptFileError(
+        f"the file builds {what} from {problem}; building it would read or write outside its "
+        "memory, so the file is refused (it is damaged or hostile)"
+    )
+
+
+#: ``module.qualname`` of each class whose constructor arguments are checked before a load
+#: calls it (its C code trusts them), with the check ``(args, kwargs) -> None``.
+ARG_CHECKED: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], None]] = {
+    "sklearn.tree._criterion.Gini": _criterion_args,
+    "sklearn.tree._criterion.Entropy": _criterion_args,
+    "sklearn.tree._criterion.ClassificationCriterion": _criterion_args,
+    "sklearn.utils._fast_dict.IntFloatDict": _int_float_dict_args,
+    "sklearn.neighbors._quad_tree._QuadTree": _quad_tree_args,
+}
+_arg_checks: dict[type, Callable[[tuple[Any, ...], dict[str, Any]], None] | None] = {}
+
+
+def arg_check_for(cls: type) -> Callable[[tuple[Any, ...], dict[str, Any]], None] | None:
+    """The check of :data:`ARG_CHECKED` that arguments to ``cls`` must pass, or None."""
+    try:
+        return _arg_checks[cls]
+    except KeyError:
+        pass
+    fn = None
+    for k in getattr(cls, "__mro__", ()):
+        fn = ARG_CHECKED.get(f"{getattr(k, '__module__', None)}.{getattr(k, '__qualname__', None)}")
+        if fn is not None:
+            break
+    if len(_arg_checks) < 4096:
+        _arg_checks[cls] = fn
+    return fn
+
+
 #: ``module.qualname`` of each class whose instances are checked, with the check.
 CHECKED: dict[str, Callable[[Any], None]] = {
     "sklearn.tree._tree.Tree": check_sklearn_tree,
@@ -277,6 +416,8 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor": check_hgb,
     **{f"sklearn.neighbors.{m}.{c}{w}": check_binary_tree
        for m, c in (("_kd_tree", "KDTree"), ("_ball_tree", "BallTree")) for w in ("", "32", "64")},
+    **{f"sklearn.svm._classes.{c}": check_libsvm for c in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
+    **{f"sklearn.cluster._kmeans.{c}": check_kmeans for c in ("KMeans", "MiniBatchKMeans")},
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
 
@@ -287,7 +428,11 @@ def check_for(cls: type) -> Callable[[Any], None] | None:
         return _checks[cls]
     except KeyError:
         pass
-    fn = CHECKED.get(f"{getattr(cls, '__module__', None)}.{getattr(cls, '__qualname__', None)}")
+    fn = None
+    for k in getattr(cls, "__mro__", ()):  # a subclass of a checked class is checked alike
+        fn = CHECKED.get(f"{getattr(k, '__module__', None)}.{getattr(k, '__qualname__', None)}")
+        if fn is not None:
+            break
     if len(_checks) < 4096:
         _checks[cls] = fn
     return fn

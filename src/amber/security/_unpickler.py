@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from amber.security._guards import check_for
+from amber.security._guards import arg_check_for, check_for
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import DecodeError, FormatError, UntrustedTypeError
 
@@ -277,8 +277,10 @@ class PickleTrust:
         their state after they are made)."""
         if not isinstance(obj, type):
             return obj
-        check = check_for(obj)
-        return obj if check is None else _stand_in(obj, check, self._built)
+        check, args = check_for(obj), arg_check_for(obj)
+        if check is None and args is None:
+            return obj
+        return _stand_in(obj, check or _no_check, args or _no_args, self._built)
 
     def find(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -337,26 +339,40 @@ class _Recorder(type):
 
     _amber_real: type
     _amber_check: Callable[[Any], None]
+    _amber_args: Callable[[tuple[Any, ...], dict[str, Any]], None]
     _amber_built: list[tuple[Callable[[Any], None], Any]]
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        cls._amber_args(args, kwargs)
         inst = cls._amber_real(*args, **kwargs)
         cls._amber_built.append((cls._amber_check, inst))
         return inst
 
 
-def _stand_in(real: type, check: Callable[[Any], None], built: list[tuple[Callable[[Any], None], Any]]) -> type:
+def _no_check(obj: Any) -> None:
+    return None
+
+
+def _no_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    return None
+
+
+def _stand_in(
+    real: type, check: Callable[[Any], None], args_check: Callable[[tuple[Any, ...], dict[str, Any]], None],
+    built: list[tuple[Callable[[Any], None], Any]],
+) -> type:
     """A class standing in for ``real`` in one load: calling it (REDUCE) and its ``__new__``
-    (NEWOBJ, ``copyreg._reconstructor``) make instances of ``real``, each kept in ``built``
-    with its check."""
+    (NEWOBJ, ``copyreg._reconstructor``) check the arguments, then make an instance of
+    ``real``, kept in ``built`` with its check."""
 
     def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        args_check(args, kwargs)
         inst = real.__new__(real, *args, **kwargs)
         built.append((check, inst))
         return inst
 
-    ns = {"__new__": __new__, "_amber_real": real, "_amber_check": check, "_amber_built": built,
-          "__module__": real.__module__, "__qualname__": f"checked<{real.__qualname__}>"}
+    ns = {"__new__": __new__, "_amber_real": real, "_amber_check": check, "_amber_args": args_check,
+          "_amber_built": built, "__module__": real.__module__, "__qualname__": f"checked<{real.__qualname__}>"}
     return _Recorder(f"checked_{real.__name__}", (), ns)
 
 
