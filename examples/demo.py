@@ -115,6 +115,25 @@ def existing(work: str) -> None:
         print("a hostile pickle is refused:", exc)
     print("payload ran:", os.path.exists(marker))
 
+    # a file can also carry a model whose *data* is hostile: a tree whose child links point
+    # outside it. pickle.load returns it, and its first predict reads outside the process's
+    # memory (a segfault); amber checks the compiled models it rebuilds and refuses it
+    from sklearn.tree._tree import Tree
+
+    state = forest.estimators_[3].tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = 10**9
+    tampered = Tree(*forest.estimators_[3].tree_.__reduce__()[1])
+    tampered.__setstate__({**state, "nodes": nodes})
+    forest.estimators_[3].tree_ = tampered
+    bad = os.path.join(work, "tampered.pkl")
+    with open(bad, "wb") as fh:
+        pickle.dump(forest, fh)
+    try:
+        amber.load(bad)
+    except amber.CorruptFileError as exc:
+        print("a tampered forest is refused:", str(exc).replace(work + os.sep, ""))
+
     out = os.path.join(work, "forest.amber")
     amber.convert(pkl, out)
     info = amber.inspect(out)

@@ -496,3 +496,30 @@ def test_kmeans_centers_of_other_width_refused(tmp_path: Path, monkeypatch: pyte
     for how in ("pkl", "amber"):
         with pytest.raises(amber.CorruptFileError, match=r"centers of shape \(3, 1\) do not have its 4 features"):
             amber.load(_dumped(model, how, tmp_path, monkeypatch))
+
+
+def test_checked_classes_stay_themselves(fitted: Any) -> None:
+    """A pickle that stores a checked class itself gets that very class back."""
+    from sklearn.svm import SVC
+
+    out = amber.loads(pickle.dumps({"cls": SVC, "tree": Tree, "model": fitted}))
+    assert out["cls"] is SVC and out["tree"] is Tree and type(out["model"].tree_) is Tree
+
+
+@pytest.mark.parametrize("where", ["object array", "tuple in a set", "dict key", "deep list", "pandas object column"])
+def test_malformed_tree_found_wherever_it_sits(fitted: Any, where: str) -> None:
+    import pandas as pd
+
+    bad = _with_nodes(fitted, BAD_TREES["child past the end"])
+    if where == "object array":
+        holder: Any = np.array([1, bad, "x"], dtype=object)
+    elif where == "tuple in a set":
+        holder = {("a", bad.tree_)}
+    elif where == "dict key":
+        holder = {bad.tree_: 1}
+    elif where == "deep list":
+        holder = [[[[[bad]]]]]
+    else:
+        holder = pd.DataFrame({"m": pd.Series([None, bad], dtype=object)})
+    with pytest.raises(amber.CorruptFileError, match="links to a child outside"):
+        amber.loads(pickle.dumps(holder))

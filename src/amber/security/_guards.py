@@ -7,9 +7,11 @@ level into a buffer sized by ``max_depth``. ``Tree.__setstate__`` checks the dty
 shape of the records, not the links, so a file whose links point outside the tree makes
 the first ``predict`` read (and ``decision_path`` write) outside its memory: a crash at
 best. A load rebuilds such an object from the file's state and then checks it here,
-before anything is handed out: :func:`check_for` gives the check of a class (the safe
-unpicklers run it on every instance they build, the native format's generic handler
-after ``__setstate__``, and the native tree handler checks the records before it builds).
+before anything is handed out: :func:`check_for` gives the check of a class (the native
+format's generic handler runs it after ``__setstate__``, the native tree handler checks
+the records before it builds, and the safe unpicklers, after a load that named a checked
+class, run it on every instance reachable from the result: :func:`find_checked`). A few
+compiled constructors trust their arguments: :func:`arg_check_for` checks them first.
 
 Each check has a pure-NumPy twin of its C loop (``amber._speedups``); both name the same
 first bad node in the same words.
@@ -17,7 +19,9 @@ first bad node in the same words.
 
 from __future__ import annotations
 
+import gc
 import os
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +29,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_sklearn_tree", "predictor_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_sklearn_tree", "find_checked", "predictor_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -436,3 +440,42 @@ def check_for(cls: type) -> Callable[[Any], None] | None:
     if len(_checks) < 4096:
         _checks[cls] = fn
     return fn
+
+
+_ATOMS = frozenset({str, int, float, bytes, bool, type(None), complex})
+#: What the walk does not enter: code and namespaces a pickle can only name, never build
+#: (a class's attributes are guarded by the unpickler's check that nothing it imports changes).
+_OPAQUE = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType, types.CodeType,
+           types.FrameType, types.MethodDescriptorType, types.WrapperDescriptorType)
+
+
+def find_checked(root: Any) -> list[tuple[Callable[[Any], None], Any]]:
+    """(check, object) for every object reachable from ``root`` whose class has a check
+    (:func:`check_for`), found through the references the garbage collector sees (and the
+    items of object arrays, which it does not)."""
+    found: list[tuple[Callable[[Any], None], Any]] = []
+    seen: set[int] = set()
+    stack = [root]
+    referents = gc.get_referents
+    while stack:
+        o = stack.pop()
+        t = type(o)
+        if t in _ATOMS or id(o) in seen:
+            continue
+        seen.add(id(o))
+        if isinstance(o, _OPAQUE):
+            continue
+        check = _checks.get(t, _UNSEEN)
+        if check is _UNSEEN:
+            check = check_for(t)
+        if check is not None:
+            found.append((check, o))
+        if isinstance(o, np.ndarray):
+            if o.dtype.hasobject:
+                stack.extend(o.ravel(order="K").tolist())
+            continue
+        stack.extend(referents(o))
+    return found
+
+
+_UNSEEN = object()

@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from amber.security._guards import arg_check_for, check_for
+from amber.security._guards import arg_check_for, check_for, find_checked
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import DecodeError, FormatError, UntrustedTypeError
 
@@ -146,7 +146,7 @@ def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     if not isinstance(cls, type) or base not in _RECONSTRUCTOR_BASES or not issubclass(cls, base):
         raise DecodeError(f"copyreg._reconstructor({cls!r}, {base!r}, ...) is not how Python pickles objects")
     if base is object:
-        return cls.__new__(cls) if isinstance(cls, _Recorder) else object.__new__(cls)
+        return cls.__new__(cls) if isinstance(cls, _ArgsChecked) else object.__new__(cls)
     obj = base.__new__(cls, state)
     if base.__init__ != object.__init__:
         base.__init__(obj, state)
@@ -231,8 +231,8 @@ class PickleTrust:
         self._cache: dict[tuple[str, str], Any] = {}
         #: id -> (name, object, snapshot of its attributes) of every global handed out
         self._watched: dict[int, tuple[str, Any, Any]] = {}
-        #: (check, instance) of every object made of a class whose instances are checked
-        self._built: list[tuple[Callable[[Any], None], Any]] = []
+        #: did the load hand out a class whose instances are checked (see check_built)?
+        self._checked_classes = False
 
     def _load_lazy(self, full: str) -> None:
         for prefix in [p for p in self._lazy if full.startswith(p)]:
@@ -272,15 +272,17 @@ class PickleTrust:
         return self._checked(getattr(obj, name))
 
     def _checked(self, obj: Any) -> Any:
-        """``obj``, or for a class whose instances are checked (:func:`check_for`) a stand-in
-        class that makes real instances and keeps them for :meth:`check_built` (BUILD sets
-        their state after they are made)."""
+        """``obj``, noting a class whose instances are checked after the load
+        (:func:`check_for`), or for a class whose constructor arguments are checked
+        (:func:`arg_check_for`) a stand-in class that checks them before the real one is
+        called (REDUCE) or its ``__new__`` (NEWOBJ, ``copyreg._reconstructor``)."""
         if not isinstance(obj, type):
             return obj
-        check, args = check_for(obj), arg_check_for(obj)
-        if check is None and args is None:
-            return obj
-        return _stand_in(obj, check or _no_check, args or _no_args, self._built)
+        if check_for(obj) is not None:
+            self._checked_classes = True
+        args = arg_check_for(obj)
+        return obj if args is None else _args_checked(obj, args)
+
 
     def find(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -311,12 +313,14 @@ class PickleTrust:
             self._watched[id(obj)] = (full, obj, _snapshot(obj))
         return obj
 
-    def check_built(self) -> None:
-        """After a load: run the check of every object made of a checked class (its state is
-        set by now); the first that fails raises, and nothing of the load is handed out."""
-        built = self._built[:]
-        self._built.clear()  # in place: the stand-ins append to this list
-        for check, inst in built:
+    def check_built(self, root: Any) -> None:
+        """After a load that handed out a checked class: run the check of every instance of
+        one reachable from ``root`` (:func:`find_checked`); the first that fails raises, and
+        nothing of the load is handed out."""
+        if not self._checked_classes:
+            return
+        self._checked_classes = False
+        for check, inst in find_checked(root):
             check(inst)
 
     def check_untouched(self) -> None:
@@ -334,46 +338,31 @@ class PickleTrust:
         )
 
 
-class _Recorder(type):
-    """Metaclass of the stand-ins: calling one (REDUCE) calls the real class."""
+class _ArgsChecked(type):
+    """Metaclass of the stand-ins: calling one (REDUCE) checks the arguments, then calls the
+    real class."""
 
     _amber_real: type
-    _amber_check: Callable[[Any], None]
     _amber_args: Callable[[tuple[Any, ...], dict[str, Any]], None]
-    _amber_built: list[tuple[Callable[[Any], None], Any]]
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         cls._amber_args(args, kwargs)
-        inst = cls._amber_real(*args, **kwargs)
-        cls._amber_built.append((cls._amber_check, inst))
-        return inst
+        return cls._amber_real(*args, **kwargs)
 
 
-def _no_check(obj: Any) -> None:
-    return None
-
-
-def _no_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    return None
-
-
-def _stand_in(
-    real: type, check: Callable[[Any], None], args_check: Callable[[tuple[Any, ...], dict[str, Any]], None],
-    built: list[tuple[Callable[[Any], None], Any]],
-) -> type:
-    """A class standing in for ``real`` in one load: calling it (REDUCE) and its ``__new__``
-    (NEWOBJ, ``copyreg._reconstructor``) check the arguments, then make an instance of
-    ``real``, kept in ``built`` with its check."""
+def _args_checked(real: type, check: Callable[[tuple[Any, ...], dict[str, Any]], None]) -> type:
+    """A class standing in for ``real`` (a compiled class that trusts its constructor's
+    arguments) in one load: calling it and its ``__new__`` check the arguments first, then
+    make an instance of ``real``. (Only these few internal classes are replaced: a pickle
+    that stores such a class itself gets the stand-in back.)"""
 
     def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        args_check(args, kwargs)
-        inst = real.__new__(real, *args, **kwargs)
-        built.append((check, inst))
-        return inst
+        check(args, kwargs)
+        return real.__new__(real, *args, **kwargs)
 
-    ns = {"__new__": __new__, "_amber_real": real, "_amber_check": check, "_amber_args": args_check,
-          "_amber_built": built, "__module__": real.__module__, "__qualname__": f"checked<{real.__qualname__}>"}
-    return _Recorder(f"checked_{real.__name__}", (), ns)
+    ns = {"__new__": __new__, "_amber_real": real, "_amber_args": check,
+          "__module__": real.__module__, "__qualname__": f"checked<{real.__qualname__}>"}
+    return _ArgsChecked(f"checked_{real.__name__}", (), ns)
 
 
 class _Restricted:
@@ -389,12 +378,11 @@ class _Restricted:
         return self._trust.find(module, name)
 
     def load(self) -> Any:
-        self._trust._built.clear()  # what an earlier, abandoned load made is not handed out
         try:
             out = super().load()  # type: ignore[misc]
         finally:
             self._trust.check_untouched()
-        self._trust.check_built()
+        self._trust.check_built(out)
         return out
 
 
