@@ -92,7 +92,10 @@ def test_real_trees_pass(fitted: DecisionTreeClassifier) -> None:
         assert _both(state["nodes"], t.n_features, state["max_depth"]) is None
         check_sklearn_tree(t)
     assert check_for(Tree) is check_sklearn_tree
-    assert check_for(DecisionTreeClassifier) is None
+    from sklearn.linear_model import LogisticRegression
+
+    assert check_for(DecisionTreeClassifier) is _guards.check_tree_estimator
+    assert check_for(LogisticRegression) is None
 
 
 @pytest.mark.parametrize(
@@ -523,3 +526,14 @@ def test_malformed_tree_found_wherever_it_sits(fitted: Any, where: str) -> None:
         holder = pd.DataFrame({"m": pd.Series([None, bad], dtype=object)})
     with pytest.raises(amber.CorruptFileError, match="links to a child outside"):
         amber.loads(pickle.dumps(holder))
+
+
+@pytest.mark.parametrize("how", ["pkl", "amber"])
+def test_tree_estimator_with_a_criterion_object_refused(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """fit with a criterion object built for fewer classes than y has wrote past its arrays."""
+    from sklearn.tree._criterion import Gini
+
+    model = DecisionTreeClassifier(criterion=Gini(1, np.array([2], dtype=np.intp)))
+    with pytest.raises(amber.CorruptFileError, match="its criterion is a Gini object, not a name"):
+        amber.load(_dumped(model, how, tmp_path, monkeypatch))
+    amber.load(_dumped(DecisionTreeClassifier(criterion="entropy"), how, tmp_path, monkeypatch))

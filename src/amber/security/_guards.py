@@ -29,7 +29,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_sklearn_tree", "find_checked", "predictor_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -331,11 +331,19 @@ def check_kmeans(est: Any) -> None:
                        f"its centers of shape {getattr(centers, 'shape', None)} do not have its {n!r:.20} features")
 
 
-def _refused(what: str, problem: str) -> CorruptFileError:
-    return CorruptFileError(
-        f"{what} is malformed: {problem}; predict would read outside its memory, "
-        "so the file is refused (it is damaged or hostile)"
-    )
+def check_tree_estimator(est: Any) -> None:
+    """A decision tree estimator's ``criterion`` is a name: a criterion object built for
+    fewer classes than ``fit`` later meets writes past its arrays."""
+    criterion = est.__dict__.get("criterion")
+    if criterion is not None and not isinstance(criterion, str):
+        raise _refused(f"a scikit-learn {type(est).__name__}",
+                       f"its criterion is a {type(criterion).__name__} object, not a name; fit would write outside its memory",
+                       verb=None)
+
+
+def _refused(what: str, problem: str, verb: str | None = "predict") -> CorruptFileError:
+    why = f"; {verb} would read outside its memory" if verb else ""
+    return CorruptFileError(f"{what} is malformed: {problem}{why}, so the file is refused (it is damaged or hostile)")
 
 
 def check_sklearn_tree(tree: Any) -> None:
@@ -422,6 +430,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
        for m, c in (("_kd_tree", "KDTree"), ("_ball_tree", "BallTree")) for w in ("", "32", "64")},
     **{f"sklearn.svm._classes.{c}": check_libsvm for c in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
     **{f"sklearn.cluster._kmeans.{c}": check_kmeans for c in ("KMeans", "MiniBatchKMeans")},
+    "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
 
