@@ -394,9 +394,11 @@ class ContainerReader:
         for b in span[1:]:
             self._ahead[b.index] = buf[b.offset - first.offset : b.offset - first.offset + b.nbytes]
         if self.verify:
-            # here, not on the hasher thread: a job over many small blobs would take and drop
-            # the GIL once per blob, and each time one thread waits out the other's switch
-            # interval (5 ms); hashing the span at once costs about 1 ms per 10 MB
+            # here, at once, while the span is in the cache, not on the hasher thread: there
+            # the hashing competed with the decoding of these many small objects (a 100-tree
+            # forest: 17 ms this way, 40-44 ms with a Python job on the hasher thread, 30-37 ms
+            # even with a native thread that never took the GIL; a list of 1000 image tiles
+            # loads about 15 ms slower this way). Large blobs still overlap (_read_plain).
             bad = _check_span(memoryview(buf), first.offset, span)
             if bad is not None:
                 raise self._bad(self.blobs[bad[0]], bad[1])
