@@ -29,7 +29,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "sklearn_tree_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -173,14 +173,6 @@ def predictor_problem(pred: Any, n_features: int | None = None, categorical: np.
     return None
 
 
-def check_hgb_predictor(pred: Any) -> None:
-    """Raise CorruptFileError unless the rebuilt ``TreePredictor`` links as a tree and its
-    categorical splits name bitsets it holds (features are checked by its estimator)."""
-    problem = predictor_problem(pred)
-    if problem is not None:
-        raise _refused("a histogram gradient boosting tree", problem)
-
-
 def check_hgb(est: Any) -> None:
     """Raise CorruptFileError unless every tree of a rebuilt HistGradientBoosting model splits
     on features it has (as many as ``n_features_in_``), categorical where its binner says."""
@@ -268,13 +260,6 @@ def metric_problem(metric: Any, n_features: int) -> str | None:
     return None
 
 
-def check_binary_tree(tree: Any) -> None:
-    """Raise CorruptFileError unless the rebuilt neighbors tree is safe to query."""
-    problem = binary_tree_problem(tree)
-    if problem is not None:
-        raise _refused(f"a scikit-learn {type(tree).__name__}", problem)
-
-
 def libsvm_problem(est: Any) -> str | None:
     """Why a rebuilt libsvm model (``SVC``, ``NuSVC``, ``SVR``, ``NuSVR``, ``OneClassSVM``)
     is unsafe to predict with, or None. libsvm takes its arrays as they are: the number of
@@ -315,12 +300,6 @@ def libsvm_problem(est: Any) -> str | None:
     return None
 
 
-def check_libsvm(est: Any) -> None:
-    problem = libsvm_problem(est)
-    if problem is not None:
-        raise _refused(f"a scikit-learn {type(est).__name__} model", problem)
-
-
 def check_kmeans(est: Any) -> None:
     """k-means predicts on sparse data with one loop over ``n_features_in_`` per center."""
     centers, n = est.__dict__.get("cluster_centers_"), est.__dict__.get("n_features_in_")
@@ -346,17 +325,35 @@ def _refused(what: str, problem: str, verb: str | None = "predict") -> CorruptFi
     return CorruptFileError(f"{what} is malformed: {problem}{why}, so the file is refused (it is damaged or hostile)")
 
 
-def check_sklearn_tree(tree: Any) -> None:
-    """Raise CorruptFileError unless the rebuilt ``sklearn.tree._tree.Tree`` is safe to use."""
+def sklearn_tree_problem(tree: Any) -> str | None:
+    """Why a rebuilt ``sklearn.tree._tree.Tree`` is unsafe to use (:func:`tree_nodes_problem`,
+    and as many records as it declares nodes), or None."""
     state = tree.__getstate__()
     nodes = state["nodes"]
-    problem = None
     if state["node_count"] != len(nodes) or tree.capacity != len(nodes):
-        problem = f"it declares {state['node_count']} nodes and holds {len(nodes)}"
-    if problem is None:
-        problem = tree_nodes_problem(nodes, int(tree.n_features), int(state["max_depth"]))
-    if problem is not None:
-        raise _refused("a scikit-learn decision tree", problem)
+        return f"it declares {state['node_count']} nodes and holds {len(nodes)}"
+    return tree_nodes_problem(nodes, int(tree.n_features), int(state["max_depth"]))
+
+
+def _raising(problem: Callable[[Any], str | None], what: str) -> Callable[[Any], None]:
+    """The check that raises CorruptFileError when ``problem(obj)`` names one; ``what`` says
+    what the object is (``{name}``: its class's name)."""
+
+    def check(obj: Any) -> None:
+        found = problem(obj)
+        if found is not None:
+            raise _refused(what.format(name=type(obj).__name__), found)
+
+    check.__name__ = check.__qualname__ = "check_" + problem.__name__.removesuffix("_problem")
+    check.__doc__ = f"Raise CorruptFileError when :func:`{problem.__name__}` finds a problem."
+    return check
+
+
+check_sklearn_tree = _raising(sklearn_tree_problem, "a scikit-learn decision tree")
+#: (features are checked by the predictor's estimator: :func:`check_hgb`)
+check_hgb_predictor = _raising(predictor_problem, "a histogram gradient boosting tree")
+check_binary_tree = _raising(binary_tree_problem, "a scikit-learn {name}")
+check_libsvm = _raising(libsvm_problem, "a scikit-learn {name} model")
 
 
 def _criterion_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -404,20 +401,26 @@ ARG_CHECKED: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], None]] = {
 _arg_checks: dict[type, Callable[[tuple[Any, ...], dict[str, Any]], None] | None] = {}
 
 
-def arg_check_for(cls: type) -> Callable[[tuple[Any, ...], dict[str, Any]], None] | None:
-    """The check of :data:`ARG_CHECKED` that arguments to ``cls`` must pass, or None."""
+def _by_class(table: dict[str, Any], cache: dict[type, Any], cls: type) -> Any:
+    """``table``'s entry for ``cls`` or the nearest class of its MRO (a subclass of a listed
+    class is treated alike), None when there is none; remembered in ``cache``."""
     try:
-        return _arg_checks[cls]
+        return cache[cls]
     except KeyError:
         pass
     fn = None
     for k in getattr(cls, "__mro__", ()):
-        fn = ARG_CHECKED.get(f"{getattr(k, '__module__', None)}.{getattr(k, '__qualname__', None)}")
+        fn = table.get(f"{getattr(k, '__module__', None)}.{getattr(k, '__qualname__', None)}")
         if fn is not None:
             break
-    if len(_arg_checks) < 4096:
-        _arg_checks[cls] = fn
+    if len(cache) < 4096:
+        cache[cls] = fn
     return fn
+
+
+def arg_check_for(cls: type) -> Callable[[tuple[Any, ...], dict[str, Any]], None] | None:
+    """The check of :data:`ARG_CHECKED` that arguments to ``cls`` must pass, or None."""
+    return _by_class(ARG_CHECKED, _arg_checks, cls)  # type: ignore[no-any-return]
 
 
 #: ``module.qualname`` of each class whose instances are checked, with the check.
@@ -437,18 +440,7 @@ _checks: dict[type, Callable[[Any], None] | None] = {}
 
 def check_for(cls: type) -> Callable[[Any], None] | None:
     """The check of :data:`CHECKED` that rebuilt instances of the class ``cls`` must pass, or None."""
-    try:
-        return _checks[cls]
-    except KeyError:
-        pass
-    fn = None
-    for k in getattr(cls, "__mro__", ()):  # a subclass of a checked class is checked alike
-        fn = CHECKED.get(f"{getattr(k, '__module__', None)}.{getattr(k, '__qualname__', None)}")
-        if fn is not None:
-            break
-    if len(_checks) < 4096:
-        _checks[cls] = fn
-    return fn
+    return _by_class(CHECKED, _checks, cls)  # type: ignore[no-any-return]
 
 
 _ATOMS = frozenset({str, int, float, bytes, bool, type(None), complex})
