@@ -537,3 +537,19 @@ def test_tree_estimator_with_a_criterion_object_refused(how: str, tmp_path: Path
     with pytest.raises(amber.CorruptFileError, match="its criterion is a Gini object, not a name"):
         amber.load(_dumped(model, how, tmp_path, monkeypatch))
     amber.load(_dumped(DecisionTreeClassifier(criterion="entropy"), how, tmp_path, monkeypatch))
+
+
+def test_bisecting_kmeans_centers_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its prediction stacks the centers of its tree's nodes and runs k-means' loop over
+    n_features_in_ on them (the loop that read past narrow centers in KMeans)."""
+    from sklearn.cluster import BisectingKMeans
+
+    X = np.random.default_rng(9).normal(size=(60, 4))
+    model = BisectingKMeans(4, random_state=0).fit(X)
+    for how in ("pkl", "amber"):
+        np.testing.assert_array_equal(amber.load(_dumped(model, how, tmp_path, monkeypatch)).predict(X), model.predict(X))
+    bad = copy.deepcopy(model)
+    bad._bisecting_tree.left.center = np.zeros(1)
+    for how in ("pkl", "amber"):
+        with pytest.raises(amber.CorruptFileError, match=r"a cluster center of shape \(1,\) does not have its 4 features"):
+            amber.load(_dumped(bad, how, tmp_path, monkeypatch))

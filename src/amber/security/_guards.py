@@ -29,7 +29,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "sklearn_tree_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_bisecting_kmeans", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "sklearn_tree_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -310,6 +310,27 @@ def check_kmeans(est: Any) -> None:
                        f"its centers of shape {getattr(centers, 'shape', None)} do not have its {n!r:.20} features")
 
 
+def check_bisecting_kmeans(est: Any) -> None:
+    """Bisecting k-means predicts down its tree of clusters, stacking two nodes' centers at
+    each step; on sparse data the loop over ``n_features_in_`` reads each center."""
+    check_kmeans(est)
+    node, n = est.__dict__.get("_bisecting_tree"), est.__dict__.get("n_features_in_")
+    mean = est.__dict__.get("_X_mean")
+    what = f"a scikit-learn {type(est).__name__} model"
+    if mean is not None and (not isinstance(mean, np.ndarray) or mean.shape != (n,)):
+        raise _refused(what, f"its data mean of shape {getattr(mean, 'shape', None)} does not have its {n!r:.20} features")
+    stack, seen = ([node] if node is not None else []), set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            raise _refused(what, "its tree of clusters holds a cycle")
+        seen.add(id(node))
+        center = getattr(node, "center", None)
+        if not isinstance(center, np.ndarray) or center.shape != (n,):
+            raise _refused(what, f"a cluster center of shape {getattr(center, 'shape', None)} does not have its {n!r:.20} features")
+        stack += [c for c in (getattr(node, "left", None), getattr(node, "right", None)) if c is not None]
+
+
 def check_tree_estimator(est: Any) -> None:
     """A decision tree estimator's ``criterion`` is a name: a criterion object built for
     fewer classes than ``fit`` later meets writes past its arrays."""
@@ -433,6 +454,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
        for m, c in (("_kd_tree", "KDTree"), ("_ball_tree", "BallTree")) for w in ("", "32", "64")},
     **{f"sklearn.svm._classes.{c}": check_libsvm for c in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
     **{f"sklearn.cluster._kmeans.{c}": check_kmeans for c in ("KMeans", "MiniBatchKMeans")},
+    "sklearn.cluster._bisect_k_means.BisectingKMeans": check_bisecting_kmeans,
     "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
