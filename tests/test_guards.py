@@ -10,6 +10,7 @@ and torch.save files. The C check and its NumPy twin must name the same first ba
 from __future__ import annotations
 
 import copy
+import io
 import os
 import pickle
 from collections.abc import Callable
@@ -553,3 +554,16 @@ def test_bisecting_kmeans_centers_checked(tmp_path: Path, monkeypatch: pytest.Mo
     for how in ("pkl", "amber"):
         with pytest.raises(amber.CorruptFileError, match=r"a cluster center of shape \(1,\) does not have its 4 features"):
             amber.load(_dumped(bad, how, tmp_path, monkeypatch))
+
+
+def test_second_load_with_the_same_trust_is_checked_too(fitted: Any) -> None:
+    """The unpickler's cache hands out the class again without resolving it: the second of
+    two loads sharing one trust (as the legacy torch format's pickles do) is still checked."""
+    from amber.security._unpickler import PickleTrust, SafeUnpickler
+
+    trust = PickleTrust()
+    good = pickle.dumps(fitted)
+    bad = pickle.dumps(_with_nodes(fitted, BAD_TREES["child past the end"]))
+    SafeUnpickler(io.BytesIO(good), trust).load()
+    with pytest.raises(amber.CorruptFileError, match="links to a child outside"):
+        SafeUnpickler(io.BytesIO(bad), trust).load()

@@ -317,9 +317,8 @@ class PickleTrust:
         """After a load that handed out a checked class: run the check of every instance of
         one reachable from ``root`` (:func:`find_checked`); the first that fails raises, and
         nothing of the load is handed out."""
-        if not self._checked_classes:
+        if not self._checked_classes:  # (stays set: a later load may take the class from the cache)
             return
-        self._checked_classes = False
         for check, inst in find_checked(root):
             check(inst)
 
