@@ -567,3 +567,29 @@ def test_second_load_with_the_same_trust_is_checked_too(fitted: Any) -> None:
     SafeUnpickler(io.BytesIO(good), trust).load()
     with pytest.raises(amber.CorruptFileError, match="links to a child outside"):
         SafeUnpickler(io.BytesIO(bad), trust).load()
+
+
+class _NewObjEx:
+    """Pickles as NEWOBJ_EX: ``cls.__new__(cls, *args, **kwargs)``, keywords included."""
+
+    def __init__(self, cls: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.cls, self.args, self.kwargs = cls, args, kwargs
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        import copyreg
+
+        return (copyreg.__newobj_ex__, (self.cls, self.args, self.kwargs))
+
+
+@pytest.mark.parametrize("case", ["gini outputs past its class counts", "int float dict values past its keys",
+                                  "quad tree of 40 dimensions"])
+@pytest.mark.parametrize("split", [0, 1, 2])
+def test_hostile_constructor_keywords_refused(case: str, split: int) -> None:
+    """NEWOBJ_EX hands __new__ keywords, which Cython's __cinit__ takes: the check binds
+    them as the constructor would (split: how many arguments go by position)."""
+    cls, args, match = _hostile_calls()[case]
+    names = {"gini": ("n_outputs", "n_classes"), "int": ("keys", "values"), "quad": ("n_dimensions", "verbose")}
+    keys = names[case.split()[0]]
+    data = pickle.dumps(_NewObjEx(cls, args[:split], dict(zip(keys[split:], args[split:]))), protocol=4)
+    with pytest.raises(amber.CorruptFileError, match=match):
+        amber.loads(data)

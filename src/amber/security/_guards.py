@@ -377,11 +377,16 @@ check_binary_tree = _raising(binary_tree_problem, "a scikit-learn {name}")
 check_libsvm = _raising(libsvm_problem, "a scikit-learn {name} model")
 
 
+def _bind(args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
+    """The values of the parameters ``names`` from a call's arguments, by position or by
+    keyword (NEWOBJ_EX passes keywords to ``__new__``, which Cython's ``__cinit__`` takes);
+    None for one not given. Anything else is the constructor's to refuse."""
+    return tuple(args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names))
+
+
 def _criterion_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """``Gini(n_outputs, n_classes)`` reads ``n_classes[k]`` for every output unchecked."""
-    if kwargs or len(args) != 2:
-        return  # the constructor itself refuses other signatures
-    n_outputs, n_classes = args
+    n_outputs, n_classes = _bind(args, kwargs, ("n_outputs", "n_classes"))
     count = len(n_classes) if isinstance(n_classes, np.ndarray) and n_classes.ndim == 1 else None
     if type(n_outputs) is int and count is not None and n_outputs > count:
         raise _refused_call("a scikit-learn classification criterion", f"{n_outputs} outputs with {count} class counts")
@@ -389,9 +394,7 @@ def _criterion_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
 
 def _int_float_dict_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """``IntFloatDict(keys, values)`` reads one key per value unchecked."""
-    if kwargs or len(args) != 2:
-        return
-    keys, values = (np.shape(a) for a in args)
+    keys, values = (np.shape(a) if a is not None else () for a in _bind(args, kwargs, ("keys", "values")))
     if keys[:1] < values[:1]:
         raise _refused_call("a scikit-learn IntFloatDict", f"{values[0]} values with {keys[0] if keys else 0} keys")
 
@@ -399,8 +402,9 @@ def _int_float_dict_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
 def _quad_tree_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     """``_QuadTree(n_dimensions, verbose)``: a point of more than 3 dimensions overflows
     the fixed-size arrays of its cells."""
-    if args and type(args[0]) is int and not 1 <= args[0] <= 3:
-        raise _refused_call("a scikit-learn _QuadTree", f"{args[0]} dimensions (it holds 1 to 3)")
+    (dims,) = _bind(args, kwargs, ("n_dimensions",))
+    if type(dims) is int and not 1 <= dims <= 3:
+        raise _refused_call("a scikit-learn _QuadTree", f"{dims} dimensions (it holds 1 to 3)")
 
 
 def _refused_call(what: str, problem: str) -> CorruptFileError:
