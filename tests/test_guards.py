@@ -593,3 +593,23 @@ def test_hostile_constructor_keywords_refused(case: str, split: int) -> None:
     data = pickle.dumps(_NewObjEx(cls, args[:split], dict(zip(keys[split:], args[split:]))), protocol=4)
     with pytest.raises(amber.CorruptFileError, match=match):
         amber.loads(data)
+
+
+@pytest.mark.parametrize("holder", ["categorical", "frame", "series", "index"])
+@pytest.mark.parametrize("code", [30000, -2])
+def test_pandas_categorical_codes_out_of_range_refused(holder: str, code: int) -> None:
+    """pandas looks values up by code without a bounds check: a pickled Categorical whose
+    codes ran past its categories gave back other memory's bytes as values."""
+    import pandas as pd
+
+    cat = pd.Categorical(np.arange(300) % 200)
+    obj = {"categorical": cat, "frame": pd.DataFrame({"c": cat, "x": np.arange(300)}),
+           "series": pd.Series(cat), "index": pd.CategoricalIndex(cat)}[holder]
+    good = pickle.dumps(obj, protocol=5)
+    bad_codes = np.full_like(cat.codes, code)
+    bad = good.replace(cat.codes.tobytes(), bad_codes.tobytes())
+    assert bad != good
+    with pytest.raises(amber.CorruptFileError, match=rf"pandas Categorical is malformed: its codes run from {code} to {code}"):
+        amber.loads(bad)
+    again = amber.loads(good)
+    assert (again == obj).all() if holder != "frame" else again.equals(obj)

@@ -29,7 +29,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "check_bisecting_kmeans", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "sklearn_tree_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "categorical_problem", "check_bisecting_kmeans", "check_categorical", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "sklearn_tree_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -331,6 +331,19 @@ def check_bisecting_kmeans(est: Any) -> None:
         stack += [c for c in (getattr(node, "left", None), getattr(node, "right", None)) if c is not None]
 
 
+def categorical_problem(cat: Any) -> str | None:
+    """Why a rebuilt pandas ``Categorical`` is unsafe, or None: its codes must be integers
+    from -1 (missing) to one less than its number of categories (pandas looks values up
+    by code without a bounds check: a pickled code past the end read other memory)."""
+    codes, dtype = getattr(cat, "_codes", None), getattr(cat, "dtype", None)
+    categories = getattr(dtype, "categories", None)
+    if not isinstance(codes, np.ndarray) or codes.dtype.kind not in "iu" or categories is None:
+        return "its codes are not an integer array, or it has no categories"
+    if codes.size and (int(codes.min()) < -1 or int(codes.max()) >= len(categories)):
+        return f"its codes run from {int(codes.min())} to {int(codes.max())}, outside -1..{len(categories) - 1}"
+    return None
+
+
 def check_tree_estimator(est: Any) -> None:
     """A decision tree estimator's ``criterion`` is a name: a criterion object built for
     fewer classes than ``fit`` later meets writes past its arrays."""
@@ -356,14 +369,14 @@ def sklearn_tree_problem(tree: Any) -> str | None:
     return tree_nodes_problem(nodes, int(tree.n_features), int(state["max_depth"]))
 
 
-def _raising(problem: Callable[[Any], str | None], what: str) -> Callable[[Any], None]:
+def _raising(problem: Callable[[Any], str | None], what: str, verb: str = "predict") -> Callable[[Any], None]:
     """The check that raises CorruptFileError when ``problem(obj)`` names one; ``what`` says
-    what the object is (``{name}``: its class's name)."""
+    what the object is (``{name}``: its class's name), ``verb`` what would go wrong."""
 
     def check(obj: Any) -> None:
         found = problem(obj)
         if found is not None:
-            raise _refused(what.format(name=type(obj).__name__), found)
+            raise _refused(what.format(name=type(obj).__name__), found, verb)
 
     check.__name__ = check.__qualname__ = "check_" + problem.__name__.removesuffix("_problem")
     check.__doc__ = f"Raise CorruptFileError when :func:`{problem.__name__}` finds a problem."
@@ -375,6 +388,7 @@ check_sklearn_tree = _raising(sklearn_tree_problem, "a scikit-learn decision tre
 check_hgb_predictor = _raising(predictor_problem, "a histogram gradient boosting tree")
 check_binary_tree = _raising(binary_tree_problem, "a scikit-learn {name}")
 check_libsvm = _raising(libsvm_problem, "a scikit-learn {name} model")
+check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values")
 
 
 def _bind(args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -460,6 +474,8 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     **{f"sklearn.cluster._kmeans.{c}": check_kmeans for c in ("KMeans", "MiniBatchKMeans")},
     "sklearn.cluster._bisect_k_means.BisectingKMeans": check_bisecting_kmeans,
     "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
+    "pandas.Categorical": check_categorical,
+    "pandas.core.arrays.categorical.Categorical": check_categorical,
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
 
