@@ -613,3 +613,20 @@ def test_pandas_categorical_codes_out_of_range_refused(holder: str, code: int) -
         amber.loads(bad)
     again = amber.loads(good)
     assert (again == obj).all() if holder != "frame" else again.equals(obj)
+
+
+@pytest.mark.parametrize("kind", ["matrix", "array"])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "bsr", "coo", "dia"])
+def test_scipy_sparse_indices_out_of_range_refused(fmt: str, kind: str) -> None:
+    """SciPy's compiled routines index with a matrix's arrays unchecked: a pickled CSR
+    matrix with column indices past its width crashed A @ x (exit 139, by hand)."""
+    import scipy.sparse as sp
+
+    A = getattr(sp, f"{fmt}_{kind}")(sp.random(50, 40, density=0.2, format="csr", random_state=0))
+    good = pickle.dumps({"m": A}, protocol=5)
+    assert (amber.loads(good)["m"] != A).nnz == 0
+    arr = A.offsets if fmt == "dia" else (A.coords[0] if fmt == "coo" else A.indices)
+    bad = good.replace(arr.tobytes(), np.full_like(arr, 3 if fmt == "dia" else 10**8).tobytes())
+    assert bad != good
+    with pytest.raises(amber.CorruptFileError, match=rf"a SciPy sparse {fmt}_{kind} is malformed: .*computing with it"):
+        amber.loads(bad)

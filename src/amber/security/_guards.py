@@ -29,7 +29,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "categorical_problem", "check_bisecting_kmeans", "check_categorical", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "find_checked", "predictor_problem", "sklearn_tree_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "categorical_problem", "check_bisecting_kmeans", "check_categorical", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "check_sparse", "find_checked", "predictor_problem", "sklearn_tree_problem", "sparse_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -344,6 +344,28 @@ def categorical_problem(cat: Any) -> str | None:
     return None
 
 
+def sparse_problem(m: Any) -> str | None:
+    """Why a rebuilt SciPy sparse matrix or array is unsafe, or None. SciPy's compiled
+    routines index with its arrays unchecked (a pickled CSR matrix whose column indices
+    lay past its width crashed ``A @ x``); a pickle sets them without SciPy's constructor
+    checks, so they run here: ``check_format(full_check=True)`` for CSR, CSC and BSR, the
+    COO constructor's ``_check()``, and DIA's one data row per distinct offset."""
+    try:
+        if hasattr(m, "check_format"):
+            m.check_format(full_check=True)
+        elif hasattr(m, "_check"):
+            m._check()
+        else:  # DIA
+            data, offsets = m.data, m.offsets
+            if not (isinstance(data, np.ndarray) and isinstance(offsets, np.ndarray)) or data.ndim != 2 or offsets.ndim != 1:
+                return "its data or offsets are not arrays of 2 and 1 dimensions"
+            if data.shape[0] != len(offsets) or len(np.unique(offsets)) != len(offsets):
+                return f"it holds {data.shape[0]} diagonals for {len(offsets)} offsets, or an offset twice"
+    except (ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+        return f"{exc}".rstrip(".")
+    return None
+
+
 def check_tree_estimator(est: Any) -> None:
     """A decision tree estimator's ``criterion`` is a name: a criterion object built for
     fewer classes than ``fit`` later meets writes past its arrays."""
@@ -389,6 +411,7 @@ check_hgb_predictor = _raising(predictor_problem, "a histogram gradient boosting
 check_binary_tree = _raising(binary_tree_problem, "a scikit-learn {name}")
 check_libsvm = _raising(libsvm_problem, "a scikit-learn {name} model")
 check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values")
+check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it")
 
 
 def _bind(args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -475,6 +498,9 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "sklearn.cluster._bisect_k_means.BisectingKMeans": check_bisecting_kmeans,
     "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
     "pandas.Categorical": check_categorical,
+    "scipy.sparse._compressed._cs_matrix": check_sparse,
+    "scipy.sparse._coo._coo_base": check_sparse,
+    "scipy.sparse._dia._dia_base": check_sparse,
     "pandas.core.arrays.categorical.Categorical": check_categorical,
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
