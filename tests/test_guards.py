@@ -630,3 +630,76 @@ def test_scipy_sparse_indices_out_of_range_refused(fmt: str, kind: str) -> None:
     assert bad != good
     with pytest.raises(amber.CorruptFileError, match=rf"a SciPy sparse {fmt}_{kind} is malformed: .*computing with it"):
         amber.loads(bad)
+
+
+def _lgbm() -> tuple[Any, np.ndarray]:
+    import warnings
+
+    lgb = pytest.importorskip("lightgbm")
+    X = np.random.default_rng(10).normal(size=(200, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return lgb.LGBMClassifier(n_estimators=5, verbose=-1).fit(X, (X[:, 0] > 0).astype(int)), X
+
+
+def _tamper_lgbm(data: bytes) -> bytes:
+    """The first tree's left_child values overwritten in place (same length)."""
+    i = data.find(b"left_child=")
+    j = data.find(b"\n", i)
+    assert i > 0
+    return data[:i] + b"left_child=" + b"9" * (j - i - len(b"left_child=")) + data[j:]
+
+
+@pytest.mark.parametrize("how", ["pkl", "pkl0", "joblib"])
+def test_lightgbm_model_text_checked_before_lightgbm_parses_it(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Booster.__setstate__ hands the model text to LightGBM's parser, and a tampered tree
+    made predict crash (exit 139): amber's LightGBM checker sees the text first."""
+    import warnings
+
+    model, X = _lgbm()
+    p = _dumped(model, how, tmp_path, monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again = amber.load(p)
+        np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    assert type(again.booster_).__name__ == "Booster"
+    p.write_bytes(_tamper_lgbm(p.read_bytes()))
+    with pytest.raises(amber.CorruptFileError, match="LightGBM booster is malformed: its model fails amber's checks"):
+        amber.load(p)
+
+
+def test_lightgbm_booster_called_or_left_without_state_refused() -> None:
+    lgb = pytest.importorskip("lightgbm")
+    text = _lgbm()[0].booster_.model_to_string()
+    with pytest.raises(amber.DecodeError, match=r"calls Booster\(\.\.\.\), which its own pickling never does"):
+        amber.loads(pickle.dumps(_Calls(lgb.Booster, (None, None, None, _tamper_lgbm(text.encode()).decode()))))
+
+    bare = b"\x80\x02clightgbm.basic\nBooster\n)\x81."  # GLOBAL, EMPTY_TUPLE, NEWOBJ: no BUILD
+    with pytest.raises(amber.CorruptFileError, match="never gives it its state"):
+        amber.loads(bare)
+
+
+def test_lightgbm_state_checked_on_the_generic_reducer_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A native file may name the Booster class with a state of its own (not the booster
+    handler's node): that state is checked before __setstate__ sees it too."""
+    import lightgbm as lgb
+
+    from amber.handlers._gbm import LightGBMBoosterHandler
+    from amber.handlers._object import OBJECT
+
+    booster = _lgbm()[0].booster_
+    monkeypatch.setattr(LightGBMBoosterHandler, "encode", lambda self, obj, ctx: OBJECT.encode(obj, ctx))
+    data = amber.dumps(booster)
+    real_state = lgb.Booster.__getstate__
+
+    def tampered(self: Any) -> dict[str, Any]:
+        state = real_state(self)
+        state["_handle"] = _tamper_lgbm(state["_handle"].encode()).decode()
+        return state
+
+    monkeypatch.setattr(lgb.Booster, "__getstate__", tampered)
+    bad = amber.dumps(booster)
+    monkeypatch.undo()
+    assert type(amber.loads(data)).__name__ == "Booster"
+    with pytest.raises(amber.CorruptFileError, match="its model fails amber's checks"):
+        amber.loads(bad)

@@ -30,7 +30,7 @@ from typing import Any
 
 from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
-from amber.security._guards import arg_check_for, check_for
+from amber.security._guards import arg_check_for, check_for, state_check_for
 from amber.trust import is_denied
 
 __all__ = ["GLOBAL", "OBJECT", "PARTIAL", "REDUCE", "STATE", "fallback_for", "global_name"]
@@ -258,6 +258,9 @@ class _ReduceBase(Handler):
             for k, v in items.items():
                 obj[k] = v
         if state is not None:
+            state_check = state_check_for(type(obj))
+            if state_check is not None:  # its __setstate__ hands the state to a native parser
+                state = state_check(state)
             _apply_state(obj, state, name)
         check = check_for(type(obj))
         if check is not None:  # compiled code that trusts its state (a tree's child links)

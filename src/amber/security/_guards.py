@@ -29,7 +29,7 @@ import numpy as np
 
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "categorical_problem", "check_bisecting_kmeans", "check_categorical", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "check_sparse", "find_checked", "predictor_problem", "sklearn_tree_problem", "sparse_problem", "tree_nodes_problem"]
+__all__ = ["ARG_CHECKED", "CHECKED", "STATE_CHECKED", "state_check_for", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "categorical_problem", "check_bisecting_kmeans", "check_categorical", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "check_sparse", "find_checked", "predictor_problem", "sklearn_tree_problem", "sparse_problem", "tree_nodes_problem"]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -485,6 +485,53 @@ def arg_check_for(cls: type) -> Callable[[tuple[Any, ...], dict[str, Any]], None
     return _by_class(ARG_CHECKED, _arg_checks, cls)  # type: ignore[no-any-return]
 
 
+def _lightgbm_state(state: Any) -> Any:
+    """``lightgbm.Booster.__setstate__`` hands the model text to LightGBM's parser, which
+    crashes on malformed models (and a parsed bad model crashed ``predict``): the text is
+    checked by amber's LightGBM model checker first, and its canonical rendering (the same
+    bytes, for models LightGBM wrote) is what the parser gets."""
+    from amber.handlers._gbm import ModelError, check_lightgbm_model
+
+    if type(state) is not dict:
+        raise _refused_state("a LightGBM booster", f"its state is a {type(state).__name__}, not a dict")
+    key = "_handle" if "_handle" in state else "handle"
+    text = state.get(key)
+    if text is None:
+        return state
+    if type(text) is not str:
+        raise _refused_state("a LightGBM booster", f"its model is a {type(text).__name__}, not text")
+    try:
+        return {**state, key: check_lightgbm_model(text)}
+    except ModelError as exc:
+        raise _refused_state("a LightGBM booster", f"its model fails amber's checks: {exc}") from None
+
+
+def _refused_state(what: str, problem: str) -> CorruptFileError:
+    return CorruptFileError(
+        f"{what} is malformed: {problem}; its library would read outside its memory, "
+        "so the file is refused (it is damaged or hostile)"
+    )
+
+
+#: ``module.qualname`` of each class whose state is checked (and may be replaced by its
+#: checked form) before its ``__setstate__`` sees it, with the check ``state -> state``.
+STATE_CHECKED: dict[str, Callable[[Any], Any]] = {"lightgbm.basic.Booster": _lightgbm_state}
+_state_checks: dict[type, Callable[[Any], Any] | None] = {}
+
+
+def state_check_for(cls: type) -> Callable[[Any], Any] | None:
+    """The check of :data:`STATE_CHECKED` for the state of instances of ``cls``, or None."""
+    return _by_class(STATE_CHECKED, _state_checks, cls)  # type: ignore[no-any-return]
+
+
+def _stateless(obj: Any) -> None:
+    """An instance whose state check never ran (no ``__setstate__`` came) is refused."""
+    if getattr(type(obj), "_amber_unstated", False):
+        raise CorruptFileError(
+            f"the file makes a {type(obj).__mro__[1].__name__} and never gives it its state; refusing"
+        )
+
+
 #: ``module.qualname`` of each class whose instances are checked, with the check.
 CHECKED: dict[str, Callable[[Any], None]] = {
     "sklearn.tree._tree.Tree": check_sklearn_tree,
@@ -498,6 +545,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "sklearn.cluster._bisect_k_means.BisectingKMeans": check_bisecting_kmeans,
     "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
     "pandas.Categorical": check_categorical,
+    "lightgbm.basic.Booster": _stateless,
     "scipy.sparse._compressed._cs_matrix": check_sparse,
     "scipy.sparse._coo._coo_base": check_sparse,
     "scipy.sparse._dia._dia_base": check_sparse,

@@ -26,7 +26,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from amber.security._guards import arg_check_for, check_for, find_checked
+from amber.security._guards import arg_check_for, check_for, find_checked, state_check_for
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import DecodeError, FormatError, UntrustedTypeError
 
@@ -146,7 +146,7 @@ def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     if not isinstance(cls, type) or base not in _RECONSTRUCTOR_BASES or not issubclass(cls, base):
         raise DecodeError(f"copyreg._reconstructor({cls!r}, {base!r}, ...) is not how Python pickles objects")
     if base is object:
-        return cls.__new__(cls) if isinstance(cls, _ArgsChecked) else object.__new__(cls)
+        return cls.__new__(cls) if isinstance(cls, (_ArgsChecked, _NoCalls)) else object.__new__(cls)
     obj = base.__new__(cls, state)
     if base.__init__ != object.__init__:
         base.__init__(obj, state)
@@ -280,6 +280,9 @@ class PickleTrust:
             return obj
         if check_for(obj) is not None:
             self._checked_classes = True
+        state = state_check_for(obj)
+        if state is not None:
+            return _state_checked(obj, state)
         args = arg_check_for(obj)
         return obj if args is None else _args_checked(obj, args)
 
@@ -362,6 +365,35 @@ def _args_checked(real: type, check: Callable[[tuple[Any, ...], dict[str, Any]],
     ns = {"__new__": __new__, "_amber_real": real, "_amber_args": check,
           "__module__": real.__module__, "__qualname__": f"checked<{real.__qualname__}>"}
     return _ArgsChecked(f"checked_{real.__name__}", (), ns)
+
+
+class _NoCalls(type):
+    """Metaclass of the state-checking stand-ins: calling one (REDUCE) is refused (the
+    class's own pickling never calls it, and its constructor would parse what it is given)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        raise DecodeError(f"the pickle calls {cls.__mro__[2].__qualname__}(...), which its own pickling never does; refusing")
+
+
+def _state_checked(real: type, check: Callable[[Any], Any]) -> type:
+    """A stand-in for ``real`` whose ``__new__`` (NEWOBJ, ``copyreg._reconstructor``) makes an
+    instance of a subclass that checks the state BUILD gives it, then becomes a ``real``."""
+
+    def __setstate__(self: Any, state: Any) -> None:
+        state = check(state)
+        self.__class__ = real
+        real.__setstate__(self, state)
+
+    guarded = type(real)(f"unstated_{real.__name__}", (real,), {
+        "__setstate__": __setstate__, "_amber_unstated": True, "__module__": real.__module__,
+        "__qualname__": f"unstated<{real.__qualname__}>",
+    })
+
+    def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        return real.__new__(guarded)
+
+    return _NoCalls(f"checked_{real.__name__}", (guarded,), {"__new__": __new__, "__module__": real.__module__,
+                                                             "__qualname__": f"checked<{real.__qualname__}>"})
 
 
 class _Restricted:
