@@ -37,6 +37,7 @@ import orjson
 
 from amber._node import tag
 from amber._version import __version__
+from amber._compiled import compiled
 from amber.errors import (
     AmberError,
     CorruptFileError,
@@ -264,19 +265,10 @@ def _plain_scan_py(
     return None
 
 
-def _load_plain_scan() -> Callable[[Iterator[tuple[Any, Any]], list[Any]], tuple[Any, Any] | None]:
-    """The C twin of :func:`_plain_scan_py` (``amber._speedups``), else the Python one."""
-    if not os.environ.get("AMBER_PURE_PYTHON"):
-        try:
-            from amber._speedups import plain_scan
-        except ImportError:
-            pass
-        else:
-            return plain_scan  # type: ignore[no-any-return]
-    return _plain_scan_py
-
-
-_plain_scan = _load_plain_scan()
+#: the C twin of :func:`_plain_scan_py` (``amber._speedups``), else the Python one
+_plain_scan: Callable[[Iterator[tuple[Any, Any]], list[Any]], tuple[Any, Any] | None] = (
+    compiled("plain_scan") or _plain_scan_py
+)
 
 
 def _strict_scan(it: Iterator[tuple[Any, Any]], tuples: list[Any]) -> tuple[Any, Any] | None:

@@ -19,17 +19,38 @@ first bad node in the same words.
 
 from __future__ import annotations
 
+import functools
 import gc
-import os
 import types
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from amber._compiled import compiled
 from amber.errors import CorruptFileError
 
-__all__ = ["ARG_CHECKED", "CHECKED", "STATE_CHECKED", "state_check_for", "arg_check_for", "check_for", "check_hgb", "check_hgb_predictor", "categorical_problem", "check_bisecting_kmeans", "check_categorical", "check_kmeans", "check_libsvm", "check_tree_estimator", "check_sklearn_tree", "check_sparse", "find_checked", "predictor_problem", "sklearn_tree_problem", "sparse_problem", "tree_nodes_problem"]
+__all__ = [
+    "ARG_CHECKED",
+    "CHECKED",
+    "STATE_CHECKED",
+    "arg_check_for",
+    "check_for",
+    "find_checked",
+    "state_check_for",
+    "binary_tree_problem",
+    "bisecting_kmeans_problem",
+    "categorical_problem",
+    "hgb_problem",
+    "kmeans_problem",
+    "libsvm_problem",
+    "metric_problem",
+    "predictor_problem",
+    "sklearn_tree_problem",
+    "sparse_problem",
+    "tree_estimator_problem",
+    "tree_nodes_problem",
+]
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -80,31 +101,21 @@ def _reason(e: int, n: int, unlinked: bool, count: int, one: bool, out: bool, ba
     return f"leaf {e} lies {depth} levels deep, below the tree's max_depth {max_depth}"
 
 
-def _load_c() -> Any:
-    if os.environ.get("AMBER_PURE_PYTHON"):
-        return None
-    try:
-        from amber._speedups import tree_problem  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return tree_problem
-
-
-_C = _load_c()
+_C = compiled("tree_problem")
 _INTP = np.dtype(np.intp)
 _HUGE = 1 << 62
-#: record dtype -> (itemsize, left_child offset, right_child offset, all three native int64,
-#: feature offset), or () when it lacks a field
-_layouts: dict[np.dtype, tuple[int, ...]] = {}
 
 
-def _layout(dt: np.dtype) -> tuple[int, ...]:
+@functools.lru_cache(maxsize=16)
+def _layout(dt: np.dtype) -> tuple[int, int, int, int, bool] | None:
+    """(itemsize, left_child, right_child and feature offsets, all three native int64) of
+    a node record dtype, or None when it lacks one of the fields."""
     fields = dt.fields or {}
     keys = ("left_child", "right_child", "feature")
     if not all(k in fields for k in keys):
-        return ()
+        return None
     native = _INTP.itemsize == 8 and all(fields[k][0] == _INTP for k in keys)
-    return dt.itemsize, fields["left_child"][1], fields["right_child"][1], native, fields["feature"][1]
+    return dt.itemsize, fields["left_child"][1], fields["right_child"][1], fields["feature"][1], native
 
 
 def tree_nodes_problem(nodes: np.ndarray, n_features: int, max_depth: int, fast: bool = True) -> str | None:
@@ -113,13 +124,12 @@ def tree_nodes_problem(nodes: np.ndarray, n_features: int, max_depth: int, fast:
     indices, every node but the root is the child of exactly one node, every split is on a
     feature ``0 <= f < n_features`` and no leaf lies deeper than ``max_depth``.
     (Larger child indices make the links a tree that predict walks down and out of.)"""
-    layout = _layouts.get(nodes.dtype)
+    layout = _layout(nodes.dtype)
     if layout is None:
-        layout = _layouts[nodes.dtype] = _layout(nodes.dtype)
-    if not layout:
         return "the node records lack child links or features"
-    if fast and _C is not None and layout[3] and nodes.ndim == 1 and nodes.flags.c_contiguous:
-        return _C(memoryview(nodes).cast("B"), len(nodes), layout[0], layout[1], layout[2], layout[4], n_features, max_depth)
+    size, left_at, right_at, feature_at, native = layout
+    if fast and _C is not None and native and nodes.ndim == 1 and nodes.flags.c_contiguous:
+        return _C(memoryview(nodes).cast("B"), len(nodes), size, left_at, right_at, feature_at, n_features, max_depth)
     as64 = [np.asarray(nodes[k], dtype=np.int64) for k in ("left_child", "right_child", "feature")]
     return _links_problem(*as64, n_features, max_depth, fast)
 
@@ -173,27 +183,28 @@ def predictor_problem(pred: Any, n_features: int | None = None, categorical: np.
     return None
 
 
-def check_hgb(est: Any) -> None:
-    """Raise CorruptFileError unless every tree of a rebuilt HistGradientBoosting model splits
-    on features it has (as many as ``n_features_in_``), categorical where its binner says."""
+def hgb_problem(est: Any) -> str | None:
+    """Why a rebuilt HistGradientBoosting model is unsafe, or None: every split of every
+    tree on a feature it has (as many as ``n_features_in_``), categorical only where its
+    binner says (:func:`predictor_problem`)."""
     predictors = est.__dict__.get("_predictors")
     if predictors is None:  # not fitted: nothing predicts
-        return
+        return None
     n = est.__dict__.get("n_features_in_")
-    binner = est.__dict__.get("_bin_mapper")
-    flags = getattr(binner, "is_categorical_", None)
+    flags = getattr(est.__dict__.get("_bin_mapper"), "is_categorical_", None)
     if type(n) is not int or n < 1 or not isinstance(flags, np.ndarray) or flags.ndim != 1 or len(flags) < n:
-        raise _refused("a histogram gradient boosting model", "its feature count or categorical flags are missing")
-    categorical = flags[:n] != 0
+        return "its feature count or categorical flags are missing"
     if not isinstance(predictors, list) or not all(isinstance(it, list) for it in predictors):
-        raise _refused("a histogram gradient boosting model", "its trees are not lists of predictors")
+        return "its trees are not lists of predictors"
+    categorical = flags[:n] != 0
     for it, trees in enumerate(predictors):
         for k, pred in enumerate(trees):
             if type(pred).__qualname__ != "TreePredictor":
-                raise _refused("a histogram gradient boosting model", f"tree [{it}][{k}] is a {type(pred).__name__}")
+                return f"tree [{it}][{k}] is a {type(pred).__name__}"
             problem = predictor_problem(pred, n, categorical)
             if problem is not None:
-                raise _refused(f"tree [{it}][{k}] of a histogram gradient boosting model", problem)
+                return f"tree [{it}][{k}]: {problem}"
+    return None
 
 
 def binary_tree_problem(tree: Any) -> str | None:
@@ -300,35 +311,37 @@ def libsvm_problem(est: Any) -> str | None:
     return None
 
 
-def check_kmeans(est: Any) -> None:
+def kmeans_problem(est: Any) -> str | None:
     """k-means predicts on sparse data with one loop over ``n_features_in_`` per center."""
     centers, n = est.__dict__.get("cluster_centers_"), est.__dict__.get("n_features_in_")
-    if centers is None:
-        return
-    if not isinstance(centers, np.ndarray) or centers.ndim != 2 or type(n) is not int or centers.shape[1] != n:
-        raise _refused(f"a scikit-learn {type(est).__name__} model",
-                       f"its centers of shape {getattr(centers, 'shape', None)} do not have its {n!r:.20} features")
+    if centers is not None and (
+        not isinstance(centers, np.ndarray) or centers.ndim != 2 or type(n) is not int or centers.shape[1] != n
+    ):
+        return f"its centers of shape {getattr(centers, 'shape', None)} do not have its {n!r:.20} features"
+    return None
 
 
-def check_bisecting_kmeans(est: Any) -> None:
+def bisecting_kmeans_problem(est: Any) -> str | None:
     """Bisecting k-means predicts down its tree of clusters, stacking two nodes' centers at
-    each step; on sparse data the loop over ``n_features_in_`` reads each center."""
-    check_kmeans(est)
+    each step and running k-means' loop on them (:func:`kmeans_problem`)."""
+    problem = kmeans_problem(est)
+    if problem is not None:
+        return problem
     node, n = est.__dict__.get("_bisecting_tree"), est.__dict__.get("n_features_in_")
     mean = est.__dict__.get("_X_mean")
-    what = f"a scikit-learn {type(est).__name__} model"
     if mean is not None and (not isinstance(mean, np.ndarray) or mean.shape != (n,)):
-        raise _refused(what, f"its data mean of shape {getattr(mean, 'shape', None)} does not have its {n!r:.20} features")
+        return f"its data mean of shape {getattr(mean, 'shape', None)} does not have its {n!r:.20} features"
     stack, seen = ([node] if node is not None else []), set()
     while stack:
         node = stack.pop()
         if id(node) in seen:
-            raise _refused(what, "its tree of clusters holds a cycle")
+            return "its tree of clusters holds a cycle"
         seen.add(id(node))
         center = getattr(node, "center", None)
         if not isinstance(center, np.ndarray) or center.shape != (n,):
-            raise _refused(what, f"a cluster center of shape {getattr(center, 'shape', None)} does not have its {n!r:.20} features")
+            return f"a cluster center of shape {getattr(center, 'shape', None)} does not have its {n!r:.20} features"
         stack += [c for c in (getattr(node, "left", None), getattr(node, "right", None)) if c is not None]
+    return None
 
 
 def categorical_problem(cat: Any) -> str | None:
@@ -366,19 +379,20 @@ def sparse_problem(m: Any) -> str | None:
     return None
 
 
-def check_tree_estimator(est: Any) -> None:
+def tree_estimator_problem(est: Any) -> str | None:
     """A decision tree estimator's ``criterion`` is a name: a criterion object built for
     fewer classes than ``fit`` later meets writes past its arrays."""
     criterion = est.__dict__.get("criterion")
     if criterion is not None and not isinstance(criterion, str):
-        raise _refused(f"a scikit-learn {type(est).__name__}",
-                       f"its criterion is a {type(criterion).__name__} object, not a name; fit would write outside its memory",
-                       verb=None)
+        return f"its criterion is a {type(criterion).__name__} object, not a name"
+    return None
 
 
-def _refused(what: str, problem: str, verb: str | None = "predict") -> CorruptFileError:
-    why = f"; {verb} would read outside its memory" if verb else ""
-    return CorruptFileError(f"{what} is malformed: {problem}{why}, so the file is refused (it is damaged or hostile)")
+_PREDICT = "predict would read outside its memory"
+
+
+def _refused(what: str, problem: str, consequence: str = _PREDICT) -> CorruptFileError:
+    return CorruptFileError(f"{what} is malformed: {problem}; {consequence}, so the file is refused (it is damaged or hostile)")
 
 
 def sklearn_tree_problem(tree: Any) -> str | None:
@@ -391,14 +405,14 @@ def sklearn_tree_problem(tree: Any) -> str | None:
     return tree_nodes_problem(nodes, int(tree.n_features), int(state["max_depth"]))
 
 
-def _raising(problem: Callable[[Any], str | None], what: str, verb: str = "predict") -> Callable[[Any], None]:
+def _raising(problem: Callable[[Any], str | None], what: str, consequence: str = _PREDICT) -> Callable[[Any], None]:
     """The check that raises CorruptFileError when ``problem(obj)`` names one; ``what`` says
-    what the object is (``{name}``: its class's name), ``verb`` what would go wrong."""
+    what the object is (``{name}``: its class's name), ``consequence`` what would go wrong."""
 
     def check(obj: Any) -> None:
         found = problem(obj)
         if found is not None:
-            raise _refused(what.format(name=type(obj).__name__), found, verb)
+            raise _refused(what.format(name=type(obj).__name__), found, consequence)
 
     check.__name__ = check.__qualname__ = "check_" + problem.__name__.removesuffix("_problem")
     check.__doc__ = f"Raise CorruptFileError when :func:`{problem.__name__}` finds a problem."
@@ -406,12 +420,16 @@ def _raising(problem: Callable[[Any], str | None], what: str, verb: str = "predi
 
 
 check_sklearn_tree = _raising(sklearn_tree_problem, "a scikit-learn decision tree")
-#: (features are checked by the predictor's estimator: :func:`check_hgb`)
+#: (features are checked by the predictor's estimator: :func:`hgb_problem`)
 check_hgb_predictor = _raising(predictor_problem, "a histogram gradient boosting tree")
+check_hgb = _raising(hgb_problem, "a histogram gradient boosting model")
 check_binary_tree = _raising(binary_tree_problem, "a scikit-learn {name}")
 check_libsvm = _raising(libsvm_problem, "a scikit-learn {name} model")
-check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values")
-check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it")
+check_kmeans = _raising(kmeans_problem, "a scikit-learn {name} model")
+check_bisecting_kmeans = _raising(bisecting_kmeans_problem, "a scikit-learn {name} model")
+check_tree_estimator = _raising(tree_estimator_problem, "a scikit-learn {name}", "fit would write outside its memory")
+check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values would read outside its memory")
+check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 
 
 def _bind(args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -421,44 +439,49 @@ def _bind(args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...])
     return tuple(args[i] if i < len(args) else kwargs.get(n) for i, n in enumerate(names))
 
 
-def _criterion_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _criterion_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     """``Gini(n_outputs, n_classes)`` reads ``n_classes[k]`` for every output unchecked."""
     n_outputs, n_classes = _bind(args, kwargs, ("n_outputs", "n_classes"))
     count = len(n_classes) if isinstance(n_classes, np.ndarray) and n_classes.ndim == 1 else None
     if type(n_outputs) is int and count is not None and n_outputs > count:
-        raise _refused_call("a scikit-learn classification criterion", f"{n_outputs} outputs with {count} class counts")
+        return f"{n_outputs} outputs with {count} class counts"
+    return None
 
 
-def _int_float_dict_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _int_float_dict_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     """``IntFloatDict(keys, values)`` reads one key per value unchecked."""
     keys, values = (np.shape(a) if a is not None else () for a in _bind(args, kwargs, ("keys", "values")))
     if keys[:1] < values[:1]:
-        raise _refused_call("a scikit-learn IntFloatDict", f"{values[0]} values with {keys[0] if keys else 0} keys")
+        return f"{values[0]} values with {keys[0] if keys else 0} keys"
+    return None
 
 
-def _quad_tree_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+def _quad_tree_args(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     """``_QuadTree(n_dimensions, verbose)``: a point of more than 3 dimensions overflows
     the fixed-size arrays of its cells."""
     (dims,) = _bind(args, kwargs, ("n_dimensions",))
     if type(dims) is int and not 1 <= dims <= 3:
-        raise _refused_call("a scikit-learn _QuadTree", f"{dims} dimensions (it holds 1 to 3)")
+        return f"{dims} dimensions (it holds 1 to 3)"
+    return None
 
 
-def _refused_call(what: str, problem: str) -> CorruptFileError:
-    return CorruptFileError(
-        f"the file builds {what} from {problem}; building it would read or write outside its "
-        "memory, so the file is refused (it is damaged or hostile)"
-    )
+def _raising_call(problem: Callable[[tuple[Any, ...], dict[str, Any]], str | None], what: str) -> Callable[..., None]:
+    """The argument check that raises CorruptFileError when ``problem(args, kwargs)`` names one."""
+
+    def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        found = problem(args, kwargs)
+        if found is not None:
+            raise _refused(what, f"the file builds it from {found}", "building it would read or write outside its memory")
+
+    return check
 
 
 #: ``module.qualname`` of each class whose constructor arguments are checked before a load
 #: calls it (its C code trusts them), with the check ``(args, kwargs) -> None``.
 ARG_CHECKED: dict[str, Callable[[tuple[Any, ...], dict[str, Any]], None]] = {
-    "sklearn.tree._criterion.Gini": _criterion_args,
-    "sklearn.tree._criterion.Entropy": _criterion_args,
-    "sklearn.tree._criterion.ClassificationCriterion": _criterion_args,
-    "sklearn.utils._fast_dict.IntFloatDict": _int_float_dict_args,
-    "sklearn.neighbors._quad_tree._QuadTree": _quad_tree_args,
+    "sklearn.tree._criterion.ClassificationCriterion": _raising_call(_criterion_args, "a scikit-learn classification criterion"),
+    "sklearn.utils._fast_dict.IntFloatDict": _raising_call(_int_float_dict_args, "a scikit-learn IntFloatDict"),
+    "sklearn.neighbors._quad_tree._QuadTree": _raising_call(_quad_tree_args, "a scikit-learn _QuadTree"),
 }
 _arg_checks: dict[type, Callable[[tuple[Any, ...], dict[str, Any]], None] | None] = {}
 
@@ -485,6 +508,9 @@ def arg_check_for(cls: type) -> Callable[[tuple[Any, ...], dict[str, Any]], None
     return _by_class(ARG_CHECKED, _arg_checks, cls)  # type: ignore[no-any-return]
 
 
+_PARSER = "its library would read outside its memory"
+
+
 def _lightgbm_state(state: Any) -> Any:
     """``lightgbm.Booster.__setstate__`` hands the model text to LightGBM's parser, which
     crashes on malformed models (and a parsed bad model crashed ``predict``): the text is
@@ -493,24 +519,17 @@ def _lightgbm_state(state: Any) -> Any:
     from amber.handlers._gbm import ModelError, check_lightgbm_model
 
     if type(state) is not dict:
-        raise _refused_state("a LightGBM booster", f"its state is a {type(state).__name__}, not a dict")
+        raise _refused("a LightGBM booster", f"its state is a {type(state).__name__}, not a dict", _PARSER)
     key = "_handle" if "_handle" in state else "handle"
     text = state.get(key)
     if text is None:
         return state
     if type(text) is not str:
-        raise _refused_state("a LightGBM booster", f"its model is a {type(text).__name__}, not text")
+        raise _refused("a LightGBM booster", f"its model is a {type(text).__name__}, not text", _PARSER)
     try:
         return {**state, key: check_lightgbm_model(text)}
     except ModelError as exc:
-        raise _refused_state("a LightGBM booster", f"its model fails amber's checks: {exc}") from None
-
-
-def _refused_state(what: str, problem: str) -> CorruptFileError:
-    return CorruptFileError(
-        f"{what} is malformed: {problem}; its library would read outside its memory, "
-        "so the file is refused (it is damaged or hostile)"
-    )
+        raise _refused("a LightGBM booster", f"its model fails amber's checks: {exc}", _PARSER) from None
 
 
 #: ``module.qualname`` of each class whose state is checked (and may be replaced by its
@@ -535,6 +554,7 @@ def _stateless(obj: Any) -> None:
 #: ``module.qualname`` of each class whose instances are checked, with the check.
 CHECKED: dict[str, Callable[[Any], None]] = {
     "sklearn.tree._tree.Tree": check_sklearn_tree,
+    "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": check_hgb_predictor,
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier": check_hgb,
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor": check_hgb,
@@ -543,13 +563,12 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     **{f"sklearn.svm._classes.{c}": check_libsvm for c in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
     **{f"sklearn.cluster._kmeans.{c}": check_kmeans for c in ("KMeans", "MiniBatchKMeans")},
     "sklearn.cluster._bisect_k_means.BisectingKMeans": check_bisecting_kmeans,
-    "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
     "pandas.Categorical": check_categorical,
-    "lightgbm.basic.Booster": _stateless,
+    "pandas.core.arrays.categorical.Categorical": check_categorical,
     "scipy.sparse._compressed._cs_matrix": check_sparse,
     "scipy.sparse._coo._coo_base": check_sparse,
     "scipy.sparse._dia._dia_base": check_sparse,
-    "pandas.core.arrays.categorical.Categorical": check_categorical,
+    "lightgbm.basic.Booster": _stateless,
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
 
@@ -582,9 +601,7 @@ def find_checked(root: Any) -> list[tuple[Callable[[Any], None], Any]]:
         seen.add(id(o))
         if isinstance(o, _OPAQUE):
             continue
-        check = _checks.get(t, _UNSEEN)
-        if check is _UNSEEN:
-            check = check_for(t)
+        check = check_for(t)
         if check is not None:
             found.append((check, o))
         if isinstance(o, np.ndarray):
@@ -594,5 +611,3 @@ def find_checked(root: Any) -> list[tuple[Callable[[Any], None], Any]]:
         stack.extend(referents(o))
     return found
 
-
-_UNSEEN = object()
