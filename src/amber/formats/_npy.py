@@ -60,7 +60,7 @@ def read_npy(
 
         trust = pickle_trust(trusted)
         try:
-            arr = SafeUnpickler(fh, trust).load()
+            arr = SafeUnpickler(fh, trust, where).load()
         except Refused as exc:
             raise refusal(whole() if whole is not None else None, start, trust, exc, where) from None
         except AmberError:

@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 
 from amber.container._streams import compressed_reader, compressed_writer, sniff_compression
-from amber.errors import AmberError, CorruptFileError, DecodeError, FormatError
+from amber.errors import AmberError, DecodeError, FormatError
 from amber.security._unpickler import PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = [
@@ -187,7 +187,7 @@ class _JoblibUnpickler(SafePyUnpickler):
     dispatch = SafePyUnpickler.dispatch.copy()
 
     def __init__(self, fh: IO[bytes], trust: PickleTrust, where: str, size: int | None, mapped: Any) -> None:
-        super().__init__(fh, trust)
+        super().__init__(fh, trust, where)
         self.fh, self.trust, self.where, self.size, self.mapped = fh, trust, where, size, mapped
 
     def load_build(self) -> None:
@@ -296,7 +296,7 @@ def load_pickled(
     try:
         try:
             with stream() as fh:
-                return _FirstTry(fh, trust).load()
+                return _FirstTry(fh, trust, where).load()
         except _SwitchToJoblib:
             with stream() as fh:
                 return _JoblibUnpickler(fh, trust, where, known, mapped if kind is None else None).load()
@@ -311,12 +311,6 @@ def load_pickled(
                 f"{where}the pickle declares sizes far larger than the file ({known} bytes); "
                 "it is corrupt or hostile"
             ) from None
-        raise
-    except (DecodeError, FormatError, CorruptFileError) as exc:
-        # the checks after a load (a class the pickle changed, a malformed tree) say what, not where
-        if where and type(exc) in (DecodeError, FormatError, CorruptFileError) and len(exc.args) == 1:
-            if isinstance(exc.args[0], str) and not exc.args[0].startswith(where):
-                exc.args = (where + exc.args[0],)
         raise
     except (AmberError, RecursionError):
         raise

@@ -28,7 +28,7 @@ from typing import Any
 
 from amber.security._guards import arg_check_for, check_for, find_checked, state_check_for
 from amber.trust import _import, is_denied, is_trusted
-from amber.errors import DecodeError, FormatError, UntrustedTypeError
+from amber.errors import CorruptFileError, DecodeError, FormatError, UntrustedTypeError
 
 __all__ = [
     "PICKLE_TRUSTED",
@@ -146,7 +146,7 @@ def _copyreg_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     if not isinstance(cls, type) or base not in _RECONSTRUCTOR_BASES or not issubclass(cls, base):
         raise DecodeError(f"copyreg._reconstructor({cls!r}, {base!r}, ...) is not how Python pickles objects")
     if base is object:
-        return cls.__new__(cls) if isinstance(cls, (_ArgsChecked, _NoCalls)) else object.__new__(cls)
+        return cls.__new__(cls) if isinstance(cls, _StandIn) else object.__new__(cls)
     obj = base.__new__(cls, state)
     if base.__init__ != object.__init__:
         base.__init__(obj, state)
@@ -273,19 +273,14 @@ class PickleTrust:
 
     def _checked(self, obj: Any) -> Any:
         """``obj``, noting a class whose instances are checked after the load
-        (:func:`check_for`), or for a class whose constructor arguments are checked
-        (:func:`arg_check_for`) a stand-in class that checks them before the real one is
-        called (REDUCE) or its ``__new__`` (NEWOBJ, ``copyreg._reconstructor``)."""
+        (:func:`check_for`), or for a class whose constructor arguments or state are
+        checked (:func:`arg_check_for`, :func:`state_check_for`) a stand-in (:func:`_stand_in`)."""
         if not isinstance(obj, type):
             return obj
         if check_for(obj) is not None:
             self._checked_classes = True
-        state = state_check_for(obj)
-        if state is not None:
-            return _state_checked(obj, state)
-        args = arg_check_for(obj)
-        return obj if args is None else _args_checked(obj, args)
-
+        args, state = arg_check_for(obj), state_check_for(obj)
+        return obj if args is None and state is None else _stand_in(obj, args, state)
 
     def find(self, module: str, name: str) -> Any:
         key = (module, name)
@@ -340,60 +335,58 @@ class PickleTrust:
         )
 
 
-class _ArgsChecked(type):
-    """Metaclass of the stand-ins: calling one (REDUCE) checks the arguments, then calls the
-    real class."""
+class _StandIn(type):
+    """Metaclass of the stand-ins for classes whose construction is checked (see
+    :func:`_stand_in`): calling one (REDUCE) checks the arguments, then calls the real class."""
 
     _amber_real: type
-    _amber_args: Callable[[tuple[Any, ...], dict[str, Any]], None]
+    _amber_args: Callable[[tuple[Any, ...], dict[str, Any]], None] | None
+    _amber_guarded: type | None
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        cls._amber_args(args, kwargs)
+        if cls._amber_guarded is not None:  # its constructor would parse what it is given
+            raise DecodeError(
+                f"the pickle calls {cls._amber_real.__qualname__}(...), which its own pickling never does; refusing"
+            )
+        if cls._amber_args is not None:
+            cls._amber_args(args, kwargs)
         return cls._amber_real(*args, **kwargs)
 
 
-def _args_checked(real: type, check: Callable[[tuple[Any, ...], dict[str, Any]], None]) -> type:
-    """A class standing in for ``real`` (a compiled class that trusts its constructor's
-    arguments) in one load: calling it and its ``__new__`` check the arguments first, then
-    make an instance of ``real``. (Only these few internal classes are replaced: a pickle
-    that stores such a class itself gets the stand-in back.)"""
+def _stand_in(
+    real: type,
+    args_check: Callable[[tuple[Any, ...], dict[str, Any]], None] | None,
+    state_check: Callable[[Any], Any] | None,
+) -> type:
+    """A class standing in for ``real`` in one load. Calling it (REDUCE) and its ``__new__``
+    (NEWOBJ, ``copyreg._reconstructor``) check the arguments first (``args_check``). With a
+    ``state_check``, ``__new__`` makes an instance of a subclass whose ``__setstate__``
+    checks the state BUILD gives it and then turns the instance into a ``real``; calling
+    the class is refused. (Only these few classes are replaced: a pickle that stores such
+    a class itself gets the stand-in back.)"""
+    guarded = None
+    if state_check is not None:
+
+        def __setstate__(self: Any, state: Any) -> None:
+            state = state_check(state)
+            self.__class__ = real
+            real.__setstate__(self, state)
+
+        guarded = type(real)(f"unstated_{real.__name__}", (real,), {
+            "__setstate__": __setstate__, "_amber_unstated": True, "__module__": real.__module__,
+            "__qualname__": f"unstated<{real.__qualname__}>",
+        })
 
     def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        check(args, kwargs)
+        if args_check is not None:
+            args_check(args, kwargs)
+        if guarded is not None:
+            return real.__new__(guarded)
         return real.__new__(real, *args, **kwargs)
 
-    ns = {"__new__": __new__, "_amber_real": real, "_amber_args": check,
+    ns = {"__new__": __new__, "_amber_real": real, "_amber_args": args_check, "_amber_guarded": guarded,
           "__module__": real.__module__, "__qualname__": f"checked<{real.__qualname__}>"}
-    return _ArgsChecked(f"checked_{real.__name__}", (), ns)
-
-
-class _NoCalls(type):
-    """Metaclass of the state-checking stand-ins: calling one (REDUCE) is refused (the
-    class's own pickling never calls it, and its constructor would parse what it is given)."""
-
-    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        raise DecodeError(f"the pickle calls {cls.__mro__[2].__qualname__}(...), which its own pickling never does; refusing")
-
-
-def _state_checked(real: type, check: Callable[[Any], Any]) -> type:
-    """A stand-in for ``real`` whose ``__new__`` (NEWOBJ, ``copyreg._reconstructor``) makes an
-    instance of a subclass that checks the state BUILD gives it, then becomes a ``real``."""
-
-    def __setstate__(self: Any, state: Any) -> None:
-        state = check(state)
-        self.__class__ = real
-        real.__setstate__(self, state)
-
-    guarded = type(real)(f"unstated_{real.__name__}", (real,), {
-        "__setstate__": __setstate__, "_amber_unstated": True, "__module__": real.__module__,
-        "__qualname__": f"unstated<{real.__qualname__}>",
-    })
-
-    def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        return real.__new__(guarded)
-
-    return _NoCalls(f"checked_{real.__name__}", (guarded,), {"__new__": __new__, "__module__": real.__module__,
-                                                             "__qualname__": f"checked<{real.__qualname__}>"})
+    return _StandIn(f"checked_{real.__name__}", (), ns)
 
 
 class _Restricted:
@@ -401,19 +394,27 @@ class _Restricted:
 
     _trust: PickleTrust
 
-    def __init__(self, file: Any, trust: PickleTrust, **kwargs: Any) -> None:
+    def __init__(self, file: Any, trust: PickleTrust, where: str = "", **kwargs: Any) -> None:
         super().__init__(file, **kwargs)  # type: ignore[call-arg]
         self._trust = trust
+        self._where = where
 
     def find_class(self, module: str, name: str) -> Any:
         return self._trust.find(module, name)
 
     def load(self) -> Any:
         try:
-            out = super().load()  # type: ignore[misc]
-        finally:
-            self._trust.check_untouched()
-        self._trust.check_built(out)
+            try:
+                out = super().load()  # type: ignore[misc]
+            finally:
+                self._trust.check_untouched()
+            self._trust.check_built(out)
+        except DecodeError as exc:  # say where (``where``: "file: "), unless the message does
+            if self._where and type(exc) in (DecodeError, FormatError, CorruptFileError) and len(exc.args) == 1:
+                msg = exc.args[0]
+                if isinstance(msg, str) and not msg.startswith(self._where):
+                    exc.args = (self._where + msg,)
+            raise
         return out
 
 
