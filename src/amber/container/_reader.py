@@ -316,11 +316,11 @@ class ContainerReader:
 
         With ``readahead`` on (a whole-file load), a small uncompressed blob is read
         together with the small uncompressed blobs that follow it (one request for many
-        arrays); the arrays are then views into that shared buffer. Checksums are computed
-        on the hasher thread while this one goes on reading. ``late_check=True`` (for bytes
-        that are only ever data, such as array contents, never parsed during the load)
-        takes the bytes of such a load before their checksums are known: the load must
-        call :meth:`settle` before it hands anything out.
+        arrays); the arrays are then views into that shared buffer, hashed as it is read.
+        A larger blob is read in pieces whose checksums the hasher thread computes while
+        this one reads on. ``late_check=True`` (for bytes that are only ever data, such as
+        array contents, never parsed during the load) takes such a blob before its
+        checksums are known: the load must call :meth:`settle` before it hands anything out.
         ``alloc(n)`` gives the memory a blob read on its own goes into (a writable uint8
         array; default ``np.empty``): torch passes its own allocator, whose freed memory is
         reused without page faults.
@@ -334,9 +334,7 @@ class ContainerReader:
         cached = self._ahead.pop(index, None)
         if cached is None and self.readahead and b.codec is None and 0 < b.nbytes <= _AHEAD_BLOB:
             cached = self._read_span(b)
-        if cached is not None:
-            if not late:
-                self._settle_one(index)
+        if cached is not None:  # (a span is checked as it is read)
             return cached
         out = np.empty(b.nbytes, dtype=np.uint8) if alloc is None or not b.nbytes else alloc(b.nbytes)
         if not b.nbytes:
