@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import io
-import os
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -374,7 +373,6 @@ def test_check_runs_once_per_tree_of_a_forest(tmp_path: Path, monkeypatch: pytes
     p.write_bytes(pickle.dumps(forest))
     loaded = amber.load(p)
     assert len(seen) == 7 and all(any(s is e.tree_ for e in loaded.estimators_) for s in seen)
-    assert os.path.getsize(p) > 0
 
 
 @pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
@@ -703,3 +701,11 @@ def test_lightgbm_state_checked_on_the_generic_reducer_path(monkeypatch: pytest.
     assert type(amber.loads(data)).__name__ == "Booster"
     with pytest.raises(amber.CorruptFileError, match="its model fails amber's checks"):
         amber.loads(bad)
+
+
+def test_malformed_tree_in_an_npy_object_array_refused_naming_the_file(fitted: Any, tmp_path: Path) -> None:
+    p = tmp_path / "models.npy"
+    np.save(p, np.array([_with_nodes(fitted, BAD_TREES["child past the end"])], dtype=object), allow_pickle=True)
+    with pytest.raises(amber.CorruptFileError, match="links to a child outside") as info:
+        amber.load(p, allow_pickle=True)
+    assert str(p) in str(info.value)
