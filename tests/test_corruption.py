@@ -577,11 +577,13 @@ def test_bit_flips_in_blobs_are_found_by_lazy_reads() -> None:
                     f[names[i]][:]
 
 
+@pytest.mark.parametrize("size", [300_000, 50_000])
 @pytest.mark.parametrize("which", [0, 17, 39])
-def test_bit_flip_in_a_read_ahead_array_fails_the_load(tmp_path: Path, which: int) -> None:
-    """Arrays read ahead in shared spans are checked on the hasher thread while the load goes
-    on; a mismatch in any of them (first of a span, middle, last) still fails the load."""
-    arrays = [np.full(300_000, i, dtype=np.uint8) for i in range(40)]  # 12 MB: not read whole
+def test_bit_flip_in_a_read_ahead_array_fails_the_load(tmp_path: Path, which: int, size: int) -> None:
+    """Arrays read ahead in shared spans are read and checked in pieces of one or several
+    arrays (300 kB arrays: one a piece; 50 kB: five); a mismatch in any of them (first of a
+    span or piece, middle, last) still fails the load."""
+    arrays = [np.full(size, i, dtype=np.uint8) for i in range(40)]
     path = tmp_path / "tiles.amber"
     amber.dump(arrays, path)
     data = path.read_bytes()
