@@ -94,3 +94,112 @@ def test_plain_scan_bad_arguments() -> None:
     with pytest.raises(ZeroDivisionError):
         plain_scan((1 // 0 for _ in range(1)), [])
     assert plain_scan(iter([[1, 2], "ab"]), []) is None  # any (key, value) pair, as unpacking takes it
+
+
+# -- plain_blobs: container._reader.BlobInfo's checks for uncompressed entries ------------
+
+_DATA_END = 1 << 20
+
+
+def _entry_strategy() -> st.SearchStrategy[Any]:
+    """Blob table entries near the edges of validity: mostly plausible numbers, some wrong
+    types, sizes and keys (each of which the C twin must leave to Python)."""
+    num = st.one_of(
+        st.sampled_from([0, 1, 63, 64, 128, 4096, _DATA_END - 64, _DATA_END, 2**62, 2**63, -1]),
+        st.integers(min_value=0, max_value=_DATA_END), st.just(True), st.just(64.0), st.builds(_Int, st.just(64)),
+    )
+
+    @st.composite
+    def entry(draw: Any) -> Any:
+        offset = draw(st.one_of(st.integers(min_value=1, max_value=_DATA_END // 64 - 1).map(lambda x: x * 64), num))
+        nbytes = draw(st.one_of(st.integers(min_value=0, max_value=5000), num))
+        chunk = draw(st.one_of(st.sampled_from([1000, 1024, 1 << 20, 1 << 30, (1 << 30) + 1, 0]), num))
+        e: dict[Any, Any] = {"offset": offset, "nbytes": nbytes, "stored": nbytes, "chunk": chunk}
+        if type(nbytes) is int and type(chunk) is int and 0 <= nbytes <= 5000 and chunk > 0:
+            lens = [chunk] * (-(-nbytes // chunk))
+            if lens:
+                lens[-1] = nbytes - chunk * (len(lens) - 1)
+            e["chunks"] = [[ln, draw(st.integers(min_value=0, max_value=2**64 - 1))] for ln in lens]
+        else:
+            e["chunks"] = []
+        for _ in range(draw(st.integers(min_value=0, max_value=2))):  # up to two changes
+            change = draw(st.sampled_from(["stored", "drop", "extra", "codec", "filter", "chunklen", "chunktype",
+                                           "hash", "tuple", "chunks"]))
+            if change == "stored":
+                e["stored"] = draw(num)
+            elif change == "drop":
+                e.pop(draw(st.sampled_from(list(e))), None)
+            elif change == "extra":
+                e[draw(st.sampled_from(["x", "codec", "filter", 7]))] = None
+            elif change == "codec":
+                e["codec"] = draw(st.sampled_from([None, "zstd", {"name": "zstd"}]))
+            elif change == "filter":
+                e["filter"] = draw(st.sampled_from([None, "shuffle"]))
+            elif e.get("chunks") and change == "chunklen":
+                e["chunks"][draw(st.integers(0, len(e["chunks"]) - 1))][0] = draw(num)
+            elif e.get("chunks") and change == "chunktype":
+                e["chunks"][0] = draw(st.sampled_from([(1, 2), [1], [1, 2, 3], "x", [1, 2.0]]))
+            elif e.get("chunks") and change == "hash":
+                e["chunks"][0][1] = draw(st.sampled_from([True, -1, 2**80, "h"]))
+            elif change == "tuple":
+                e["chunks"] = tuple(e.get("chunks", ()))
+            elif change == "chunks":
+                e["chunks"] = [*e.get("chunks", ()), [1, 1]]
+        return draw(st.sampled_from([e, e, e, [e], "e"]))
+
+    return entry()
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_entry_strategy(), min_size=1, max_size=4))
+def test_plain_blobs_matches_blobinfo(entries: list[Any]) -> None:
+    """Where the C twin builds a BlobInfo, Python builds an equal one; where Python refuses
+    an entry or the entry is compressed, the C twin leaves it to Python (None)."""
+    from amber import _speedups
+    from amber.container._reader import BlobInfo
+    from amber.container._spec import ALIGN, HEADER_SIZE, MAX_CHUNK
+
+    fast = _speedups.plain_blobs(BlobInfo, entries, _DATA_END, HEADER_SIZE, ALIGN, MAX_CHUNK)
+    assert len(fast) == len(entries)
+    for i, (e, b) in enumerate(zip(entries, fast)):
+        try:
+            ref = BlobInfo(i, e, _DATA_END, "f")
+        except Exception:  # noqa: BLE001 - any refusal: C must not accept it
+            assert b is None
+            continue
+        if b is not None:
+            assert ref.codec is None and ref.filter is None
+            for slot in BlobInfo.__slots__:
+                assert getattr(b, slot) == getattr(ref, slot), slot
+                assert type(getattr(b, slot)) is type(getattr(ref, slot)), slot
+
+
+def test_plain_blobs_builds_the_usual_entries() -> None:
+    """The entries amber writes for uncompressed blobs all take the C path."""
+    import numpy as np
+
+    import amber
+    from amber import _speedups
+    from amber.container import _reader
+
+    assert _reader._plain_blobs is _speedups.plain_blobs
+    data = amber.dumps({"a": np.arange(10), "b": [np.zeros(3), b"x" * 100], "e": np.zeros(0)})
+    r = _reader.ContainerReader(_reader_source(data))
+    fast = _speedups.plain_blobs(_reader.BlobInfo, r.manifest["blobs"], r.data_end, 64, 64, 1 << 30)
+    assert fast and all(b is not None for b in fast)
+
+
+def _reader_source(data: bytes) -> Any:
+    from amber.container._io import BytesSource
+
+    return BytesSource(data)
+
+
+def test_plain_blobs_bad_arguments() -> None:
+    from amber import _speedups
+    from amber.container._reader import BlobInfo
+
+    with pytest.raises(TypeError):
+        _speedups.plain_blobs(BlobInfo, (), 1, 64, 64, 1)
+    with pytest.raises(ValueError):
+        _speedups.plain_blobs(BlobInfo, [], 1, 64, 0, 1)

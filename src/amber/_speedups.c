@@ -4,6 +4,7 @@
  *
  * plain_scan(pairs, tuples): formats._json._plain_scan_py.
  * tree_problem(...): security._guards._tree_problem_np.
+ * plain_blobs(...): the checks of container._reader.BlobInfo for uncompressed entries.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -183,11 +184,148 @@ tree_problem(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return res;
 }
 
+
+/* An exact, non-negative int that fits in 62 bits (so sums of a few cannot overflow), or -1. */
+static inline long long
+small_nonneg(PyObject *v)
+{
+    if (!PyLong_CheckExact(v))
+        return -1;
+    int overflow = 0;
+    long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+    if (overflow || x < 0 || x > (1LL << 62)) {
+        PyErr_Clear();
+        return -1;
+    }
+    return x;
+}
+
+static PyObject *str_offset, *str_nbytes, *str_stored, *str_chunk, *str_chunks, *str_codec, *str_filter, *str_index,
+    *str_starts;
+
+/* The BlobInfo of one entry, or Py_None when the entry is not a plain, valid, uncompressed one
+ * (the Python class then checks it and names what is wrong). NULL on a real error. */
+static PyObject *
+plain_blob(PyTypeObject *cls, Py_ssize_t index, PyObject *e, long long data_end, long long header, long long align,
+           long long max_chunk)
+{
+    if (!PyDict_CheckExact(e))
+        Py_RETURN_NONE;
+    Py_ssize_t keys = PyDict_GET_SIZE(e);
+    if (keys != 5) { /* codec and filter may be present as None */
+        if (keys > 7)
+            Py_RETURN_NONE;
+        PyObject *c = PyDict_GetItemWithError(e, str_codec), *f = PyDict_GetItemWithError(e, str_filter);
+        if (PyErr_Occurred())
+            return NULL;
+        if ((c && c != Py_None) || (f && f != Py_None) || 5 + (c != NULL) + (f != NULL) != keys)
+            Py_RETURN_NONE;
+    }
+    PyObject *o = PyDict_GetItemWithError(e, str_offset), *n = PyDict_GetItemWithError(e, str_nbytes),
+             *st = PyDict_GetItemWithError(e, str_stored), *ch = PyDict_GetItemWithError(e, str_chunk),
+             *chunks = PyDict_GetItemWithError(e, str_chunks);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!o || !n || !st || !ch || !chunks || !PyList_CheckExact(chunks))
+        Py_RETURN_NONE;
+    long long offset = small_nonneg(o), nbytes = small_nonneg(n), stored = small_nonneg(st), chunk = small_nonneg(ch);
+    if (offset < 0 || nbytes < 0 || stored < 0 || chunk < 0 || offset % align || offset < header ||
+        offset + stored > data_end || chunk == 0 || chunk > max_chunk || stored != nbytes)
+        Py_RETURN_NONE;
+    Py_ssize_t k = PyList_GET_SIZE(chunks);
+    if (k != (nbytes + chunk - 1) / chunk)
+        Py_RETURN_NONE;
+    PyObject *starts = PyList_New(k + 1);
+    if (!starts)
+        return NULL;
+    long long pos = offset;
+    PyObject *first = PyLong_FromLongLong(pos);
+    if (!first)
+        goto fail;
+    PyList_SET_ITEM(starts, 0, first);
+    for (Py_ssize_t i = 0; i < k; i++) {
+        PyObject *c = PyList_GET_ITEM(chunks, i);
+        if (!PyList_CheckExact(c) || PyList_GET_SIZE(c) != 2 || !PyLong_CheckExact(PyList_GET_ITEM(c, 1)))
+            goto plain_no;
+        long long ln = small_nonneg(PyList_GET_ITEM(c, 0));
+        if (ln < 0 || (i < k - 1 && ln != chunk) || ln > chunk)
+            goto plain_no;
+        pos += ln;
+        PyObject *p = PyLong_FromLongLong(pos);
+        if (!p)
+            goto fail;
+        PyList_SET_ITEM(starts, i + 1, p);
+    }
+    if (pos - offset != stored)
+        goto plain_no;
+    PyObject *b = cls->tp_alloc(cls, 0);
+    if (!b)
+        goto fail;
+    PyObject *idx = PyLong_FromSsize_t(index);
+    if (!idx || PyObject_SetAttr(b, str_index, idx) < 0 || PyObject_SetAttr(b, str_offset, o) < 0 ||
+        PyObject_SetAttr(b, str_nbytes, n) < 0 || PyObject_SetAttr(b, str_stored, st) < 0 ||
+        PyObject_SetAttr(b, str_codec, Py_None) < 0 || PyObject_SetAttr(b, str_filter, Py_None) < 0 ||
+        PyObject_SetAttr(b, str_chunk, ch) < 0 || PyObject_SetAttr(b, str_chunks, chunks) < 0 ||
+        PyObject_SetAttr(b, str_starts, starts) < 0) {
+        Py_XDECREF(idx);
+        Py_DECREF(b);
+        goto fail;
+    }
+    Py_DECREF(idx);
+    Py_DECREF(starts);
+    return b;
+plain_no:
+    Py_DECREF(starts);
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(starts);
+    return NULL;
+}
+
+/* plain_blobs(cls, entries, data_end, header_size, align, max_chunk) -> list: for each entry
+ * of the blob table, a ``cls`` instance with its slots set when the entry is a plain valid
+ * uncompressed one, else None (the Python constructor checks that entry). */
+static PyObject *
+plain_blobs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyType_Check(args[0]) || !PyList_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "plain_blobs(cls, entries: list, data_end, header_size, align, max_chunk)");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    long long v[4];
+    for (int i = 0; i < 4; i++) {
+        v[i] = PyLong_AsLongLong(args[2 + i]);
+        if (v[i] == -1 && PyErr_Occurred())
+            return NULL;
+    }
+    if (v[2] <= 0) {
+        PyErr_SetString(PyExc_ValueError, "align must be positive");
+        return NULL;
+    }
+    PyObject *entries = args[1];
+    Py_ssize_t m = PyList_GET_SIZE(entries);
+    PyObject *out = PyList_New(m);
+    if (!out)
+        return NULL;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        PyObject *b = plain_blob(cls, i, PyList_GET_ITEM(entries, i), v[0], v[1], v[2], v[3]);
+        if (!b) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, b);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"plain_scan", (PyCFunction)(void (*)(void))plain_scan, METH_FASTCALL,
      "plain_scan(pairs, tuples) -> the first (key, value) pair that is not plain, or None"},
     {"tree_problem", (PyCFunction)(void (*)(void))tree_problem, METH_FASTCALL,
      "tree_problem(records, n, itemsize, left_at, right_at, feature_at, n_features, max_depth) -> str or None"},
+    {"plain_blobs", (PyCFunction)(void (*)(void))plain_blobs, METH_FASTCALL,
+     "plain_blobs(cls, entries, data_end, header_size, align, max_chunk) -> [cls instance or None]"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,
@@ -196,5 +334,18 @@ static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loo
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+#define INTERN(var, text)                                                                                              \
+    if (!(var = PyUnicode_InternFromString(text)))                                                                     \
+        return NULL;
+    INTERN(str_offset, "offset")
+    INTERN(str_nbytes, "nbytes")
+    INTERN(str_stored, "stored")
+    INTERN(str_chunk, "chunk")
+    INTERN(str_chunks, "chunks")
+    INTERN(str_codec, "codec")
+    INTERN(str_filter, "filter")
+    INTERN(str_index, "index")
+    INTERN(str_starts, "starts")
+#undef INTERN
     return PyModule_Create(&moddef);
 }

@@ -18,6 +18,7 @@ import msgpack
 import numpy as np
 import xxhash
 
+from amber._compiled import compiled
 from amber.container._codecs import Codec, Filter, codec_from_manifest, filter_from_manifest
 from amber.container._io import Source
 from amber.container._pool import hasher, pool
@@ -39,6 +40,8 @@ from amber.errors import CorruptFileError, FormatError, VersionError
 __all__ = ["BlobInfo", "ContainerReader", "sniff"]
 
 _hash = xxhash.xxh3_64_intdigest
+#: C twin of BlobInfo's checks for plain uncompressed entries (None: every entry in Python).
+_plain_blobs = compiled("plain_blobs")
 #: Read this many bytes per request when streaming a blob (hashing overlaps the next read).
 _PIECE = 2 << 20
 #: With read-ahead, uncompressed blobs up to this size are read in spans of up to _AHEAD_SPAN.
@@ -283,7 +286,11 @@ class ContainerReader:
         blobs = manifest.get("blobs", [])
         if not isinstance(blobs, list):
             raise FormatError(f"{self.name}: the blob table is not a list")
-        self.blobs = [BlobInfo(i, e, m_off, self.name) for i, e in enumerate(blobs)]
+        fast = _plain_blobs(BlobInfo, blobs, m_off, HEADER_SIZE, ALIGN, MAX_CHUNK) if _plain_blobs and type(blobs) is list else None
+        if fast is None:
+            self.blobs = [BlobInfo(i, e, m_off, self.name) for i, e in enumerate(blobs)]
+        else:  # the C twin built the plain uncompressed entries; the others are checked here
+            self.blobs = [BlobInfo(i, blobs[i], m_off, self.name) if b is None else b for i, b in enumerate(fast)]
         spans = sorted((b.offset, b.offset + b.stored, b.index) for b in self.blobs if b.stored)
         for (s0, e0, i0), (s1, _e1, i1) in zip(spans, spans[1:]):
             if s1 < e0:
