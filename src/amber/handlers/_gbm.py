@@ -15,7 +15,9 @@ categorical split tables, class counts against the objective...); the library th
 canonical rendering of exactly what was checked: LightGBM text rebuilt line by line from
 the checked fields (every number in the form LightGBM itself writes, unknown lines refused),
 XGBoost UBJSON re-encoded from the checked tree. For models the libraries wrote, both
-renderings are byte-identical to the stored model. A model that
+renderings are byte-identical to the stored model. (Pickle-family files hold the boosters'
+own pickled state, which reaches the same parsers: ``amber.security._guards`` checks it with
+:func:`check_lightgbm_model` and :func:`check_xgboost_serialized` first.) A model that
 fails the checks raises :class:`~amber.CorruptFileError`; saving runs the same checks, so a
 model amber cannot check is refused when it is saved, not when it is loaded.
 
@@ -38,7 +40,13 @@ import numpy as np
 from amber.errors import CorruptFileError, DecodeError, EncodeError
 from amber.handlers._base import REGISTRY, DecodeContext, EncodeContext, Handler
 
-__all__ = ["LightGBMBoosterHandler", "XGBoostBoosterHandler", "check_lightgbm_model", "check_xgboost_model"]
+__all__ = [
+    "LightGBMBoosterHandler",
+    "XGBoostBoosterHandler",
+    "check_lightgbm_model",
+    "check_xgboost_model",
+    "check_xgboost_serialized",
+]
 
 try:
     import lightgbm as _lgb
@@ -793,7 +801,83 @@ def _xgb_gbtree(m: Any, where: str, n_features: int, n_groups: int, n_targets: i
 def check_xgboost_model(raw: bytes) -> bytes:
     """Check an XGBoost UBJSON model (as ``Booster.save_raw("ubj")`` makes it) and return the
     canonical bytes to give XGBoost; raises :class:`ModelError` naming what is wrong."""
-    top = _obj(_ubj_read(raw), "the model", {"learner", "version"})
+    top = _ubj_read(raw)
+    _xgb_model(top)
+    return _ubj(top)
+
+
+def _ubj(v: Any) -> bytes:
+    out = bytearray()
+    _ubj_write(v, out)
+    return bytes(out)
+
+
+#: What a string of XGBoost's training configuration may hold (parameter values, updater
+#: and metric names, constraint lists): printable ASCII, bounded.
+_CONFIG_STR = re.compile(r"[\x20-\x7e]{0,65536}")
+
+
+def _xgb_plain_config(v: Any, where: str) -> None:
+    """Training parameters: objects and arrays of strings (and flags), nothing else."""
+    if type(v) is dict:
+        for k, x in v.items():
+            _xgb_plain_config(x, f"{where}.{k[:40]}")
+    elif isinstance(v, _UList):
+        for i, x in enumerate(v):
+            _xgb_plain_config(x, f"{where}[{i}]")
+    elif type(v) is str:
+        if not _CONFIG_STR.fullmatch(v):
+            _bad(f"{where} is not a short printable string")
+    elif v is not True and v is not False:
+        _bad(f"{where} is not a string")
+
+
+def _xgb_config(cfg: Any, model: dict[str, Any]) -> None:
+    """The ``Config`` part of a serialized booster: XGBoost's training configuration. What
+    it says about the model (version, objective, model parameters, booster kind and tree
+    counts) must be what the checked model says; the rest must be plain parameters, which
+    XGBoost parses and validates itself (unknown updaters, metrics, values out of range:
+    clean errors)."""
+    cfg = _obj(cfg, "Config", {"learner", "version"})
+    if _ubj(cfg["version"]) != _ubj(model["version"]):
+        _bad("the Config's version differs from the model's")
+    lr = _obj(cfg["learner"], "Config learner", {"generic_param", "gradient_booster", "learner_model_param",
+                                                "learner_train_param", "metrics", "objective"})
+    ml = model["learner"]
+    for key in ("learner_model_param", "objective"):
+        if _ubj(lr[key]) != _ubj(ml[key]):
+            _bad(f"the Config's {key} differs from the model's")
+    gb, mgb = lr["gradient_booster"], ml["gradient_booster"]
+    name = mgb["name"]
+    if type(gb) is not dict or gb.get("name") != name:
+        _bad(f"the Config's gradient booster is not the model's {name!r}")
+    tp = lr["learner_train_param"]
+    if type(tp) is not dict or tp.get("booster") != name or tp.get("objective") != ml["objective"]["name"]:
+        _bad("the Config's learner_train_param names another booster or objective than the model")
+    if name in ("gbtree", "dart"):
+        inner, minner = (gb.get("gbtree"), mgb["gbtree"]) if name == "dart" else (gb, mgb)
+        if type(inner) is not dict or _ubj(inner.get("gbtree_model_param")) != _ubj(minner["model"]["gbtree_model_param"]):
+            _bad("the Config's gbtree_model_param differs from the model's")
+    for key in ("generic_param", "gradient_booster", "learner_train_param", "metrics"):
+        _xgb_plain_config(lr[key], f"Config {key}")
+
+
+def check_xgboost_serialized(raw: bytes) -> bytes:
+    """Check a serialized XGBoost booster (what ``Booster.__getstate__`` pickles: XGBoost's
+    memory snapshot, UBJSON ``{"Config": training configuration, "Model": the model}``) and
+    return the canonical bytes to give XGBoost; raises :class:`ModelError` naming what is
+    wrong. The model is checked as :func:`check_xgboost_model` checks it."""
+    if raw[:2] == b'{"':
+        _bad("it is in an older XGBoost's JSON text serialization, which amber does not check")
+    top = _obj(_ubj_read(raw), "the serialized booster", {"Config", "Model"})
+    _xgb_model(top["Model"])
+    _xgb_config(top["Config"], top["Model"])
+    return _ubj(top)
+
+
+def _xgb_model(top: Any) -> None:
+    """Check a parsed XGBoost model (see :func:`check_xgboost_model`)."""
+    top = _obj(top, "the model", {"learner", "version"})
     ver = _ints(top["version"], "version", 3)
     if bool(((ver < 0) | (ver > 10000)).any()):
         _bad("the model's version is malformed")
@@ -862,9 +946,6 @@ def check_xgboost_model(raw: bytes) -> bytes:
         _floats(lm["weights"], "gblinear weights", (n_features + 1) * n_groups)
     else:
         _bad(f"unknown gradient booster {str(name)[:40]!r}")
-    out = bytearray()
-    _ubj_write(top, out)
-    return bytes(out)
 
 
 # ======================================================================================
