@@ -10,6 +10,7 @@ and torch.save files. The C check and its NumPy twin must name the same first ba
 from __future__ import annotations
 
 import copy
+import functools
 import io
 import pickle
 from collections.abc import Callable
@@ -709,3 +710,148 @@ def test_malformed_tree_in_an_npy_object_array_refused_naming_the_file(fitted: A
     with pytest.raises(amber.CorruptFileError, match="links to a child outside") as info:
         amber.load(p, allow_pickle=True)
     assert str(p) in str(info.value)
+
+
+def _xgb(kind: str) -> tuple[Any, np.ndarray]:
+    pytest.importorskip("xgboost")
+    return _xgb_fitted(kind)
+
+
+@functools.lru_cache(maxsize=None)
+def _xgb_fitted(kind: str) -> tuple[Any, np.ndarray]:
+    import xgboost as xgb
+
+    X = np.random.default_rng(11).normal(size=(200, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    # one thread: XGBoost's OpenMP threads and torch's contend here (0.2 s a round, not 1 ms)
+    if kind == "classifier":
+        return xgb.XGBClassifier(n_estimators=5, max_depth=3, n_jobs=1).fit(X, y), X
+    if kind == "regressor":
+        return xgb.XGBRegressor(n_estimators=5, max_depth=3, n_jobs=1).fit(X, X[:, 0]), X
+    return xgb.train({"max_depth": 3, "objective": "multi:softprob", "num_class": 3, "nthread": 1},
+                     xgb.DMatrix(X, label=y + (X[:, 2] > 0), nthread=1), 5), X
+
+
+def _tamper_xgb(raw: bytes, how: str) -> bytearray:
+    """A serialized booster (Booster.__getstate__()["handle"]) with one thing changed."""
+    from amber.handlers._gbm import _UArr, _ubj_read, _ubj_write
+
+    top = _ubj_read(bytes(raw))
+    tree = top["Model"]["learner"]["gradient_booster"]["model"]["trees"][0]
+    key, value = {"child past the end": ("left_children", 10**6), "negative child": ("right_children", -5),
+                  "split on a feature past the end": ("split_indices", 10**6)}.get(how, (None, None))
+    if key is not None:
+        arr = tree[key].a.copy()
+        arr[0] = value
+        tree[key] = _UArr(tree[key].m, arr)
+    elif how == "array shorter than the tree":
+        tree["split_conditions"] = _UArr(tree["split_conditions"].m, tree["split_conditions"].a[:-1])
+    elif how == "config objective not the model's":
+        top["Config"]["learner"]["objective"] = {"name": "multi:softprob", "softmax_multiclass_param": {"num_class": "50"}}
+    else:
+        assert how == "config tree count not the model's"
+        top["Config"]["learner"]["gradient_booster"]["gbtree_model_param"]["num_trees"] = "500"
+    out = bytearray()
+    _ubj_write(top, out)
+    return out
+
+
+def _xgb_dumped(obj: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tamper: str | None = None) -> Path:
+    """``obj`` saved as ``how`` (see _dumped), its boosters' states tampered with (_tamper_xgb)."""
+    import xgboost as xgb
+
+    if tamper is None:
+        return _dumped(obj, how, tmp_path, monkeypatch)
+    real = xgb.Booster.__getstate__
+    with monkeypatch.context() as m:
+        m.setattr(xgb.Booster, "__getstate__", lambda self: {**real(self), "handle": _tamper_xgb(real(self)["handle"], tamper)})
+        return _dumped(obj, how, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("how", ["pkl", "pkl0", "joblib", "pt"])
+@pytest.mark.parametrize("kind", ["classifier", "regressor", "booster"])
+def test_xgboost_serialized_booster_checked_before_xgboost_parses_it(
+    kind: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Booster.__setstate__ hands the serialized booster to XGBoost's parser, and a tree
+    whose child link or split feature lay outside the tree made predict crash (exit 139,
+    probed in a child process): amber's XGBoost checker sees the bytes first. A good model
+    loads with the same predictions."""
+    xgb = pytest.importorskip("xgboost")
+    model, X = _xgb(kind)
+    p = _xgb_dumped(model, how, tmp_path, monkeypatch)
+    again = amber.load(p)
+    again = again["model"] if how == "pt" else again
+    if kind == "booster":
+        assert type(again) is xgb.Booster
+        np.testing.assert_array_equal(again.predict(xgb.DMatrix(X)), model.predict(xgb.DMatrix(X)))
+        assert again.save_raw("ubj") == model.save_raw("ubj")
+    else:
+        assert type(again.get_booster()) is xgb.Booster
+        np.testing.assert_array_equal(again.predict(X), model.predict(X))
+        if kind == "classifier":
+            np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
+    p = _xgb_dumped(model, how, tmp_path, monkeypatch, tamper="child past the end")
+    with pytest.raises(amber.CorruptFileError, match="XGBoost booster is malformed: its model fails amber's checks: "
+                                                     "tree 0: a child index lies outside") as info:
+        amber.load(p)
+    assert str(p) in str(info.value)
+
+
+#: Tamperings of a pickled XGBoost booster (see _tamper_xgb), with what amber's refusal says.
+_XGB_TAMPERED = {
+    "negative child": r"tree 0: a child index lies outside 1\.\.\d+",
+    "split on a feature past the end": r"tree 0: a split uses a feature outside 0\.\.4",
+    "array shorter than the tree": r"tree 0 split_conditions has (\d+) entries, not (?!\1)\d+",
+    "config objective not the model's": "the Config's objective differs from the model's",
+    "config tree count not the model's": "the Config's gbtree_model_param differs from the model's",
+}
+
+
+@pytest.mark.parametrize("tamper", list(_XGB_TAMPERED))
+def test_xgboost_tampered_serialized_booster_refused(tamper: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Handed to XGBoost (probed in child processes), the bad links and features crashed
+    predict (exit 139), the short array XGBoost refused itself, and the Config ones it
+    ignored; amber refuses each, saying what is wrong."""
+    model = _xgb("classifier")[0]
+    p = _xgb_dumped(model, "pkl", tmp_path, monkeypatch, tamper=tamper)
+    with pytest.raises(amber.CorruptFileError, match="an XGBoost booster is malformed: its model fails amber's checks: "
+                                                     + _XGB_TAMPERED[tamper]):
+        amber.load(p)
+
+
+def test_xgboost_booster_called_or_without_model_refused() -> None:
+    xgb = pytest.importorskip("xgboost")
+    raw = bytearray(_xgb("booster")[0].save_raw("ubj"))
+    with pytest.raises(amber.DecodeError, match=r"calls Booster\(\.\.\.\), which its own pickling never does"):
+        amber.loads(pickle.dumps(_Calls(xgb.Booster, (None, None, raw))))
+    bare = b"\x80\x02cxgboost.core\nBooster\n)\x81."  # GLOBAL, EMPTY_TUPLE, NEWOBJ: no BUILD
+    with pytest.raises(amber.CorruptFileError, match="never gives it its state"):
+        amber.loads(bare)
+    # a state without a model: XGBoost keeps handle None, and predict crashed (exit 139)
+    no_model = b"\x80\x02cxgboost.core\nBooster\n)\x81}X\x06\x00\x00\x00handleNsb."
+    with pytest.raises(amber.CorruptFileError, match="its model is a NoneType, not bytes"):
+        amber.loads(no_model)
+    with pytest.raises(amber.CorruptFileError, match="XGBoost booster is malformed: its model fails amber's checks: "
+                                                     "the serialized booster lacks"):
+        amber.loads(b"\x80\x02cxgboost.core\nBooster\n)\x81}X\x06\x00\x00\x00handleC\x02{}sb.")
+
+
+def test_xgboost_state_checked_on_the_generic_reducer_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A native file may name the Booster class with a state of its own (not the booster
+    handler's node): that state is checked before __setstate__ sees it too."""
+    xgb = pytest.importorskip("xgboost")
+    from amber.handlers._gbm import XGBoostBoosterHandler
+    from amber.handlers._object import OBJECT
+
+    booster = _xgb("booster")[0]
+    monkeypatch.setattr(XGBoostBoosterHandler, "encode", lambda self, obj, ctx: OBJECT.encode(obj, ctx))
+    data = amber.dumps(booster)
+    real_state = xgb.Booster.__getstate__
+    monkeypatch.setattr(xgb.Booster, "__getstate__",
+                        lambda self: {**real_state(self), "handle": _tamper_xgb(real_state(self)["handle"], "child past the end")})
+    bad = amber.dumps(booster)
+    monkeypatch.undo()
+    assert amber.loads(data).save_raw("ubj") == booster.save_raw("ubj")
+    with pytest.raises(amber.CorruptFileError, match="its model fails amber's checks"):
+        amber.loads(bad)

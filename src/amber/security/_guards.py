@@ -532,9 +532,32 @@ def _lightgbm_state(state: Any) -> Any:
         raise _refused("a LightGBM booster", f"its model fails amber's checks: {exc}", _PARSER) from None
 
 
+def _xgboost_state(state: Any) -> Any:
+    """``xgboost.Booster.__setstate__`` hands the serialized booster (XGBoost's memory
+    snapshot: its training configuration and model, UBJSON) to XGBoost's parser, which takes
+    the trees' links and feature indices on trust (a tampered tree crashed ``predict``, exit
+    139, and so did a state without a model): amber's XGBoost checker sees the bytes first,
+    and their canonical rendering (the same bytes, for boosters XGBoost wrote) is what XGBoost
+    gets."""
+    from amber.handlers._gbm import ModelError, check_xgboost_serialized
+
+    if type(state) is not dict:
+        raise _refused("an XGBoost booster", f"its state is a {type(state).__name__}, not a dict", _PARSER)
+    raw = state.get("handle")
+    if type(raw) not in (bytearray, bytes):
+        raise _refused("an XGBoost booster", f"its model is a {type(raw).__name__}, not bytes", _PARSER)
+    try:
+        return {**state, "handle": bytearray(check_xgboost_serialized(bytes(raw)))}
+    except ModelError as exc:
+        raise _refused("an XGBoost booster", f"its model fails amber's checks: {exc}", _PARSER) from None
+
+
 #: ``module.qualname`` of each class whose state is checked (and may be replaced by its
 #: checked form) before its ``__setstate__`` sees it, with the check ``state -> state``.
-STATE_CHECKED: dict[str, Callable[[Any], Any]] = {"lightgbm.basic.Booster": _lightgbm_state}
+STATE_CHECKED: dict[str, Callable[[Any], Any]] = {
+    "lightgbm.basic.Booster": _lightgbm_state,
+    "xgboost.core.Booster": _xgboost_state,
+}
 _state_checks: dict[type, Callable[[Any], Any] | None] = {}
 
 
@@ -569,6 +592,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.sparse._coo._coo_base": check_sparse,
     "scipy.sparse._dia._dia_base": check_sparse,
     "lightgbm.basic.Booster": _stateless,
+    "xgboost.core.Booster": _stateless,
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
 
