@@ -855,3 +855,31 @@ def test_xgboost_state_checked_on_the_generic_reducer_path(monkeypatch: pytest.M
     assert amber.loads(data).save_raw("ubj") == booster.save_raw("ubj")
     with pytest.raises(amber.CorruptFileError, match="its model fails amber's checks"):
         amber.loads(bad)
+
+
+@pytest.mark.parametrize("lib", ["lightgbm", "xgboost"])
+def test_booster_state_given_twice_checked_both_times(lib: str) -> None:
+    """A pickle may BUILD an object more than once. The LightGBM booster's state was checked
+    on the first BUILD only, and the second reached Booster.__setstate__ unchecked: a
+    tampered tree then crashed predict (exit 139, probed in a child process). Every BUILD is
+    checked now, and what the load hands out is a plain Booster."""
+    if lib == "lightgbm":
+        pytest.importorskip("lightgbm")
+        booster = _lgbm()[0].booster_
+        good = booster.__getstate__()
+        bad = {**good, "_handle": _tamper_lgbm(good["_handle"].encode()).decode()}
+        head = b"\x80\x02clightgbm.basic\nBooster\n)\x81"
+    else:
+        pytest.importorskip("xgboost")
+        booster = _xgb("booster")[0]
+        good = booster.__getstate__()
+        bad = {**good, "handle": _tamper_xgb(good["handle"], "child past the end")}
+        head = b"\x80\x02cxgboost.core\nBooster\n)\x81"
+
+    def build(state: dict[str, Any]) -> bytes:  # the state, then BUILD
+        return pickle.dumps(state, protocol=2)[2:-1] + b"b"
+
+    again = amber.loads(head + build(good) + build(good) + b".")
+    assert type(again) is type(booster)
+    with pytest.raises(amber.CorruptFileError, match="booster is malformed: its model fails amber's checks"):
+        amber.loads(head + build(good) + build(bad) + b".")

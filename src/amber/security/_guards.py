@@ -566,12 +566,17 @@ def state_check_for(cls: type) -> Callable[[Any], Any] | None:
     return _by_class(STATE_CHECKED, _state_checks, cls)  # type: ignore[no-any-return]
 
 
-def _stateless(obj: Any) -> None:
-    """An instance whose state check never ran (no ``__setstate__`` came) is refused."""
-    if getattr(type(obj), "_amber_unstated", False):
-        raise CorruptFileError(
-            f"the file makes a {type(obj).__mro__[1].__name__} and never gives it its state; refusing"
-        )
+def _settle_state(obj: Any) -> None:
+    """At the end of a load, an instance of a :data:`STATE_CHECKED` class whose state never
+    came (no ``__setstate__`` ran: nothing was checked) is refused; one whose state was
+    checked becomes an instance of its real class. (Until then it stays in a subclass whose
+    ``__setstate__`` checks every state it is given: see ``_unpickler._guarded``.)"""
+    cls = type(obj)
+    if getattr(cls, "_amber_unstated", False):
+        raise CorruptFileError(f"the file makes a {cls.__mro__[1].__name__} and never gives it its state; refusing")
+    real = getattr(cls, "_amber_real", None)
+    if real is not None:
+        obj.__class__ = real
 
 
 #: ``module.qualname`` of each class whose instances are checked, with the check.
@@ -591,8 +596,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.sparse._compressed._cs_matrix": check_sparse,
     "scipy.sparse._coo._coo_base": check_sparse,
     "scipy.sparse._dia._dia_base": check_sparse,
-    "lightgbm.basic.Booster": _stateless,
-    "xgboost.core.Booster": _stateless,
+    **dict.fromkeys(STATE_CHECKED, _settle_state),
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
 

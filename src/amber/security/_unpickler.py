@@ -353,6 +353,30 @@ class _StandIn(type):
         return cls._amber_real(*args, **kwargs)
 
 
+@functools.lru_cache(maxsize=None)
+def _guarded(real: type, state_check: Callable[[Any], Any]) -> tuple[type, type]:
+    """The subclasses of ``real`` that a load's instances of it belong to before their state
+    comes (``unstated<...>``) and after (``stated<...>``). The ``__setstate__`` of both runs
+    ``state_check`` on every state BUILD gives: an instance stays a ``stated<...>`` until the
+    load ends (``_guards._settle_state`` then makes it a ``real``), so a second BUILD on it
+    (the pickle may BUILD an object as often as it likes) is checked too, never handed to
+    ``real.__setstate__`` unchecked."""
+
+    def __setstate__(self: Any, state: Any) -> None:
+        state = state_check(state)
+        self.__class__ = stated
+        real.__setstate__(self, state)
+
+    def sub(kind: str, unstated: bool) -> type:
+        return type(real)(f"{kind}_{real.__name__}", (real,), {
+            "__setstate__": __setstate__, "_amber_real": real, "_amber_unstated": unstated,
+            "__module__": real.__module__, "__qualname__": f"{kind}<{real.__qualname__}>",
+        })
+
+    stated = sub("stated", False)
+    return sub("unstated", True), stated
+
+
 def _stand_in(
     real: type,
     args_check: Callable[[tuple[Any, ...], dict[str, Any]], None] | None,
@@ -361,21 +385,10 @@ def _stand_in(
     """A class standing in for ``real`` in one load. Calling it (REDUCE) and its ``__new__``
     (NEWOBJ, ``copyreg._reconstructor``) check the arguments first (``args_check``). With a
     ``state_check``, ``__new__`` makes an instance of a subclass whose ``__setstate__``
-    checks the state BUILD gives it and then turns the instance into a ``real``; calling
-    the class is refused. (Only these few classes are replaced: a pickle that stores such
-    a class itself gets the stand-in back.)"""
-    guarded = None
-    if state_check is not None:
-
-        def __setstate__(self: Any, state: Any) -> None:
-            state = state_check(state)
-            self.__class__ = real
-            real.__setstate__(self, state)
-
-        guarded = type(real)(f"unstated_{real.__name__}", (real,), {
-            "__setstate__": __setstate__, "_amber_unstated": True, "__module__": real.__module__,
-            "__qualname__": f"unstated<{real.__qualname__}>",
-        })
+    checks each state BUILD gives it (:func:`_guarded`; the load's end makes it a ``real``);
+    calling the class is refused. (Only these few classes are replaced: a pickle that
+    stores such a class itself gets the stand-in back.)"""
+    guarded = _guarded(real, state_check)[0] if state_check is not None else None
 
     def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
         if args_check is not None:
