@@ -25,6 +25,7 @@ import xxhash
 
 import amber
 from amber.container import FORMAT_VERSION, ContainerReader, open_source
+from amber.container import _io
 from amber.container._spec import TRAILER, TRAILER_SIZE
 from test_roundtrip import FACTORY_NAME, assert_same, make_default
 
@@ -1031,6 +1032,93 @@ def test_durable_dump(tmp_path: Path, big_array: np.ndarray, compress: Any) -> N
         amber.dump({"a": big_array, "f": lambda: 0}, p, durable=True, compress=compress)
     assert p.read_bytes() == before
     assert [x.name for x in tmp_path.iterdir()] == ["d.amber"]
+
+
+_KILLED_DUMP = """
+import os, sys, time
+import numpy as np
+import amber
+
+class Stall:
+    def __reduce__(self):
+        open(sys.argv[2], "w").close()  # the big array before it is in the file by now
+        time.sleep(60)
+        return (int, ())
+
+amber.dump({"big": np.ones(4_000_000), "stall": Stall()}, sys.argv[1])
+"""
+
+
+def test_a_killed_dump_keeps_the_earlier_file_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGKILL in the middle of a dump: the earlier file is intact and, on Linux (O_TMPFILE),
+    no temporary file is left behind either; elsewhere a hidden .amber-tmp file may stay."""
+    p = tmp_path / "model.amber"
+    amber.dump({"old": 1}, p)
+    marker = tmp_path / "started"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_DUMP, str(p), str(marker)])
+    try:
+        for _ in range(600):
+            if marker.exists() or proc.poll() is not None:
+                break
+            threading.Event().wait(0.05)
+        assert marker.exists(), "the dump never reached the stalling object"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert amber.load(p) == {"old": 1}
+    left = sorted(x.name for x in tmp_path.iterdir())
+    if _io._UNNAMED:
+        assert left == ["model.amber", "started"]
+    else:  # pragma: no cover - not Linux
+        assert set(left) - set(tmp_files(tmp_path)) == {"model.amber", "started"}
+
+
+def test_dump_makes_new_files_with_the_usual_permissions(tmp_path: Path) -> None:
+    umask = os.umask(0o022)
+    os.umask(umask)
+    p = tmp_path / "x.amber"
+    amber.dump([1], p)
+    q = tmp_path / "plain"
+    q.write_bytes(b"")
+    assert (p.stat().st_mode & 0o777) == (q.stat().st_mode & 0o777) == 0o666 & ~umask
+    amber.dump([2], p)  # replaced: still a file of its own
+    assert amber.load(p) == [2] and (p.stat().st_mode & 0o777) == 0o666 & ~umask
+
+
+def test_dump_when_linking_the_unnamed_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where /proc links cannot be followed (some sandboxes), the unnamed file is copied
+    into a named one once, and later dumps name their temporary files from the start."""
+    if not _io._UNNAMED:
+        pytest.skip("no O_TMPFILE here")
+    real_link = os.link
+
+    def link(src: Any, dst: Any, **kw: Any) -> None:
+        if str(src).startswith("/proc/"):
+            raise PermissionError(1, "Operation not permitted")
+        real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "link", link)
+    monkeypatch.setattr(_io, "_UNNAMED", _io._UNNAMED)
+    big = np.arange(3_000_000.0)
+    p = tmp_path / "x.amber"
+    amber.dump({"a": big}, p)
+    assert _io._UNNAMED == 0
+    assert np.array_equal(amber.load(p)["a"], big)
+    amber.dump({"b": big[:10]}, p, durable=True)  # named from the start now
+    assert np.array_equal(amber.load(p)["b"], big[:10])
+    assert [x.name for x in tmp_path.iterdir()] == ["x.amber"]
+
+
+def test_dump_over_an_existing_file_is_a_rename(tmp_path: Path) -> None:
+    """An open reader of the old file keeps reading the old bytes (its inode), as with any
+    atomic replace; the path shows the new file."""
+    p = tmp_path / "x.amber"
+    amber.dump({"v": np.arange(1000)}, p)
+    with amber.open(p) as f:
+        amber.dump({"v": np.arange(1000) * 2}, p)
+        assert np.array_equal(f["v"][:], np.arange(1000))
+    assert np.array_equal(amber.load(p)["v"], np.arange(1000) * 2)
+    assert [x.name for x in tmp_path.iterdir()] == ["x.amber"]
 
 
 def test_dump_into_missing_folder(tmp_path: Path) -> None:

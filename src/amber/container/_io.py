@@ -266,36 +266,63 @@ _IOV_MAX = 512
 _ASYNC_WRITE = 1 << 20
 
 
+#: Linux: a file opened with O_TMPFILE has no name until it is linked in place; linking it
+#: goes through its /proc/self/fd entry.
+_UNNAMED = getattr(os, "O_TMPFILE", 0) if os.path.isdir("/proc/self/fd") else 0
+
+
 class AtomicFile(io.RawIOBase):
-    """Write to a temporary file beside ``path``; ``commit()`` renames it over ``path``.
+    """Write to a temporary file beside ``path``; ``commit()`` puts it in place of ``path``.
 
     If anything fails before ``commit``, ``discard()`` removes the temporary file and any
     earlier file at ``path`` is left untouched. ``durable=True`` fsyncs the data before the
     rename and the folder after it, so the new file also survives a power loss.
+
+    On Linux the temporary file has no name (``O_TMPFILE``): even a process killed in the
+    middle of a dump leaves nothing behind, and a new file is linked in with one directory
+    operation (a named temporary file costs two, create and rename: about 40 µs more a
+    file on ext4). An existing ``path`` is replaced by rename, atomically, as before.
+    Elsewhere (and on filesystems without ``O_TMPFILE``) the temporary file is a hidden
+    ``.<name>.<random>.amber-tmp`` beside ``path``.
     """
 
     def __init__(self, path: PathLike, durable: bool = False) -> None:
         super().__init__()
         self.path = os.fspath(path)
         self.durable = durable
-        folder = os.path.dirname(os.path.abspath(self.path))
-        base = os.path.basename(self.path)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        for _ in range(100):
-            self.tmp = os.path.join(folder, f".{base}.{os.urandom(6).hex()}.amber-tmp")
+        self.folder = os.path.dirname(os.path.abspath(self.path))
+        #: the temporary file's name; None while it has none (O_TMPFILE)
+        self.tmp: str | None = None
+        self.fd = -1
+        if _UNNAMED:
             try:
-                self.fd = os.open(self.tmp, flags, 0o666)
-                break
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
-        else:  # pragma: no cover - 100 random collisions
-            raise StorageError(f"cannot create a temporary file beside {self.path}")
+                self.fd = os.open(self.folder, os.O_RDWR | _UNNAMED, 0o666)
+            except OSError:  # not supported here (or no such folder: said below)
+                self.fd = -1
+        if self.fd < 0:
+            self.fd, self.tmp = self._named(None)
         self._queue: list[memoryview] = []
         self._queued = 0
         self._io: Future[None] | None = None
         self._error: StorageError | None = None
+
+    def _named(self, link_from: str | None) -> tuple[int, str]:
+        """A new hidden name beside ``path``: a new empty file opened for writing, or (with
+        ``link_from``) a hard link to that file (-1 as the descriptor)."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        base = os.path.basename(self.path)
+        for _ in range(100):
+            tmp = os.path.join(self.folder, f".{base}.{os.urandom(6).hex()}.amber-tmp")
+            try:
+                if link_from is None:
+                    return os.open(tmp, flags, 0o666), tmp
+                os.link(link_from, tmp, src_dir_fd=self.fd, follow_symlinks=True)
+                return -1, tmp
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise StorageError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        raise StorageError(f"cannot create a temporary file beside {self.path}")  # pragma: no cover
 
     def writable(self) -> bool:
         return True
@@ -358,18 +385,51 @@ class AtomicFile(io.RawIOBase):
         try:
             if self.durable:
                 os.fsync(self.fd)
+            if self.tmp is None:
+                self._link_in()
             os.close(self.fd)
             self.fd = -1
-            os.replace(self.tmp, self.path)
+            if self.tmp is not None:
+                os.replace(self.tmp, self.path)
+                self.tmp = None
         except OSError as exc:
             self.discard()
             raise StorageError(f"cannot finish writing {self.path}: {exc.strerror or exc}") from exc
         if self.durable:
-            dfd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
+            dfd = os.open(self.folder, os.O_RDONLY)
             try:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+
+    def _link_in(self) -> None:
+        """Give the unnamed file its name: ``path`` itself when that is free, else a hidden
+        name that ``commit`` then renames over ``path``."""
+        # an absolute source path: src_dir_fd only makes os.link call linkat(), which can
+        # follow the /proc link to the open file
+        global _UNNAMED
+        proc = f"/proc/self/fd/{self.fd}"
+        try:
+            os.link(proc, self.path, src_dir_fd=self.fd, follow_symlinks=True)
+            return
+        except FileExistsError:
+            pass
+        except OSError:  # linking through /proc refused here: copy into a named file once
+            _UNNAMED = 0  # (and name temporary files from the start from now on)
+            fd, self.tmp = self._named(None)
+            try:
+                size, done = os.fstat(self.fd).st_size, 0
+                while done < size:
+                    n = os.sendfile(fd, self.fd, done, size - done)
+                    if n <= 0:
+                        raise OSError(f"copying the temporary file stopped at byte {done}")
+                    done += n
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        _fd, self.tmp = self._named(proc)
 
     def discard(self) -> None:
         try:
@@ -377,12 +437,14 @@ class AtomicFile(io.RawIOBase):
         except BaseException:  # noqa: BLE001 - the write failed; the file goes anyway
             pass
         if self.fd >= 0:
-            os.close(self.fd)
+            os.close(self.fd)  # an unnamed file vanishes with its last descriptor
             self.fd = -1
-        try:
-            os.unlink(self.tmp)
-        except FileNotFoundError:
-            pass
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except FileNotFoundError:
+                pass
+            self.tmp = None
 
 
 class _Sink:
