@@ -14,7 +14,6 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import Future
-from pathlib import Path
 from collections.abc import Callable
 from typing import IO, Any, BinaryIO, Union
 
@@ -410,9 +409,10 @@ class AtomicFile(io.RawIOBase):
         global _UNNAMED
         proc = f"/proc/self/fd/{self.fd}"
         try:
-            os.link(proc, self.path, src_dir_fd=self.fd, follow_symlinks=True)
-            return
-        except FileExistsError:
+            if not os.path.lexists(self.path):  # (a failed link costs more than a lookup)
+                os.link(proc, self.path, src_dir_fd=self.fd, follow_symlinks=True)
+                return
+        except FileExistsError:  # made meanwhile
             pass
         except OSError:  # linking through /proc refused here: copy into a named file once
             _UNNAMED = 0  # (and name temporary files from the start from now on)
@@ -507,7 +507,7 @@ def open_sink(target: Any, durable: bool = False) -> _Sink:
 
         return _Sink(fh, move, remove)
     if isinstance(target, (str, os.PathLike)):
-        af = AtomicFile(Path(target), durable=durable)
+        af = AtomicFile(target, durable=durable)
         return _Sink(af, af.commit, af.discard)
     if hasattr(target, "write"):
         return _Sink(target)

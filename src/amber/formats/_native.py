@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import time as _time
 import platform
 import re
 import sys
@@ -651,6 +652,18 @@ _ENV = {
 }
 
 
+_stamp: list[Any] = [None, ""]
+
+
+def _created_now() -> str:
+    """The current UTC time to the second in ISO 8601, formatted once a second."""
+    now = int(_time.time())
+    if _stamp[0] != now:
+        _stamp[1] = _dt.datetime.fromtimestamp(now, _dt.timezone.utc).isoformat(timespec="seconds")
+        _stamp[0] = now
+    return _stamp[1]
+
+
 def _environment(packages: Iterable[str]) -> dict[str, Any]:
     return {**_ENV, "packages": {p: package_version(p) for p in sorted(packages)}}
 
@@ -680,7 +693,7 @@ def encode_to(
             "amber": __version__,
         }
         if not deterministic:
-            manifest["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            manifest["created"] = _created_now()
         manifest["env"] = _environment(enc.packages)
         manifest["metadata"] = metadata
         manifest["types"] = sorted(enc.types)
