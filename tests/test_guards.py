@@ -883,3 +883,76 @@ def test_booster_state_given_twice_checked_both_times(lib: str) -> None:
     assert type(again) is type(booster)
     with pytest.raises(amber.CorruptFileError, match="booster is malformed: its model fails amber's checks"):
         amber.loads(head + build(good) + build(bad) + b".")
+
+
+# --- SciPy B-splines (SplineTransformer) ---------------------------------------------------
+
+def _spline_transformer(**kw: Any) -> Any:
+    from sklearn.preprocessing import SplineTransformer
+
+    return SplineTransformer(**kw).fit(np.linspace(0, 1, 40)[:, None] * [1, 3])
+
+
+def _bspline_edit(spl: Any, field: str, value: Any) -> None:
+    """Set a BSpline's knots, coefficients or degree as its state holds them."""
+    d = spl.__dict__
+    key = {"t": "_t" if "_t" in d else "t", "c": "_c" if "_c" in d else "c"}.get(field, field)
+    d[key] = value(d[key]) if callable(value) else value
+
+
+BAD_SPLINES: dict[str, tuple[str, Any, str]] = {
+    "coefficients cut short": ("c", lambda c: c[:1].copy(), r"coefficients of shape \(1, \d+\) are fewer"),
+    "no coefficients": ("c", lambda c: c[:0].copy(), r"coefficients of shape \(0, \d+\) are fewer"),
+    "negative degree": ("k", -5, r"degree -5 is not a non-negative integer"),
+    "degree past the knots": ("k", 50, r"degree 50 needs at least 102"),
+    "knots cut short": ("t", lambda t: t[:3].copy(), r"it has 3 knots"),
+    "knots reversed": ("t", lambda t: t[::-1].copy(), r"knots are not finite and non-decreasing"),
+    "nan knot": ("t", lambda t: np.where(np.arange(len(t)) == 4, np.nan, t), r"not finite"),
+    "float32 knots": ("t", lambda t: t.astype(np.float32), r"knots are not a 1-d float64 array"),
+    "integer coefficients": ("c", lambda c: c.astype(np.int64), r"coefficients are int64"),
+    "axis past the coefficients": ("axis", 5, r"extrapolation mode or axis is malformed"),
+}
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib", "pt"])
+@pytest.mark.parametrize("bad", list(BAD_SPLINES), ids=list(BAD_SPLINES))
+def test_malformed_bspline_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SplineTransformer whose B-spline coefficients were cut short transformed into other
+    memory's bytes (values of 1e255); a negative degree aborted the process."""
+    model = _spline_transformer()
+    field, value, message = BAD_SPLINES[bad]
+    _bspline_edit(model.bsplines_[1], field, value)
+    p = _dumped(model, how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=r"a SciPy BSpline is malformed: .*" + message) as info:
+        _load(p, how)
+    assert str(p) in str(info.value) and "evaluating it would read outside its memory" in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_bsplines_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Splines as scikit-learn and SciPy make them pass: every extrapolation mode and degree
+    of SplineTransformer, quantile knots, interpolating and least-squares splines, their
+    derivatives and antiderivatives, basis elements, complex and multi-column coefficients."""
+    from scipy.interpolate import BSpline, make_interp_spline, make_lsq_spline
+
+    from amber.security._guards import bspline_problem
+
+    x = np.linspace(-0.5, 3.5, 57)[:, None] * [1, 1]
+    models = [_spline_transformer(degree=d, extrapolation=e, n_knots=k, knots=kn)
+              for d, e, k, kn in [(0, "continue", 3, "uniform"), (1, "linear", 4, "quantile"), (3, "periodic", 5, "uniform"),
+                                  (3, "continue", 7, "quantile"), (5, "constant", 6, "uniform"), (2, "error", 4, "uniform")]]
+    t = np.linspace(0, 1, 30)
+    interp = make_interp_spline(t, np.sin(6 * t), k=3)
+    splines = [interp, interp.derivative(), interp.antiderivative(2), BSpline.basis_element([0, 1, 2, 3]),
+               make_interp_spline(t, np.exp(1j * t), k=2), make_interp_spline(t, np.c_[t, t**2], k=1, axis=0),
+               make_lsq_spline(t, np.cos(t), np.r_[[0.0] * 4, 0.5, [1.0] * 4], k=3),
+               BSpline(np.r_[[0.0] * 3, 1, [2.0] * 3], np.ones((2, 4, 3)), 2, extrapolate="periodic", axis=1)]
+    for spl in splines + [s for m in models for s in m.bsplines_]:
+        assert bspline_problem(spl) is None, spl
+    for m in models:
+        xs = np.linspace(0, 1, 20)[:, None] * [1, 3] if m.extrapolation == "error" else x
+        again = _load(_dumped(m, how, tmp_path, monkeypatch), how)
+        np.testing.assert_array_equal(again.transform(xs), m.transform(xs))
+    again = _load(_dumped(splines, how, tmp_path, monkeypatch), how)
+    for a, b in zip(again, splines):
+        np.testing.assert_array_equal(a(np.linspace(-0.2, 1.2, 31)), b(np.linspace(-0.2, 1.2, 31)))

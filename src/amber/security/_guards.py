@@ -321,6 +321,38 @@ def kmeans_problem(est: Any) -> str | None:
     return None
 
 
+def bspline_problem(spl: Any) -> str | None:
+    """SciPy evaluates a B-spline in compiled code that trusts its knots ``t``, coefficients
+    ``c`` and degree ``k`` to fit together as ``BSpline.__init__`` makes them, which
+    unpickling skips: coefficients cut short gave other memory's bytes as values (a
+    SplineTransformer's output summed to 1e255), a negative degree aborted the process.
+    (``construct_fast`` skips the checks too, so strided knots stay allowed.)"""
+    d = getattr(spl, "__dict__", None)
+    if type(d) is not dict:
+        return "it has no attributes"
+    # (SciPy 1.15 and later keep them as _t and _c, behind properties)
+    t, c, k = d.get("_t", d.get("t")), d.get("_c", d.get("c")), d.get("k")
+    if type(k) is not int or not 0 <= k < 1 << 20:
+        return f"its degree {k!r:.20} is not a non-negative integer"
+    if not isinstance(t, np.ndarray) or t.ndim != 1 or t.dtype != np.float64:
+        return "its knots are not a 1-d float64 array"
+    n = t.shape[0] - k - 1
+    if n < k + 1:
+        return f"it has {t.shape[0]} knots, where degree {k} needs at least {2 * k + 2}"
+    if not bool(np.isfinite(t).all()) or bool((np.diff(t) < 0).any()):
+        return "its knots are not finite and non-decreasing"
+    if t[n] <= t[k]:
+        return "it has fewer than two distinct interior knots"
+    if not isinstance(c, np.ndarray) or c.ndim < 1 or c.shape[0] < n:
+        return f"its coefficients of shape {getattr(c, 'shape', None)} are fewer than its {n} basis functions"
+    if c.dtype not in (np.float64, np.complex128):
+        return f"its coefficients are {c.dtype}, not float64 or complex128"
+    extrapolate, axis = d.get("extrapolate"), d.get("axis")
+    if not (type(extrapolate) is bool or extrapolate == "periodic") or type(axis) is not int or not 0 <= axis < c.ndim:
+        return "its extrapolation mode or axis is malformed"
+    return None
+
+
 def bisecting_kmeans_problem(est: Any) -> str | None:
     """Bisecting k-means predicts down its tree of clusters, stacking two nodes' centers at
     each step and running k-means' loop on them (:func:`kmeans_problem`)."""
@@ -430,6 +462,7 @@ check_bisecting_kmeans = _raising(bisecting_kmeans_problem, "a scikit-learn {nam
 check_tree_estimator = _raising(tree_estimator_problem, "a scikit-learn {name}", "fit would write outside its memory")
 check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
+check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would read outside its memory")
 
 
 def _bind(args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -596,6 +629,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.sparse._compressed._cs_matrix": check_sparse,
     "scipy.sparse._coo._coo_base": check_sparse,
     "scipy.sparse._dia._dia_base": check_sparse,
+    "scipy.interpolate._bsplines.BSpline": check_bspline,
     **dict.fromkeys(STATE_CHECKED, _settle_state),
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
