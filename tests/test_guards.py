@@ -956,3 +956,137 @@ def test_good_bsplines_load(how: str, tmp_path: Path, monkeypatch: pytest.Monkey
     again = _load(_dumped(splines, how, tmp_path, monkeypatch), how)
     for a, b in zip(again, splines):
         np.testing.assert_array_equal(a(np.linspace(-0.2, 1.2, 31)), b(np.linspace(-0.2, 1.2, 31)))
+
+
+# --- trees inside estimators and ensembles, gradient boosting stages, feature hashing ------
+
+def _wide_tree(model: Any, n_features: int = 10**6) -> Any:
+    """``model`` (a fitted tree estimator) with a tree that splits on feature n_features-1."""
+    from sklearn.tree._tree import Tree
+
+    st = model.tree_.__getstate__()
+    nodes = st["nodes"].copy()
+    nodes["feature"][nodes["left_child"] >= 0] = n_features - 1
+    tree = Tree(n_features, np.asarray(model.tree_.n_classes, dtype=np.intp), model.tree_.n_outputs)
+    tree.__setstate__({**st, "nodes": nodes})
+    model.tree_ = tree
+    return model
+
+
+def _xy(seed: int = 0, classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(120, 5))
+    return X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int) * (classes - 2)
+
+
+def _bad_ensembles() -> dict[str, tuple[Callable[[], Any], str, str]]:
+    from sklearn.ensemble import GradientBoostingClassifier, IsolationForest, RandomForestClassifier
+    from sklearn.feature_extraction import FeatureHasher
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = _xy()
+    X3, y3 = _xy(classes=3)
+
+    def tree_wide() -> Any:
+        return _wide_tree(DecisionTreeClassifier(max_depth=3).fit(X, y))
+
+    def tree_unsized() -> Any:
+        m = DecisionTreeClassifier(max_depth=3).fit(X, y)
+        del m.n_features_in_
+        return m
+
+    def forest_wide() -> Any:
+        m = RandomForestClassifier(n_estimators=3, max_depth=3, random_state=0).fit(X, y)
+        m.estimators_[1] = _wide_tree(m.estimators_[1], 9)
+        m.estimators_[1].n_features_in_ = 9
+        return m
+
+    def iforest_subset() -> Any:
+        m = IsolationForest(n_estimators=3, max_features=3, random_state=0).fit(X)
+        m.estimators_features_[2] = m.estimators_features_[2][:1]
+        return m
+
+    def gb_wide() -> Any:
+        m = GradientBoostingClassifier(n_estimators=3, max_depth=2).fit(X, y)
+        m.estimators_ = np.repeat(m.estimators_, 40, axis=1)
+        return m
+
+    def gb_init_classes() -> Any:
+        m = GradientBoostingClassifier(n_estimators=3, max_depth=2).fit(X3, y3)
+        m.init_.class_prior_ = m.init_.class_prior_[:1].copy()
+        return m
+
+    def hashing(cls: Any, **kw: Any) -> Callable[[], Any]:
+        def make() -> Any:
+            m = cls(**kw)
+            m.n_features = 0
+            return m
+        return make
+
+    return {
+        "tree wider than its estimator": (tree_wide, r"its tree splits on 1000000 features, its input has 5", "predict would read"),
+        "tree estimator without a width": (tree_unsized, r"no number of input features", "predict would read"),
+        "forest with a wide tree": (forest_wide, r"its tree 1 takes 9 features, its input has 5", "predict would read"),
+        "isolation forest subset short": (iforest_subset, r"its tree 2 takes 3 features, its feature subset has 1", "predict would read"),
+        "boosting stages wider than its outputs": (gb_wide, r"it has 40 trees per stage and 1 trees per iteration", "predict would write"),
+        "boosting init with fewer classes": (gb_init_classes, r"class priors do not have its 3 classes", "predict would write"),
+        "hashing vectorizer of 0 features": (hashing(HashingVectorizer), r"number of features 0 is not between 1", "divide by zero"),
+        "feature hasher of 0 features": (hashing(FeatureHasher, input_type="string"), r"number of features 0", "divide by zero"),
+    }
+
+
+BAD_ENSEMBLES = _bad_ensembles()
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+@pytest.mark.parametrize("bad", list(BAD_ENSEMBLES), ids=list(BAD_ENSEMBLES))
+def test_malformed_ensembles_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Probed in child processes before the checks: a tree of 10**6 features in a 5-feature
+    estimator crashed predict (exit 139), gradient boosting stages wider than its raw
+    predictions corrupted the heap (abort), feature hashing into 0 features divided by
+    zero (SIGFPE)."""
+    make, message, consequence = BAD_ENSEMBLES[bad]
+    p = _dumped(make(), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=message) as info:
+        _load(p, how)
+    assert str(p) in str(info.value) and consequence in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl"])
+def test_good_ensembles_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sklearn.dummy import DummyClassifier
+    from sklearn.ensemble import (AdaBoostClassifier, BaggingClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
+                                  GradientBoostingRegressor, IsolationForest, RandomForestClassifier, RandomTreesEmbedding)
+    from sklearn.feature_extraction import FeatureHasher
+    from sklearn.feature_extraction.text import HashingVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = _xy()
+    X3, y3 = _xy(classes=3)
+    models: list[tuple[Any, str, np.ndarray]] = [
+        (RandomForestClassifier(n_estimators=3, max_features=2, random_state=0).fit(X, y), "predict_proba", X),
+        (ExtraTreesRegressor(n_estimators=3, random_state=0).fit(X, X[:, 0]), "predict", X),
+        (IsolationForest(n_estimators=3, max_features=3, random_state=0).fit(X), "score_samples", X),
+        (IsolationForest(n_estimators=3, random_state=0).fit(X), "score_samples", X),
+        (BaggingClassifier(n_estimators=3, max_features=2, random_state=0).fit(X, y), "predict_proba", X),
+        (AdaBoostClassifier(n_estimators=3, random_state=0).fit(X3, y3), "predict_proba", X3),
+        (RandomTreesEmbedding(n_estimators=3, random_state=0).fit(X), "transform", X),
+        (GradientBoostingClassifier(n_estimators=3).fit(X, y), "predict_proba", X),
+        (GradientBoostingClassifier(n_estimators=3).fit(X3, y3), "predict_proba", X3),
+        (GradientBoostingClassifier(n_estimators=3, init="zero").fit(X3, y3), "predict_proba", X3),
+        (GradientBoostingClassifier(n_estimators=3, init=LogisticRegression()).fit(X3, y3), "predict_proba", X3),
+        (GradientBoostingClassifier(n_estimators=3, init=DummyClassifier(strategy="most_frequent")).fit(X3, y3),
+         "predict_proba", X3),
+        (GradientBoostingRegressor(n_estimators=3).fit(X, X[:, 1]), "predict", X),
+        (GradientBoostingRegressor(n_estimators=3, init="zero").fit(X, X[:, 1]), "predict", X),
+    ]
+    for model, method, data in models:
+        again = _load(_dumped(model, how, tmp_path, monkeypatch), how)
+        out, want = getattr(again, method)(data), getattr(model, method)(data)
+        np.testing.assert_array_equal(out.toarray() if hasattr(out, "toarray") else out,
+                                      want.toarray() if hasattr(want, "toarray") else want)
+    hv = _load(_dumped(HashingVectorizer(n_features=64), how, tmp_path, monkeypatch), how)
+    assert hv.transform(["a b c"]).shape == (1, 64)
+    fh = _load(_dumped(FeatureHasher(n_features=8, input_type="string"), how, tmp_path, monkeypatch), how)
+    assert fh.transform([["a", "b"]]).shape == (1, 8)

@@ -420,6 +420,92 @@ def tree_estimator_problem(est: Any) -> str | None:
     return None
 
 
+def _width(est: Any) -> int | None:
+    """``n_features_in_``: the number of columns predict lets through (its input check is
+    skipped when the attribute is missing), or None when it is not a plain int."""
+    n = est.__dict__.get("n_features_in_") if type(getattr(est, "__dict__", None)) is dict else None
+    return n if type(n) is int and n >= 0 else None
+
+
+def tree_width_problem(est: Any) -> str | None:
+    """A fitted decision tree estimator lets ``n_features_in_`` columns through to its tree,
+    which reads every column up to its own ``n_features`` unchecked (a tree of 10**6
+    features in a 5-feature estimator crashed predict)."""
+    tree = est.__dict__.get("tree_")
+    if tree is None:
+        return None
+    n = _width(est)
+    if n is None:
+        return "it has a tree but no number of input features (n_features_in_), so predict would pass any input"
+    if getattr(tree, "n_features", None) != n:
+        return f"its tree splits on {getattr(tree, 'n_features', None)!r:.20} features, its input has {n}"
+    return None
+
+
+def forest_problem(est: Any) -> str | None:
+    """A forest checks its input once and hands it to every tree unchecked; so does an
+    isolation forest (each tree's own subset of the columns)."""
+    trees = est.__dict__.get("estimators_")
+    if trees is None:
+        return None
+    n = _width(est)
+    if n is None:
+        return "it has trees but no number of input features (n_features_in_), so predict would pass any input"
+    if not isinstance(trees, list):
+        return "its estimators are not a list"
+    features = est.__dict__.get("estimators_features_")
+    for i, t in enumerate(trees):
+        w = _width(t)
+        if w is None or w > n:
+            return f"its tree {i} takes {w!r:.20} features, its input has {n}"
+        if features is not None:
+            f = features[i] if isinstance(features, list) and i < len(features) else None
+            if not isinstance(f, np.ndarray) or f.ndim != 1 or len(f) < w:
+                return f"its tree {i} takes {w} features, its feature subset has {len(f) if isinstance(f, np.ndarray) else f!r:.20}"
+    return None
+
+
+def gradient_boosting_problem(est: Any) -> str | None:
+    """Gradient boosting adds every stage's trees into a raw prediction array in compiled
+    code: stage ``k`` of each row writes column ``k``, unchecked, and the trees read the
+    input's columns unchecked (stages wider than the raw predictions corrupted the heap)."""
+    d = est.__dict__
+    stages = d.get("estimators_")
+    if stages is None:
+        return None
+    if not isinstance(stages, np.ndarray) or stages.dtype != object or stages.ndim != 2 or not stages.size:
+        return "its stages are not a 2-d array of trees"
+    k = stages.shape[1]
+    if d.get("n_trees_per_iteration_") != k:
+        return f"it has {k} trees per stage and {d.get('n_trees_per_iteration_')!r:.20} trees per iteration"
+    n = _width(stages[0, 0])
+    if n is None or any(_width(t) != n for t in stages.flat):
+        return "its trees do not all take the same number of input features"
+    init, loss = d.get("init_"), d.get("_loss")
+    if isinstance(init, str) and init == "zero":
+        return None
+    if not getattr(loss, "is_multiclass", False):
+        if k != 1:
+            return f"it has {k} trees per stage for one raw prediction"
+        return None
+    classes = getattr(init, "classes_", None)
+    if not isinstance(classes, np.ndarray) or len(classes) != k:
+        return f"its initial estimator predicts {len(classes) if isinstance(classes, np.ndarray) else classes!r:.20} classes for {k} trees per stage"
+    prior = getattr(init, "class_prior_", None)
+    if prior is not None and (not isinstance(prior, np.ndarray) or prior.shape != (k,)
+                              or getattr(init, "n_classes_", k) != k or getattr(init, "n_outputs_", 1) != 1):
+        return f"its initial estimator's class priors do not have its {k} classes"
+    return None
+
+
+def hashing_problem(est: Any) -> str | None:
+    """Feature hashing takes each hash modulo ``n_features`` in compiled code (0 divides by zero)."""
+    n = est.__dict__.get("n_features")
+    if type(n) is not int or not 1 <= n <= np.iinfo(np.int32).max:
+        return f"its number of features {n!r:.20} is not between 1 and {np.iinfo(np.int32).max}"
+    return None
+
+
 _PREDICT = "predict would read outside its memory"
 
 
@@ -459,7 +545,19 @@ check_binary_tree = _raising(binary_tree_problem, "a scikit-learn {name}")
 check_libsvm = _raising(libsvm_problem, "a scikit-learn {name} model")
 check_kmeans = _raising(kmeans_problem, "a scikit-learn {name} model")
 check_bisecting_kmeans = _raising(bisecting_kmeans_problem, "a scikit-learn {name} model")
-check_tree_estimator = _raising(tree_estimator_problem, "a scikit-learn {name}", "fit would write outside its memory")
+_check_criterion = _raising(tree_estimator_problem, "a scikit-learn {name}", "fit would write outside its memory")
+_check_tree_width = _raising(tree_width_problem, "a scikit-learn {name}")
+
+
+def check_tree_estimator(est: Any) -> None:
+    _check_criterion(est)
+    _check_tree_width(est)
+
+
+check_forest = _raising(forest_problem, "a scikit-learn {name}")
+check_gradient_boosting = _raising(gradient_boosting_problem, "a scikit-learn {name}",
+                                   "predict would write outside its memory")
+check_hashing = _raising(hashing_problem, "a scikit-learn {name}", "transform would divide by zero or overflow")
 check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would read outside its memory")
@@ -616,6 +714,11 @@ def _settle_state(obj: Any) -> None:
 CHECKED: dict[str, Callable[[Any], None]] = {
     "sklearn.tree._tree.Tree": check_sklearn_tree,
     "sklearn.tree._classes.BaseDecisionTree": check_tree_estimator,
+    "sklearn.ensemble._forest.BaseForest": check_forest,
+    "sklearn.ensemble._iforest.IsolationForest": check_forest,
+    "sklearn.ensemble._gb.BaseGradientBoosting": check_gradient_boosting,
+    "sklearn.feature_extraction.text.HashingVectorizer": check_hashing,
+    "sklearn.feature_extraction._hash.FeatureHasher": check_hashing,
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor": check_hgb_predictor,
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier": check_hgb,
     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor": check_hgb,
