@@ -361,6 +361,17 @@ class AmberTrustOff(Amber):
             _native.check_trust, _native._resolve = saved
 
 
+class AmberNoVerify(Amber):
+    """amber's load with the blob checksums skipped (``verify=False``, never the default):
+    what the integrity check costs, side by side with the tools that check nothing."""
+
+    key, label = "amber_noverify", "amber, checksums off (verify=False)"
+    workloads = frozenset({"matrix", "tiles-list", "forest", "frame"})
+
+    def load(self, path: Path) -> Any:
+        return amber.load(path, verify=False, trusted=self.trusted)
+
+
 class _ReadsOthers(Adapter):
     """amber loading (safely) a file another tool wrote: the issue's "existing files" bars.
     Measured on the workloads that carry those bars only."""
@@ -410,4 +421,5 @@ ADAPTERS: tuple[Adapter, ...] = (
     AmberZRaw(),
     AmberMmap(),
     AmberTrustOff(),
+    AmberNoVerify(),
 )

@@ -15,9 +15,10 @@ from benchmarks import Config, Sizes, compute_bars, render, run, write  # noqa: 
 from benchmarks.__main__ import main  # noqa: E402
 
 EXPECTED = {
-    "matrix": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
+    "matrix": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap",
+               "amber_noverify"},
     "tiles-list": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_mmap", "hickle",
-                   "h5py_loop", "amber_hdf5"},
+                   "h5py_loop", "amber_hdf5", "amber_noverify"},
     "tiles-files": {"pickle5", "joblib", "joblib_z3", "npy", "npy_mmap", "amber", "amber_z", "amber_z_nofilter", "amber_mmap"},
     "dict": {"pickle5", "joblib", "joblib_z3", "amber", "amber_z", "amber_z_nofilter", "amber_reads_pickle",
              "amber_reads_joblib", "orjson", "jsonpickle", "amber_json", "amber_json_pretty"},
@@ -27,8 +28,8 @@ FILES = {"matrix": 1, "tiles-list": 1, "tiles-files": 20, "dict": 1}
 #: runs the generic tools and its own, and no other.
 GENERIC = {"pickle5", "joblib", "amber", "amber_z"}
 EXPECTED_TYPES = {
-    "forest": GENERIC | {"skops", "amber_trust_off", "amber_reads_pickle", "amber_reads_joblib"},
-    "frame": GENERIC | {"feather"},
+    "forest": GENERIC | {"skops", "amber_trust_off", "amber_reads_pickle", "amber_reads_joblib", "amber_noverify"},
+    "frame": GENERIC | {"feather", "amber_noverify"},
     "torch": GENERIC | {"safetensors", "torch_save", "amber_mmap", "amber_reads_torch"},
     "objects": GENERIC | {"amber_trust_off"},
 }
