@@ -1090,3 +1090,61 @@ def test_good_ensembles_load(how: str, tmp_path: Path, monkeypatch: pytest.Monke
     assert hv.transform(["a b c"]).shape == (1, 64)
     fh = _load(_dumped(FeatureHasher(n_features=8, input_type="string"), how, tmp_path, monkeypatch), how)
     assert fh.transform([["a", "b"]]).shape == (1, 8)
+
+
+# --- found by fuzzing fitted state (every estimator, one field changed, in child processes) --
+
+def _bad_fuzzed() -> dict[str, tuple[Callable[[], Any], str, str]]:
+    from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+
+    X, _ = _xy()
+
+    def edited(make: Callable[[], Any], **fields: Any) -> Callable[[], Any]:
+        def build() -> Any:
+            m = make()
+            for k, v in fields.items():
+                setattr(m, k, v(getattr(m, k)) if callable(v) else v)
+            return m
+        return build
+
+    return {
+        "k-means of -1 threads": (edited(lambda: KMeans(3, n_init=1, random_state=0).fit(X), _n_threads=-1),
+                                  r"its number of threads -1 is not between 1 and 2147483647", "predict would"),
+        "mini-batch k-means of 0 threads": (edited(lambda: MiniBatchKMeans(3, n_init=1, random_state=0).fit(X), _n_threads=0),
+                                            r"its number of threads 0 is not", "predict would"),
+        "bisecting k-means of -2**31 threads": (
+            edited(lambda: BisectingKMeans(3, random_state=0).fit(X), _n_threads=-2**31), r"number of threads -2147483648", "predict would"),
+    }
+
+
+BAD_FUZZED = _bad_fuzzed()
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+@pytest.mark.parametrize("bad", list(BAD_FUZZED), ids=list(BAD_FUZZED))
+def test_malformed_fuzzed_state_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by a fuzz of fitted state (one field of a fitted estimator changed, pickled, loaded
+    and used in a child process): k-means with a negative number of threads ended the process
+    in libgomp (exit 1, "out of memory allocating 927712937064 bytes")."""
+    make, message, consequence = BAD_FUZZED[bad]
+    p = _dumped(make(), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=message) as info:
+        _load(p, how)
+    assert str(p) in str(info.value) and consequence in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_fuzzed_classes_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scipy.sparse as sparse
+    from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+
+    X, _ = _xy()
+    models: list[tuple[Any, str, Any]] = [
+        (KMeans(3, n_init=1, random_state=0).fit(X), "predict", sparse.csr_matrix(X)),
+        (KMeans(3, n_init=1, algorithm="elkan", random_state=0).fit(X), "transform", X),
+        (MiniBatchKMeans(3, n_init=1, random_state=0).partial_fit(X), "predict", X),
+        (BisectingKMeans(3, random_state=0).fit(X), "predict", X),
+    ]
+    for model, method, data in models:
+        again = _load(_dumped(model, how, tmp_path, monkeypatch), how)
+        np.testing.assert_array_equal(getattr(again, method)(data), getattr(model, method)(data))

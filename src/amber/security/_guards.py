@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 
+_INT_MAX = int(np.iinfo(np.int32).max)
+
+
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
     n = len(left)
     if n == 0:
@@ -312,12 +315,17 @@ def libsvm_problem(est: Any) -> str | None:
 
 
 def kmeans_problem(est: Any) -> str | None:
-    """k-means predicts on sparse data with one loop over ``n_features_in_`` per center."""
+    """k-means predicts on sparse data with one loop over ``n_features_in_`` per center, in
+    an OpenMP team of ``_n_threads`` (what fit found usable, at least 1): libgomp takes a
+    negative count as an unsigned one and ends the process (exit 1, out of memory)."""
     centers, n = est.__dict__.get("cluster_centers_"), est.__dict__.get("n_features_in_")
     if centers is not None and (
         not isinstance(centers, np.ndarray) or centers.ndim != 2 or type(n) is not int or centers.shape[1] != n
     ):
         return f"its centers of shape {getattr(centers, 'shape', None)} do not have its {n!r:.20} features"
+    threads = est.__dict__.get("_n_threads", 1)
+    if type(threads) is not int or not 1 <= threads <= _INT_MAX:
+        return f"its number of threads {threads!r:.20} is not between 1 and {_INT_MAX}"
     return None
 
 
