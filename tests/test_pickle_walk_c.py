@@ -327,6 +327,56 @@ def test_resolved_dtypes_are_cached_by_type_and_value() -> None:
         A._resolve_dtype(dtype(("V16", False, True), (3, "|", None, ("a", "b"), odd, 16, 1, 16)))
 
 
+def test_the_c_dtype_key_equals_the_python_one() -> None:
+    """The C evaluator looks resolved dtypes up by a key it builds itself: it must be the key
+    ``_archives._key`` builds (equal tuples, None alike) for every _DType, including values
+    equal across types (``1``/``True``/``1.0``), shared and odd field dtypes, and states of
+    every shape."""
+    from amber.security import _archives as A
+    from amber.security import _cwalk
+
+    rng = random.Random(5)
+    scalars = [0, 1, True, False, -1, 3, "<", "|", "f8", "i8", b"x", None, 1.0, [1], (), ("a",)]
+
+    def tup(k: int) -> tuple[Any, ...]:
+        return tuple(rng.choice(scalars) for _ in range(k))
+
+    def dtype(depth: int = 0) -> Any:
+        d = A._DType(rng.choice([("f8", False, True), ("i8", 0, 1), tup(3), tup(2), ["f8", False, True], "f8"]))
+        r = rng.random()
+        if r < 0.2:
+            d.state = None
+        elif r < 0.4:
+            d.state = rng.choice([(3, "<", None, None, None, -1, -1, 0), (3, "<", None, None, None, -1, -1, False), tup(8)])
+        else:
+            subs = [dtype(depth + 1) if depth < 2 else A._DType(("f8", False, True)) for _ in range(rng.randint(1, 3))]
+            fields: dict[Any, Any] = {}
+            for j in range(rng.randint(0, 5)):
+                tail = rng.choice([(8 * j,), (8 * j, "title"), (8 * j, None), (1.5,), (8 * j, [1]), (j, 1, 2)])
+                key = rng.choice([f"f{j}", f"f{j}", 7])
+                fields[key] = rng.choice([(rng.choice(subs), *tail), (rng.choice(subs), *tail), [rng.choice(subs), 0],
+                                          ("x", 0)])
+            names = rng.choice([tuple(k for k in fields if type(k) is str), ("a", 1), ["a"], None])
+            st: list[Any] = [3, "|", rng.choice([None, None, None, 0]), names, rng.choice([fields, fields, None]),
+                             16, rng.choice([1, True, 1.0]), 16]
+            if rng.random() < 0.3:
+                st.append(rng.choice([None, (None, (b"s", 1, 1, 1))]))
+            d.state = tuple(st) if rng.random() < 0.95 else st
+        return d
+
+    kinds = set()
+    for _ in range(3000):
+        d = dtype()
+        want, got = A._key(d), _cwalk.dtype_key(d)
+        assert want == got and type(want) is type(got), (d.args, d.state)
+        if want is not None:
+            assert hash(want) == hash(got)
+        kinds.add((want is None, len(want) if want is not None else 0))
+    assert {(True, 0), (False, 2), (False, 4)} <= kinds  # every kind of key was met
+    with pytest.raises(TypeError):
+        _cwalk.dtype_key(("f8", False, True))
+
+
 _GUARD_CHILD = r"""
 import ctypes, io, mmap, pickle, random, sys
 import joblib, numpy as np

@@ -15,6 +15,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -38,7 +39,8 @@ static unsigned char steps[256];
 static unsigned char pushes_str[256];
 static PyObject *opnames[256];   /* str or NULL */
 static unsigned char prefix2[65536 / 8];
-static PyObject *MadeType, *AttrArgsType, *BlobType, *BlobArgsType, *GlobalRefType, *CallSiteType;
+static PyObject *MadeType, *AttrArgsType, *BlobType, *BlobArgsType;
+static PyObject *MadeCache;  /* name -> (_Made(name), name): the stack values of calls, made once */
 static PyObject *NameMapping, *ImportMapping;
 static PyObject *StringAtFn, *GetattrFn, *ExtFn, *Latin1Fn;
 static PyObject *EmptyTuple, *Zero;
@@ -46,6 +48,80 @@ static PyObject *s_name, *s_offset, *s_opcode, *s_resolved, *s_module, *s_qualna
 static PyObject *s_stack_global, *s_question, *s_getattr_name, *s_codecs_encode;
 
 static inline int is_prefix(unsigned v) { return (prefix2[v >> 3] >> (v & 7)) & 1; }
+
+/* Instances of the Python classes with ``__slots__`` that the walk and the evaluator make
+ * by the thousand (GlobalRef, CallSite, Walk, and the evaluator's _Global, _Obj, _Wrapper,
+ * _DType) are made here as their own __init__ makes them: allocated, then each slot set
+ * directly (at the offset its member descriptor gives), without a call into Python.
+ * setup() checks that every field is an object slot of the class. */
+typedef struct {
+    PyTypeObject *type;
+    int k;
+    Py_ssize_t off[13];
+} slotted_t;
+
+static int
+slotted_init(slotted_t *st, PyObject *type, const char *const *names, int k)
+{
+    if (!PyType_Check(type) || k > 13) {
+        PyErr_SetString(PyExc_TypeError, "expected a class");
+        return -1;
+    }
+    for (int j = 0; j < k; j++) {
+        PyObject *d = PyObject_GetAttrString(type, names[j]);
+        if (d == NULL)
+            return -1;
+        int ok = Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX
+                 && ((PyMemberDescrObject *)d)->d_common.d_type == (PyTypeObject *)type;
+        if (ok)
+            st->off[j] = ((PyMemberDescrObject *)d)->d_member->offset;
+        Py_DECREF(d);
+        if (!ok) {
+            PyErr_Format(PyExc_TypeError, "%s.%s is not an object slot", ((PyTypeObject *)type)->tp_name, names[j]);
+            return -1;
+        }
+    }
+    Py_INCREF(type);
+    Py_XSETREF(st->type, (PyTypeObject *)type);
+    st->k = k;
+    return 0;
+}
+
+#define SLOT(o, st, j) (*(PyObject **)((char *)(o) + (st).off[j]))
+static slotted_t SGlobalRef, SCallSite, SWalk;
+
+/* a new instance with its k slots set to vals (borrowed; NULL stands for None) */
+static PyObject *
+slotted_new(slotted_t *st, PyObject *const *vals)
+{
+    PyObject *o = st->type->tp_alloc(st->type, 0);
+    if (o == NULL)
+        return NULL;
+    for (int j = 0; j < st->k; j++) {
+        PyObject *v = vals[j] ? vals[j] : Py_None;
+        Py_INCREF(v);
+        SLOT(o, *st, j) = v;
+    }
+    return o;
+}
+
+/* slot j of o (borrowed), when o is exactly of the class; NULL with an exception when unset */
+static inline PyObject *
+slotted_get(slotted_t *st, PyObject *o, int j)
+{
+    PyObject *v = SLOT(o, *st, j);
+    if (v == NULL)
+        PyErr_SetString(PyExc_AttributeError, "an unset slot");
+    return v;
+}
+
+/* set slot j of o (exactly of the class) to v (borrowed) */
+static inline void
+slotted_set(slotted_t *st, PyObject *o, int j, PyObject *v)
+{
+    Py_INCREF(v);
+    Py_XSETREF(SLOT(o, *st, j), v);
+}
 
 static PyObject *
 opname_or(unsigned op, const char *dflt)
@@ -57,22 +133,6 @@ opname_or(unsigned op, const char *dflt)
     return PyUnicode_FromString(dflt);
 }
 
-/* a frozen dataclass instance, made as object.__new__ + object.__setattr__ per field */
-static PyObject *
-make_obj(PyObject *cls, PyObject **names, PyObject **vals, int k)
-{
-    PyObject *o = PyBaseObject_Type.tp_new((PyTypeObject *)cls, EmptyTuple, NULL);
-    if (o == NULL)
-        return NULL;
-    for (int j = 0; j < k; j++) {
-        if (PyObject_GenericSetAttr(o, names[j], vals[j]) < 0) {
-            Py_DECREF(o);
-            return NULL;
-        }
-    }
-    return o;
-}
-
 /* calls.append(CallSite(off, opname, target, arg)); target and arg borrowed (NULL: None) */
 static int
 add_call(PyObject *calls, Py_ssize_t off, PyObject *opname, PyObject *target, PyObject *arg)
@@ -80,9 +140,8 @@ add_call(PyObject *calls, Py_ssize_t off, PyObject *opname, PyObject *target, Py
     PyObject *offo = PyLong_FromSsize_t(off);
     if (offo == NULL)
         return -1;
-    PyObject *names[4] = {s_offset, s_opcode, s_target, s_arg};
-    PyObject *vals[4] = {offo, opname, target ? target : Py_None, arg ? arg : Py_None};
-    PyObject *c = make_obj(CallSiteType, names, vals, 4);
+    PyObject *vals[4] = {offo, opname, target, arg};
+    PyObject *c = slotted_new(&SCallSite, vals);
     Py_DECREF(offo);
     if (c == NULL)
         return -1;
@@ -97,12 +156,29 @@ make_global(PyObject *name, Py_ssize_t off, PyObject *opcode, int resolved, PyOb
     PyObject *offo = PyLong_FromSsize_t(off);
     if (offo == NULL)
         return NULL;
-    PyObject *names[7] = {s_name, s_offset, s_opcode, s_resolved, s_module, s_qualname, s_raw};
-    PyObject *vals[7] = {name, offo, opcode, resolved ? Py_True : Py_False,
-                         module ? module : Py_None, qualname ? qualname : Py_None, raw ? raw : Py_None};
-    PyObject *g = make_obj(GlobalRefType, names, vals, 7);
+    PyObject *vals[7] = {name, offo, opcode, resolved ? Py_True : Py_False, module, qualname, raw};
+    PyObject *g = slotted_new(&SGlobalRef, vals);
     Py_DECREF(offo);
     return g;
+}
+
+/* f"{m}.{q}" for two str */
+static PyObject *
+dotted(PyObject *m, PyObject *q)
+{
+    if (!PyUnicode_CheckExact(m) || !PyUnicode_CheckExact(q))
+        return PyUnicode_FromFormat("%U.%U", m, q);
+    Py_ssize_t lm = PyUnicode_GET_LENGTH(m), lq = PyUnicode_GET_LENGTH(q);
+    Py_UCS4 mx = Py_MAX(PyUnicode_MAX_CHAR_VALUE(m), PyUnicode_MAX_CHAR_VALUE(q));
+    PyObject *r = PyUnicode_New(lm + 1 + lq, mx < 127 ? 127 : mx);
+    if (r == NULL)
+        return NULL;
+    if (PyUnicode_CopyCharacters(r, 0, m, 0, lm) < 0 || PyUnicode_WriteChar(r, lm, '.') < 0
+        || PyUnicode_CopyCharacters(r, lm + 1, q, 0, lq) < 0) {
+        Py_DECREF(r);
+        return NULL;
+    }
+    return r;
 }
 
 /* _global_ref(module, qualname, proto, offset, opcode): module/qualname borrowed or NULL
@@ -145,7 +221,7 @@ global_ref(PyObject *module, PyObject *qualname, int proto, Py_ssize_t off, PyOb
                     return NULL;
             }
         }
-        name = PyUnicode_FromFormat("%U.%U", m, q);
+        name = dotted(m, q);
         if (name == NULL) {
             Py_XDECREF(raw);
             return NULL;
@@ -317,10 +393,51 @@ replace_from(PyObject *stack, Py_ssize_t lo, PyObject *v)
     return r;
 }
 
+/* _Made(name), for an exact str name: one per name, kept in MadeCache (a str subclass
+ * without slots or a dict: immutable, so the walks can share it) */
 static PyObject *
 call_made(PyObject *name)
 {
-    return PyObject_CallOneArg(MadeType, name);
+    if (!PyUnicode_CheckExact(name))
+        return PyObject_CallOneArg(MadeType, name);
+    PyObject *hit = PyDict_GetItemWithError(MadeCache, name);
+    if (hit != NULL) {
+        PyObject *m = PyTuple_GET_ITEM(hit, 0);
+        Py_INCREF(m);
+        return m;
+    }
+    if (PyErr_Occurred())
+        return NULL;
+    PyObject *m = PyObject_CallOneArg(MadeType, name);
+    if (m == NULL)
+        return NULL;
+    if (PyDict_GET_SIZE(MadeCache) >= 4096)
+        PyDict_Clear(MadeCache);
+    PyObject *entry = PyTuple_Pack(2, m, name);
+    if (entry == NULL || PyDict_SetItem(MadeCache, name, entry) < 0) {
+        Py_XDECREF(entry);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_DECREF(entry);
+    return m;
+}
+
+/* str(v) for a str (a _Made: the name it was made from); new ref */
+static PyObject *
+plain_str(PyObject *v)
+{
+    if (Py_IS_TYPE(v, (PyTypeObject *)MadeType)) {
+        PyObject *hit = PyDict_GetItemWithError(MadeCache, v);
+        if (hit != NULL && PyTuple_GET_ITEM(hit, 0) == v) {
+            PyObject *s = PyTuple_GET_ITEM(hit, 1);
+            Py_INCREF(s);
+            return s;
+        }
+        if (hit == NULL && PyErr_Occurred())
+            return NULL;
+    }
+    return PyObject_Str(v);
 }
 
 /* _walk._args_value: the stack value of a tuple of ``k`` items (new ref, None for
@@ -460,7 +577,7 @@ get_data(PyObject *dataobj, Py_ssize_t n, Py_ssize_t start, Py_buffer *view)
     return 0;
 }
 
-/* walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> tuple (see _walk.py) */
+/* walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> (Walk, armed) (see _walk.py) */
 static PyObject *
 cwalk(PyObject *self, PyObject *args)
 {
@@ -857,7 +974,7 @@ cwalk(PyObject *self, PyObject *args)
                 FAIL;
             PyObject *inst = TOP(1);
             if (PyUnicode_Check(inst)) {
-                PyObject *s = PyObject_Str(inst);
+                PyObject *s = plain_str(inst);
                 if (s == NULL)
                     FAIL;
                 int r = add_call(calls, i, opnames[op], s, NULL);
@@ -1307,9 +1424,22 @@ stop:
             Py_DECREF(err_off);
             FAIL;
         }
-        result = Py_BuildValue("(OOnOONNnOOOOO)", globals, calls, end, stopped ? Py_True : Py_False,
-                               error ? error : Py_None, err_off, protocol_o, persids, ext_codes, payloads, escapes,
-                               jumped, armed ? Py_True : Py_False);
+        PyObject *end_o = PyLong_FromSsize_t(end), *pers_o = PyLong_FromSsize_t(persids);
+        PyObject *start_o = PyLong_FromSsize_t(start);
+        if (end_o && pers_o && start_o) {
+            PyObject *vals[13] = {globals, calls, end_o, stopped ? Py_True : Py_False, error, err_off, protocol_o,
+                                  pers_o, ext_codes, start_o, payloads, escapes, jumped};
+            PyObject *w = slotted_new(&SWalk, vals);
+            if (w != NULL) {
+                result = PyTuple_Pack(2, w, armed ? Py_True : Py_False);
+                Py_DECREF(w);
+            }
+        }
+        Py_XDECREF(end_o);
+        Py_XDECREF(pers_o);
+        Py_XDECREF(start_o);
+        Py_DECREF(err_off);
+        Py_DECREF(protocol_o);
     }
 
 fail:
@@ -1336,15 +1466,15 @@ set_static(PyObject **slot, PyObject *v)
 }
 
 /* setup(kinds, argsizes, steps, pushes_str, names, prefix2, made, attrargs, blob, blobargs,
- *       GlobalRef, CallSite, name_mapping, import_mapping, string_at, getattr_ref, ext_ref, latin1) */
+ *       GlobalRef, CallSite, name_mapping, import_mapping, string_at, getattr_ref, ext_ref, latin1, Walk) */
 static PyObject *
 setup(PyObject *self, PyObject *args)
 {
     PyObject *k, *a, *s, *ps, *nm, *pre;
-    PyObject *made, *attr, *blob, *blobargs, *gref, *csite, *nmap, *imap, *sat, *gat, *ext, *lat;
-    if (!PyArg_ParseTuple(args, "OOOOO!OOOOOOOO!O!OOOO", &k, &a, &s, &ps, &PyDict_Type, &nm, &pre, &made, &attr,
+    PyObject *made, *attr, *blob, *blobargs, *gref, *csite, *nmap, *imap, *sat, *gat, *ext, *lat, *walkt;
+    if (!PyArg_ParseTuple(args, "OOOOO!OOOOOOOO!O!OOOOO", &k, &a, &s, &ps, &PyDict_Type, &nm, &pre, &made, &attr,
                           &blob, &blobargs, &gref, &csite, &PyDict_Type, &nmap, &PyDict_Type, &imap, &sat, &gat,
-                          &ext, &lat))
+                          &ext, &lat, &walkt))
         return NULL;
     PyObject *seqs[4] = {k, a, s, ps};
     unsigned char *dst[4] = {kinds, argsizes, steps, pushes_str};
@@ -1405,8 +1535,16 @@ setup(PyObject *self, PyObject *args)
     set_static(&AttrArgsType, attr);
     set_static(&BlobType, blob);
     set_static(&BlobArgsType, blobargs);
-    set_static(&GlobalRefType, gref);
-    set_static(&CallSiteType, csite);
+    static const char *const gref_f[] = {"name", "offset", "opcode", "resolved", "module", "qualname", "raw"};
+    static const char *const csite_f[] = {"offset", "opcode", "target", "arg"};
+    static const char *const walk_f[] = {"globals", "calls", "end", "stopped", "error", "error_offset", "protocol",
+                                         "persistent_ids", "ext_codes", "start", "payloads", "escapes", "jumped"};
+    if (slotted_init(&SGlobalRef, gref, gref_f, 7) < 0 || slotted_init(&SCallSite, csite, csite_f, 4) < 0
+        || slotted_init(&SWalk, walkt, walk_f, 13) < 0)
+        return NULL;
+    if (MadeCache == NULL && (MadeCache = PyDict_New()) == NULL)
+        return NULL;
+    PyDict_Clear(MadeCache);
     set_static(&NameMapping, nmap);
     set_static(&ImportMapping, imap);
     set_static(&StringAtFn, sat);
@@ -1425,8 +1563,9 @@ setup(PyObject *self, PyObject *args)
  * return None, and the caller runs the Python evaluator from the start (it alone words
  * refusals and errors). On STOP it returns True, having filled ``out`` (through the
  * wrapper-BUILD helper) exactly as the Python evaluator would. */
-static PyObject *JOpaque, *JGlobalT, *JObjT, *JWrapperT, *JDTypeT, *JReconT, *JWrapperBuild, *JWrapperName, *JOldWrappers;
-static PyObject *JResolveDType;
+static PyObject *JOpaque, *JReconT, *JWrapperBuild, *JWrapperName, *JOldWrappers;
+static PyObject *JResolveDType, *JDTypes, *JKey;
+static slotted_t SGlobal, SObj, SWrapper, SDType;
 static PyObject *s_attrs, *s_shape, *s_dtype, *s_align, *s_arrays, *s_array_bytes, *s_jumps, *s_hasobject, *s_itemsize;
 static PyObject *s_state, *s_numpy_dtype, *s_builtins_bytes, *s_builtins_object;
 static int jready = 0;
@@ -1437,15 +1576,14 @@ static int jready = 0;
 static int
 is_wrapper_class(PyObject *v)
 {
-    if (!Py_IS_TYPE(v, (PyTypeObject *)JGlobalT))
+    if (!Py_IS_TYPE(v, SGlobal.type))
         return 0;
-    PyObject *nm = PyObject_GetAttr(v, s_name);
+    PyObject *nm = slotted_get(&SGlobal, v, 0);
     if (nm == NULL)
         return -1;
     int r = PyObject_RichCompareBool(nm, JWrapperName, Py_EQ);
     if (r == 0)
         r = PySet_Contains(JOldWrappers, nm);
-    Py_DECREF(nm);
     return r;
 }
 
@@ -1467,9 +1605,224 @@ not_free(PyObject **items, Py_ssize_t k)
 static PyObject *
 global_name_of(PyObject *v)  /* new ref: the name of a _Global, or None */
 {
-    if (Py_IS_TYPE(v, (PyTypeObject *)JGlobalT))
-        return PyObject_GetAttr(v, s_name);
+    if (Py_IS_TYPE(v, SGlobal.type)) {
+        PyObject *nm = slotted_get(&SGlobal, v, 0);
+        Py_XINCREF(nm);
+        return nm;
+    }
     Py_RETURN_NONE;
+}
+
+/* _Obj(name), _Global(name), _DType(args), _Wrapper(): as their __init__ make them */
+static PyObject *
+new_named(slotted_t *st, PyObject *name)
+{
+    PyObject *vals[1] = {name};
+    return slotted_new(st, vals);
+}
+
+static PyObject *
+new_dtype(PyObject *args)
+{
+    PyObject *vals[3] = {args, NULL, NULL};
+    return slotted_new(&SDType, vals);
+}
+
+static PyObject *
+new_wrapper(void)
+{
+    PyObject *attrs = PyDict_New();
+    if (attrs == NULL)
+        return NULL;
+    PyObject *vals[1] = {attrs};
+    PyObject *w = slotted_new(&SWrapper, vals);
+    Py_DECREF(attrs);
+    return w;
+}
+
+/* _archives._flat: ``(types, t)`` for an exact tuple of scalars (str, int, bool, bytes,
+ * None), else None; new ref */
+static PyObject *
+flat(PyObject *t)
+{
+    if (!PyTuple_CheckExact(t))
+        Py_RETURN_NONE;
+    Py_ssize_t k = PyTuple_GET_SIZE(t);
+    PyObject *types = PyTuple_New(k);
+    if (types == NULL)
+        return NULL;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *v = PyTuple_GET_ITEM(t, j);
+        PyTypeObject *tp = Py_TYPE(v);
+        if (!(tp == &PyUnicode_Type || tp == &PyLong_Type || tp == &PyBool_Type || tp == &PyBytes_Type || v == Py_None)) {
+            Py_DECREF(types);
+            Py_RETURN_NONE;
+        }
+        Py_INCREF(tp);
+        PyTuple_SET_ITEM(types, j, (PyObject *)tp);
+    }
+    PyObject *r = PyTuple_Pack(2, types, t);
+    Py_DECREF(types);
+    return r;
+}
+
+/* _archives._key: the same key (equal tuples) of everything the resolution of the _DType
+ * ``d`` reads, None where _key gives None; new ref */
+static PyObject *
+dtype_key(PyObject *d)
+{
+    PyObject *args = slotted_get(&SDType, d, 0);
+    PyObject *st = args ? slotted_get(&SDType, d, 1) : NULL;
+    if (st == NULL)
+        return NULL;
+    PyObject *a = flat(args), *r = NULL, *rest = NULL, *names = NULL, *fields = NULL, *part = NULL;
+    PyObject *subs[64], *inners[64];
+    int nsub = 0;
+    if (a == NULL || a == Py_None)
+        return a;
+    if (st == Py_None) {
+        r = PyTuple_Pack(2, a, Py_None);
+        goto done;
+    }
+    PyObject *fl = flat(st);
+    if (fl == NULL)
+        goto done;
+    if (fl != Py_None) {
+        r = PyTuple_Pack(2, a, fl);
+        Py_DECREF(fl);
+        goto done;
+    }
+    Py_DECREF(fl);
+    Py_ssize_t k = PyTuple_CheckExact(st) ? PyTuple_GET_SIZE(st) : 0;
+    if ((k != 8 && k != 9) || PyTuple_GET_ITEM(st, 2) != Py_None || !PyDict_CheckExact(PyTuple_GET_ITEM(st, 4))) {
+        r = Py_None;
+        Py_INCREF(r);
+        goto done;
+    }
+    part = PyTuple_New(k - 2);  /* st[:3] + st[5:] */
+    if (part == NULL)
+        goto done;
+    for (Py_ssize_t j = 0, t = 0; j < k; j++) {
+        if (j == 3 || j == 4)
+            continue;
+        PyObject *v = PyTuple_GET_ITEM(st, j);
+        Py_INCREF(v);
+        PyTuple_SET_ITEM(part, t++, v);
+    }
+    rest = flat(part);
+    names = rest ? flat(PyTuple_GET_ITEM(st, 3)) : NULL;
+    if (names == NULL)
+        goto done;
+    if (rest == Py_None || names == Py_None) {
+        r = Py_None;
+        Py_INCREF(r);
+        goto done;
+    }
+    PyObject *fd = PyTuple_GET_ITEM(st, 4);
+    fields = PyTuple_New(PyDict_GET_SIZE(fd));
+    if (fields == NULL)
+        goto done;
+    Py_ssize_t pos = 0, nf = 0;
+    PyObject *name, *f;
+    while (PyDict_Next(fd, &pos, &name, &f)) {
+        Py_ssize_t fk = PyTuple_CheckExact(f) ? PyTuple_GET_SIZE(f) : 0;
+        if (!PyUnicode_CheckExact(name) || (fk != 2 && fk != 3) || !Py_IS_TYPE(PyTuple_GET_ITEM(f, 0), SDType.type)
+            || nf >= PyTuple_GET_SIZE(fields)) {
+            r = Py_None;
+            Py_INCREF(r);
+            goto done;
+        }
+        PyObject *sub = PyTuple_GET_ITEM(f, 0), *inner = NULL;
+        for (int j = 0; j < nsub; j++)
+            if (subs[j] == sub)
+                inner = inners[j];
+        PyObject *sub_state = slotted_get(&SDType, sub, 1);
+        if (sub_state == NULL)
+            goto done;
+        if (inner == NULL) {
+            if (nsub == 64) {  /* more distinct field dtypes than kept here: _key decides */
+                r = PyObject_CallOneArg(JKey, d);
+                goto done;
+            }
+            PyObject *sub_args = slotted_get(&SDType, sub, 0);
+            if (sub_args == NULL)
+                goto done;
+            PyObject *i0 = flat(sub_args);
+            PyObject *i1 = i0 == NULL ? NULL : sub_state == Py_None ? (Py_INCREF(Py_None), Py_None) : flat(sub_state);
+            inner = i1 ? PyTuple_Pack(2, i0, i1) : NULL;
+            Py_XDECREF(i0);
+            Py_XDECREF(i1);
+            if (inner == NULL)
+                goto done;
+            subs[nsub] = sub;
+            inners[nsub++] = inner;
+        }
+        PyObject *tl = PyTuple_GetSlice(f, 1, fk);
+        PyObject *tail = tl ? flat(tl) : NULL;
+        Py_XDECREF(tl);
+        if (tail == NULL)
+            goto done;
+        if (tail == Py_None || PyTuple_GET_ITEM(inner, 0) == Py_None
+            || (sub_state != Py_None && PyTuple_GET_ITEM(inner, 1) == Py_None)) {
+            Py_DECREF(tail);
+            r = Py_None;
+            Py_INCREF(r);
+            goto done;
+        }
+        PyObject *entry = PyTuple_Pack(3, name, inner, tail);
+        Py_DECREF(tail);
+        if (entry == NULL)
+            goto done;
+        PyTuple_SET_ITEM(fields, nf++, entry);
+    }
+    if (nf != PyTuple_GET_SIZE(fields)) {  /* the dict changed size: _key decides */
+        r = PyObject_CallOneArg(JKey, d);
+        goto done;
+    }
+    r = PyTuple_Pack(4, a, rest, names, fields);
+done:
+    for (int j = 0; j < nsub; j++)
+        Py_DECREF(inners[j]);
+    Py_DECREF(a);
+    Py_XDECREF(part);
+    Py_XDECREF(rest);
+    Py_XDECREF(names);
+    Py_XDECREF(fields);
+    return r;
+}
+
+/* _archives._resolve_dtype(d) for a _DType: its resolved dtype, or the cached one for its
+ * key (recorded in it, as _resolve_dtype does), else the Python resolver's answer (which
+ * raises _Refuse where it refuses); new ref */
+static PyObject *
+resolve_dtype(PyObject *d)
+{
+    if (Py_IS_TYPE(d, SDType.type)) {
+        PyObject *res = slotted_get(&SDType, d, 2);
+        if (res == NULL)
+            return NULL;
+        if (res != Py_None) {
+            Py_INCREF(res);
+            return res;
+        }
+        PyObject *key = dtype_key(d);
+        if (key == NULL)
+            return NULL;
+        if (key != Py_None) {
+            PyObject *hit = PyDict_GetItemWithError(JDTypes, key);
+            Py_DECREF(key);
+            if (hit != NULL) {
+                slotted_set(&SDType, d, 2, hit);
+                Py_INCREF(hit);
+                return hit;
+            }
+            if (PyErr_Occurred())
+                return NULL;
+        }
+        else
+            Py_DECREF(key);
+    }
+    return PyObject_CallOneArg(JResolveDType, d);
 }
 
 /* add ``delta`` to the int attribute ``name`` of ``obj`` */
@@ -1498,16 +1851,17 @@ wrapper_fast(const unsigned char *d, Py_ssize_t n, Py_ssize_t o, Py_ssize_t i, P
 {
     if (!PyDict_CheckExact(state) || PyDict_GET_SIZE(state) == 0)
         return -2;
-    PyObject *attrs = PyObject_GetAttr(w, s_attrs);
+    PyObject *attrs = slotted_get(&SWrapper, w, 0);
     if (attrs == NULL)
         return -1;
+    Py_INCREF(attrs);
     Py_ssize_t result = -2;
     PyObject *dt = NULL, *flag = NULL, *size = NULL;
     if (!PyDict_CheckExact(attrs) || PyDict_Update(attrs, state) < 0)  /* _apply_build: idempotent */
         goto done;
     PyObject *shape = PyDict_GetItemWithError(attrs, s_shape);
     PyObject *dtype = shape ? PyDict_GetItemWithError(attrs, s_dtype) : NULL;
-    if (dtype == NULL || !PyTuple_CheckExact(shape) || !Py_IS_TYPE(dtype, (PyTypeObject *)JDTypeT))
+    if (dtype == NULL || !PyTuple_CheckExact(shape) || !Py_IS_TYPE(dtype, SDType.type))
         goto done;
     uint64_t count = 1;
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(shape); k++) {
@@ -1522,7 +1876,7 @@ wrapper_fast(const unsigned char *d, Py_ssize_t n, Py_ssize_t o, Py_ssize_t i, P
             goto done;  /* negative, or a count near joblib's 64-bit limit: Python decides */
         count *= (uint64_t)v;
     }
-    dt = PyObject_CallOneArg(JResolveDType, dtype);
+    dt = resolve_dtype(dtype);
     if (dt == NULL)
         goto done;
     flag = PyObject_GetAttr(dt, s_hasobject);
@@ -1698,7 +2052,7 @@ cjoblib(PyObject *self, PyObject *args)
                 BAIL;
             }
             i += 1;
-            if (Py_IS_TYPE(inst, (PyTypeObject *)JWrapperT)) {
+            if (Py_IS_TYPE(inst, SWrapper.type)) {
                 Py_ssize_t fast = wrapper_fast(d, n, o, i, inst, state, out);
                 if (fast == -1) {
                     Py_DECREF(state);
@@ -1726,9 +2080,9 @@ cjoblib(PyObject *self, PyObject *args)
             }
             else {
                 int bad = not_free(&state, 1);
-                if (bad == 0 && Py_IS_TYPE(inst, (PyTypeObject *)JDTypeT)) {
-                    if (PyObject_SetAttr(inst, s_state, state) < 0 || PyObject_SetAttr(inst, s_resolved, Py_None) < 0)
-                        bad = -1;
+                if (bad == 0 && Py_IS_TYPE(inst, SDType.type)) {
+                    slotted_set(&SDType, inst, 1, state);
+                    slotted_set(&SDType, inst, 2, Py_None);
                 }
                 Py_DECREF(state);
                 if (bad < 0)
@@ -1791,22 +2145,21 @@ cjoblib(PyObject *self, PyObject *args)
                 FAIL;
             PyObject *nv;
             if (w) {
-                PyObject *nm = PyObject_GetAttr(cls, s_name);
+                PyObject *nm = slotted_get(&SGlobal, cls, 0);
                 if (nm == NULL)
                     FAIL;
                 int cur = PyObject_RichCompareBool(nm, JWrapperName, Py_EQ);
-                Py_DECREF(nm);
                 if (cur < 0)
                     FAIL;
                 if (!cur)
                     BAIL;  /* joblib < 0.10's wrappers: refused */
-                nv = PyObject_CallNoArgs(JWrapperT);
+                nv = new_wrapper();
             }
             else {
                 PyObject *nm = global_name_of(cls);
                 if (nm == NULL)
                     FAIL;
-                nv = PyObject_CallOneArg(JObjT, nm);
+                nv = new_named(&SObj, nm);
                 Py_DECREF(nm);
             }
             if (nv == NULL)
@@ -1831,18 +2184,15 @@ cjoblib(PyObject *self, PyObject *args)
                 FAIL;
             PyObject **it = ((PyTupleObject *)tup)->ob_item;
             int recon = 0;
-            if (c == 3 && Py_IS_TYPE(it[0], (PyTypeObject *)JGlobalT) && Py_IS_TYPE(it[1], (PyTypeObject *)JGlobalT) && it[2] == Py_None) {
-                PyObject *n0 = PyObject_GetAttr(it[0], s_name), *n1 = n0 ? PyObject_GetAttr(it[1], s_name) : NULL;
+            if (c == 3 && Py_IS_TYPE(it[0], SGlobal.type) && Py_IS_TYPE(it[1], SGlobal.type) && it[2] == Py_None) {
+                PyObject *n0 = slotted_get(&SGlobal, it[0], 0), *n1 = n0 ? slotted_get(&SGlobal, it[1], 0) : NULL;
                 if (n1 == NULL) {
-                    Py_XDECREF(n0);
                     Py_DECREF(tup);
                     FAIL;
                 }
                 recon = PyObject_RichCompareBool(n0, JWrapperName, Py_EQ);
                 if (recon == 1)
                     recon = PyObject_RichCompareBool(n1, s_builtins_object, Py_EQ);
-                Py_DECREF(n0);
-                Py_DECREF(n1);
                 if (recon < 0) {
                     Py_DECREF(tup);
                     FAIL;
@@ -1920,7 +2270,7 @@ cjoblib(PyObject *self, PyObject *args)
                 BAIL;
             PyObject **it = ((PyListObject *)stack)->ob_item + x;
             PyObject *v = NULL;
-            if (op == 0x74 && k == 3 && Py_IS_TYPE(it[0], (PyTypeObject *)JGlobalT) && Py_IS_TYPE(it[1], (PyTypeObject *)JGlobalT) && it[2] == Py_None) {
+            if (op == 0x74 && k == 3 && Py_IS_TYPE(it[0], SGlobal.type) && Py_IS_TYPE(it[1], SGlobal.type) && it[2] == Py_None) {
                 BAIL;  /* (wrapper, object, None) built with MARK ... TUPLE: rare, left to Python */
             }
             int bad = not_free(it, k);
@@ -1975,7 +2325,7 @@ cjoblib(PyObject *self, PyObject *args)
                 FAIL;
             PyObject *nv = NULL;
             if (same_str(name, s_numpy_dtype))
-                nv = PyObject_CallOneArg(JDTypeT, fargs);
+                nv = new_dtype(fargs);
             else if (same_str(name, s_codecs_encode)) {
                 Py_DECREF(name);
                 BAIL;  /* _codecs.encode: left to Python */
@@ -1983,7 +2333,7 @@ cjoblib(PyObject *self, PyObject *args)
             else if (same_str(name, s_builtins_bytes) && PyTuple_CheckExact(fargs) && PyTuple_GET_SIZE(fargs) == 0)
                 nv = PyBytes_FromStringAndSize("", 0);
             else
-                nv = PyObject_CallOneArg(JObjT, name);
+                nv = new_named(&SObj, name);
             Py_DECREF(name);
             if (replace_from(stack, LEN() - 2, nv) < 0)
                 FAIL;
@@ -1998,7 +2348,7 @@ cjoblib(PyObject *self, PyObject *args)
             PyObject *nm = PyUnicode_FromFormat("%U.%U", mod, qual);
             if (nm == NULL)
                 FAIL;
-            PyObject *g = PyObject_CallOneArg(JGlobalT, nm);
+            PyObject *g = new_named(&SGlobal, nm);
             Py_DECREF(nm);
             if (replace_from(stack, LEN() - 2, g) < 0)
                 FAIL;
@@ -2094,20 +2444,33 @@ fail:
     return result;
 }
 
+static PyObject *
+cdtype_key(PyObject *self, PyObject *d)
+{
+    if (!jready || !Py_IS_TYPE(d, SDType.type)) {
+        PyErr_SetString(PyExc_TypeError, "dtype_key takes a _DType (after setup_joblib)");
+        return NULL;
+    }
+    return dtype_key(d);
+}
+
 /* setup_joblib(opaque, Global, Obj, Wrapper, DType, ReconArgs, wrapper_build, wrapper_name, old_wrappers,
- *              resolve_dtype) */
+ *              resolve_dtype, dtype_cache, dtype_key) */
 static PyObject *
 setup_joblib(PyObject *self, PyObject *args)
 {
-    PyObject *op, *g, *ob, *w, *dt, *rc, *wb, *wn, *old, *res;
-    if (!PyArg_ParseTuple(args, "OOOOOOOUO!O", &op, &g, &ob, &w, &dt, &rc, &wb, &wn, &PyFrozenSet_Type, &old, &res))
+    PyObject *op, *g, *ob, *w, *dt, *rc, *wb, *wn, *old, *res, *cache, *key;
+    if (!PyArg_ParseTuple(args, "OOOOOOOUO!OO!O", &op, &g, &ob, &w, &dt, &rc, &wb, &wn, &PyFrozenSet_Type, &old, &res,
+                          &PyDict_Type, &cache, &key))
+        return NULL;
+    static const char *const name_f[] = {"name"}, *const attrs_f[] = {"attrs"}, *const dtype_f[] = {"args", "state", "resolved"};
+    if (slotted_init(&SGlobal, g, name_f, 1) < 0 || slotted_init(&SObj, ob, name_f, 1) < 0
+        || slotted_init(&SWrapper, w, attrs_f, 1) < 0 || slotted_init(&SDType, dt, dtype_f, 3) < 0)
         return NULL;
     set_static(&JResolveDType, res);
+    set_static(&JDTypes, cache);
+    set_static(&JKey, key);
     set_static(&JOpaque, op);
-    set_static(&JGlobalT, g);
-    set_static(&JObjT, ob);
-    set_static(&JWrapperT, w);
-    set_static(&JDTypeT, dt);
     set_static(&JReconT, rc);
     set_static(&JWrapperBuild, wb);
     set_static(&JWrapperName, wn);
@@ -2117,10 +2480,11 @@ setup_joblib(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"walk", cwalk, METH_VARARGS, "walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> tuple"},
+    {"walk", cwalk, METH_VARARGS, "walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> (Walk, armed)"},
     {"setup", setup, METH_VARARGS, "setup(...): the opcode tables, types and helpers of _walk.py"},
     {"joblib_layout", cjoblib, METH_VARARGS, "joblib_layout(data, n, start, out) -> True, or None: left to Python"},
     {"setup_joblib", setup_joblib, METH_VARARGS, "setup_joblib(...): the evaluator's types and helpers"},
+    {"dtype_key", cdtype_key, METH_O, "dtype_key(d) -> _archives._key(d), computed in C (for tests)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cwalk", "The pickle walker's main loop in C.", -1, methods, NULL, NULL, NULL, NULL};

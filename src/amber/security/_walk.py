@@ -100,7 +100,7 @@ _PY_SSIZE_T_MAX = (1 << 63) - 1
 _HIGHEST_PROTOCOL = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class GlobalRef:
     """A global the pickle makes the unpickler import.
 
@@ -123,7 +123,7 @@ class GlobalRef:
     raw: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CallSite:
     """An opcode that calls something: ``REDUCE``, ``BUILD``, ``INST``, ``OBJ``, ``NEWOBJ``,
     ``NEWOBJ_EX``, or ``APPEND``/``APPENDS``/``SETITEM``/``SETITEMS``/``ADDITEMS`` applied to
@@ -144,7 +144,7 @@ class CallSite:
     arg: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Walk:
     """What :func:`walk` found in one pickle."""
 
@@ -1108,7 +1108,7 @@ def _load_c() -> object:
         return None
     _cwalk.setup(
         _KIND, _ARGSIZE, _STEP, [int(b) for b in _PUSHES_STR], _NAME, _PREFIX2, _Made, _AttrArgs, _Blob, _BlobArgs,
-        GlobalRef, CallSite, _NAME_MAPPING, _IMPORT_MAPPING, _string_at, _getattr_ref, _ext_ref, _latin1_arg,
+        GlobalRef, CallSite, _NAME_MAPPING, _IMPORT_MAPPING, _string_at, _getattr_ref, _ext_ref, _latin1_arg, Walk,
     )
     return _cwalk
 
@@ -1119,14 +1119,9 @@ _NO_WATCH: frozenset[str] = frozenset()
 
 def _walk_c(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:
     if opts is None:
-        r = _C.walk(data, n, start, memo, find_nl, False, _NO_WATCH, None, False)  # type: ignore[attr-defined]
-    else:
-        r = _C.walk(data, n, start, memo, find_nl, opts.payloads, opts.watch, opts.jumps, opts.armed)  # type: ignore[attr-defined]
-        opts.armed = r[12]
-    return Walk(
-        globals=r[0], calls=r[1], end=r[2], stopped=r[3], error=r[4], error_offset=r[5], protocol=r[6],
-        persistent_ids=r[7], ext_codes=r[8], start=start, payloads=r[9], escapes=r[10], jumped=r[11],
-    )
+        return _C.walk(data, n, start, memo, find_nl, False, _NO_WATCH, None, False)[0]  # type: ignore[attr-defined]
+    w, opts.armed = _C.walk(data, n, start, memo, find_nl, opts.payloads, opts.watch, opts.jumps, opts.armed)  # type: ignore[attr-defined]
+    return w
 
 
 _walk = _walk_py if _C is None else _walk_c
