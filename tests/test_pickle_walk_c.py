@@ -125,6 +125,47 @@ def test_hostile_and_bypass_corpora() -> None:
             same(s, **opts)
 
 
+def test_memo_keys_on_both_sides_of_the_array_bound() -> None:
+    """The C walk keeps memo keys below 4096 in an array and the others in the dict: keys
+    around the bound, huge and sparse keys, text GET/PUT keys, MEMOIZE after sparse puts
+    (its key is len(memo)), and a memo handed from one pickle to the next give what the
+    Python walk gives."""
+    def long_put(k: int) -> bytes:
+        return b"r" + struct.pack("<I", k)
+
+    def long_get(k: int) -> bytes:
+        return b"j" + struct.pack("<I", k)
+
+    g = b"\x8c\x02os\x94\x8c\x06system\x94\x93"
+    streams = []
+    for k in (0, 255, 4094, 4095, 4096, 4097, 70000, 2**31, 2**32 - 1):
+        streams.append(b"\x80\x04" + g + long_put(k) + b"0" + long_get(k) + b")R.")
+        streams.append(b"\x80\x04" + g + long_put(k) + b".\x80\x04" + long_get(k) + b")R.")  # (2 pickles)
+        streams.append(b"\x80\x04" + g + long_put(k) + b"\x94" * 3 + b"0" + long_get(k) + b")R.")
+        streams.append(b"\x80\x04N" + long_put(k) + b"0" + long_get((k + 1) % 2**32) + b".")  # a key not set
+        streams.append(b"(cos\nsystem\np" + str(k).encode() + b"\n0g" + str(k).encode() + b"\n(S'x'\ntR.")
+        streams.append(b"(cos\nsystem\np0" + str(k).encode() + b"\n0g" + str(k).encode() + b"\n)R.")
+    for key in (b"99999999999999999999999", b"-1", b"-0", b"+5", b" 7", b"1_0", b"4096\x00junk", b"0x10"):
+        streams.append(b"(cos\nsystem\np" + key + b"\n0g" + key + b"\n)R.")
+    # a memo handed on: the first pickle puts (small and large keys), the second gets them
+    first = b"\x80\x04" + g + long_put(5) + long_put(5000) + b"\x94."
+    streams.append(first + b"\x80\x04" + long_get(5) + long_get(5000) + b"\x94" + long_get(7) + b")R.")
+    streams.append(first + b"\x80\x04" + long_get(5) + b")R." + b"\x80\x04" + long_get(5000) + b")R.")
+    streams.append(pickle.dumps([[i] * 2 for i in range(5000)], protocol=4) * 2)
+    for s in streams:
+        for opts in OPTION_SETS:
+            same(s, **opts)
+        for impl in (W._walk_c, W._walk_py):  # walk_all (which lets the C walk skip the memo at the end)
+            W._walk = impl
+            try:
+                got = [_fields(w) for w in W.walk_all(s, payloads=True, watch=WATCH)]
+            finally:
+                W._walk = W._walk_c
+            if impl is W._walk_c:
+                c_walks = got
+        assert c_walks == got, s[:200]
+
+
 def test_extension_codes() -> None:
     copyreg.add_extension("pkg.sub", "f", 7)
     try:

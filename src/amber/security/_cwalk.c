@@ -43,7 +43,7 @@ static PyObject *MadeType, *AttrArgsType, *BlobType, *BlobArgsType;
 static PyObject *MadeCache;  /* name -> (_Made(name), name): the stack values of calls, made once */
 static PyObject *NameMapping, *ImportMapping;
 static PyObject *StringAtFn, *GetattrFn, *ExtFn, *Latin1Fn;
-static PyObject *EmptyTuple, *Zero;
+static PyObject *EmptyTuple, *EmptyDict, *Zero;
 static PyObject *s_name, *s_offset, *s_opcode, *s_resolved, *s_module, *s_qualname, *s_raw, *s_target, *s_arg;
 static PyObject *s_stack_global, *s_question, *s_getattr_name, *s_codecs_encode;
 
@@ -365,13 +365,20 @@ note(PyObject *stack, Py_ssize_t lo, PyObject *watch, PyObject *escapes, Py_ssiz
     return 0;
 }
 
+/* del stack[lo:] (the walk's own list, never seen by Python code while it runs) */
 static int
 del_from(PyObject *stack, Py_ssize_t lo)
 {
     Py_ssize_t len = PyList_GET_SIZE(stack);
+    if (lo < 0)
+        lo = 0;
     if (lo >= len)
         return 0;
-    return PyList_SetSlice(stack, lo, len, NULL);
+    PyObject **items = ((PyListObject *)stack)->ob_item;
+    Py_SET_SIZE(stack, lo);
+    for (Py_ssize_t j = len - 1; j >= lo; j--)
+        Py_DECREF(items[j]);
+    return 0;
 }
 
 /* stack[-1] = v (steals v) */
@@ -538,28 +545,153 @@ arm(PyObject *watch, int nonempty, PyObject *name, int *watching, int *armed)
     return c < 0 ? -1 : 0;
 }
 
+/* The unpickler's memo: keys below MEMO_ARRAY in a C array (a bounded one: its size
+ * follows the keys, at most MEMO_ARRAY entries), the others in a dict. The walk's memo
+ * dict is loaded into it at the start and written back at the end. */
+#define MEMO_ARRAY 4096
+typedef struct {
+    PyObject **v;     /* v[k]: the value of key k (a reference), NULL when unset */
+    Py_ssize_t cap;   /* entries allocated */
+    Py_ssize_t count; /* keys set in v */
+    PyObject *dict;   /* the keys >= MEMO_ARRAY (with, from the start, the others given) */
+    Py_ssize_t base;  /* keys of dict below MEMO_ARRAY (loaded into v at the start) */
+} memo_t;
+
+/* len(memo) */
+static inline Py_ssize_t
+memo_len(memo_t *m)
+{
+    return m->count + PyDict_GET_SIZE(m->dict) - m->base;
+}
+
+/* memo[key] = v, for 0 <= key < MEMO_ARRAY */
+static int
+memo_set_small(memo_t *m, Py_ssize_t key, PyObject *v)
+{
+    if (key >= m->cap) {
+        Py_ssize_t cap = m->cap ? m->cap : 256;
+        while (cap <= key)
+            cap *= 2;
+        if (cap > MEMO_ARRAY)
+            cap = MEMO_ARRAY;
+        PyObject **nv = PyMem_Realloc(m->v, (size_t)cap * sizeof(PyObject *));
+        if (nv == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memset(nv + m->cap, 0, (size_t)(cap - m->cap) * sizeof(PyObject *));
+        m->v = nv;
+        m->cap = cap;
+    }
+    Py_INCREF(v);
+    if (m->v[key] == NULL)
+        m->count++;
+    Py_XSETREF(m->v[key], v);
+    return 0;
+}
+
 /* memo[key] = v */
 static int
-memo_put(PyObject *memo, Py_ssize_t key, PyObject *v)
+memo_put(memo_t *m, Py_ssize_t key, PyObject *v)
 {
+    if (key >= 0 && key < MEMO_ARRAY)
+        return memo_set_small(m, key, v);
     PyObject *k = PyLong_FromSsize_t(key);
     if (k == NULL)
         return -1;
-    int r = PyDict_SetItem(memo, k, v);
+    int r = PyDict_SetItem(m->dict, k, v);
     Py_DECREF(k);
     return r;
 }
 
 /* memo[key] (borrowed); NULL with no exception set when it is missing */
 static PyObject *
-memo_get(PyObject *memo, Py_ssize_t key)
+memo_get(memo_t *m, Py_ssize_t key)
 {
+    if (key >= 0 && key < MEMO_ARRAY)
+        return key < m->cap ? m->v[key] : NULL;
     PyObject *k = PyLong_FromSsize_t(key);
     if (k == NULL)
         return NULL;
-    PyObject *v = PyDict_GetItemWithError(memo, k);
+    PyObject *v = PyDict_GetItemWithError(m->dict, k);
     Py_DECREF(k);
     return v;
+}
+
+/* the key of an int object as an array index, or -1 when it is not one */
+static Py_ssize_t
+memo_small_key(PyObject *key)
+{
+    if (!PyLong_CheckExact(key))
+        return -1;
+    int overflow = 0;
+    long long k = PyLong_AsLongLongAndOverflow(key, &overflow);
+    if (overflow || k < 0 || k >= MEMO_ARRAY)
+        return -1;  /* (no error: an int always converts, or overflows) */
+    return (Py_ssize_t)k;
+}
+
+/* memo[key] for an int object (borrowed; NULL with no exception set when missing) */
+static PyObject *
+memo_get_obj(memo_t *m, PyObject *key)
+{
+    Py_ssize_t k = memo_small_key(key);
+    if (k >= 0)
+        return memo_get(m, k);
+    return PyDict_GetItemWithError(m->dict, key);
+}
+
+/* memo[key] = v for an int object */
+static int
+memo_put_obj(memo_t *m, PyObject *key, PyObject *v)
+{
+    Py_ssize_t k = memo_small_key(key);
+    if (k >= 0)
+        return memo_set_small(m, k, v);
+    return PyDict_SetItem(m->dict, key, v);
+}
+
+/* start with the entries of ``dict`` (borrowed; kept as the dict of large keys) */
+static int
+memo_init(memo_t *m, PyObject *dict)
+{
+    m->v = NULL;
+    m->cap = m->count = m->base = 0;
+    m->dict = dict;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(dict, &pos, &k, &v)) {
+        Py_ssize_t key = memo_small_key(k);
+        if (key >= 0) {
+            if (memo_set_small(m, key, v) < 0)
+                return -1;
+            m->base++;
+        }
+    }
+    return 0;
+}
+
+/* release the array; with ``write``, its entries are put in the dict first */
+static int
+memo_finish(memo_t *m, int write)
+{
+    int r = 0;
+    for (Py_ssize_t k = 0; k < m->cap; k++) {
+        PyObject *v = m->v[k];
+        if (v == NULL)
+            continue;
+        if (write && r == 0) {
+            PyObject *ko = PyLong_FromSsize_t(k);
+            if (ko == NULL || PyDict_SetItem(m->dict, ko, v) < 0)
+                r = -1;
+            Py_XDECREF(ko);
+        }
+        Py_DECREF(v);
+    }
+    PyMem_Free(m->v);
+    m->v = NULL;
+    m->cap = 0;
+    return r;
 }
 
 /* The buffer of ``dataobj``, which must hold ``n`` bytes, ``start`` within them: 0, or -1
@@ -577,15 +709,17 @@ get_data(PyObject *dataobj, Py_ssize_t n, Py_ssize_t start, Py_buffer *view)
     return 0;
 }
 
-/* walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> (Walk, armed) (see _walk.py) */
+/* walk(data, n, start, memo, find_nl, track, watch, jumps, armed[, keep]) -> (Walk, armed) (see
+ * _walk.py). The memo dict is updated at the end of the walk; with ``keep`` false, only when
+ * the walk stopped at a STOP before the end of the data (when walk_all walks on with it). */
 static PyObject *
 cwalk(PyObject *self, PyObject *args)
 {
-    PyObject *dataobj, *memo, *find_nl, *watch, *jumps;
+    PyObject *dataobj, *memo_d, *find_nl, *watch, *jumps;
     Py_ssize_t n_arg, start;
-    int track, armed;
-    if (!PyArg_ParseTuple(args, "OnnO!OpO!Op", &dataobj, &n_arg, &start, &PyDict_Type, &memo, &find_nl, &track,
-                          &PyFrozenSet_Type, &watch, &jumps, &armed))
+    int track, armed, keep = 1;
+    if (!PyArg_ParseTuple(args, "OnnO!OpO!Op|p", &dataobj, &n_arg, &start, &PyDict_Type, &memo_d, &find_nl, &track,
+                          &PyFrozenSet_Type, &watch, &jumps, &armed, &keep))
         return NULL;
     if (!ready) {
         PyErr_SetString(PyExc_RuntimeError, "_cwalk.setup() was not called");
@@ -600,6 +734,12 @@ cwalk(PyObject *self, PyObject *args)
         return NULL;
     const unsigned char *d = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
+    memo_t memo_s, *memo = &memo_s;
+    if (memo_init(memo, memo_d) < 0) {
+        memo_finish(memo, 0);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
 
     PyObject *stack = PyList_New(0);
     PyObject *globals = PyList_New(0), *calls = PyList_New(0), *ext_codes = PyList_New(0);
@@ -642,7 +782,7 @@ cwalk(PyObject *self, PyObject *args)
         case K_MEMOIZE: {
             if (LEN() <= fence)
                 ERRS("stack underflow");
-            if (memo_put(memo, PyDict_GET_SIZE(memo), TOP(1)) < 0)
+            if (memo_put(memo, memo_len(memo), TOP(1)) < 0)
                 FAIL;
             i += 1;
             break;
@@ -714,7 +854,7 @@ cwalk(PyObject *self, PyObject *args)
                     ERRS("an argument that is not an integer");
                 }
                 if (op == 0x67) {
-                    PyObject *v = PyDict_GetItemWithError(memo, key);
+                    PyObject *v = memo_get_obj(memo, key);
                     if (v == NULL) {
                         if (PyErr_Occurred()) {
                             Py_DECREF(key);
@@ -744,7 +884,7 @@ cwalk(PyObject *self, PyObject *args)
                         Py_DECREF(key);
                         ERRS("negative PUT argument");
                     }
-                    int r = PyDict_SetItem(memo, key, TOP(1));
+                    int r = memo_put_obj(memo, key, TOP(1));
                     Py_DECREF(key);
                     if (r < 0)
                         FAIL;
@@ -1443,6 +1583,8 @@ stop:
     }
 
 fail:
+    if (memo_finish(memo, result != NULL && (keep || (stopped && i < n))) < 0)
+        Py_CLEAR(result);
     PyBuffer_Release(&view);
     PyMem_Free(marks.v);
     Py_XDECREF(stack);
@@ -1949,11 +2091,13 @@ cjoblib(PyObject *self, PyObject *args)
         return NULL;
     const unsigned char *d = (const unsigned char *)view.buf;
     Py_ssize_t n = view.len;
-    PyObject *stack = PyList_New(0), *memo = PyDict_New(), *result = NULL;
+    PyObject *stack = PyList_New(0), *memo_d = PyDict_New(), *result = NULL;
     marks_t marks = {NULL, 0, 0};
+    memo_t memo_s, *memo = &memo_s;
     Py_ssize_t i = start, o = start, x;
     int proto = 0;
-    if (stack == NULL || memo == NULL)
+    memo_init(memo, memo_d == NULL ? EmptyDict : memo_d);  /* (an empty dict: nothing to load) */
+    if (stack == NULL || memo_d == NULL)
         FAIL;
     for (;;) {
         if (i >= n)
@@ -1978,7 +2122,7 @@ cjoblib(PyObject *self, PyObject *args)
         }
         case K_MEMOIZE: {
             JNEED(1);
-            if (memo_put(memo, PyDict_GET_SIZE(memo), TOP(1)) < 0)
+            if (memo_put(memo, memo_len(memo), TOP(1)) < 0)
                 FAIL;
             i += 1;
             break;
@@ -2437,10 +2581,11 @@ bail:
 done:
 fail:
     (void)o;
+    memo_finish(memo, 0);
     PyBuffer_Release(&view);
     PyMem_Free(marks.v);
     Py_XDECREF(stack);
-    Py_XDECREF(memo);
+    Py_XDECREF(memo_d);
     return result;
 }
 
@@ -2493,8 +2638,9 @@ PyMODINIT_FUNC
 PyInit__cwalk(void)
 {
     EmptyTuple = PyTuple_New(0);
+    EmptyDict = PyDict_New();
     Zero = PyLong_FromLong(0);
-    if (EmptyTuple == NULL || Zero == NULL)
+    if (EmptyTuple == NULL || EmptyDict == NULL || Zero == NULL)
         return NULL;
 #define INTERN(var, text) if ((var = PyUnicode_InternFromString(text)) == NULL) return NULL
     INTERN(s_name, "name");

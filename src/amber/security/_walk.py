@@ -562,7 +562,9 @@ def _latin1_arg(data: object, n: int, off: int, find_nl: object) -> bool:
 
 
 # ------------------------------------------------------------------------------ the walk
-def _walk_py(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:  # noqa: C901
+def _walk_py(  # noqa: C901
+    data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None, keep: bool = True
+) -> Walk:
     kinds = _KIND
     steps = _STEP
     argsize = _ARGSIZE
@@ -1117,10 +1119,16 @@ _C = _load_c()
 _NO_WATCH: frozenset[str] = frozenset()
 
 
-def _walk_c(data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None) -> Walk:
+def _walk_c(
+    data: object, n: int, start: int, memo: dict, find_nl: object, opts: _Options | None = None, keep: bool = True
+) -> Walk:
+    """The C walk. With ``keep`` false, ``memo`` is brought up to date only when the walk
+    stopped at a STOP before the end of the data (the only case where walk_all reads on)."""
     if opts is None:
-        return _C.walk(data, n, start, memo, find_nl, False, _NO_WATCH, None, False)[0]  # type: ignore[attr-defined]
-    w, opts.armed = _C.walk(data, n, start, memo, find_nl, opts.payloads, opts.watch, opts.jumps, opts.armed)  # type: ignore[attr-defined]
+        return _C.walk(data, n, start, memo, find_nl, False, _NO_WATCH, None, False, keep)[0]  # type: ignore[attr-defined]
+    w, opts.armed = _C.walk(  # type: ignore[attr-defined]
+        data, n, start, memo, find_nl, opts.payloads, opts.watch, opts.jumps, opts.armed, keep
+    )
     return w
 
 
@@ -1194,7 +1202,7 @@ def walk_all(
     walks: list[Walk] = []
     pos = start
     while len(walks) < limit and pos < n:
-        w = _walk(data, n, pos, memo, find_nl, opts)
+        w = _walk(data, n, pos, memo, find_nl, opts, False)  # (the memo is read on only after a STOP before n)
         if walks and not w.stopped and w.end == pos and not w.globals:
             break  # what follows the previous STOP is not a pickle: its first opcode fails
         walks.append(w)
