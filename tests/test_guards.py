@@ -1095,9 +1095,20 @@ def test_good_ensembles_load(how: str, tmp_path: Path, monkeypatch: pytest.Monke
 # --- found by fuzzing fitted state (every estimator, one field changed, in child processes) --
 
 def _bad_fuzzed() -> dict[str, tuple[Callable[[], Any], str, str]]:
-    from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+    import scipy.sparse as sparse
+    from sklearn.cluster import Birch, BisectingKMeans, KMeans, MiniBatchKMeans
+    from sklearn.covariance import EllipticEnvelope, LedoitWolf
+    from sklearn.neighbors import KNeighborsClassifier, NearestNeighbors
+    from sklearn.svm import SVC
 
-    X, _ = _xy()
+    X, y = _xy()
+    X3, y3 = _xy(classes=3)
+
+    def sparse_svc_short_dual() -> Any:
+        m = SVC().fit(sparse.csr_matrix(X3), y3)
+        d = m._dual_coef_
+        m._dual_coef_ = type(d)((d.data[:1], d.indices[:1], np.r_[0, [1] * d.shape[0]]), shape=d.shape)
+        return m
 
     def edited(make: Callable[[], Any], **fields: Any) -> Callable[[], Any]:
         def build() -> Any:
@@ -1109,11 +1120,33 @@ def _bad_fuzzed() -> dict[str, tuple[Callable[[], Any], str, str]]:
 
     return {
         "k-means of -1 threads": (edited(lambda: KMeans(3, n_init=1, random_state=0).fit(X), _n_threads=-1),
-                                  r"its number of threads -1 is not between 1 and 2147483647", "predict would"),
+                                  r"its number of threads -1 is not between 1 and 4096", "predict would"),
         "mini-batch k-means of 0 threads": (edited(lambda: MiniBatchKMeans(3, n_init=1, random_state=0).fit(X), _n_threads=0),
                                             r"its number of threads 0 is not", "predict would"),
         "bisecting k-means of -2**31 threads": (
             edited(lambda: BisectingKMeans(3, random_state=0).fit(X), _n_threads=-2**31), r"number of threads -2147483648", "predict would"),
+        "k-means of 10**6 threads": (edited(lambda: MiniBatchKMeans(3, n_init=1, random_state=0).fit(X), _n_threads=10**6),
+                                     r"number of threads 1000000 is not between 1 and 4096", "predict would"),
+        "birch norms cut short": (edited(lambda: Birch(n_clusters=None).fit(X), _subcluster_norms=lambda a: a[:1].copy()),
+                                  r"squared norms of shape \(1,\) for \d+ subcluster centers", "predict would read"),
+        "birch without norms": (edited(lambda: Birch().fit(X), _subcluster_norms=None), r"squared norms of shape None", "predict would read"),
+        "brute-force neighbors of a 1x1 Mahalanobis matrix": (
+            edited(lambda: NearestNeighbors(algorithm="brute", metric="mahalanobis", metric_params={"VI": np.eye(5)}).fit(X),
+                   effective_metric_params_={"VI": np.eye(1)}),
+            r"its Mahalanobis matrix has shape \(1, 1\) for 5 features", "predict would read"),
+        "brute-force neighbors without data rows": (
+            edited(lambda: KNeighborsClassifier(3, algorithm="brute").fit(X, y), _fit_X=lambda a: a[:0].copy()),
+            r"its data of shape \(0, 5\) does not hold its 120 samples", "predict would"),
+        "neighbors data narrower than the input": (
+            edited(lambda: NearestNeighbors(algorithm="brute").fit(X), _fit_X=lambda a: a[:, :2].copy()),
+            r"its data of shape \(120, 2\) does not have its 5 features", "predict would"),
+        "sparse SVC with dual coefficients left out": (sparse_svc_short_dual, r"sparse dual coefficients store \(1,\) values, not all",
+                                                      "predict would read"),
+        "covariance precision of one row": (edited(lambda: LedoitWolf().fit(X), precision_=lambda a: a[:1].copy()),
+                                           r"its precision matrix of shape \(1, 5\) is not 5 square", "Mahalanobis distances would read"),
+        "elliptic envelope covariance transposed into a row": (
+            edited(lambda: EllipticEnvelope(random_state=0).fit(X), precision_=None, covariance_=lambda a: a.ravel()[None].copy()),
+            r"its covariance matrix of shape \(1, 25\) is not 5 square", "Mahalanobis distances would read"),
     }
 
 
@@ -1125,7 +1158,11 @@ BAD_FUZZED = _bad_fuzzed()
 def test_malformed_fuzzed_state_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Found by a fuzz of fitted state (one field of a fitted estimator changed, pickled, loaded
     and used in a child process): k-means with a negative number of threads ended the process
-    in libgomp (exit 1, "out of memory allocating 927712937064 bytes")."""
+    in libgomp (exit 1, "out of memory allocating 927712937064 bytes"), with 10**6 it crashed
+    (SIGSEGV); Birch's squared center norms cut short, a brute-force Mahalanobis matrix of 1x1
+    and a covariance model's precision of one row crashed predict (exit 139: a 20M-center Birch,
+    4000 and 3000 features); brute-force neighbors without data rows divided by zero (SIGFPE);
+    a sparse SVC's dual coefficients left out of its CSR matrix read past them (NaN outputs)."""
     make, message, consequence = BAD_FUZZED[bad]
     p = _dumped(make(), how, tmp_path, monkeypatch)
     with pytest.raises(amber.CorruptFileError, match=message) as info:
@@ -1136,14 +1173,36 @@ def test_malformed_fuzzed_state_refused(bad: str, how: str, tmp_path: Path, monk
 @pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
 def test_good_fuzzed_classes_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import scipy.sparse as sparse
-    from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+    from sklearn.cluster import Birch, BisectingKMeans, KMeans, MiniBatchKMeans
+    from sklearn.covariance import OAS, EllipticEnvelope, EmpiricalCovariance, GraphicalLasso, MinCovDet, ShrunkCovariance
+    from sklearn.neighbors import KNeighborsClassifier, LocalOutlierFactor, NearestNeighbors
+    from sklearn.svm import SVC, SVR, OneClassSVM
 
-    X, _ = _xy()
+    X, y = _xy()
+    X3, y3 = _xy(classes=3)
+    Xs = sparse.csr_matrix(np.where(np.abs(X) > 0.5, X, 0))
+    vi = {"VI": np.linalg.inv(np.cov(X.T))}
     models: list[tuple[Any, str, Any]] = [
         (KMeans(3, n_init=1, random_state=0).fit(X), "predict", sparse.csr_matrix(X)),
         (KMeans(3, n_init=1, algorithm="elkan", random_state=0).fit(X), "transform", X),
         (MiniBatchKMeans(3, n_init=1, random_state=0).partial_fit(X), "predict", X),
         (BisectingKMeans(3, random_state=0).fit(X), "predict", X),
+        (Birch(n_clusters=None).fit(X), "predict", X),
+        (Birch(n_clusters=3).partial_fit(X[:60]).partial_fit(X[60:]), "transform", X),
+        (NearestNeighbors(algorithm="brute", metric="mahalanobis", metric_params=vi).fit(X), "kneighbors", X),
+        (NearestNeighbors(algorithm="ball_tree", metric="mahalanobis", metric_params={"V": np.cov(X.T)}).fit(X), "kneighbors", X),
+        (NearestNeighbors(algorithm="brute").fit(Xs), "kneighbors", Xs),
+        (NearestNeighbors(metric="precomputed").fit(np.abs(X @ X.T)), "kneighbors", np.abs(X[:7] @ X.T)),
+        (KNeighborsClassifier(3, algorithm="brute", metric="cosine").fit(X, y), "predict_proba", X),
+        (LocalOutlierFactor(novelty=True).fit(X), "score_samples", X),
+        (SVC().fit(sparse.csr_matrix(X3), y3), "decision_function", sparse.csr_matrix(X3)),
+        (SVC(kernel="linear").fit(Xs, y), "predict", Xs),
+        (SVR().fit(Xs, X[:, 1]), "predict", Xs),
+        (OneClassSVM().fit(Xs), "decision_function", Xs),
+        *[(m.fit(X), "mahalanobis", X) for m in (EmpiricalCovariance(), EmpiricalCovariance(store_precision=False),
+                                                 EmpiricalCovariance(assume_centered=True), ShrunkCovariance(), OAS(),
+                                                 MinCovDet(random_state=0), GraphicalLasso())],
+        (EllipticEnvelope(random_state=0).fit(X), "decision_function", X),
     ]
     for model, method, data in models:
         again = _load(_dumped(model, how, tmp_path, monkeypatch), how)

@@ -39,12 +39,15 @@ __all__ = [
     "find_checked",
     "state_check_for",
     "binary_tree_problem",
+    "birch_problem",
     "bisecting_kmeans_problem",
     "categorical_problem",
+    "covariance_problem",
     "hgb_problem",
     "kmeans_problem",
     "libsvm_problem",
     "metric_problem",
+    "neighbors_problem",
     "predictor_problem",
     "sklearn_tree_problem",
     "sparse_problem",
@@ -53,7 +56,9 @@ __all__ = [
 ]
 
 
-_INT_MAX = int(np.iinfo(np.int32).max)
+#: The most OpenMP threads a fitted model may ask for (a fit asks for the machine's CPUs;
+#: 4096 ran here, 32768 could not be created and libgomp ended the process).
+_MAX_THREADS = 4096
 
 
 def _tree_problem_np(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_features: int, max_depth: int) -> str | None:
@@ -305,6 +310,13 @@ def libsvm_problem(est: Any) -> str | None:
         want_dual, want_icpt, probs = (1, n), 1, (0, 1)
     if getattr(dual, "shape", None) != want_dual:
         return f"its dual coefficients have shape {getattr(dual, 'shape', None)}, not {want_dual}"
+    if d.get("_sparse") is True:
+        # (libsvm's sparse predict takes the CSR arrays of both and reads every dual coefficient from .data)
+        if getattr(sv, "format", None) != "csr" or getattr(dual, "format", None) != "csr":
+            return "it was fitted on sparse data, and its support vectors or dual coefficients are not CSR matrices"
+        data = getattr(dual, "data", None)
+        if not isinstance(data, np.ndarray) or data.shape != (want_dual[0] * want_dual[1],):
+            return f"its sparse dual coefficients store {getattr(data, 'shape', None)} values, not all {want_dual[0] * want_dual[1]}"
     if len(icpt) != want_icpt or len(pa) not in probs or len(pb) != len(pa):
         return f"it has {len(icpt)} intercepts and {len(pa)}/{len(pb)} probability parameters for {k} classes"
     if getattr(est, "kernel", None) != "precomputed" and not callable(getattr(est, "kernel", None)):
@@ -316,16 +328,17 @@ def libsvm_problem(est: Any) -> str | None:
 
 def kmeans_problem(est: Any) -> str | None:
     """k-means predicts on sparse data with one loop over ``n_features_in_`` per center, in
-    an OpenMP team of ``_n_threads`` (what fit found usable, at least 1): libgomp takes a
-    negative count as an unsigned one and ends the process (exit 1, out of memory)."""
+    an OpenMP team of ``_n_threads`` (what fit found usable: from 1 to the machine's CPUs):
+    libgomp took -1 as an unsigned count and ended the process (exit 1, out of memory),
+    32768 ended it when the threads could not be created, 10**6 crashed it (SIGSEGV)."""
     centers, n = est.__dict__.get("cluster_centers_"), est.__dict__.get("n_features_in_")
     if centers is not None and (
         not isinstance(centers, np.ndarray) or centers.ndim != 2 or type(n) is not int or centers.shape[1] != n
     ):
         return f"its centers of shape {getattr(centers, 'shape', None)} do not have its {n!r:.20} features"
     threads = est.__dict__.get("_n_threads", 1)
-    if type(threads) is not int or not 1 <= threads <= _INT_MAX:
-        return f"its number of threads {threads!r:.20} is not between 1 and {_INT_MAX}"
+    if type(threads) is not int or not 1 <= threads <= _MAX_THREADS:
+        return f"its number of threads {threads!r:.20} is not between 1 and {_MAX_THREADS}"
     return None
 
 
@@ -358,6 +371,72 @@ def bspline_problem(spl: Any) -> str | None:
     extrapolate, axis = d.get("extrapolate"), d.get("axis")
     if not (type(extrapolate) is bool or extrapolate == "periodic") or type(axis) is not int or not 0 <= axis < c.ndim:
         return "its extrapolation mode or axis is malformed"
+    return None
+
+
+def birch_problem(est: Any) -> str | None:
+    """Birch predicts with scikit-learn's compiled nearest-center search, given the squared
+    norms of its subcluster centers (``_subcluster_norms``) to read one per center unchecked:
+    norms cut short read past their end (a crash, exit 139)."""
+    centers, norms = est.__dict__.get("subcluster_centers_"), est.__dict__.get("_subcluster_norms")
+    if centers is None and norms is None:
+        return None
+    if not isinstance(centers, np.ndarray) or centers.ndim != 2:
+        return f"its subcluster centers are not a 2-d array ({type(centers).__name__})"
+    if not isinstance(norms, np.ndarray) or norms.shape != (centers.shape[0],):
+        return (f"it has squared norms of shape {getattr(norms, 'shape', None)} "
+                f"for {centers.shape[0]} subcluster centers")
+    return None
+
+
+def neighbors_problem(est: Any) -> str | None:
+    """A neighbors estimator searching by brute force hands its data ``_fit_X`` to scikit-learn's
+    compiled nearest-neighbor search, which splits it into chunks by its row count (no rows:
+    SIGFPE), and builds its distance metric from ``effective_metric_params_``: a Mahalanobis
+    metric reads its matrix ``VI`` as ``n_features`` square unchecked (a 1x1 matrix on 4000
+    features crashed kneighbors)."""
+    params, fit_x = est.__dict__.get("effective_metric_params_"), est.__dict__.get("_fit_X")
+    n = _width(est)
+    if fit_x is not None:
+        shape, rows = getattr(fit_x, "shape", None), est.__dict__.get("n_samples_fit_")
+        if not isinstance(shape, tuple) or len(shape) != 2 or shape[0] < 1 or shape[0] != rows:
+            return f"its data of shape {shape} does not hold its {rows!r:.20} samples (at least one)"
+        if n is not None and shape[1] != n:
+            return f"its data of shape {shape} does not have its {n} features"
+    if est.__dict__.get("effective_metric_") != "mahalanobis":
+        return None
+    if n is None and isinstance(fit_x, np.ndarray) and fit_x.ndim == 2:
+        n = fit_x.shape[1]
+    matrix = None
+    if isinstance(params, dict):  # (a tree's metric may be given V, and computes VI from it)
+        matrix = params.get("VI", params.get("V"))
+    try:
+        shape = np.shape(matrix) if matrix is not None else None
+    except Exception:  # noqa: BLE001 - no shape: not a matrix
+        shape = None
+    if n is None or shape != (n, n):
+        return f"its Mahalanobis matrix has shape {shape} for {n!r:.20} features"
+    return None
+
+
+def covariance_problem(est: Any) -> str | None:
+    """A covariance estimator's ``mahalanobis`` (``score_samples``, and ``EllipticEnvelope``'s
+    predict) hands its precision matrix (or the inverse of its covariance) to SciPy's compiled
+    Mahalanobis distance, which reads it as ``n_features`` square unchecked: a precision of
+    one row on 3000 features crashed it (exit 139)."""
+    d = est.__dict__
+    location, precision, covariance = d.get("location_"), d.get("precision_"), d.get("covariance_")
+    if location is None and precision is None and covariance is None:
+        return None  # not fitted
+    if not isinstance(location, np.ndarray) or location.ndim != 1:
+        return f"its location of shape {getattr(location, 'shape', None)} is not a 1-d array"
+    n = location.shape[0]
+    for name, m in (("precision", precision), ("covariance", covariance)):
+        if (m is not None or name == "covariance") and (not isinstance(m, np.ndarray) or m.shape != (n, n)):
+            return f"its {name} matrix of shape {getattr(m, 'shape', None)} is not {n} square, as its location"
+    width = d.get("n_features_in_", n)
+    if width != n:
+        return f"its location has {n} features, its input {width!r:.20}"
     return None
 
 
@@ -553,6 +632,9 @@ check_binary_tree = _raising(binary_tree_problem, "a scikit-learn {name}")
 check_libsvm = _raising(libsvm_problem, "a scikit-learn {name} model")
 check_kmeans = _raising(kmeans_problem, "a scikit-learn {name} model")
 check_bisecting_kmeans = _raising(bisecting_kmeans_problem, "a scikit-learn {name} model")
+check_birch = _raising(birch_problem, "a scikit-learn {name} model")
+check_covariance = _raising(covariance_problem, "a scikit-learn {name} model", "its Mahalanobis distances would read outside its memory")
+check_neighbors = _raising(neighbors_problem, "a scikit-learn {name}")
 _check_criterion = _raising(tree_estimator_problem, "a scikit-learn {name}", "fit would write outside its memory")
 _check_tree_width = _raising(tree_width_problem, "a scikit-learn {name}")
 
@@ -735,6 +817,9 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     **{f"sklearn.svm._classes.{c}": check_libsvm for c in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")},
     **{f"sklearn.cluster._kmeans.{c}": check_kmeans for c in ("KMeans", "MiniBatchKMeans")},
     "sklearn.cluster._bisect_k_means.BisectingKMeans": check_bisecting_kmeans,
+    "sklearn.cluster._birch.Birch": check_birch,
+    "sklearn.covariance._empirical_covariance.EmpiricalCovariance": check_covariance,
+    "sklearn.neighbors._base.NeighborsBase": check_neighbors,
     "pandas.Categorical": check_categorical,
     "pandas.core.arrays.categorical.Categorical": check_categorical,
     "scipy.sparse._compressed._cs_matrix": check_sparse,
