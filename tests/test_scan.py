@@ -597,6 +597,106 @@ def test_scan_paths_directories_and_exit_codes(tmp_path: Path, marker: Path) -> 
     assert scan_file(untrusted).globals == {name: "untrusted"}
 
 
+def test_recursive_scans_list_files_as_os_walk_does(tmp_path: Path, marker: Path) -> None:
+    """scan(recursive=True) lists directories itself (no stat of a regular file before it
+    is opened): the same files in the same order as os.walk with sorted names, links to
+    files followed, links to directories not walked into, broken links reported, FIFOs
+    and sockets skipped."""
+    import socket
+    import stat as stat_
+
+    top = tmp_path / "top"
+    for d in ("b", "a/z", "a/y", "c"):
+        (top / d).mkdir(parents=True)
+    for f in ("b/2.pkl", "b/1.pkl", "a/z/x.pkl", "a/y/w.txt", "a/ok.pkl", "0.pkl", "c/.hidden"):
+        (top / f).write_bytes(pickle.dumps([f]))
+    (top / "a" / "bad.pkl").write_bytes(hostile_pickle("reduce-exec", marker, 4))
+    (top / "link.pkl").symlink_to(top / "b" / "1.pkl")
+    (top / "dirlink").symlink_to(top / "a")
+    (top / "broken.pkl").symlink_to(top / "missing")
+    os.mkfifo(top / "c" / "fifo")
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(top / "c" / "sock"))
+    except OSError:
+        pass
+
+    def reference(path: str) -> list[str]:
+        out = []
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for f in sorted(files):
+                fp = os.path.join(root, f)
+                try:
+                    st = os.stat(fp)
+                except OSError:
+                    out.append(fp + " (error)")
+                    continue
+                if stat_.S_ISREG(st.st_mode):
+                    out.append(fp)
+        return out
+
+    try:
+        r = scan(top, recursive=True)
+    finally:
+        sock.close()
+    got = [f.path + (" (error)" if f.verdict == "error" else "") for f in r.files]
+    assert got == reference(str(top))
+    assert {os.path.basename(f.path): f.verdict for f in r.files if f.verdict != "safe"} == {
+        "bad.pkl": "dangerous", "broken.pkl": "error"}
+    # a file its directory listed as regular and that is no longer one when opened: the
+    # open does not wait on a FIFO, and the report says what it is
+    from amber.security import _scan as S
+
+    cache = S._status_cache(())
+    fifo = S._scan_one(str(top / "c" / "fifo"), (), None, cache, S._REGULAR)
+    assert (fifo.verdict, fifo.findings[0].reason) == ("error", "not a regular file")
+    assert S._scan_one(str(top / "a"), (), None, cache, S._REGULAR).format == "directory"
+    assert S._scan_one(str(top / "0.pkl"), (), None, cache, S._REGULAR).verdict == "safe"
+    assert not marker.exists()
+
+
+def test_the_tar_header_precheck_agrees_with_tarfile() -> None:
+    """_is_tar_header rejects a header whose checksum field tarfile.nti cannot read
+    without parsing it: the same answers as tarfile's own checks, on real headers whose
+    checksum field is rewritten in every way int(s, 8) reads, and on random bytes."""
+    from amber.security._scan import _is_tar_header
+
+    def reference(head: bytes) -> bool:
+        if len(head) < 512 or not any(head[:512]):
+            return False
+        try:
+            if tarfile.nti(head[148:156]) not in tarfile.calc_chksums(head[:512]):  # type: ignore[attr-defined]
+                return False
+            tarfile.TarInfo.frombuf(head[:512], "utf-8", "surrogateescape")
+        except Exception:
+            return False
+        return True
+
+    rng = random.Random(2)
+    alphabet = b"01234567 \t\n\r\x0b\x0c\x1c\x1f_+-oO\x00\x80\xffx9a"
+    headers = 0
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+            info = tarfile.TarInfo("name")
+            tf.addfile(info)
+        h = buf.getvalue()[:512]
+        chk = sum(h[:148]) + 256 + sum(h[156:512])
+        forms = [b"%06o\x00 " % chk, b" %06o\x00" % chk, b"0o%05o\x00" % chk, b"+%06o\x00" % chk,
+                 b"%03o_%03o" % (chk >> 9, chk & 511), b"\x0b%06o\x1f" % chk, b"%o" % chk]
+        for _ in range(4000):
+            field = bytes(rng.choice(alphabet) for _ in range(8)) if rng.random() < 0.6 else rng.choice(forms)
+            head = h[:148] + field[:8].ljust(8, b"\x00") + h[156:]
+            want = reference(head)
+            assert _is_tar_header(head) == want, field
+            headers += want
+    assert headers > 1000
+    for _ in range(3000):
+        head = bytes(rng.randrange(256) for _ in range(rng.choice([511, 512, 700])))
+        assert _is_tar_header(head) == reference(head)
+
+
 def test_reports_render(marker: Path) -> None:
     files = [
         scan_file(containers(hostile_pickle("reduce-os.system", marker, 4))["torch-zip"], name="evil.pt"),

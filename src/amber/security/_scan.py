@@ -61,6 +61,7 @@ import io
 import json
 import mmap as _mmap
 import os
+import re
 import stat
 import struct
 import tarfile
@@ -507,8 +508,8 @@ class _Ctx:
     """One file's scan: its findings, globals and budgets; ``child()`` for payloads whose
     findings count only if they turn out to hold a pickle."""
 
-    def __init__(self, trust: PickleTrust, trusted: tuple[str, ...], cache: dict[str, str], budget: _Budget) -> None:
-        self.trust = trust
+    def __init__(self, trust: PickleTrust | None, trusted: tuple[str, ...], cache: dict[str, str], budget: _Budget) -> None:
+        self._trust = trust  # made when a name is not in the cache (most scans never need it)
         self.trusted = trusted
         self.cache = cache
         self.budget = budget
@@ -516,6 +517,12 @@ class _Ctx:
         self.globals: dict[str, str] = {}
         #: a well-formed pickle (ending with STOP) that imports or calls something was walked
         self.clean = False
+
+    @property
+    def trust(self) -> PickleTrust:
+        if self._trust is None:
+            self._trust = PickleTrust(self.trusted)
+        return self._trust
 
     def child(self) -> _Ctx:
         return _Ctx(self.trust, self.trusted, self.cache, self.budget)
@@ -578,8 +585,18 @@ def _join(parent: str, child: str) -> str:
 
 
 # ---------------------------------------------------------------------------- sniffing
+#: What tarfile.nti can read as an octal checksum field, up to its first NUL: octal digits,
+#: the whitespace str.strip and int() drop, signs, underscores and "0o" (int(s, 8) takes
+#: them all). A field with anything else before its NUL is not a tar header's (nti raises).
+_TAR_CHKSUM_CHARS = re.compile(rb"[0-7 \t\n\r\x0b\x0c\x1c-\x1f_+\-oO]*(?:\x00|\Z)")
+
+
 def _is_tar_header(head: bytes) -> bool:
-    if len(head) < 512 or not any(head[:512]):
+    if len(head) < 512:
+        return False
+    if head[148] not in (0o200, 0o377) and _TAR_CHKSUM_CHARS.match(head, 148, 156) is None:
+        return False  # (the checks below, cheaply: most files that are not tar fail here)
+    if not any(head[:512]):
         return False
     try:
         # TarInfo.frombuf's own first check, on its own: most files that are not tar
@@ -1001,18 +1018,28 @@ def _judge_plain(ctx: _Ctx, walks: list[W.Walk], n: int, fmt: str, trailing_ok: 
     if not last.stopped or (last.end < n and not trailing_ok):
         return False
     names = []
+    # names already judged trusted for this format with no call (_status is a function of
+    # the name, the format and the trust decisions the cache is for): kept in the cache
+    ok = ctx.cache.get(("plain", fmt))  # type: ignore[call-overload]
+    if ok is None:
+        ok = ctx.cache[("plain", fmt)] = set()  # type: ignore[index]
     for w in walks:
         for g in w.globals:
             name = g.name
-            if not g.resolved or g.opcode in ("GETATTR", "EXT") or name in _WATCH or name == "numpy.memmap":
+            if not g.resolved or g.opcode in ("GETATTR", "EXT"):
                 return False
-            if _status(ctx, name, fmt, _NO_CALLS) != "trusted":
-                return False
+            if name not in ok:
+                if name in _WATCH or name == "numpy.memmap" or _status(ctx, name, fmt, _NO_CALLS) != "trusted":
+                    return False
+                if len(ok) < 100_000:
+                    ok.add(name)
             names.append(name)
-    if any(w.ok and (w.globals or w.calls) for w in walks):
+    if any(w.stopped and (w.globals or w.calls) for w in walks):  # (w.ok: no walk has an error here)
         ctx.clean = True
-    for name in names:
-        ctx.glob(name, "trusted")
+    seen = ctx.globals
+    for name in names:  # ctx.glob(name, "trusted"): "trusted" is the lowest rank
+        if name not in seen:
+            seen[name] = "trusted"
     return True
 
 
@@ -1568,8 +1595,13 @@ def _read_fd(fd: int, size: int) -> bytes:
     return data
 
 
+#: ``st`` of _scan_one for a path its directory entry says is a regular file (not a link)
+_REGULAR: Any = object()
+_OPEN_NONBLOCK = _OPEN_FLAGS | getattr(os, "O_NONBLOCK", 0)
+
+
 def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: dict[str, str],
-              st: os.stat_result | None = None) -> FileReport:
+              st: Any = None) -> FileReport:
     if name is not None and not isinstance(name, str):
         raise TypeError(f"name must be a str, not {type(name).__name__}")
     budget = _Budget()
@@ -1579,28 +1611,46 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
         path = os.fsdecode(os.fspath(source))
         display = name or path
         try:
-            if st is None:
-                st = os.stat(path)
-            if stat.S_ISDIR(st.st_mode):
-                return _error_report(display, "directory", "directory",
-                                     "a directory: scan(path, recursive=True) scans the files in it")
-            if not stat.S_ISREG(st.st_mode):
-                return _error_report(display, "unreadable", "unreadable", "not a regular file")
-            fd = os.open(path, _OPEN_FLAGS)
+            if st is _REGULAR:
+                # opened without a stat first (non-blocking: had it become a FIFO since the
+                # directory was listed, the open would not wait); the fstat below decides
+                fd = os.open(path, _OPEN_NONBLOCK)
+            else:
+                if st is None:
+                    st = os.stat(path)
+                if stat.S_ISDIR(st.st_mode):
+                    return _error_report(display, "directory", "directory",
+                                         "a directory: scan(path, recursive=True) scans the files in it")
+                if not stat.S_ISREG(st.st_mode):
+                    return _error_report(display, "unreadable", "unreadable", "not a regular file")
+                fd = os.open(path, _OPEN_FLAGS)
         except OSError as exc:
             return _error_report(display, "unreadable", "unreadable", f"cannot open it: {exc.strerror or exc}")
         whole = None
         try:
-            size = os.fstat(fd).st_size
-            if 0 < size <= _READ_WHOLE:  # (no file object: its buffers cost more than the read)
+            fst = os.fstat(fd)
+            size = fst.st_size
+            regular = stat.S_ISREG(fst.st_mode)
+            if 0 < size <= _READ_WHOLE and regular:  # (no file object: its buffers cost more than the read)
                 whole = _read_fd(fd, size)
         except OSError as exc:
             os.close(fd)
             return _error_report(display, "unreadable", "unreadable", f"cannot read it: {exc.strerror or exc}")
+        if not regular:  # (st was _REGULAR: it changed since its directory was listed)
+            os.close(fd)
+            if stat.S_ISDIR(fst.st_mode):
+                return _error_report(display, "directory", "directory",
+                                     "a directory: scan(path, recursive=True) scans the files in it")
+            return _error_report(display, "unreadable", "unreadable", "not a regular file")
         if whole is not None:
             os.close(fd)
             src: _Src = _BufSrc(whole, budget)
         else:
+            if st is _REGULAR:
+                try:
+                    os.set_blocking(fd, True)
+                except OSError:
+                    pass
             fh = os.fdopen(fd, "rb")
             if size > 0:
                 try:
@@ -1625,7 +1675,7 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
         src = _FileSrc(source, size, budget)
     else:
         raise TypeError(f"scan_file takes a path, a binary file object or bytes, not {type(source).__name__}")
-    ctx = _Ctx(PickleTrust(trusted), trusted, cache, budget)
+    ctx = _Ctx(None, trusted, cache, budget)
     try:
         try:
             fmt = _scan_src(ctx, src, "", 0, "file")
@@ -1644,6 +1694,48 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
             _close_quietly(mm)
         if fh is not None:
             fh.close()
+
+
+def _files_below(top: str, errors: list[OSError]) -> Iterable[tuple[str, bool]]:
+    """The files below the directory ``top`` as ``os.walk(top)`` lists them (symbolic links
+    to directories not followed), with the names of each directory sorted: (path, True
+    when the directory entry says it is a regular file, not a link), the directories'
+    files before their subdirectories'. ``errors`` gets what ``os.walk``'s onerror gets."""
+    try:
+        it = os.scandir(top)
+    except OSError as exc:
+        errors.append(exc)
+        return
+    dirs: list[tuple[str, str]] = []
+    files: list[tuple[str, str, bool]] = []
+    with it:
+        while True:
+            try:
+                entry = next(it)
+            except StopIteration:
+                break
+            except OSError as exc:
+                errors.append(exc)
+                return
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                dirs.append((entry.name, entry.path))
+            else:
+                try:
+                    regular = entry.is_file(follow_symlinks=False)
+                except OSError:
+                    regular = False
+                files.append((entry.name, entry.path, regular))
+    files.sort()
+    for _name, fp, regular in files:
+        yield fp, regular
+    dirs.sort()
+    for _name, dp in dirs:
+        if not os.path.islink(dp):
+            yield from _files_below(dp, errors)
 
 
 def scan(
@@ -1679,17 +1771,17 @@ def scan(
                                                "a directory: pass recursive=True (--recursive) to scan the files in it"))
                 continue
             errors: list[OSError] = []
-            for root, dirs, files in os.walk(path, onerror=errors.append):
-                dirs.sort()
-                for f in sorted(files):
-                    fp = os.path.join(root, f)
-                    try:
-                        st = os.stat(fp)
-                    except OSError as exc:
-                        out.files.append(_error_report(fp, "unreadable", "unreadable", f"cannot open it: {exc.strerror or exc}"))
-                        continue
-                    if stat.S_ISREG(st.st_mode):
-                        out.files.append(_scan_one(fp, trusted_t, None, cache, st))
+            for fp, regular in _files_below(path, errors):
+                if regular:  # (the directory entry says so: no stat before the open)
+                    out.files.append(_scan_one(fp, trusted_t, None, cache, _REGULAR))
+                    continue
+                try:
+                    st = os.stat(fp)
+                except OSError as exc:
+                    out.files.append(_error_report(fp, "unreadable", "unreadable", f"cannot open it: {exc.strerror or exc}"))
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    out.files.append(_scan_one(fp, trusted_t, None, cache, st))
             for exc in errors:
                 out.files.append(_error_report(getattr(exc, "filename", None) or path, "unreadable", "unreadable",
                                                f"cannot list it: {exc.strerror or exc}"))
