@@ -514,16 +514,26 @@ def _width(est: Any) -> int | None:
     return n if type(n) is int and n >= 0 else None
 
 
+def _fitted_part(est: Any, attr: str, what: str) -> tuple[Any, int | None, str | None]:
+    """(``est.attr``, ``n_features_in_``, None) for a fitted estimator; (None, None, None)
+    when it holds no ``attr``; a problem when it holds one but no input width (predict then
+    lets any input through)."""
+    part = est.__dict__.get(attr)
+    if part is None:
+        return None, None, None
+    n = _width(est)
+    if n is None:
+        return part, None, f"it has {what} but no number of input features (n_features_in_), so predict would pass any input"
+    return part, n, None
+
+
 def tree_width_problem(est: Any) -> str | None:
     """A fitted decision tree estimator lets ``n_features_in_`` columns through to its tree,
     which reads every column up to its own ``n_features`` unchecked (a tree of 10**6
     features in a 5-feature estimator crashed predict)."""
-    tree = est.__dict__.get("tree_")
-    if tree is None:
-        return None
-    n = _width(est)
+    tree, n, problem = _fitted_part(est, "tree_", "a tree")
     if n is None:
-        return "it has a tree but no number of input features (n_features_in_), so predict would pass any input"
+        return problem
     if getattr(tree, "n_features", None) != n:
         return f"its tree splits on {getattr(tree, 'n_features', None)!r:.20} features, its input has {n}"
     return None
@@ -532,12 +542,9 @@ def tree_width_problem(est: Any) -> str | None:
 def forest_problem(est: Any) -> str | None:
     """A forest checks its input once and hands it to every tree unchecked; so does an
     isolation forest (each tree's own subset of the columns)."""
-    trees = est.__dict__.get("estimators_")
-    if trees is None:
-        return None
-    n = _width(est)
+    trees, n, problem = _fitted_part(est, "estimators_", "trees")
     if n is None:
-        return "it has trees but no number of input features (n_features_in_), so predict would pass any input"
+        return problem
     if not isinstance(trees, list):
         return "its estimators are not a list"
     features = est.__dict__.get("estimators_features_")
