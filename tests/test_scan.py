@@ -656,6 +656,27 @@ def test_recursive_scans_list_files_as_os_walk_does(tmp_path: Path, marker: Path
     assert not marker.exists()
 
 
+def test_heads_whose_first_byte_starts_no_magic_skip_the_magic_checks() -> None:
+    """_scan_src skips its magic-number checks for a head whose first byte starts none of
+    them (_FIRST_BYTES): no head starting with another byte is any of those formats."""
+    from amber.container._streams import sniff_compression
+    from amber.security import _scan as S
+
+    rng = random.Random(4)
+    magics = [S._amber_magic(), b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06", b"ZF0x", b"7z\xbc\xaf\x27\x1c",
+              b"Rar!\x1a\x07", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"\x04\x22\x4d\x18",
+              b"\x5d\x00\x00", b"\x78\x9c"]
+    assert {m[0] for m in magics} <= S._FIRST_BYTES
+    for b0 in range(256):
+        for _ in range(200):
+            head = bytes([b0]) + bytes(rng.randrange(256) for _ in range(rng.randrange(0, 24)))
+            if b0 not in S._FIRST_BYTES:
+                assert sniff_compression(head) is None
+                assert not any(head.startswith(m) for m in magics)
+            elif sniff_compression(head) is not None:
+                assert b0 in S._FIRST_BYTES
+
+
 def test_the_tar_header_precheck_agrees_with_tarfile() -> None:
     """_is_tar_header rejects a header whose checksum field tarfile.nti cannot read
     without parsing it: the same answers as tarfile's own checks, on real headers whose

@@ -2489,7 +2489,7 @@ cjoblib(PyObject *self, PyObject *args)
             PyObject *mod = TOP(2), *qual = TOP(1);
             if (!PyUnicode_CheckExact(mod) || !PyUnicode_CheckExact(qual) || proto < 3)
                 BAIL;  /* malformed, or Python 2 names to map: left to Python */
-            PyObject *nm = PyUnicode_FromFormat("%U.%U", mod, qual);
+            PyObject *nm = dotted(mod, qual);
             if (nm == NULL)
                 FAIL;
             PyObject *g = new_named(&SGlobal, nm);

@@ -626,6 +626,20 @@ def _is_torch_legacy(head: bytes) -> bool:
 _OPAQUE_ARCHIVES = ((b"7z\xbc\xaf\x27\x1c", "7z"), (b"Rar!\x1a\x07", "rar"))
 
 
+def _first_bytes() -> frozenset[int]:
+    """The first bytes of every magic number _scan_src looks for (amber, .npy, zip, 7z,
+    rar, joblib's ZF) and of every stream sniff_compression names (zlib's first byte is
+    always 0x78)."""
+    from amber.container._streams import _MAGIC
+
+    magics = [_amber_magic(), b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06", b"ZF0x", b"\x78"]
+    magics += [m for m, _ in _OPAQUE_ARCHIVES] + [m for m, _ in _MAGIC]
+    return frozenset(m[0] for m in magics)
+
+
+_FIRST_BYTES = _first_bytes()
+
+
 def _stream_head(head: bytes) -> bool:
     """Could a payload starting with ``head`` be a stream a loader reads (precise check)?"""
     if len(head) >= 2 and head[0] == 0x80 and head[1] <= 5:
@@ -651,14 +665,17 @@ def _scan_src(ctx: _Ctx, src: _Src, member: str, depth: int, role: str, torch: b
         ctx.add("unknown", "nesting-limit", member, None, f"containers nested more than {MAX_DEPTH} deep; not scanned further")
         return "nested"
     head = src.pread(0, min(size, 1024))
-    if head.startswith(_amber_magic()):
+    # (the magic numbers below and sniff_compression's all start with a byte of _FIRST_BYTES:
+    # a head starting with another one, a pickle's PROTO for one, skips them)
+    magic = head[0] in _FIRST_BYTES
+    if magic and head.startswith(_amber_magic()):
         return _scan_amber(ctx, src, member, depth)
-    if head.startswith(b"\x93NUMPY"):
+    if magic and head.startswith(b"\x93NUMPY"):
         return _scan_npy(ctx, src, member, depth, role)
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    if magic and head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _scan_zip(ctx, src, member, depth, role)
-    for magic, kind in _OPAQUE_ARCHIVES:
-        if head.startswith(magic):
+    for magic_bytes, kind in _OPAQUE_ARCHIVES if magic else ():
+        if head.startswith(magic_bytes):
             ctx.add(
                 "unknown",
                 "unsupported-archive",
@@ -677,10 +694,10 @@ def _scan_src(ctx: _Ctx, src: _Src, member: str, depth: int, role: str, torch: b
             ctx.add("unknown", "tar-polyglot", member, 0, "a tar header on a torch legacy file: torch.load reads it as a tar archive")
         fmt = _scan_torch_legacy(ctx, src, member, depth)
     else:
-        codec = sniff_compression(head)
+        codec = sniff_compression(head) if magic else None
         if codec is not None and not tar:
             fmt = _scan_compressed(ctx, src, codec, member, depth, role, torch)
-        elif head.startswith(b"ZF0x") and not tar:
+        elif magic and head.startswith(b"ZF0x") and not tar:
             start = 21 if head[21:22] != b" " else 22  # joblib < 0.10's zfile: "ZF" + hex length + zlib
             inner = _scan_compressed(ctx, src.sub(start, size - start), "zlib", member, depth, role, torch)
             fmt = "joblib-zfile" if not inner.startswith("other") else inner
