@@ -429,7 +429,7 @@ def _wrapper_build(data: Any, n: int, o: int, i: int, w: _Wrapper, state: Any, o
 if W._C is not None:
     W._C.setup_joblib(  # type: ignore[attr-defined]
         _OPAQUE, _Global, _Obj, _Wrapper, _DType, _ReconArgs, _wrapper_build, JOBLIB_WRAPPER, JOBLIB_OLD_WRAPPERS,
-        _resolve_dtype, _DTYPES, _key,
+        _resolve_dtype,
     )
 
 

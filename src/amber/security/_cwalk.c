@@ -1706,7 +1706,8 @@ setup(PyObject *self, PyObject *args)
  * refusals and errors). On STOP it returns True, having filled ``out`` (through the
  * wrapper-BUILD helper) exactly as the Python evaluator would. */
 static PyObject *JOpaque, *JReconT, *JWrapperBuild, *JWrapperName, *JOldWrappers;
-static PyObject *JResolveDType, *JDTypes, *JKey;
+static PyObject *JResolveDType;
+static PyObject *DTypeCache;  /* dtype_key -> the dtype resolved for it */
 static slotted_t SGlobal, SObj, SWrapper, SDType;
 static PyObject *s_attrs, *s_shape, *s_dtype, *s_align, *s_arrays, *s_array_bytes, *s_jumps, *s_hasobject, *s_itemsize;
 static PyObject *s_state, *s_numpy_dtype, *s_builtins_bytes, *s_builtins_object;
@@ -1782,34 +1783,101 @@ new_wrapper(void)
     return w;
 }
 
-/* _archives._flat: ``(types, t)`` for an exact tuple of scalars (str, int, bool, bytes,
- * None), else None; new ref */
-static PyObject *
-flat(PyObject *t)
+/* The key of a _DType's resolution, as bytes: everything _archives._key reads (the same
+ * shapes: args and a flat state, or a structured state whose fields' dtypes have flat args
+ * and states), each scalar with its type (str, int, bool, bytes, None) and each sequence
+ * with its length, so two keys are equal only when _key's tuples are. Hashing and comparing
+ * one bytes object costs far less than _key's nested tuples. */
+typedef struct {
+    char *p;
+    Py_ssize_t len, cap;
+} kbuf_t;
+
+static int
+kb_put(kbuf_t *b, const void *data, Py_ssize_t n)
 {
-    if (!PyTuple_CheckExact(t))
-        Py_RETURN_NONE;
-    Py_ssize_t k = PyTuple_GET_SIZE(t);
-    PyObject *types = PyTuple_New(k);
-    if (types == NULL)
-        return NULL;
-    for (Py_ssize_t j = 0; j < k; j++) {
-        PyObject *v = PyTuple_GET_ITEM(t, j);
-        PyTypeObject *tp = Py_TYPE(v);
-        if (!(tp == &PyUnicode_Type || tp == &PyLong_Type || tp == &PyBool_Type || tp == &PyBytes_Type || v == Py_None)) {
-            Py_DECREF(types);
-            Py_RETURN_NONE;
+    if (b->len + n > b->cap) {
+        Py_ssize_t cap = b->cap ? b->cap : 256;
+        while (cap < b->len + n)
+            cap *= 2;
+        char *np = PyMem_Realloc(b->p, (size_t)cap);
+        if (np == NULL) {
+            PyErr_NoMemory();
+            return -1;
         }
-        Py_INCREF(tp);
-        PyTuple_SET_ITEM(types, j, (PyObject *)tp);
+        b->p = np;
+        b->cap = cap;
     }
-    PyObject *r = PyTuple_Pack(2, types, t);
-    Py_DECREF(types);
-    return r;
+    memcpy(b->p + b->len, data, (size_t)n);
+    b->len += n;
+    return 0;
 }
 
-/* _archives._key: the same key (equal tuples) of everything the resolution of the _DType
- * ``d`` reads, None where _key gives None; new ref */
+static int
+kb_tag(kbuf_t *b, char tag, Py_ssize_t n)  /* a tag and a length */
+{
+    int64_t v = (int64_t)n;
+    return kb_put(b, &tag, 1) < 0 || kb_put(b, &v, 8) < 0 ? -1 : 0;
+}
+
+/* the items of a tuple as _flat keys them: 1 written, 0 when _flat would give None (or an
+ * int outside 64 bits: no key), -1 on error */
+static int
+kb_flat_items(kbuf_t *b, PyObject *const *items, Py_ssize_t k)
+{
+    if (kb_tag(b, 't', k) < 0)
+        return -1;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *v = items[j];
+        PyTypeObject *tp = Py_TYPE(v);
+        int r;
+        if (v == Py_None)
+            r = kb_tag(b, 'n', 0);
+        else if (tp == &PyBool_Type)
+            r = kb_tag(b, 'b', v == Py_True);
+        else if (tp == &PyLong_Type) {
+            int overflow = 0;
+            long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+            if (x == -1 && PyErr_Occurred())
+                return -1;
+            if (overflow)
+                return 0;
+            r = kb_tag(b, 'i', (Py_ssize_t)x);
+        }
+        else if (tp == &PyBytes_Type)
+            r = kb_tag(b, 'y', PyBytes_GET_SIZE(v)) < 0 ? -1 : kb_put(b, PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v));
+        else if (tp == &PyUnicode_Type) {
+            /* (a str's kind and data are canonical: equal strings have equal bytes) */
+            Py_ssize_t kind = PyUnicode_KIND(v);
+            r = kb_tag(b, (char)('0' + kind), PyUnicode_GET_LENGTH(v)) < 0
+                    ? -1 : kb_put(b, PyUnicode_DATA(v), PyUnicode_GET_LENGTH(v) * kind);
+        }
+        else
+            return 0;
+        if (r < 0)
+            return -1;
+    }
+    return 1;
+}
+
+static int
+kb_flat(kbuf_t *b, PyObject *t)
+{
+    if (!PyTuple_CheckExact(t))
+        return 0;
+    return kb_flat_items(b, ((PyTupleObject *)t)->ob_item, PyTuple_GET_SIZE(t));
+}
+
+/* kb_flat of a _DType's state: None, or a flat tuple */
+static int
+kb_state(kbuf_t *b, PyObject *st)
+{
+    if (st == Py_None)
+        return kb_tag(b, 'N', 0) < 0 ? -1 : 1;
+    return kb_tag(b, 'S', 0) < 0 ? -1 : kb_flat(b, st);
+}
+
+/* the key of ``d`` (new ref: bytes, or None when _key gives None or it cannot be written) */
 static PyObject *
 dtype_key(PyObject *d)
 {
@@ -1817,128 +1885,65 @@ dtype_key(PyObject *d)
     PyObject *st = args ? slotted_get(&SDType, d, 1) : NULL;
     if (st == NULL)
         return NULL;
-    PyObject *a = flat(args), *r = NULL, *rest = NULL, *names = NULL, *fields = NULL, *part = NULL;
-    PyObject *subs[64], *inners[64];
-    int nsub = 0;
-    if (a == NULL || a == Py_None)
-        return a;
-    if (st == Py_None) {
-        r = PyTuple_Pack(2, a, Py_None);
-        goto done;
-    }
-    PyObject *fl = flat(st);
-    if (fl == NULL)
-        goto done;
-    if (fl != Py_None) {
-        r = PyTuple_Pack(2, a, fl);
-        Py_DECREF(fl);
-        goto done;
-    }
-    Py_DECREF(fl);
-    Py_ssize_t k = PyTuple_CheckExact(st) ? PyTuple_GET_SIZE(st) : 0;
-    if ((k != 8 && k != 9) || PyTuple_GET_ITEM(st, 2) != Py_None || !PyDict_CheckExact(PyTuple_GET_ITEM(st, 4))) {
-        r = Py_None;
-        Py_INCREF(r);
-        goto done;
-    }
-    part = PyTuple_New(k - 2);  /* st[:3] + st[5:] */
-    if (part == NULL)
-        goto done;
-    for (Py_ssize_t j = 0, t = 0; j < k; j++) {
-        if (j == 3 || j == 4)
-            continue;
-        PyObject *v = PyTuple_GET_ITEM(st, j);
-        Py_INCREF(v);
-        PyTuple_SET_ITEM(part, t++, v);
-    }
-    rest = flat(part);
-    names = rest ? flat(PyTuple_GET_ITEM(st, 3)) : NULL;
-    if (names == NULL)
-        goto done;
-    if (rest == Py_None || names == Py_None) {
-        r = Py_None;
-        Py_INCREF(r);
-        goto done;
-    }
-    PyObject *fd = PyTuple_GET_ITEM(st, 4);
-    fields = PyTuple_New(PyDict_GET_SIZE(fd));
-    if (fields == NULL)
-        goto done;
-    Py_ssize_t pos = 0, nf = 0;
-    PyObject *name, *f;
-    while (PyDict_Next(fd, &pos, &name, &f)) {
-        Py_ssize_t fk = PyTuple_CheckExact(f) ? PyTuple_GET_SIZE(f) : 0;
-        if (!PyUnicode_CheckExact(name) || (fk != 2 && fk != 3) || !Py_IS_TYPE(PyTuple_GET_ITEM(f, 0), SDType.type)
-            || nf >= PyTuple_GET_SIZE(fields)) {
-            r = Py_None;
-            Py_INCREF(r);
-            goto done;
-        }
-        PyObject *sub = PyTuple_GET_ITEM(f, 0), *inner = NULL;
-        for (int j = 0; j < nsub; j++)
-            if (subs[j] == sub)
-                inner = inners[j];
-        PyObject *sub_state = slotted_get(&SDType, sub, 1);
-        if (sub_state == NULL)
-            goto done;
-        if (inner == NULL) {
-            if (nsub == 64) {  /* more distinct field dtypes than kept here: _key decides */
-                r = PyObject_CallOneArg(JKey, d);
+    kbuf_t b = {NULL, 0, 0};
+    int r = kb_tag(&b, 'A', 0) < 0 ? -1 : kb_flat(&b, args);
+    if (r == 1) {
+        Py_ssize_t mark = b.len;
+        r = kb_state(&b, st);
+        if (r == 0) {  /* not flat: a structured dtype's state, or nothing _key keys */
+            b.len = mark;
+            Py_ssize_t k = PyTuple_CheckExact(st) ? PyTuple_GET_SIZE(st) : 0;
+            PyObject **it = k ? ((PyTupleObject *)st)->ob_item : NULL;
+            if ((k != 8 && k != 9) || it[2] != Py_None || !PyDict_CheckExact(it[4]))
                 goto done;
+            PyObject *rest[7];
+            for (Py_ssize_t j = 0, t = 0; j < k; j++)
+                if (j != 3 && j != 4)
+                    rest[t++] = it[j];
+            PyObject *fields = it[4];
+            r = kb_tag(&b, 'D', 0) < 0 ? -1 : kb_flat_items(&b, rest, k - 2);
+            if (r == 1)
+                r = kb_flat(&b, it[3]);
+            if (r == 1)
+                r = kb_tag(&b, 'F', PyDict_GET_SIZE(fields)) < 0 ? -1 : 1;
+            Py_ssize_t pos = 0;
+            PyObject *name, *f;
+            while (r == 1 && PyDict_Next(fields, &pos, &name, &f)) {
+                Py_ssize_t fk = PyTuple_CheckExact(f) ? PyTuple_GET_SIZE(f) : 0;
+                if (!PyUnicode_CheckExact(name) || (fk != 2 && fk != 3) || !Py_IS_TYPE(PyTuple_GET_ITEM(f, 0), SDType.type)) {
+                    r = 0;
+                    break;
+                }
+                PyObject *sub = PyTuple_GET_ITEM(f, 0);
+                PyObject *sub_args = slotted_get(&SDType, sub, 0);
+                PyObject *sub_state = sub_args ? slotted_get(&SDType, sub, 1) : NULL;
+                if (sub_state == NULL) {
+                    r = -1;
+                    break;
+                }
+                r = kb_flat_items(&b, &name, 1);
+                if (r == 1)
+                    r = kb_flat(&b, sub_args);
+                if (r == 1)
+                    r = kb_state(&b, sub_state);
+                if (r == 1)
+                    r = kb_flat_items(&b, ((PyTupleObject *)f)->ob_item + 1, fk - 1);
             }
-            PyObject *sub_args = slotted_get(&SDType, sub, 0);
-            if (sub_args == NULL)
-                goto done;
-            PyObject *i0 = flat(sub_args);
-            PyObject *i1 = i0 == NULL ? NULL : sub_state == Py_None ? (Py_INCREF(Py_None), Py_None) : flat(sub_state);
-            inner = i1 ? PyTuple_Pack(2, i0, i1) : NULL;
-            Py_XDECREF(i0);
-            Py_XDECREF(i1);
-            if (inner == NULL)
-                goto done;
-            subs[nsub] = sub;
-            inners[nsub++] = inner;
         }
-        PyObject *tl = PyTuple_GetSlice(f, 1, fk);
-        PyObject *tail = tl ? flat(tl) : NULL;
-        Py_XDECREF(tl);
-        if (tail == NULL)
-            goto done;
-        if (tail == Py_None || PyTuple_GET_ITEM(inner, 0) == Py_None
-            || (sub_state != Py_None && PyTuple_GET_ITEM(inner, 1) == Py_None)) {
-            Py_DECREF(tail);
-            r = Py_None;
-            Py_INCREF(r);
-            goto done;
-        }
-        PyObject *entry = PyTuple_Pack(3, name, inner, tail);
-        Py_DECREF(tail);
-        if (entry == NULL)
-            goto done;
-        PyTuple_SET_ITEM(fields, nf++, entry);
     }
-    if (nf != PyTuple_GET_SIZE(fields)) {  /* the dict changed size: _key decides */
-        r = PyObject_CallOneArg(JKey, d);
-        goto done;
-    }
-    r = PyTuple_Pack(4, a, rest, names, fields);
-done:
-    for (int j = 0; j < nsub; j++)
-        Py_DECREF(inners[j]);
-    Py_DECREF(a);
-    Py_XDECREF(part);
-    Py_XDECREF(rest);
-    Py_XDECREF(names);
-    Py_XDECREF(fields);
-    return r;
+done:;
+    PyObject *key = r < 0 ? NULL : r == 0 ? (Py_INCREF(Py_None), Py_None) : PyBytes_FromStringAndSize(b.p, b.len);
+    PyMem_Free(b.p);
+    return key;
 }
 
-/* _archives._resolve_dtype(d) for a _DType: its resolved dtype, or the cached one for its
+/* _archives._resolve_dtype(d) for a _DType: its resolved dtype, or the one cached for its
  * key (recorded in it, as _resolve_dtype does), else the Python resolver's answer (which
- * raises _Refuse where it refuses); new ref */
+ * raises _Refuse where it refuses), then cached; new ref */
 static PyObject *
 resolve_dtype(PyObject *d)
 {
+    PyObject *key = NULL;
     if (Py_IS_TYPE(d, SDType.type)) {
         PyObject *res = slotted_get(&SDType, d, 2);
         if (res == NULL)
@@ -1947,24 +1952,29 @@ resolve_dtype(PyObject *d)
             Py_INCREF(res);
             return res;
         }
-        PyObject *key = dtype_key(d);
+        key = dtype_key(d);
         if (key == NULL)
             return NULL;
         if (key != Py_None) {
-            PyObject *hit = PyDict_GetItemWithError(JDTypes, key);
-            Py_DECREF(key);
+            PyObject *hit = PyDict_GetItemWithError(DTypeCache, key);
             if (hit != NULL) {
+                Py_DECREF(key);
                 slotted_set(&SDType, d, 2, hit);
                 Py_INCREF(hit);
                 return hit;
             }
-            if (PyErr_Occurred())
+            if (PyErr_Occurred()) {
+                Py_DECREF(key);
                 return NULL;
+            }
         }
-        else
-            Py_DECREF(key);
     }
-    return PyObject_CallOneArg(JResolveDType, d);
+    PyObject *r = PyObject_CallOneArg(JResolveDType, d);
+    if (r != NULL && key != NULL && key != Py_None && PyDict_GET_SIZE(DTypeCache) < 1024
+        && PyDict_SetItem(DTypeCache, key, r) < 0)
+        Py_CLEAR(r);
+    Py_XDECREF(key);
+    return r;
 }
 
 /* add ``delta`` to the int attribute ``name`` of ``obj`` */
@@ -2600,21 +2610,21 @@ cdtype_key(PyObject *self, PyObject *d)
 }
 
 /* setup_joblib(opaque, Global, Obj, Wrapper, DType, ReconArgs, wrapper_build, wrapper_name, old_wrappers,
- *              resolve_dtype, dtype_cache, dtype_key) */
+ *              resolve_dtype) */
 static PyObject *
 setup_joblib(PyObject *self, PyObject *args)
 {
-    PyObject *op, *g, *ob, *w, *dt, *rc, *wb, *wn, *old, *res, *cache, *key;
-    if (!PyArg_ParseTuple(args, "OOOOOOOUO!OO!O", &op, &g, &ob, &w, &dt, &rc, &wb, &wn, &PyFrozenSet_Type, &old, &res,
-                          &PyDict_Type, &cache, &key))
+    PyObject *op, *g, *ob, *w, *dt, *rc, *wb, *wn, *old, *res;
+    if (!PyArg_ParseTuple(args, "OOOOOOOUO!O", &op, &g, &ob, &w, &dt, &rc, &wb, &wn, &PyFrozenSet_Type, &old, &res))
         return NULL;
     static const char *const name_f[] = {"name"}, *const attrs_f[] = {"attrs"}, *const dtype_f[] = {"args", "state", "resolved"};
     if (slotted_init(&SGlobal, g, name_f, 1) < 0 || slotted_init(&SObj, ob, name_f, 1) < 0
         || slotted_init(&SWrapper, w, attrs_f, 1) < 0 || slotted_init(&SDType, dt, dtype_f, 3) < 0)
         return NULL;
     set_static(&JResolveDType, res);
-    set_static(&JDTypes, cache);
-    set_static(&JKey, key);
+    if (DTypeCache == NULL && (DTypeCache = PyDict_New()) == NULL)
+        return NULL;
+    PyDict_Clear(DTypeCache);
     set_static(&JOpaque, op);
     set_static(&JReconT, rc);
     set_static(&JWrapperBuild, wb);
@@ -2629,7 +2639,7 @@ static PyMethodDef methods[] = {
     {"setup", setup, METH_VARARGS, "setup(...): the opcode tables, types and helpers of _walk.py"},
     {"joblib_layout", cjoblib, METH_VARARGS, "joblib_layout(data, n, start, out) -> True, or None: left to Python"},
     {"setup_joblib", setup_joblib, METH_VARARGS, "setup_joblib(...): the evaluator's types and helpers"},
-    {"dtype_key", cdtype_key, METH_O, "dtype_key(d) -> _archives._key(d), computed in C (for tests)"},
+    {"dtype_key", cdtype_key, METH_O, "dtype_key(d) -> the C evaluator's key of a _DType (bytes or None; for tests)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_cwalk", "The pickle walker's main loop in C.", -1, methods, NULL, NULL, NULL, NULL};
