@@ -284,6 +284,22 @@ def test_bad_arguments_raise_not_crash() -> None:
         _cwalk.walk(b"abc", 3, 4, {}, None, False, frozenset(), None, False)
     with pytest.raises(TypeError):
         _cwalk.walk(b"abc", 3, 0, {}, None, False, frozenset(), [1], False)
+    ok = (b"N.", 2, 0, {}, None, False, frozenset(), None, False)
+    assert _cwalk.walk(*ok)[0].stopped and _cwalk.walk(*ok, False)[0].stopped
+    for bad in (ok[:8], ok + (True, 1), (b"N.", 2.0, *ok[2:]), (b"N.", 2, "0", *ok[3:]), (*ok[:3], [], *ok[4:]),
+                (*ok[:6], {"a"}, *ok[7:])):
+        with pytest.raises(TypeError):
+            _cwalk.walk(*bad)
+    with pytest.raises(OverflowError):
+        _cwalk.walk(b"N.", 1 << 80, *ok[2:])
+    from amber.security._archives import JoblibLayout
+
+    with pytest.raises(TypeError):
+        _cwalk.joblib_layout(b"N.", 2, 0)
+    with pytest.raises(TypeError):
+        _cwalk.joblib_layout(b"N.", "2", 0, JoblibLayout())
+    with pytest.raises(ValueError):
+        _cwalk.joblib_layout(b"N.", 3, 0, JoblibLayout())
 
 
 # ------------------------------------------------------------------ joblib's layout

@@ -712,14 +712,38 @@ get_data(PyObject *dataobj, Py_ssize_t n, Py_ssize_t start, Py_buffer *view)
 /* walk(data, n, start, memo, find_nl, track, watch, jumps, armed[, keep]) -> (Walk, armed) (see
  * _walk.py). The memo dict is updated at the end of the walk; with ``keep`` false, only when
  * the walk stopped at a STOP before the end of the data (when walk_all walks on with it). */
-static PyObject *
-cwalk(PyObject *self, PyObject *args)
+/* the argument as a Py_ssize_t, as PyArg_ParseTuple's "n" (-1 with an error set) */
+static Py_ssize_t
+arg_ssize(PyObject *v)
 {
-    PyObject *dataobj, *memo_d, *find_nl, *watch, *jumps;
-    Py_ssize_t n_arg, start;
-    int track, armed, keep = 1;
-    if (!PyArg_ParseTuple(args, "OnnO!OpO!Op|p", &dataobj, &n_arg, &start, &PyDict_Type, &memo_d, &find_nl, &track,
-                          &PyFrozenSet_Type, &watch, &jumps, &armed, &keep))
+    if (PyFloat_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "an integer is required");
+        return -1;
+    }
+    return PyNumber_AsSsize_t(v, PyExc_OverflowError);
+}
+
+static PyObject *
+cwalk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 9 && nargs != 10) {
+        PyErr_SetString(PyExc_TypeError, "walk() takes 9 or 10 arguments");
+        return NULL;
+    }
+    PyObject *dataobj = args[0], *memo_d = args[3], *find_nl = args[4], *watch = args[6], *jumps = args[7];
+    Py_ssize_t n_arg = arg_ssize(args[1]);
+    if (n_arg == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t start = arg_ssize(args[2]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    if (!PyDict_Check(memo_d) || !PyFrozenSet_Check(watch)) {
+        PyErr_SetString(PyExc_TypeError, "walk() takes a dict memo and a frozenset watch");
+        return NULL;
+    }
+    int track = PyObject_IsTrue(args[5]), armed = PyObject_IsTrue(args[8]);
+    int keep = nargs == 10 ? PyObject_IsTrue(args[9]) : 1;
+    if (track < 0 || armed < 0 || keep < 0)
         return NULL;
     if (!ready) {
         PyErr_SetString(PyExc_RuntimeError, "_cwalk.setup() was not called");
@@ -2086,11 +2110,18 @@ done:
 #define JPOP_MARK() do { if (marks.len == 0) BAIL; x = marks.v[--marks.len]; } while (0)
 
 static PyObject *
-cjoblib(PyObject *self, PyObject *args)
+cjoblib(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *dataobj, *out;
-    Py_ssize_t n_arg, start;
-    if (!PyArg_ParseTuple(args, "OnnO", &dataobj, &n_arg, &start, &out))
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "joblib_layout() takes 4 arguments");
+        return NULL;
+    }
+    PyObject *dataobj = args[0], *out = args[3];
+    Py_ssize_t n_arg = arg_ssize(args[1]);
+    if (n_arg == -1 && PyErr_Occurred())
+        return NULL;
+    Py_ssize_t start = arg_ssize(args[2]);
+    if (start == -1 && PyErr_Occurred())
         return NULL;
     if (!ready || !jready) {
         PyErr_SetString(PyExc_RuntimeError, "_cwalk.setup_joblib() was not called");
@@ -2635,9 +2666,9 @@ setup_joblib(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"walk", cwalk, METH_VARARGS, "walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> (Walk, armed)"},
+    {"walk", (PyCFunction)(void (*)(void))cwalk, METH_FASTCALL, "walk(data, n, start, memo, find_nl, track, watch, jumps, armed) -> (Walk, armed)"},
     {"setup", setup, METH_VARARGS, "setup(...): the opcode tables, types and helpers of _walk.py"},
-    {"joblib_layout", cjoblib, METH_VARARGS, "joblib_layout(data, n, start, out) -> True, or None: left to Python"},
+    {"joblib_layout", (PyCFunction)(void (*)(void))cjoblib, METH_FASTCALL, "joblib_layout(data, n, start, out) -> True, or None: left to Python"},
     {"setup_joblib", setup_joblib, METH_VARARGS, "setup_joblib(...): the evaluator's types and helpers"},
     {"dtype_key", cdtype_key, METH_O, "dtype_key(d) -> the C evaluator's key of a _DType (bytes or None; for tests)"},
     {NULL, NULL, 0, NULL}};

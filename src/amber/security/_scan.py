@@ -572,6 +572,8 @@ class _Ctx:
         return st
 
     def report(self, path: str, fmt: str) -> FileReport:
+        if not self.found:
+            return FileReport(path, fmt, "safe", [], dict(sorted(self.globals.items())), self.budget.scanned)
         findings = sorted(self.found.values(), key=lambda f: (-_RANK[f.severity], f.member, f.offset or 0, f.rule))
         verdict = "safe"
         for f in findings:
