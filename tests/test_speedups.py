@@ -135,11 +135,11 @@ def _entry_strategy() -> st.SearchStrategy[Any]:
                 e["codec"] = draw(st.sampled_from([None, "zstd", {"name": "zstd"}]))
             elif change == "filter":
                 e["filter"] = draw(st.sampled_from([None, "shuffle"]))
-            elif e.get("chunks") and change == "chunklen":
+            elif e.get("chunks") and change == "chunklen" and all(type(c) is list and c for c in e["chunks"]):
                 e["chunks"][draw(st.integers(0, len(e["chunks"]) - 1))][0] = draw(num)
-            elif e.get("chunks") and change == "chunktype":
+            elif type(e.get("chunks")) is list and e["chunks"] and change == "chunktype":
                 e["chunks"][0] = draw(st.sampled_from([(1, 2), [1], [1, 2, 3], "x", [1, 2.0]]))
-            elif e.get("chunks") and change == "hash":
+            elif e.get("chunks") and change == "hash" and type(e["chunks"][0]) is list and len(e["chunks"][0]) > 1:
                 e["chunks"][0][1] = draw(st.sampled_from([True, -1, 2**80, "h"]))
             elif change == "tuple":
                 e["chunks"] = tuple(e.get("chunks", ()))
@@ -203,3 +203,83 @@ def test_plain_blobs_bad_arguments() -> None:
         _speedups.plain_blobs(BlobInfo, (), 1, 64, 64, 1)
     with pytest.raises(ValueError):
         _speedups.plain_blobs(BlobInfo, [], 1, 64, 0, 1)
+
+
+# -- find_checked: security._guards' object-graph walk ------------------------------------
+
+class _Holder:
+    def __init__(self, *items: Any) -> None:
+        self.items = list(items)
+
+
+class _Slotted:
+    __slots__ = ("a", "b")
+
+
+def _graph_strategy() -> st.SearchStrategy[Any]:
+    """Object graphs with checked instances (an unfitted DecisionTreeClassifier, a pandas
+    Categorical, a SciPy CSR matrix) inside lists, tuples, dicts, sets, user objects, slots,
+    object arrays and numeric arrays, with classes, functions and modules among them."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+    from sklearn.tree import DecisionTreeClassifier
+
+    leaves = st.one_of(
+        st.none(), st.integers(), st.text(max_size=3), st.floats(allow_nan=False), st.binary(max_size=3),
+        st.just(1j), st.booleans(),
+        st.builds(DecisionTreeClassifier), st.just(pd.Categorical(["a", "b"])), st.builds(lambda: sp.csr_matrix(np.eye(2))),
+        st.just(np.arange(3)), st.just(int), st.just(len), st.just(math), st.just(DecisionTreeClassifier),
+    )
+
+    def slotted(a: Any, b: Any) -> _Slotted:
+        s = _Slotted()
+        s.a, s.b = a, b
+        return s
+
+    def obj_array(items: list[Any]) -> Any:
+        arr = np.empty(len(items), dtype=object)
+        arr[:] = items if items else arr
+        return arr
+
+    return st.recursive(
+        leaves,
+        lambda kids: st.one_of(
+            st.lists(kids, max_size=4), st.lists(kids, max_size=4).map(tuple),
+            st.dictionaries(st.one_of(st.text(max_size=2), st.integers()), kids, max_size=4),
+            st.lists(kids, max_size=3).map(lambda xs: _Holder(*xs)), st.tuples(kids, kids).map(lambda ab: slotted(*ab)),
+            st.lists(kids, max_size=3).map(obj_array), st.frozensets(st.integers(), max_size=3),
+        ),
+        max_leaves=20,
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(_graph_strategy(), st.integers(min_value=0, max_value=3))
+def test_find_checked_matches_the_python_twin(graph: Any, cycles: int) -> None:
+    """Same (check, object) pairs in the same order, cycles and shared objects included."""
+    from amber.security import _guards as G
+
+    root = [graph, graph]
+    for _ in range(cycles):
+        root.append(root)
+        root = [root, {"back": root}]
+    want = G._find_checked_py(root)
+    got = G.find_checked(root)
+    assert G._C_FIND is not None
+    assert [(c, id(o)) for c, o in got] == [(c, id(o)) for c, o in want]
+
+
+def test_find_checked_bad_arguments() -> None:
+    from amber import _speedups
+
+    with pytest.raises(TypeError):
+        _speedups.find_checked([], (), (), {}, None, len)
+    with pytest.raises(TypeError):
+        _speedups.find_checked([], [int], (), {}, None, len, list)
+    with pytest.raises(TypeError):
+        _speedups.find_checked([], (1,), (), {}, None, len, list)
+    with pytest.raises(ValueError):
+        _speedups.find_checked([], (int,) * 17, (), {}, None, len, list)
+    with pytest.raises(ZeroDivisionError):  # an error of check_for comes through
+        _speedups.find_checked([object()], (), (), {}, None, lambda t: 1 / 0, list)

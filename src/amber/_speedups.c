@@ -5,6 +5,7 @@
  * plain_scan(pairs, tuples): formats._json._plain_scan_py.
  * tree_problem(...): security._guards._tree_problem_np.
  * plain_blobs(...): the checks of container._reader.BlobInfo for uncompressed entries.
+ * find_checked(...): security._guards._find_checked_py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -319,6 +320,219 @@ plain_blobs(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return out;
 }
 
+/* ---- find_checked: the object-graph walk of security._guards ---------------------------- */
+
+/* A set of object addresses: open addressing, linear probing, grown at half full. */
+typedef struct {
+    uintptr_t *slots;
+    size_t cap, used;
+} ptrset;
+
+static int
+ptrset_add(ptrset *s, uintptr_t p) /* 1 added, 0 present, -1 no memory */
+{
+    if (2 * (s->used + 1) > s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 1024;
+        uintptr_t *slots = PyMem_Calloc(cap, sizeof(uintptr_t));
+        if (!slots)
+            return -1;
+        for (size_t i = 0; i < s->cap; i++) {
+            uintptr_t q = s->slots[i];
+            if (q) {
+                size_t j = (q >> 4) * 11400714819323198485ull & (cap - 1);
+                while (slots[j])
+                    j = (j + 1) & (cap - 1);
+                slots[j] = q;
+            }
+        }
+        PyMem_Free(s->slots);
+        s->slots = slots;
+        s->cap = cap;
+    }
+    size_t j = (p >> 4) * 11400714819323198485ull & (s->cap - 1);
+    while (s->slots[j]) {
+        if (s->slots[j] == p)
+            return 0;
+        j = (j + 1) & (s->cap - 1);
+    }
+    s->slots[j] = p;
+    s->used++;
+    return 1;
+}
+
+typedef struct {
+    PyObject *stack;           /* list */
+    PyTypeObject **atoms;
+    Py_ssize_t n_atoms;
+} walkstate;
+
+static inline int
+is_atom(walkstate *w, PyObject *o)
+{
+    PyTypeObject *t = Py_TYPE(o);
+    for (Py_ssize_t i = 0; i < w->n_atoms; i++)
+        if (t == w->atoms[i])
+            return 1;
+    return 0;
+}
+
+static int
+visit_push(PyObject *o, void *arg)
+{
+    walkstate *w = (walkstate *)arg;
+    if (o == NULL || is_atom(w, o))
+        return 0;
+    return PyList_Append(w->stack, o);
+}
+
+/* find_checked(root, atoms, opaque, cache, missing, check_for, ndarray) -> [(check, obj)]:
+ * every object reachable from root through the references the garbage collector sees
+ * (tp_traverse, as gc.get_referents) and the items of object arrays, whose type has a
+ * check: cache[type] when present (missing: not yet known), else check_for(type). Objects
+ * of the types in ``atoms`` are skipped, those of (subclasses of) ``opaque`` not entered. */
+static PyObject *
+find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) || !PyDict_Check(args[3]) ||
+        !PyType_Check(args[6])) {
+        PyErr_SetString(PyExc_TypeError, "find_checked(root, atoms: tuple, opaque: tuple, cache: dict, missing, "
+                                         "check_for, ndarray: type)");
+        return NULL;
+    }
+    PyObject *atoms_t = args[1], *opaque = args[2], *cache = args[3], *missing = args[4], *check_for = args[5];
+    PyTypeObject *ndarray = (PyTypeObject *)args[6];
+    Py_ssize_t n_atoms = PyTuple_GET_SIZE(atoms_t), n_opaque = PyTuple_GET_SIZE(opaque);
+    PyTypeObject *atoms[16];
+    if (n_atoms > 16) {
+        PyErr_SetString(PyExc_ValueError, "find_checked: at most 16 atom types");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < n_atoms; i++) {
+        if (!PyType_Check(PyTuple_GET_ITEM(atoms_t, i))) {
+            PyErr_SetString(PyExc_TypeError, "find_checked: atoms must be types");
+            return NULL;
+        }
+        atoms[i] = (PyTypeObject *)PyTuple_GET_ITEM(atoms_t, i);
+    }
+    for (Py_ssize_t i = 0; i < n_opaque; i++)
+        if (!PyType_Check(PyTuple_GET_ITEM(opaque, i))) {
+            PyErr_SetString(PyExc_TypeError, "find_checked: opaque must be types");
+            return NULL;
+        }
+    walkstate w = {PyList_New(0), atoms, n_atoms};
+    PyObject *found = PyList_New(0);
+    ptrset seen = {NULL, 0, 0};
+    if (!w.stack || !found)
+        goto fail;
+    if (PyList_Append(w.stack, args[0]) < 0)
+        goto fail;
+    while (PyList_GET_SIZE(w.stack)) {
+        Py_ssize_t last = PyList_GET_SIZE(w.stack) - 1;
+        PyObject *o = PyList_GET_ITEM(w.stack, last);
+        Py_INCREF(o);
+        if (PyList_SetSlice(w.stack, last, last + 1, NULL) < 0) {
+            Py_DECREF(o);
+            goto fail;
+        }
+        if (is_atom(&w, o)) {
+            Py_DECREF(o);
+            continue;
+        }
+        int added = ptrset_add(&seen, (uintptr_t)o);
+        if (added <= 0) {
+            Py_DECREF(o);
+            if (added < 0) {
+                PyErr_NoMemory();
+                goto fail;
+            }
+            continue;
+        }
+        PyTypeObject *t = Py_TYPE(o);
+        int skip = 0;
+        for (Py_ssize_t i = 0; i < n_opaque && !skip; i++)
+            skip = PyType_IsSubtype(t, (PyTypeObject *)PyTuple_GET_ITEM(opaque, i));
+        if (skip) {
+            Py_DECREF(o);
+            continue;
+        }
+        PyObject *check = PyDict_GetItemWithError(cache, (PyObject *)t); /* borrowed */
+        if (check == NULL && PyErr_Occurred()) {
+            Py_DECREF(o);
+            goto fail;
+        }
+        if (check == NULL || check == missing) {
+            check = PyObject_CallOneArg(check_for, (PyObject *)t);
+            if (check == NULL) {
+                Py_DECREF(o);
+                goto fail;
+            }
+        } else
+            Py_INCREF(check);
+        if (check != Py_None) {
+            PyObject *pair = PyTuple_Pack(2, check, o);
+            if (!pair || PyList_Append(found, pair) < 0) {
+                Py_XDECREF(pair);
+                Py_DECREF(check);
+                Py_DECREF(o);
+                goto fail;
+            }
+            Py_DECREF(pair);
+        }
+        Py_DECREF(check);
+        if (PyType_IsSubtype(t, ndarray)) {
+            PyObject *dtype = PyObject_GetAttrString(o, "dtype");
+            PyObject *has = dtype ? PyObject_GetAttrString(dtype, "hasobject") : NULL;
+            Py_XDECREF(dtype);
+            if (!has) {
+                Py_DECREF(o);
+                goto fail;
+            }
+            int objects = PyObject_IsTrue(has);
+            Py_DECREF(has);
+            if (objects < 0) {
+                Py_DECREF(o);
+                goto fail;
+            }
+            if (objects) {
+                PyObject *flat = PyObject_CallMethod(o, "ravel", "s", "K");
+                PyObject *items = flat ? PyObject_CallMethod(flat, "tolist", NULL) : NULL;
+                Py_XDECREF(flat);
+                if (!items || !PyList_Check(items)) {
+                    Py_XDECREF(items);
+                    Py_DECREF(o);
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_TypeError, "find_checked: tolist() gave no list");
+                    goto fail;
+                }
+                Py_ssize_t m = PyList_GET_SIZE(w.stack);
+                int bad = PyList_SetSlice(w.stack, m, m, items);
+                Py_DECREF(items);
+                if (bad < 0) {
+                    Py_DECREF(o);
+                    goto fail;
+                }
+            }
+            Py_DECREF(o);
+            continue;
+        }
+        if (PyObject_IS_GC(o) && t->tp_traverse != NULL) {
+            if (t->tp_traverse(o, visit_push, &w) != 0) {
+                Py_DECREF(o);
+                goto fail;
+            }
+        }
+        Py_DECREF(o);
+    }
+    PyMem_Free(seen.slots);
+    Py_DECREF(w.stack);
+    return found;
+fail:
+    PyMem_Free(seen.slots);
+    Py_XDECREF(w.stack);
+    Py_XDECREF(found);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"plain_scan", (PyCFunction)(void (*)(void))plain_scan, METH_FASTCALL,
      "plain_scan(pairs, tuples) -> the first (key, value) pair that is not plain, or None"},
@@ -326,6 +540,8 @@ static PyMethodDef methods[] = {
      "tree_problem(records, n, itemsize, left_at, right_at, feature_at, n_features, max_depth) -> str or None"},
     {"plain_blobs", (PyCFunction)(void (*)(void))plain_blobs, METH_FASTCALL,
      "plain_blobs(cls, entries, data_end, header_size, align, max_chunk) -> [cls instance or None]"},
+    {"find_checked", (PyCFunction)(void (*)(void))find_checked, METH_FASTCALL,
+     "find_checked(root, atoms, opaque, cache, missing, check_for, ndarray) -> [(check, obj)]"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,

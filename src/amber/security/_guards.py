@@ -851,10 +851,22 @@ _OPAQUE = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType
            types.FrameType, types.MethodDescriptorType, types.WrapperDescriptorType)
 
 
+_C_FIND = compiled("find_checked")
+_ATOM_TYPES = tuple(_ATOMS)
+
+
 def find_checked(root: Any) -> list[tuple[Callable[[Any], None], Any]]:
     """(check, object) for every object reachable from ``root`` whose class has a check
     (:func:`check_for`), found through the references the garbage collector sees (and the
-    items of object arrays, which it does not)."""
+    items of object arrays, which it does not). The C twin walks without building a list
+    of referents per object (a 1M-entry dict: about 5x faster); same objects, same order."""
+    if _C_FIND is not None:
+        return _C_FIND(root, _ATOM_TYPES, _OPAQUE, _checks, _MISSING, check_for, np.ndarray)  # type: ignore[no-any-return]
+    return _find_checked_py(root)
+
+
+def _find_checked_py(root: Any) -> list[tuple[Callable[[Any], None], Any]]:
+    """:func:`find_checked` in Python (the reference, and the fallback)."""
     found: list[tuple[Callable[[Any], None], Any]] = []
     seen: set[int] = set()
     stack = [root]
