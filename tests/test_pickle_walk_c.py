@@ -166,6 +166,26 @@ def test_memo_keys_on_both_sides_of_the_array_bound() -> None:
         assert c_walks == got, s[:200]
 
 
+def test_shared_short_strings_are_the_strings_of_their_bytes() -> None:
+    """The C code shares the str objects of short ASCII strings through a table: 5,000
+    distinct names (collisions, evictions), lengths around its 64-byte bound, non-ASCII and
+    surrogate bytes, through GLOBAL, STACK_GLOBAL and the joblib evaluator: the walks equal
+    the Python ones."""
+    rng = random.Random(9)
+    alphabet = "abcdefghijklmnopqrstuvwxyz_."
+    names = ["".join(rng.choice(alphabet) for _ in range(rng.choice([0, 1, 5, 63, 64, 65, 200]))) for _ in range(5000)]
+    names += ["caf\u00e9", "\udc80x", "x" * 64 + "\u00e9"]
+    for k in range(0, len(names) - 1, 2):
+        mod, qual = names[k], names[k + 1]
+        mb, qb = mod.encode("utf-8", "surrogatepass"), qual.encode("utf-8", "surrogatepass")
+        sg = b"\x80\x04\x8c" + bytes([len(mb) & 0xFF]) + mb[:255] + b"\x8c" + bytes([len(qb) & 0xFF]) + qb[:255] + b"\x93)R."
+        gl = b"c" + mb.replace(b"\n", b"") + b"\n" + qb.replace(b"\n", b"") + b"\n)R."
+        for data in (sg, gl):
+            same(data)
+            same(data, payloads=True, watch=WATCH)
+            _layout_same(data)
+
+
 def test_extension_codes() -> None:
     copyreg.add_extension("pkg.sub", "f", 7)
     try:

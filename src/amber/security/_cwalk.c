@@ -267,6 +267,41 @@ static inline uint64_t rd_u64(const unsigned char *p)
     return (uint64_t)rd_u32(p) | (uint64_t)rd_u32(p + 4) << 32;
 }
 
+/* Short ASCII strings (module and attribute names, dict keys: the same few in every file)
+ * are made once and shared while they stay in this table: str objects are immutable. */
+#define STR_CACHE 1024
+#define STR_CACHE_MAX 64
+static PyObject *str_cache[STR_CACHE];
+
+/* the str of the ``ln`` bytes at ``s`` when they are all ASCII (what any of the unpickler's
+ * decodings makes of them); NULL with no error set when one is not, NULL with an error on
+ * failure */
+static PyObject *
+ascii_str(const char *s, Py_ssize_t ln)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t j = 0; j < ln; j++) {
+        unsigned char c = (unsigned char)s[j];
+        if (c >= 0x80)
+            return NULL;
+        h = (h ^ c) * 1099511628211ULL;
+    }
+    if (ln > STR_CACHE_MAX)
+        return PyUnicode_DecodeASCII(s, ln, "strict");
+    PyObject **slot = &str_cache[(h ^ (h >> 29)) & (STR_CACHE - 1)];
+    PyObject *v = *slot;
+    if (v != NULL && PyUnicode_GET_LENGTH(v) == ln && memcmp(PyUnicode_DATA(v), s, (size_t)ln) == 0) {
+        Py_INCREF(v);
+        return v;
+    }
+    v = PyUnicode_DecodeASCII(s, ln, "strict");
+    if (v != NULL && PyUnicode_IS_ASCII(v) && PyUnicode_KIND(v) == PyUnicode_1BYTE_KIND) {
+        Py_INCREF(v);
+        Py_XSETREF(*slot, v);
+    }
+    return v;
+}
+
 /* _string_at: the str pushed by the string opcode at off; new reference, Py_None when not
  * statically known, NULL on a real error. */
 static PyObject *
@@ -301,7 +336,9 @@ string_at(PyObject *dataobj, const unsigned char *d, Py_ssize_t n, Py_ssize_t of
     if (ln > MAX_NAME_BYTES || (Py_ssize_t)ln > n - a)
         Py_RETURN_NONE;
     const char *s = (const char *)d + a;
-    PyObject *r;
+    PyObject *r = ascii_str(s, (Py_ssize_t)ln);
+    if (r != NULL || PyErr_Occurred())
+        return r;
     if (op == 0x55 || op == 0x54) {
         for (uint64_t j = 0; j < ln; j++)
             if ((unsigned char)s[j] >= 0x80)
@@ -1296,12 +1333,17 @@ cwalk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 qa = e1 + 1;
                 qb = e2;
             }
-            PyObject *mod = utf8 ? PyUnicode_DecodeUTF8((const char *)d + ma, mb - ma, "strict")
-                                 : PyUnicode_DecodeASCII((const char *)d + ma, mb - ma, "strict");
+            PyObject *mod = ascii_str((const char *)d + ma, mb - ma);
+            if (mod == NULL && !PyErr_Occurred())
+                mod = utf8 ? PyUnicode_DecodeUTF8((const char *)d + ma, mb - ma, "strict")
+                           : PyUnicode_DecodeASCII((const char *)d + ma, mb - ma, "strict");
             PyObject *qual = NULL;
-            if (mod != NULL)
-                qual = utf8 ? PyUnicode_DecodeUTF8((const char *)d + qa, qb - qa, "strict")
-                            : PyUnicode_DecodeASCII((const char *)d + qa, qb - qa, "strict");
+            if (mod != NULL) {
+                qual = ascii_str((const char *)d + qa, qb - qa);
+                if (qual == NULL && !PyErr_Occurred())
+                    qual = utf8 ? PyUnicode_DecodeUTF8((const char *)d + qa, qb - qa, "strict")
+                                : PyUnicode_DecodeASCII((const char *)d + qa, qb - qa, "strict");
+            }
             if (qual == NULL) {
                 Py_XDECREF(mod);
                 if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
@@ -2203,7 +2245,9 @@ cjoblib(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_ssize_t ln = d[i + 1];
             if (i + 2 + ln > n)
                 BAIL;
-            PyObject *v = PyUnicode_DecodeUTF8((const char *)d + i + 2, ln, "surrogatepass");
+            PyObject *v = ascii_str((const char *)d + i + 2, ln);
+            if (v == NULL && !PyErr_Occurred())
+                v = PyUnicode_DecodeUTF8((const char *)d + i + 2, ln, "surrogatepass");
             if (v == NULL) {
                 if (!PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
                     FAIL;
