@@ -1207,3 +1207,111 @@ def test_good_fuzzed_classes_load(how: str, tmp_path: Path, monkeypatch: pytest.
     for model, method, data in models:
         again = _load(_dumped(model, how, tmp_path, monkeypatch), how)
         np.testing.assert_array_equal(getattr(again, method)(data), getattr(model, method)(data))
+
+
+# --- transformers that return np.empty arrays their state says how to fill -----------------
+
+def _bad_unfilled() -> dict[str, tuple[Callable[[], Any], str]]:
+    from sklearn.preprocessing import PolynomialFeatures, TargetEncoder
+
+    X, y = _xy()
+    X3, y3 = _xy(classes=3)
+    cats = np.c_[(X[:, :2] > 0).astype(int) + (X[:, :2] > 1), (X[:, 2] * 3).round() % 5]
+
+    def edited(make: Callable[[], Any], **fields: Any) -> Callable[[], Any]:
+        def build() -> Any:
+            m = make()
+            for k, v in fields.items():
+                setattr(m, k, v(getattr(m, k)) if callable(v) else v)
+            return m
+        return build
+
+    def poly(**kw: Any) -> Callable[[], Any]:
+        return lambda: PolynomialFeatures(**kw).fit(X)
+
+    def target(kind: str) -> Callable[[], Any]:
+        return lambda: TargetEncoder(target_type=kind).fit(
+            cats, {"binary": y, "multiclass": y3, "continuous": X[:, 0]}[kind])
+
+    return {
+        "polynomial features with interaction_only flipped": (
+            edited(poly(degree=3), interaction_only=True), r"it declares 56 output features where its degrees and flags make 26"),
+        "polynomial features of max degree 0": (edited(poly(degree=2), _max_degree=0), r"declares 21 output features where .* make 1"),
+        "polynomial features of max degree -1": (edited(poly(degree=2), _max_degree=-1), r"its degrees 0..-1 are not integers"),
+        "polynomial features of min degree 3 kept as 2": (edited(poly(degree=(2, 3)), _min_degree=3),
+                                                          r"declares 51 output features where .* make 36"),
+        "polynomial features of max degree 2**62": (edited(poly(degree=2), _max_degree=2**62), r"make more than \d+ output features"),
+        "polynomial features with the full count raised": (edited(poly(degree=(2, 3)), _n_out_full=lambda n: n + 5),
+                                                           r"declares 61 features of all degrees up to 3 where its flags make 56"),
+        "polynomial features without n_features_in_": (edited(poly(degree=2), n_features_in_=None), r"number of input features None"),
+        "polynomial features of 10**6 inputs": (edited(poly(degree=2), n_features_in_=10**6), r"declares 21 output features where"),
+        "polynomial features with include_bias a string": (edited(poly(degree=2), include_bias="yes"), r"is not a boolean"),
+        "target encoder with encodings cut short": (edited(target("binary"), encodings_=lambda e: e[:1]),
+                                                    r"it holds 1 encodings for 3 features"),
+        "multiclass target encoder with an encoding per feature": (edited(target("multiclass"), encodings_=lambda e: e[:3]),
+                                                                  r"it holds 3 encodings for 3 features of 3 classes"),
+        "multiclass target encoder with a class dropped": (edited(target("multiclass"), classes_=lambda c: c[:2]),
+                                                          r"it holds 9 encodings for 3 features of 2 classes"),
+        "target encoder with a short encoding": (edited(target("continuous"), encodings_=lambda e: [e[0][:1], *e[1:]]),
+                                                 r"its encoding 0 of shape \(1,\) is not one value per category of feature 0 \(3\)"),
+        "target encoder with its categories cut short": (edited(target("binary"), categories_=lambda c: c[:2]),
+                                                         r"its categories are not 3 1-d arrays"),
+        "target encoder of an unknown target type": (edited(target("multiclass"), target_type_="multilabel"),
+                                                    r"its target type 'multilabel' is not"),
+    }
+
+
+BAD_UNFILLED = _bad_unfilled()
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+@pytest.mark.parametrize("bad", list(BAD_UNFILLED), ids=list(BAD_UNFILLED))
+def test_transformer_state_that_leaves_output_unfilled_refused(bad: str, how: str, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by the fuzz of fitted state (in child processes): PolynomialFeatures with its
+    interaction_only flipped or its _max_degree changed, and TargetEncoder with its encodings_
+    cut short, transformed into columns of an np.empty array they never filled (values of
+    1e257 and 1e305: other memory's bytes)."""
+    make, message = BAD_UNFILLED[bad]
+    p = _dumped(make(), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=message) as info:
+        _load(p, how)
+    assert str(p) in str(info.value) and "transform would return uninitialised memory" in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_polynomial_features_and_target_encoders_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scipy.sparse as sparse
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.linear_model import Ridge
+    from sklearn.preprocessing import PolynomialFeatures, TargetEncoder
+
+    X, y = _xy()
+    X3, y3 = _xy(classes=3)
+    Xs = sparse.csr_matrix(np.where(np.abs(X) > 0.5, X, 0))
+    cats = np.c_[(X[:, :2] > 0).astype(int) + (X[:, :2] > 1), (X[:, 2] * 3).round() % 5]
+    words = np.array(["a", "b", "c", "d"], dtype=object)[cats[:, :2].astype(int) % 4]
+    models: list[tuple[Any, Any]] = [
+        *[(PolynomialFeatures(**kw).fit(X), X) for kw in (
+            {}, {"degree": 3}, {"degree": 0}, {"degree": 1, "include_bias": False}, {"degree": (2, 3)},
+            {"degree": (0, 0)}, {"degree": (3, 3), "include_bias": False}, {"degree": 4, "interaction_only": True},
+            {"degree": (2, 6), "interaction_only": True, "include_bias": False}, {"degree": np.int64(2), "order": "F"},
+            {"degree": (np.int32(1), np.int64(2)), "interaction_only": np.bool_(True)})],
+        (PolynomialFeatures(degree=3).fit(Xs), Xs),
+        (PolynomialFeatures(degree=4).fit(Xs.tocsc()), Xs.tocsc()),
+        (PolynomialFeatures(degree=(12, 12), interaction_only=True).fit(np.ones((2, 13))), np.ones((2, 13))),
+        (make_pipeline(PolynomialFeatures(), Ridge()).fit(X, X[:, 0]), X),
+        *[(TargetEncoder(target_type=kind, **kw).fit(cats, target), cats)
+          for kind, target in (("binary", y), ("multiclass", y3), ("continuous", X[:, 0]), ("auto", y3))
+          for kw in ({}, {"smooth": 2.0}, {"cv": 2})],
+        (TargetEncoder(categories=[np.arange(3), np.arange(3), np.arange(5)]).fit(cats, y), cats),
+        (TargetEncoder().fit(words, y3), words),
+        (ColumnTransformer([("t", TargetEncoder(), [0, 1]), ("p", PolynomialFeatures(), [2])]).fit(cats, y), cats),
+    ]
+    for model, data in models:
+        again = _load(_dumped(model, how, tmp_path, monkeypatch), how)
+        method = "predict" if hasattr(model, "predict") else "transform"
+        out, want = getattr(again, method)(data), getattr(model, method)(data)
+        np.testing.assert_array_equal(out.toarray() if hasattr(out, "toarray") else out,
+                                      want.toarray() if hasattr(want, "toarray") else want)

@@ -48,9 +48,11 @@ __all__ = [
     "libsvm_problem",
     "metric_problem",
     "neighbors_problem",
+    "polynomial_problem",
     "predictor_problem",
     "sklearn_tree_problem",
     "sparse_problem",
+    "target_encoder_problem",
     "tree_estimator_problem",
     "tree_nodes_problem",
 ]
@@ -600,6 +602,94 @@ def hashing_problem(est: Any) -> str | None:
     return None
 
 
+_INTP_MAX = int(np.iinfo(np.intp).max)
+#: comb(128, 64) > 2**63: a count with such a term is beyond any array, and computing it exactly can take long
+_BIG_TERM = 64
+
+
+def _poly_count(n: int, lo: int, hi: int, interaction_only: bool, include_bias: bool) -> int | None:
+    """``PolynomialFeatures._num_combinations(n, lo, hi, ...)``, or None when it exceeds the
+    largest ``intp`` (often not computed then: a term of it is ``comb(N, k)`` with
+    ``64 <= k <= N - 64``, more than ``comb(128, 64) > 2**63``). What is computed then has
+    binomials ``comb(N, k)`` with ``min(k, N - k) <= 64`` only, and at most 128 of them."""
+    from sklearn.preprocessing import PolynomialFeatures
+
+    if interaction_only:  # sum of comb(n, i) for i in max(1, lo)..min(hi, n)
+        first, last = max(1, lo), min(hi, n)
+        if max(first, _BIG_TERM) <= min(last, n - _BIG_TERM):
+            return None
+    elif min(n - 1, hi) >= _BIG_TERM:  # (at least the comb(n - 1 + hi, hi) terms of degree hi)
+        return None
+    count = int(PolynomialFeatures._num_combinations(n, lo, hi, interaction_only, include_bias))
+    return count if count <= _INTP_MAX else None
+
+
+def polynomial_problem(est: Any) -> str | None:
+    """``PolynomialFeatures.transform`` on dense input fills an ``np.empty`` array of
+    ``_n_out_full`` columns, the terms of every degree up to ``_max_degree`` of its input's
+    ``n_features_in_`` columns, and keeps the last ``n_output_features_`` of them (degrees from
+    ``_min_degree``): counts that ``fit`` did not compute for the stored degrees and flags left
+    columns unfilled (a flipped ``interaction_only`` or a changed ``_max_degree`` gave
+    uninitialised memory, values of 1e257, as features). Both counts must be what fit computes."""
+    d = est.__dict__
+    fields = ("n_output_features_", "_n_out_full", "_min_degree", "_max_degree")
+    if not any(k in d for k in fields):
+        return None  # not fitted
+    n, out, full, lo, hi = (d.get(k) for k in ("n_features_in_", *fields))
+    flags = [d.get("interaction_only"), d.get("include_bias")]
+    if type(n) is not int or not 1 <= n <= _INTP_MAX:
+        return f"its number of input features {n!r:.20} is not between 1 and {_INTP_MAX}"
+    if not all(isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)) for x in (lo, hi)) \
+            or not 0 <= lo <= hi <= _INTP_MAX:
+        return f"its degrees {lo!r:.20}..{hi!r:.20} are not integers with 0 <= min <= max <= {_INTP_MAX}"
+    if not all(isinstance(x, (bool, np.bool_)) for x in flags):
+        return "its interaction_only or include_bias is not a boolean"
+    lo, hi = int(lo), int(hi)
+    inter, bias = (bool(x) for x in flags)
+    want = _poly_count(n, lo, hi, inter, bias)
+    if want is None:
+        return f"degrees {lo}..{hi} of {n} features make more than {_INTP_MAX} output features (fit refuses them)"
+    if type(out) is not int or out != want:
+        return f"it declares {out!r:.20} output features where its degrees and flags make {want}"
+    want_full = _poly_count(n, 0, hi, inter, bias)
+    if type(full) is not int or (full != want_full if want_full is not None else full <= _INTP_MAX):
+        shown = want_full if want_full is not None else f"more than {_INTP_MAX}"
+        return f"it declares {full!r:.20} features of all degrees up to {hi} where its flags make {shown}"
+    return None
+
+
+def target_encoder_problem(est: Any) -> str | None:
+    """``TargetEncoder.transform`` fills an ``np.empty`` array of one column per input feature
+    (per feature and class, for a multiclass target) from ``encodings_``, one encoding per
+    column, each looked up by the category's index in ``categories_``: encodings cut short
+    left columns unfilled (uninitialised memory, values of 1e305, as features). There must be
+    one encoding per column, as long as its feature's categories."""
+    d = est.__dict__
+    if "encodings_" not in d and "categories_" not in d:
+        return None  # not fitted
+    n, enc, cats, kind = d.get("n_features_in_"), d.get("encodings_"), d.get("categories_"), d.get("target_type_")
+    if type(n) is not int or n < 1:
+        return f"its number of input features {n!r:.20} is not a positive integer"
+    if not isinstance(cats, list) or len(cats) != n or not all(isinstance(c, np.ndarray) and c.ndim == 1 for c in cats):
+        return f"its categories are not {n} 1-d arrays, one per input feature"
+    if kind not in ("binary", "multiclass", "continuous") or type(kind) is not str:
+        return f"its target type {kind!r:.20} is not binary, multiclass or continuous"
+    per = 1
+    if kind == "multiclass":
+        classes = d.get("classes_")
+        if not isinstance(classes, np.ndarray) or classes.ndim != 1:
+            return "its classes are not a 1-d array"
+        per = len(classes)
+    if not isinstance(enc, list) or len(enc) != n * per:
+        return (f"it holds {len(enc) if isinstance(enc, list) else type(enc).__name__} encodings for "
+                f"{n} features" + (f" of {per} classes" if kind == "multiclass" else ""))
+    for i, e in enumerate(enc):
+        size = len(cats[i // per])
+        if not isinstance(e, np.ndarray) or e.shape != (size,):
+            return f"its encoding {i} of shape {getattr(e, 'shape', None)} is not one value per category of feature {i // per} ({size})"
+    return None
+
+
 _PREDICT = "predict would read outside its memory"
 
 
@@ -658,6 +748,9 @@ check_hashing = _raising(hashing_problem, "a scikit-learn {name}", "transform wo
 check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would read outside its memory")
+_UNFILLED = "transform would return uninitialised memory"
+check_polynomial = _raising(polynomial_problem, "a scikit-learn {name}", _UNFILLED)
+check_target_encoder = _raising(target_encoder_problem, "a scikit-learn {name}", _UNFILLED)
 
 
 def _bind(args: tuple[Any, ...], kwargs: dict[str, Any], names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -833,6 +926,8 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.sparse._coo._coo_base": check_sparse,
     "scipy.sparse._dia._dia_base": check_sparse,
     "scipy.interpolate._bsplines.BSpline": check_bspline,
+    "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
+    "sklearn.preprocessing._target_encoder.TargetEncoder": check_target_encoder,
     **dict.fromkeys(STATE_CHECKED, _settle_state),
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
