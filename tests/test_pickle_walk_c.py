@@ -186,6 +186,44 @@ def test_shared_short_strings_are_the_strings_of_their_bytes() -> None:
             _layout_same(data)
 
 
+def test_plain_walk_makes_the_checks_of_the_fast_judgement() -> None:
+    """_cwalk.plain_walk (the per-walk checks of _scan._judge_plain) says False exactly when
+    the Python checks fail, and gives the walk's names when they pass and every name is in
+    ``ok`` (None when some is not): on real, hostile and mutated streams, with ``ok`` empty,
+    partial and full."""
+    from amber.security import _cwalk
+    from amber.security._scan import _WATCH
+
+    def reference(w: W.Walk, ok: set[str]) -> Any:
+        if w.error is not None or w.ext_codes or w.persistent_ids or w.escapes or w.payloads:
+            return False
+        if any(c.arg is not None or c.target in _WATCH for c in w.calls):
+            return False
+        if any(not g.resolved or g.opcode in ("GETATTR", "EXT") for g in w.globals):
+            return False
+        names = [g.name for g in w.globals]
+        return names if all(nm in ok for nm in names) else None
+
+    rng = random.Random(12)
+    marker = Path("/nonexistent/amber-marker")
+    seeds = [pickle.dumps(v, protocol=p) for v in ({"a": [1, 2.5]}, np.arange(3), Path("x")) for p in range(6)]
+    seeds += [fn(marker, p) for fn in TECHNIQUES.values() for p in (0, 2, 4)]
+    seeds += [b.build(marker)[1] for b in BYPASSES.values()]
+    streams = seeds + [mutate(rng, rng.choice(seeds)) for _ in range(3000)]
+    outcomes = set()
+    for data in streams:
+        for w in W.walk_all(data, payloads=True, watch=_WATCH):
+            names = [g.name for g in w.globals]
+            for ok in (set(), set(names), set(names[: len(names) // 2]), {"os.system", *names}):
+                want = reference(w, ok)
+                assert _cwalk.plain_walk(w, _WATCH, ok) == want, data[:200]
+                outcomes.add("False" if want is False else "None" if want is None else "names")
+    assert outcomes == {"False", "None", "names"}
+    with pytest.raises(TypeError):
+        _cwalk.plain_walk(W.walk(b"N."), _WATCH)
+    assert _cwalk.plain_walk("not a walk", _WATCH, set()) is None
+
+
 def test_extension_codes() -> None:
     copyreg.add_extension("pkg.sub", "f", 7)
     try:

@@ -2674,6 +2674,92 @@ fail:
     return result;
 }
 
+/* plain_walk(walk, watch, ok) -> the names of the walk's globals, False, or None: the per-walk
+ * part of _scan._judge_plain. False when the walk has an error, an extension code, a
+ * persistent id, an escape or a payload, a call with an argument or to a watched name, or a
+ * global that is unresolved or fetched by GETATTR or EXT; else the list of its globals' names
+ * when every one is in the set ``ok``; None otherwise (the caller's loop decides). */
+static PyObject *
+plain_walk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyAnySet_Check(args[1]) || !PyAnySet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "plain_walk(walk, watch, ok) takes a Walk and two sets");
+        return NULL;
+    }
+    PyObject *w = args[0], *watch = args[1], *ok = args[2];
+    if (!ready || !Py_IS_TYPE(w, SWalk.type))
+        Py_RETURN_NONE;
+    /* Walk slots: 0 globals, 1 calls, 4 error, 7 persistent_ids, 8 ext_codes, 10 payloads, 11 escapes */
+    PyObject *v[13];
+    for (int j = 0; j < 13; j++)
+        if ((v[j] = SLOT(w, SWalk, j)) == NULL)
+            Py_RETURN_NONE;
+    PyObject *globals = v[0], *calls = v[1];
+    if (!PyList_CheckExact(globals) || !PyList_CheckExact(calls) || !PyList_CheckExact(v[8]) || !PyList_CheckExact(v[10])
+        || !PyList_CheckExact(v[11]) || !PyLong_CheckExact(v[7]))
+        Py_RETURN_NONE;
+    if (v[4] != Py_None || PyList_GET_SIZE(v[8]) || PyList_GET_SIZE(v[10]) || PyList_GET_SIZE(v[11]))
+        Py_RETURN_FALSE;
+    int pers = PyObject_IsTrue(v[7]);
+    if (pers < 0)
+        return NULL;
+    if (pers)
+        Py_RETURN_FALSE;
+    for (Py_ssize_t j = 0; j < PyList_GET_SIZE(calls); j++) {
+        PyObject *c = PyList_GET_ITEM(calls, j);
+        if (!Py_IS_TYPE(c, SCallSite.type) || SLOT(c, SCallSite, 2) == NULL || SLOT(c, SCallSite, 3) == NULL)
+            Py_RETURN_NONE;
+        if (SLOT(c, SCallSite, 3) != Py_None)  /* arg */
+            Py_RETURN_FALSE;
+        PyObject *target = SLOT(c, SCallSite, 2);
+        if (target != Py_None) {
+            int in = PySet_Contains(watch, target);
+            if (in < 0)
+                return NULL;
+            if (in)
+                Py_RETURN_FALSE;
+        }
+    }
+    Py_ssize_t k = PyList_GET_SIZE(globals);
+    int all_ok = 1;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *g = PyList_GET_ITEM(globals, j);
+        if (!Py_IS_TYPE(g, SGlobalRef.type))
+            Py_RETURN_NONE;
+        PyObject *name = SLOT(g, SGlobalRef, 0), *resolved = SLOT(g, SGlobalRef, 3), *opcode = SLOT(g, SGlobalRef, 2);
+        if (name == NULL || resolved == NULL || opcode == NULL)
+            Py_RETURN_NONE;
+        int res = PyObject_IsTrue(resolved);
+        if (res < 0)
+            return NULL;
+        if (!res)
+            Py_RETURN_FALSE;
+        int odd = PyUnicode_Check(opcode) && (PyUnicode_CompareWithASCIIString(opcode, "GETATTR") == 0
+                                              || PyUnicode_CompareWithASCIIString(opcode, "EXT") == 0);
+        if (odd)
+            Py_RETURN_FALSE;
+        if (!PyUnicode_Check(opcode))
+            Py_RETURN_NONE;
+        if (all_ok) {
+            int in = PySet_Contains(ok, name);
+            if (in < 0)
+                return NULL;
+            all_ok = in;
+        }
+    }
+    if (!all_ok)
+        Py_RETURN_NONE;
+    PyObject *names = PyList_New(k);
+    if (names == NULL)
+        return NULL;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *name = SLOT(PyList_GET_ITEM(globals, j), SGlobalRef, 0);
+        Py_INCREF(name);
+        PyList_SET_ITEM(names, j, name);
+    }
+    return names;
+}
+
 static PyObject *
 cdtype_key(PyObject *self, PyObject *d)
 {
@@ -2714,6 +2800,7 @@ static PyMethodDef methods[] = {
     {"setup", setup, METH_VARARGS, "setup(...): the opcode tables, types and helpers of _walk.py"},
     {"joblib_layout", (PyCFunction)(void (*)(void))cjoblib, METH_FASTCALL, "joblib_layout(data, n, start, out) -> True, or None: left to Python"},
     {"setup_joblib", setup_joblib, METH_VARARGS, "setup_joblib(...): the evaluator's types and helpers"},
+    {"plain_walk", (PyCFunction)(void (*)(void))plain_walk, METH_FASTCALL, "plain_walk(walk, watch, ok) -> names, False or None (see _scan._judge_plain)"},
     {"dtype_key", cdtype_key, METH_O, "dtype_key(d) -> the C evaluator's key of a _DType (bytes or None; for tests)"},
     {NULL, NULL, 0, NULL}};
 

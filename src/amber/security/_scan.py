@@ -1016,6 +1016,8 @@ def _scan_payloads(ctx: _Ctx, buf: Any, walks: list[W.Walk], member: str, depth:
 
 #: Judge the common benign case without the general pass (tests switch it off to compare).
 _FAST_JUDGE = True
+#: _cwalk.plain_walk (the per-walk checks of _judge_plain in C), None in pure Python
+_PLAIN_WALK = getattr(W._C, "plain_walk", None)
 _NO_CALLS: dict[str, W.CallSite] = {}
 
 
@@ -1027,22 +1029,31 @@ def _judge_plain(ctx: _Ctx, walks: list[W.Walk], n: int, fmt: str, trailing_ok: 
     does, without building its tables. Returns False, having recorded nothing, otherwise."""
     if not walks:
         return False
-    for w in walks:
-        if w.error is not None or w.ext_codes or w.persistent_ids or w.escapes or w.payloads:
-            return False
-        for c in w.calls:
-            if c.arg is not None or c.target in _WATCH:
-                return False
     last = walks[-1]
     if not last.stopped or (last.end < n and not trailing_ok):
         return False
-    names = []
     # names already judged trusted for this format with no call (_status is a function of
     # the name, the format and the trust decisions the cache is for): kept in the cache
     ok = ctx.cache.get(("plain", fmt))  # type: ignore[call-overload]
     if ok is None:
         ok = ctx.cache[("plain", fmt)] = set()  # type: ignore[index]
+    names: list[str] = []
+    rest = []
     for w in walks:
+        if _PLAIN_WALK is not None:  # the checks below, in C: the names, False, or None (decide here)
+            got = _PLAIN_WALK(w, _WATCH, ok)
+            if got is False:
+                return False
+            if got is not None:
+                names += got
+                continue
+        if w.error is not None or w.ext_codes or w.persistent_ids or w.escapes or w.payloads:
+            return False
+        for c in w.calls:
+            if c.arg is not None or c.target in _WATCH:
+                return False
+        rest.append(w)
+    for w in rest:
         for g in w.globals:
             name = g.name
             if not g.resolved or g.opcode in ("GETATTR", "EXT"):
