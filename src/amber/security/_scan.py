@@ -1637,8 +1637,8 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
     budget = _Budget()
     fh: Any = None
     mm: Any = None
-    if isinstance(source, (str, os.PathLike)):
-        path = os.fsdecode(os.fspath(source))
+    if type(source) is str or isinstance(source, (str, os.PathLike)):
+        path = source if type(source) is str else os.fsdecode(os.fspath(source))
         display = name or path
         try:
             if st is _REGULAR:
@@ -1662,7 +1662,9 @@ def _scan_one(source: Any, trusted: tuple[str, ...], name: str | None, cache: di
             size = fst.st_size
             regular = stat.S_ISREG(fst.st_mode)
             if 0 < size <= _READ_WHOLE and regular:  # (no file object: its buffers cost more than the read)
-                whole = _read_fd(fd, size)
+                whole = os.read(fd, size)
+                if len(whole) < size:
+                    whole += _read_fd(fd, size - len(whole))
         except OSError as exc:
             os.close(fd)
             return _error_report(display, "unreadable", "unreadable", f"cannot read it: {exc.strerror or exc}")
