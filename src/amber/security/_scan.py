@@ -717,8 +717,12 @@ def _scan_src(ctx: _Ctx, src: _Src, member: str, depth: int, role: str, torch: b
 def _polyglot_zip(ctx: _Ctx, src: _Src, member: str, depth: int) -> None:
     """A zip directory at the end of something that is not a zip at its start."""
     tail_n = min(src.size, 65536 + 22)
-    tail = src.pread(src.size - tail_n, tail_n)
-    if b"PK\x05\x06" not in tail:
+    if type(src) is _BufSrc and type(src.obj) is bytes:  # (the file in memory: searched in place)
+        if src.budget is not None:
+            src.budget.scanned += tail_n  # (as pread counts it)
+        if src.obj.find(b"PK\x05\x06", src.size - tail_n) < 0:
+            return
+    elif b"PK\x05\x06" not in src.pread(src.size - tail_n, tail_n):
         return
     listing = read_zip(src.pread, src.size)
     if not listing.directory or not listing.members:
