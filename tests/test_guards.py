@@ -1315,3 +1315,158 @@ def test_good_polynomial_features_and_target_encoders_load(how: str, tmp_path: P
         out, want = getattr(again, method)(data), getattr(model, method)(data)
         np.testing.assert_array_equal(out.toarray() if hasattr(out, "toarray") else out,
                                       want.toarray() if hasattr(want, "toarray") else want)
+
+
+# --- found by fuzzing pickled pandas, SciPy and torch internals (in child processes) -------
+
+class _Reduced:
+    """Pickles as ``reduce`` says (to write internals no constructor would make)."""
+
+    def __init__(self, reduce: tuple[Any, ...]) -> None:
+        self.reduce = reduce
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return self.reduce
+
+
+def _bad_internals() -> dict[str, tuple[Callable[[], Any], str]]:
+    import pandas as pd
+    import scipy.sparse as sparse
+
+    def series_of_long_index() -> Any:
+        s = pd.Series(np.arange(12.0))
+        s._mgr.axes[0] = pd.RangeIndex(-2**31, 12)
+        return s
+
+    def frame_with_a_column_twice() -> Any:
+        df = pd.DataFrame({"a": np.arange(3), "b": np.arange(3.0)})
+        df._mgr.blocks[1]._mgr_locs = df._mgr.blocks[0].mgr_locs
+        return df
+
+    def datetimes_as_int32() -> Any:
+        arr = pd.date_range("2024-01-01", periods=6, tz="UTC")._data
+        fn, args, state = arr.__reduce__()
+        return _Reduced((fn, args, (state[0], state[1].view(np.int64).astype(np.int32))))
+
+    def lil_of_column(col: int) -> Callable[[], Any]:
+        def build() -> Any:
+            m = sparse.lil_matrix(sparse.random(6, 5, density=0.4, random_state=0))
+            m.rows[1] = [col]
+            m.data[1] = [1.0]
+            return m
+        return build
+
+    def dia_far_offset() -> Any:
+        m = sparse.dia_matrix((np.ones((1, 5)), [0]), shape=(5, 5))
+        m.offsets = np.array([np.iinfo(np.int32).min], dtype=np.int32)
+        return m
+
+    def lstm(**fields: Any) -> Callable[[], Any]:
+        def build() -> Any:
+            m = torch.nn.LSTM(4, 5, num_layers=2)
+            for k, v in fields.items():
+                if k in m._parameters:
+                    m._parameters[k] = torch.nn.Parameter(v(m._parameters[k]))
+                else:
+                    m.__dict__[k] = v
+            return m
+        return build
+
+    def decoder_of_no_heads() -> Any:
+        m = torch.nn.TransformerDecoderLayer(8, 2, dim_feedforward=16)
+        m.self_attn.num_heads = 0
+        return m
+
+    return {
+        "series of 12 values on a RangeIndex of 2**31": (series_of_long_index, r"pandas SingleBlockManager is malformed: its values of shape \(12,\)"),
+        "frame placing a column twice": (frame_with_a_column_twice, r"pandas BlockManager is malformed: its blocks do not place each of its 2 columns"),
+        "datetimes held as int32": (datetimes_as_int32, r"pandas DatetimeArray is malformed: its values are int32, where .* needs M8\[us\]"),
+        "LIL column index -1": (lil_of_column(-1), r"sparse lil_matrix is malformed: row 1 has column indices"),
+        "LIL column index past the width": (lil_of_column(5), r"row 1 has column indices that are not increasing integers inside 0..4"),
+        "DIA offset of -2**31": (dia_far_offset, r"sparse dia_matrix is malformed: its offsets are not integers within"),
+        "LSTM weight of no rows": (lstm(weight_ih_l1=lambda w: w[:0]), r"PyTorch LSTM is malformed: its weight weight_ih_l1 has shape \(0, 5\)"),
+        "LSTM of hidden size 0": (lstm(hidden_size=0), r"its sizes \(input 4, hidden 0"),
+        "LSTM of 10**6 layers": (lstm(num_layers=10**6), r"it names 8 flat weights for 1000000 layers"),
+        "decoder attention of 0 heads": (decoder_of_no_heads, r"PyTorch MultiheadAttention is malformed: its 0 heads"),
+    }
+
+
+BAD_INTERNALS = _bad_internals()
+
+
+
+def _dump_any(obj: Any, how: str, tmp_path: Path) -> Path:
+    p = tmp_path / f"obj.{how}"
+    if how == "pt":
+        torch.save(obj, p)
+    elif how == "joblib":
+        joblib.dump(obj, p)
+    else:
+        p.write_bytes(pickle.dumps(obj, protocol=4))
+    return p
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib", "pt"])
+@pytest.mark.parametrize("bad", list(BAD_INTERNALS), ids=list(BAD_INTERNALS))
+def test_malformed_internals_refused(bad: str, how: str, tmp_path: Path) -> None:
+    """Found by fuzzing the pickled internals of pandas, SciPy and torch objects (one field
+    changed, loaded and used in child processes): a Series whose RangeIndex outgrew its values
+    crashed loc/astype (exit 139), a DatetimeIndex whose values were recast to int32 crashed
+    repr (exit 139), a LIL matrix with a column index of -1 aborted multiply (free(): invalid
+    size), a DIA offset of -2**31 crashed A @ x, an LSTM weight cut to no rows crashed forward
+    (exit 139), an LSTM of hidden size 0 and an attention of 0 heads divided by zero (SIGFPE)."""
+    make, message = BAD_INTERNALS[bad]
+    p = _dump_any(make(), how, tmp_path)
+    with pytest.raises(amber.CorruptFileError, match=message) as info:
+        amber.load(p, trusted=["torch.nn.functional.relu"])
+    assert str(p) in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib", "pt"])
+def test_good_internals_load(how: str, tmp_path: Path) -> None:
+    import warnings
+
+    import pandas as pd
+    import scipy.sparse as sparse
+
+    n = 6
+    frames = [
+        pd.DataFrame({"i": np.arange(n), "f": np.arange(n) / 3, "b": np.arange(n) % 2 == 0, "I": pd.array([1, None] * 3, dtype="Int64"),
+                      "s": pd.array(["a", None, "c"] * 2, dtype="string"), "c": pd.Categorical(list("xyzxyz")),
+                      "d": pd.date_range("2024", periods=n), "tz": pd.date_range("2024", periods=n, tz="Europe/Berlin", unit="s"),
+                      "td": pd.to_timedelta(np.arange(n), unit="s"), "p": pd.period_range("2024-01", periods=n, freq="M"),
+                      "iv": pd.interval_range(0, n), "sp": pd.arrays.SparseArray([0, 1.5] * 3)},
+                     index=pd.MultiIndex.from_product([["a", "b"], [1, 2, 3]])),
+        pd.DataFrame(np.ones((3, 4)), columns=list("aabc")),
+        pd.DataFrame(),
+        pd.Series([], dtype=float),
+        pd.Series(pd.date_range("2024", periods=3, freq="h", unit="ms"), index=pd.RangeIndex(2, 8, 2)),
+        pd.DatetimeIndex(["2024-01-01", None]),
+        pd.to_timedelta([1, 2], unit="D"),
+        pd.PeriodIndex(["2024-01", "2024-03"], freq="M"),
+    ]
+    for obj in frames:
+        again = amber.load(_dump_any(obj, how, tmp_path))
+        assert repr(again) == repr(obj)
+    lil = sparse.lil_array(sparse.random(6, 5, density=0.4, random_state=0))
+    mats = [lil, sparse.lil_matrix((3, 0)), sparse.dia_matrix((np.ones((2, 5)), [-4, 7]), shape=(5, 5))]
+    for m in mats:
+        again = amber.load(_dump_any(m, how, tmp_path))
+        np.testing.assert_array_equal(again.toarray(), m.toarray())
+    torch.manual_seed(0)
+    mods: list[tuple[Any, tuple[Any, ...]]] = [
+        (torch.nn.LSTM(4, 5, num_layers=2, batch_first=True), (torch.randn(2, 3, 4),)),
+        (torch.nn.LSTM(4, 6, bidirectional=True, proj_size=3, bias=False), (torch.randn(3, 2, 4),)),
+        (torch.nn.GRU(4, 5, bidirectional=True), (torch.randn(3, 2, 4),)),
+        (torch.nn.RNN(4, 5, nonlinearity="relu", bias=False, num_layers=3), (torch.randn(3, 2, 4),)),
+        (torch.nn.MultiheadAttention(8, 2, kdim=6, vdim=5, batch_first=True), (torch.randn(2, 3, 8), torch.randn(2, 4, 6), torch.randn(2, 4, 5))),
+        (torch.nn.TransformerDecoderLayer(8, 2, dim_feedforward=16, dropout=0.0), (torch.randn(3, 2, 8), torch.randn(4, 2, 8))),
+    ]
+    for mod, args in mods:
+        mod.eval()
+        again = amber.load(_dump_any(mod, how, tmp_path), trusted=["torch.nn.functional.relu"])
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (LSTM projections warn that oneDNN lacks them)
+            out, want = again(*args), mod(*args)
+        out, want = (out[0], want[0]) if isinstance(out, tuple) else (out, want)
+        torch.testing.assert_close(out, want, rtol=0, atol=0)

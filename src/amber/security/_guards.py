@@ -38,7 +38,12 @@ __all__ = [
     "check_for",
     "find_checked",
     "state_check_for",
+    "attention_problem",
     "binary_tree_problem",
+    "block_manager_problem",
+    "datetimelike_problem",
+    "lil_problem",
+    "rnn_problem",
     "birch_problem",
     "bisecting_kmeans_problem",
     "categorical_problem",
@@ -495,6 +500,10 @@ def sparse_problem(m: Any) -> str | None:
                 return "its data or offsets are not arrays of 2 and 1 dimensions"
             if data.shape[0] != len(offsets) or len(np.unique(offsets)) != len(offsets):
                 return f"it holds {data.shape[0]} diagonals for {len(offsets)} offsets, or an offset twice"
+            # (SciPy's kernels compute -offset and rows + offset in the offsets' integer type)
+            room = int(np.iinfo(np.int64 if offsets.dtype.itemsize > 4 else np.int32).max) - max(*m.shape, data.shape[1])
+            if offsets.dtype.kind not in "iu" or (len(offsets) and int(np.abs(offsets.astype(np.int64)).max()) > room):
+                return f"its offsets are not integers within {room} of the main diagonal"
     except (ValueError, TypeError, AttributeError, IndexError, OverflowError) as exc:
         return f"{exc}".rstrip(".")
     return None
@@ -690,6 +699,138 @@ def target_encoder_problem(est: Any) -> str | None:
     return None
 
 
+def block_manager_problem(mgr: Any) -> str | None:
+    """pandas takes a rebuilt frame's or series' blocks as its manager says: each block's
+    values as long as the row axis and its placements (``mgr_locs``) naming every column once.
+    Unpickling checks neither, and compiled ``take`` then indexed past the values (a Series of
+    12 values whose RangeIndex was made 2**31 long crashed ``loc`` and ``astype``: exit 139)."""
+    try:
+        axes, blocks = list(mgr.axes), tuple(mgr.blocks)
+        lengths = [len(a) for a in axes]
+        shapes = [tuple(np.shape(b.values)) for b in blocks]
+        locs = [np.asarray(b.mgr_locs.as_array, dtype=np.int64) for b in blocks]
+    except Exception as exc:  # noqa: BLE001 - an unreadable manager is malformed
+        return f"its axes or blocks are unreadable ({type(exc).__name__})"
+    if getattr(mgr, "ndim", None) == 1:
+        if len(axes) != 1 or len(blocks) != 1:
+            return f"a one-dimensional manager holds {len(axes)} axes and {len(blocks)} blocks"
+        if shapes[0] != (lengths[0],):
+            return f"its values of shape {shapes[0]} do not have one entry per index label ({lengths[0]})"
+        return None
+    if len(axes) != 2:
+        return f"a two-dimensional manager holds {len(axes)} axes"
+    items, rows = lengths
+    for i, (shape, loc) in enumerate(zip(shapes, locs)):
+        if not (shape == (len(loc), rows) or (shape == (rows,) and len(loc) == 1)):
+            return f"block {i} of shape {shape} does not hold {len(loc)} columns of its {rows} rows"
+    flat = np.concatenate(locs) if locs else np.zeros(0, np.int64)
+    if len(flat) != items or (items and (int(flat.min()) < 0 or int(flat.max()) >= items
+                                         or not (np.bincount(flat, minlength=items) == 1).all())):
+        return f"its blocks do not place each of its {items} columns exactly once"
+    return None
+
+
+_UNITS = ("s", "ms", "us", "ns")
+
+
+def datetimelike_problem(arr: Any) -> str | None:
+    """pandas' datetime, timedelta and period arrays read their resolution from the dtype of
+    the NumPy array that holds them (``_ndarray``) in compiled code: an array recast to int32
+    crashed ``repr`` of a DatetimeIndex (exit 139). It must be datetime64 (timedelta64) in the
+    unit of the array's dtype, or int64 for periods."""
+    values, dtype = getattr(arr, "_ndarray", None), getattr(arr, "dtype", None)
+    if not isinstance(values, np.ndarray):
+        return f"its values are a {type(values).__name__}, not a NumPy array"
+    kind = type(arr).__name__
+    if kind.startswith("Period"):
+        return None if values.dtype == np.int64 else f"its period ordinals are {values.dtype}, not int64"
+    want = "M" if kind.startswith("Datetime") else "m"
+    unit = getattr(dtype, "unit", None)
+    if isinstance(dtype, np.dtype) and dtype.kind == want:
+        unit = np.datetime_data(dtype)[0]
+    if values.dtype.kind != want or unit not in _UNITS or np.datetime_data(values.dtype)[0] != unit:
+        return f"its values are {values.dtype}, where its dtype {str(dtype)!r:.40} needs {want}8[{unit}]"
+    return None
+
+
+def lil_problem(m: Any) -> str | None:
+    """A LIL matrix keeps per row a sorted list of column indices and one of values; SciPy
+    converts them to CSR without checking them (a column index of -1 crashed ``multiply``:
+    abort, free(): invalid size). Each row must have strictly increasing indices inside the
+    matrix's width and as many values."""
+    shape, rows, data = getattr(m, "_shape", getattr(m, "shape", None)), getattr(m, "rows", None), getattr(m, "data", None)
+    if not (isinstance(shape, tuple) and len(shape) == 2 and all(type(x) is int and x >= 0 for x in shape)):
+        return f"its shape {shape!r:.40} is not two sizes"
+    if not all(isinstance(a, np.ndarray) and a.dtype == object and a.shape == (shape[0],) for a in (rows, data)):
+        return f"its rows and data are not object arrays of one entry per row ({shape[0]})"
+    for i in range(shape[0]):
+        r, d = rows[i], data[i]
+        if type(r) is not list or type(d) is not list or len(r) != len(d):
+            return f"row {i} does not hold a list of column indices and a list of as many values"
+        if r:
+            idx = np.array(r)
+            if idx.dtype.kind not in "iu" or int(idx[0]) < 0 or int(idx[-1]) >= shape[1] or (len(idx) > 1 and bool((np.diff(idx) <= 0).any())):
+                return f"row {i} has column indices that are not increasing integers inside 0..{shape[1] - 1}"
+    return None
+
+
+_RNN_GATES = {"LSTM": 4, "GRU": 3, "RNN_TANH": 1, "RNN_RELU": 1}
+
+
+def rnn_problem(mod: Any) -> str | None:
+    """PyTorch's fused RNN kernels (``LSTM``, ``GRU``, ``RNN``) take the module's
+    ``_flat_weights`` and sizes as they are: an LSTM weight cut to no rows crashed ``forward``
+    (exit 139), a ``hidden_size`` of 0 divided by zero (SIGFPE), 10**6 layers hung. The sizes
+    must be what ``RNNBase.__init__`` accepts and every weight named and shaped as it makes them."""
+    import torch
+
+    d = mod.__dict__
+    mode, size, hidden, layers, proj = (d.get(k) for k in ("mode", "input_size", "hidden_size", "num_layers", "proj_size"))
+    bias, bidirectional = d.get("bias"), d.get("bidirectional")
+    if mode not in _RNN_GATES or type(mode) is not str:
+        return f"its mode {mode!r:.20} is not one of {sorted(_RNN_GATES)}"
+    if not all(type(x) is int for x in (size, hidden, layers, proj)) or size < 1 or hidden < 1 or layers < 1 \
+            or not 0 <= proj < hidden or (proj and mode != "LSTM"):
+        return f"its sizes (input {size!r:.12}, hidden {hidden!r:.12}, layers {layers!r:.12}, projection {proj!r:.12}) are not what it accepts"
+    if type(bias) is not bool or type(bidirectional) is not bool:
+        return "its bias or bidirectional flag is not a boolean"
+    dirs = 2 if bidirectional else 1
+    per = 2 + 2 * bias + (proj > 0)
+    names, weights, params = d.get("_flat_weights_names"), d.get("_flat_weights"), d.get("_parameters")
+    if not isinstance(names, list) or not isinstance(weights, list) or len(names) != layers * dirs * per or len(weights) != len(names):
+        return f"it names {len(names) if isinstance(names, list) else names!r:.12} flat weights for {layers} layers of {per} weights in {dirs} directions"
+    gate, real = _RNN_GATES[mode] * hidden, proj or hidden
+    for layer in range(layers):
+        for direction in range(dirs):
+            suffix = f"_l{layer}" + ("_reverse" if direction else "")
+            want = [("weight_ih", (gate, size if layer == 0 else real * dirs)), ("weight_hh", (gate, real))]
+            if bias:
+                want += [("bias_ih", (gate,)), ("bias_hh", (gate,))]
+            if proj:
+                want += [("weight_hr", (proj, hidden))]
+            at = (layer * dirs + direction) * per
+            for j, (name, shape) in enumerate(want):
+                w = weights[at + j]
+                if names[at + j] != name + suffix:
+                    return f"its flat weight {at + j} is named {names[at + j]!r:.30}, not {name + suffix!r}"
+                if not isinstance(w, torch.Tensor) or tuple(w.shape) != shape:
+                    return f"its weight {name + suffix} has shape {tuple(getattr(w, 'shape', ()))}, not {shape}"
+                if isinstance(params, dict) and params.get(name + suffix) is not w:
+                    return f"its flat weight {name + suffix} is not its parameter of that name"
+    return None
+
+
+def attention_problem(mod: Any) -> str | None:
+    """``MultiheadAttention`` splits ``embed_dim`` into ``num_heads`` heads in compiled code:
+    0 heads divided by zero (SIGFPE, in a TransformerDecoderLayer's forward). The heads must
+    divide the embedding, ``head_dim`` being the quotient."""
+    d = mod.__dict__
+    embed, heads, head_dim = d.get("embed_dim"), d.get("num_heads"), d.get("head_dim")
+    if not all(type(x) is int for x in (embed, heads, head_dim)) or embed < 1 or heads < 1 or embed % heads or head_dim != embed // heads:
+        return f"its {heads!r:.12} heads of {head_dim!r:.12} do not split its embedding of {embed!r:.12}"
+    return None
+
+
 _PREDICT = "predict would read outside its memory"
 
 
@@ -748,6 +889,11 @@ check_hashing = _raising(hashing_problem, "a scikit-learn {name}", "transform wo
 check_categorical = _raising(categorical_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would read outside its memory")
+check_block_manager = _raising(block_manager_problem, "a pandas {name}", "reading its values would read outside its memory")
+check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading its values would read outside its memory")
+check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
+check_rnn = _raising(rnn_problem, "a PyTorch {name}", "forward would read outside its memory")
+check_attention = _raising(attention_problem, "a PyTorch {name}", "forward would divide by zero")
 _UNFILLED = "transform would return uninitialised memory"
 check_polynomial = _raising(polynomial_problem, "a scikit-learn {name}", _UNFILLED)
 check_target_encoder = _raising(target_encoder_problem, "a scikit-learn {name}", _UNFILLED)
@@ -925,6 +1071,12 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.sparse._compressed._cs_matrix": check_sparse,
     "scipy.sparse._coo._coo_base": check_sparse,
     "scipy.sparse._dia._dia_base": check_sparse,
+    "scipy.sparse._lil._lil_base": check_lil,
+    "pandas.core.internals.managers.BaseBlockManager": check_block_manager,
+    **{f"{m}.{c}Array": check_datetimelike for c in ("Datetime", "Timedelta", "Period")  # (pandas 3 names them pandas.arrays.*)
+       for m in ("pandas.arrays", f"pandas.core.arrays.{ {'Datetime': 'datetimes', 'Timedelta': 'timedeltas', 'Period': 'period'}[c]}")},
+    "torch.nn.modules.rnn.RNNBase": check_rnn,
+    "torch.nn.modules.activation.MultiheadAttention": check_attention,
     "scipy.interpolate._bsplines.BSpline": check_bspline,
     "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
     "sklearn.preprocessing._target_encoder.TargetEncoder": check_target_encoder,
