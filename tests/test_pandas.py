@@ -780,3 +780,88 @@ def test_tree_is_plain_msgpack() -> None:
             walk(v)
 
     walk(tree)
+
+
+# --- Arrow arrays in pickles: the rebuild arguments are checked before Arrow builds ------
+
+class _RebuildsArrow:
+    """Pickles as ``pyarrow.lib._restore_array(data)`` with the data given."""
+
+    def __init__(self, data: Any) -> None:
+        self.data = data
+
+    def __reduce__(self) -> Any:
+        from pyarrow.lib import _restore_array  # type: ignore[attr-defined]
+
+        return (_restore_array, (self.data,))
+
+
+def _array_data(arr: Any) -> tuple[Any, ...]:
+    return arr.__reduce__()[1][0]  # type: ignore[no-any-return]
+
+
+def _bad_arrow_data() -> dict[str, tuple[Any, str]]:
+    typ, n, nulls, off, bufs, kids, dic = _array_data(pa.array(["x", None, "yz"], type=pa.large_string()))
+    ltyp, ln, lnulls, loff, lbufs, lkids, ldic = _array_data(pa.array([[1, 2], None, [3]], type=pa.list_(pa.int8())))
+    dtyp, dn, dnulls, doff, dbufs, dkids, ddic = _array_data(pa.array(["a", "b", "a"]).dictionary_encode())
+    return {
+        "negative offset": ((typ, n, nulls, -1, bufs, kids, dic), r"an Arrow offset of -1"),
+        "huge length": ((typ, 2**62, nulls, off, bufs, kids, dic), r"an Arrow length of"),
+        "buffers cut short": ((typ, n, nulls, off, bufs[:1], kids, dic), r"large_string data with 1 buffers, not 3"),
+        "no buffers": ((typ, n, nulls, off, [], kids, dic), r"with 0 buffers, not 3"),
+        "a buffer that is not one": ((typ, n, nulls, off, [None, b"x", None], kids, dic), r"buffer that is not a buffer"),
+        "child where none belongs": ((typ, n, nulls, off, bufs, [(typ, n, nulls, off, bufs, [], None)], dic),
+                                     r"with 1 children, not 0"),
+        "list without its child": ((ltyp, ln, lnulls, loff, lbufs, [], ldic), r"with 0 children, not 1"),
+        "list child of another type": ((ltyp, ln, lnulls, loff, lbufs, [(typ, n, nulls, off, bufs, [], None)], ldic),
+                                       r"child of type large_string stands where its parent has int8"),
+        "dictionary type without one": ((dtyp, dn, dnulls, doff, dbufs, dkids, None), r"without a dictionary"),
+        "dictionary on a string": ((typ, n, nulls, off, bufs, kids, ddic), r"with a dictionary"),
+        "null count below -1": ((typ, n, -5, off, bufs, kids, dic), r"an Arrow null count of -5"),
+        "not a tuple": ([typ, n, nulls, off, bufs, kids, dic], r"not a 7-tuple"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_arrow_data()))
+def test_malformed_arrow_rebuild_refused(case: str, tmp_path: Path) -> None:
+    """Arrow builds an array from its pickled data before anything validates it, indexing
+    the buffer and child lists by the type's layout: an offset of -1 or a buffer list cut
+    short crashed plain pickle.load (exit 139, probed in a child process)."""
+    import pickle
+
+    data, message = _bad_arrow_data()[case]
+    p = tmp_path / "arrow.pkl"
+    p.write_bytes(pickle.dumps(_RebuildsArrow(data)))
+    with pytest.raises(amber.AmberError, match=r"rebuilds an Arrow array from malformed data \(.*" + message):
+        amber.load(p, trusted=["pyarrow.lib._restore_array"])
+
+
+def test_good_arrow_arrays_load_from_pickles(tmp_path: Path) -> None:
+    """Arrays of every layout (views with variadic buffers, dictionaries, nested lists,
+    structs, maps, run-end encoded, nulls, slices) and pandas' pyarrow columns come
+    back equal."""
+    import pickle
+
+    import pyarrow.compute as pc
+
+    arrays = [
+        pa.array(["x", None, "yz"], type=pa.large_string()), pa.array(["a" * 20, "b", None], type=pa.string_view()),
+        pa.array([b"q" * 30, b"r"], type=pa.binary_view()), pa.array(["a", "b", "a"]).dictionary_encode(),
+        pa.array([[1, 2], None, [3]], type=pa.list_(pa.int8())), pa.array([[1, 2], [3, 4]], type=pa.list_(pa.int8(), 2)),
+        pa.array([{"a": 1, "b": "x"}, None]), pa.array([[(1, 2)], []], type=pa.map_(pa.int8(), pa.int8())),
+        pc.run_end_encode(pa.array([1, 1, 2])), pa.nulls(3), pa.array([True, None, False]),
+        pa.array(["a", "bb", "ccc", "d"]).slice(1, 2), pa.array(range(10), type=pa.int64()).slice(3),
+        pa.array([[["x"]], [[None]]], type=pa.large_list(pa.list_(pa.string()))),
+    ]
+    for arr in arrays:
+        p = tmp_path / "a.pkl"
+        p.write_bytes(pickle.dumps(arr))
+        got = amber.load(p, trusted=["pyarrow.lib._restore_array", "pyarrow.lib.run_end_encoded", "pyarrow.lib.map_",
+                                     "pyarrow.lib.list_", "pyarrow.lib.large_list", "pyarrow.lib.struct", "pyarrow.lib.field"])
+        assert got.equals(arr), arr.type
+    frame = pd.DataFrame({"s": pd.array(["a", None, "c"], dtype="string[pyarrow]"),
+                          "i": pd.array([1, None, 3], dtype="int64[pyarrow]"),
+                          "c": pd.Categorical(["u", "v", "u"])})
+    p = tmp_path / "f.pkl"
+    frame.to_pickle(p)
+    pd.testing.assert_frame_equal(amber.load(p), frame)

@@ -176,11 +176,61 @@ SUBSTITUTES: dict[str, Any] = {
 }
 
 
+_ARROW_MAX = 1 << 62
+
+
+def _array_data_problem(pa: Any, data: Any, want: Any = None, depth: int = 0) -> str | None:
+    """Why pickled Arrow array data ``(type, length, null_count, offset, buffers, children,
+    dictionary)`` cannot be handed to ``pyarrow.lib._restore_array``, or None. Arrow builds
+    the array before anything validates it, and its constructors index the buffer and child
+    lists by the type's layout (an offset of -1 or a buffer list cut short crashed the
+    process while the file was still loading). Lengths against buffer sizes are left to the
+    full validation that follows."""
+    if depth > 64:
+        return "Arrow array data nested more than 64 levels deep"
+    if type(data) is not tuple or len(data) != 7:
+        return "Arrow array data is not a 7-tuple"
+    typ, length, null_count, offset, buffers, children, dictionary = data
+    if not isinstance(typ, pa.DataType):
+        return "Arrow array data names no Arrow type"
+    if want is not None and not typ.equals(want):
+        return f"an Arrow child of type {typ} stands where its parent has {want}"
+    for name, v, low in (("length", length, 0), ("offset", offset, 0), ("null count", null_count, -1)):
+        if type(v) is not int or not low <= v < _ARROW_MAX:
+            return f"an Arrow {name} of {v!r:.30}"
+    layout = typ.storage_type if isinstance(typ, pa.BaseExtensionType) else typ
+    n_buf = layout.num_buffers
+    variadic = pa.types.is_binary_view(layout) or pa.types.is_string_view(layout)
+    if not isinstance(buffers, list) or not (len(buffers) == n_buf or (variadic and len(buffers) >= n_buf)):
+        return f"Arrow {typ} data with {len(buffers) if isinstance(buffers, list) else buffers!r:.20} buffers, not {n_buf}"
+    if any(b is not None and not isinstance(b, pa.Buffer) for b in buffers):
+        return "an Arrow buffer that is not a buffer"
+    if not isinstance(children, list) or len(children) != layout.num_fields:
+        return f"Arrow {typ} data with {len(children) if isinstance(children, list) else children!r:.20} children, not {layout.num_fields}"
+    for i, child in enumerate(children):
+        problem = _array_data_problem(pa, child, layout.field(i).type, depth + 1)
+        if problem is not None:
+            return problem
+    if pa.types.is_dictionary(layout) != (dictionary is not None):
+        return f"Arrow {typ} data {'without' if dictionary is None else 'with'} a dictionary"
+    if dictionary is not None:
+        return _array_data_problem(pa, dictionary, layout.value_type, depth + 1)
+    return None
+
+
 def _arrow_checked(fn: Any) -> Callable[..., Any]:
-    """A pyarrow rebuild function whose result is fully validated (Arrow trusts the
+    """A pyarrow rebuild function whose arguments are checked first (for ``_restore_array``:
+    :func:`_array_data_problem`) and whose result is fully validated (Arrow trusts the
     offsets and lengths it is given; a hostile pickle could make them point anywhere)."""
+    restore = fn.__name__ == "_restore_array"
 
     def build(*args: Any) -> Any:
+        if restore:
+            import pyarrow as pa
+
+            problem = _array_data_problem(pa, args[0]) if len(args) == 1 else "not one argument"
+            if problem is not None:
+                raise DecodeError(f"the pickle rebuilds an Arrow array from malformed data ({problem}); refusing")
         out = fn(*args)
         out.validate(full=True)
         return out
