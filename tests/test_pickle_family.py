@@ -531,3 +531,56 @@ def test_a_pickle_node_the_manifest_does_not_list_is_refused(tmp_path: Path) -> 
     del manifest["islands"]
     with pytest.raises(amber.PickleIslandError):
         amber.loads(p.rebuild(manifest), allow_pickle=True)
+
+
+# --- object arrays: NumPy's __setstate__ fills them from a list by the state's shape ------
+
+def _short_object_array_pickle() -> bytes:
+    """An object array pickle (protocol 2, as joblib nests them) whose state says 144 items
+    and lists 12."""
+    a = np.empty(12, dtype=object)
+    a[:] = [f"s{i}" for i in range(12)]
+    data = pickle.dumps(a, protocol=2)
+    assert data.count(b"K\x0c\x85") == 1  # the state's shape (12,)
+    return data.replace(b"K\x0c\x85", b"K\x90\x85")
+
+
+def test_object_array_state_shorter_than_its_shape_refused_by_the_python_unpickler() -> None:
+    """NumPy reads the state's list by the shape without comparing them (plain pickle.load
+    of such a stream crashes): the pure-Python unpickler, which joblib files go through,
+    checks before BUILD."""
+    import io
+
+    from amber.formats._pickle import pickle_trust
+    from amber.security._unpickler import SafePyUnpickler
+
+    with pytest.raises(amber.AmberError, match=r"object array of shape \(144,\) comes with 12 items"):
+        SafePyUnpickler(io.BytesIO(_short_object_array_pickle()), pickle_trust(()), "").load()
+
+
+def test_joblib_object_array_shorter_than_its_shape_refused(tmp_path: Path) -> None:
+    a = np.empty(12, dtype=object)
+    a[:] = [f"s{i}" for i in range(12)]
+    p = tmp_path / "obj.joblib"
+    joblib.dump({"a": a}, p)
+    data = p.read_bytes()
+    at = data.rindex(b"K\x0c\x85")  # the nested pickle's state (the first is joblib's header)
+    p.write_bytes(data[:at] + b"K\x90\x85" + data[at + 3 :])
+    with pytest.raises(amber.AmberError, match=r"obj.joblib: .*object array of shape \(144,\) comes with 12 items"):
+        amber.load(p)
+
+
+def test_joblib_object_arrays_load(tmp_path: Path) -> None:
+    rec = np.zeros(3, dtype=[("n", "i4"), ("o", "O")])
+    rec["o"] = ["x", None, 2.5]
+    arrays = {
+        "strings": np.array(["a", "bb", None], dtype=object), "2d": np.array([[1, "x"], [None, 2.0]], dtype=object),
+        "fortran": np.asfortranarray(np.array([[1, "x", 3], [None, 2.0, "y"]], dtype=object)),
+        "empty": np.empty((0, 4), dtype=object), "record": rec, "0d": np.array("z", dtype=object),
+    }
+    p = tmp_path / "objs.joblib"
+    joblib.dump(arrays, p)
+    out = amber.load(p)
+    for k, v in arrays.items():
+        assert out[k].dtype == v.dtype and out[k].shape == v.shape, k
+        assert out[k].tolist() == v.tolist(), k

@@ -22,6 +22,7 @@ from __future__ import annotations
 import _compat_pickle
 import functools
 import pickle
+import sys
 import types
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -485,8 +486,41 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
     """The C unpickler with every global resolved through a :class:`PickleTrust`."""
 
 
+def array_state_problem(arr: Any, state: Any) -> str | None:
+    """Why ``arr.__setstate__(state)`` must not run, or None: NumPy fills an object array
+    from the state's list by the state's shape without comparing the two (a list of 12
+    items for a 12x12 array read past the list: a crash, or pointers from other memory
+    taken as objects)."""
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(arr, np.ndarray) or type(state) is not tuple or len(state) not in (4, 5):
+        return None
+    shape, dtype, _fortran, raw = state[-4:]
+    if not isinstance(dtype, np.dtype) or not dtype.hasobject or type(raw) is not list:
+        return None  # (bytes: NumPy compares their length itself)
+    if type(shape) is not tuple or not all(type(n) is int and 0 <= n < 1 << 62 for n in shape):
+        return f"an object array's shape {shape!r:.40} is malformed"
+    count = 1
+    for n in shape:
+        count = min(count * n, 1 << 62)
+    if len(raw) != count:
+        return f"an object array of shape {shape} comes with {len(raw)} items"
+    return None
+
+
 class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defined,misc]
-    """The pure-Python unpickler (for formats that hook opcodes, as joblib's does), restricted alike."""
+    """The pure-Python unpickler (for formats that hook opcodes, as joblib's does), restricted
+    alike; its BUILD checks array states first (:func:`array_state_problem`)."""
+
+    dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
+
+    def load_build(self) -> None:
+        if len(self.stack) >= 2:
+            problem = array_state_problem(self.stack[-2], self.stack[-1])
+            if problem is not None:
+                raise DecodeError(f"{problem}; NumPy would read past the items, so the file is refused (it is damaged or hostile)")
+        pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def _snapshot(obj: Any) -> Any:
