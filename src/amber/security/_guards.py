@@ -45,6 +45,7 @@ __all__ = [
     "lil_problem",
     "rnn_problem",
     "birch_problem",
+    "bit_generator_problem",
     "bisecting_kmeans_problem",
     "categorical_problem",
     "covariance_problem",
@@ -54,6 +55,8 @@ __all__ = [
     "metric_problem",
     "neighbors_problem",
     "polynomial_problem",
+    "random_state_problem",
+    "seed_sequence_problem",
     "predictor_problem",
     "sklearn_tree_problem",
     "sparse_problem",
@@ -831,6 +834,112 @@ def attention_problem(mod: Any) -> str | None:
     return None
 
 
+#: The bits of MT19937's 624-word key it draws from: the top bit of the first word and every
+#: other word (19937 bits; the low bits of the first word are output, never mixed in).
+_MT_WORDS = 624
+#: The largest SeedSequence pool and entropy a file may give (numpy's default pool is 4 words;
+#: spawning mixes the entropy into a pool of ``pool_size`` words and the pool into itself,
+#: quadratic work: 10**6 words hung).
+_MAX_POOL, _MAX_ENTROPY_WORDS = 1024, 2**14
+
+
+def _flag_problem(state: dict[str, Any]) -> str | None:
+    has = state.get("has_uint32")
+    if has not in (0, 1):
+        return f"its has_uint32 flag {has!r:.20} is not 0 or 1"
+    return None
+
+
+def bit_generator_problem(bg: Any) -> str | None:
+    """A NumPy bit generator's state setter copies the file's fields into its C struct
+    unchecked, and drawing follows them: an ``MT19937`` position of 10**6 or -2**31 crashed
+    drawing (SIGSEGV, in ``Generator``, ``RandomState`` and a frozen SciPy distribution's
+    ``_random_state``), a key of zeros made it draw zeros for ever (``normal`` hung). The
+    state must be one numpy's own seeding and drawing can reach: MT19937 a position 0..624 and
+    a key whose 19937 mixed bits are not all zero; PCG64 (DXSM) an odd increment (an even one
+    with state 0 is stuck at 0); Philox a buffer position 0..4; a has_uint32 flag of 0 or 1."""
+    try:
+        state = bg.state
+        inner = state["state"]
+    except Exception as exc:  # noqa: BLE001 - an unreadable state is malformed
+        return f"its state is unreadable ({type(exc).__name__})"
+    kind = state.get("bit_generator")
+    if kind == "MT19937":
+        key, pos = inner.get("key"), inner.get("pos")
+        if not isinstance(key, np.ndarray) or key.shape != (_MT_WORDS,) or key.dtype != np.uint32:
+            return f"its key is not {_MT_WORDS} uint32 words"
+        if type(pos) is not int or not 0 <= pos <= _MT_WORDS:
+            return f"its position {pos!r:.24} is outside 0..{_MT_WORDS}"
+        if not (int(key[0]) & 0x80000000 or key[1:].any()):
+            return "its key is all zero (in the 19937 bits it draws from)"
+        return None
+    if kind in ("PCG64", "PCG64DXSM"):
+        inc = inner.get("inc")
+        if type(inc) is not int or not 0 < inc < 2**128 or not inc & 1:
+            return f"its increment {inc!r:.44} is not odd"
+    elif kind == "Philox":
+        pos = state.get("buffer_pos")
+        if type(pos) is not int or not 0 <= pos <= 4:
+            return f"its buffer position {pos!r:.24} is outside 0..4"
+    return _flag_problem(state)
+
+
+def _words(x: Any) -> int | None:
+    """How many uint32 words SeedSequence makes of ``x`` (an int of 0 or more, or a flat
+    sequence or integer array of them), or None when it is none of these; counted without
+    going past :data:`_MAX_ENTROPY_WORDS` (a longer one counts as more)."""
+    if isinstance(x, (int, np.integer)) and not isinstance(x, bool):
+        return max(1, -(-int(x).bit_length() // 32)) if x >= 0 else None
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "iu" or x.ndim > 1 or (x.size and int(x.min()) < 0):
+            return None
+        return int(x.size) * (2 if x.dtype.itemsize > 4 else 1)
+    if isinstance(x, (list, tuple)):
+        if len(x) > _MAX_ENTROPY_WORDS:
+            return len(x)
+        total = 0
+        for item in x:
+            n = _words(item) if not isinstance(item, (list, tuple, np.ndarray)) else None
+            if n is None:
+                return None
+            total += n
+        return total
+    return None
+
+
+def seed_sequence_problem(ss: Any) -> str | None:
+    """A SeedSequence's pickled fields are set as they are: spawning mixes its entropy into a
+    pool of ``pool_size`` words, quadratic work (a pool size of 10**6 hung ``spawn``). The
+    pool size must be 4 (numpy's least) to 1024, the pool that many uint32 words, and the
+    entropy and spawn key integers of 0 or more, 2**14 words at most."""
+    size, pool = getattr(ss, "pool_size", None), getattr(ss, "pool", None)
+    if type(size) is not int or not 4 <= size <= _MAX_POOL:
+        return f"its pool size {size!r:.24} is outside 4..{_MAX_POOL}"
+    if not isinstance(pool, np.ndarray) or pool.dtype != np.uint32 or pool.shape != (size,):
+        return f"its pool is not {size} uint32 words"
+    entropy, key = getattr(ss, "entropy", None), getattr(ss, "spawn_key", None)
+    words = 0 if entropy is None else _words(entropy)
+    keys = _words(key) if isinstance(key, tuple) else None
+    if words is None or keys is None:
+        return "its entropy or spawn key is not integers of 0 or more"
+    if words + keys > _MAX_ENTROPY_WORDS:
+        return f"its entropy and spawn key make {words + keys} words, more than {_MAX_ENTROPY_WORDS}"
+    return None
+
+
+def random_state_problem(rs: Any) -> str | None:
+    """``RandomState`` keeps a cached normal draw beside its bit generator (which is checked
+    as such): a flag of 0 or 1 and a finite value, as drawing leaves them."""
+    try:
+        state = rs.get_state(legacy=False)
+    except Exception as exc:  # noqa: BLE001 - an unreadable state is malformed
+        return f"its state is unreadable ({type(exc).__name__})"
+    has, gauss = state.get("has_gauss"), state.get("gauss")
+    if has not in (0, 1) or not isinstance(gauss, float) or not np.isfinite(gauss):
+        return f"its cached normal draw ({has!r:.12}, {gauss!r:.24}) is not a flag of 0 or 1 and a finite number"
+    return None
+
+
 _PREDICT = "predict would read outside its memory"
 
 
@@ -894,6 +1003,10 @@ check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading 
 check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_rnn = _raising(rnn_problem, "a PyTorch {name}", "forward would read outside its memory")
 check_attention = _raising(attention_problem, "a PyTorch {name}", "forward would divide by zero")
+_DRAW = "drawing from it would read outside its memory or never end"
+check_bit_generator = _raising(bit_generator_problem, "a NumPy {name} bit generator", _DRAW)
+check_seed_sequence = _raising(seed_sequence_problem, "a NumPy {name}", "spawning from it would never end")
+check_random_state = _raising(random_state_problem, "a NumPy {name}", "drawing from it would give non-finite numbers")
 _UNFILLED = "transform would return uninitialised memory"
 check_polynomial = _raising(polynomial_problem, "a scikit-learn {name}", _UNFILLED)
 check_target_encoder = _raising(target_encoder_problem, "a scikit-learn {name}", _UNFILLED)
@@ -1080,6 +1193,10 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.interpolate._bsplines.BSpline": check_bspline,
     "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
     "sklearn.preprocessing._target_encoder.TargetEncoder": check_target_encoder,
+    **{f"numpy.random.{m}.{c}": check_bit_generator
+       for m, c in (("_mt19937", "MT19937"), ("_pcg64", "PCG64"), ("_pcg64", "PCG64DXSM"), ("_philox", "Philox"), ("_sfc64", "SFC64"))},
+    "numpy.random.bit_generator.SeedSequence": check_seed_sequence,
+    "numpy.random.mtrand.RandomState": check_random_state,
     **dict.fromkeys(STATE_CHECKED, _settle_state),
 }
 _checks: dict[type, Callable[[Any], None] | None] = {}
