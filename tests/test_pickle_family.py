@@ -584,3 +584,73 @@ def test_joblib_object_arrays_load(tmp_path: Path) -> None:
     for k, v in arrays.items():
         assert out[k].dtype == v.dtype and out[k].shape == v.shape, k
         assert out[k].tolist() == v.tolist(), k
+
+
+def _short_object_array_bytes(data: bytes) -> bytes:
+    """``data`` with its one object array state's shape (12,) said to be (144,)."""
+    at = data.rindex(b"K\x0c\x85")
+    return data[:at] + b"K\x90\x85" + data[at + 3 :]
+
+
+def _twelve() -> np.ndarray:
+    a = np.empty(12, dtype=object)
+    a[:] = [f"s{i}" for i in range(12)]
+    return a
+
+
+def test_plain_pickle_object_array_shorter_than_its_shape_refused(tmp_path: Path) -> None:
+    """The C unpickler's BUILD cannot be hooked: a stream that makes an object dtype is read
+    again by the pure-Python unpickler, which checks the array state (plain pickle.load of
+    this file crashes, exit 139)."""
+    p = tmp_path / "short.pkl"
+    p.write_bytes(_short_object_array_bytes(pickle.dumps(_twelve(), protocol=4)))
+    with pytest.raises(amber.AmberError, match=r"short.pkl: an object array of shape \(144,\) comes with 12 items"):
+        amber.load(p)
+
+
+def test_npy_object_array_shorter_than_its_shape_refused(tmp_path: Path) -> None:
+    p = tmp_path / "short.npy"
+    np.save(p, _twelve(), allow_pickle=True)
+    p.write_bytes(_short_object_array_bytes(p.read_bytes()))
+    with pytest.raises(amber.AmberError, match=r"object array of shape \(144,\) comes with 12 items"):
+        amber.load(p, allow_pickle=True)
+
+
+def test_torch_file_object_array_shorter_than_its_shape_refused(tmp_path: Path) -> None:
+    import zipfile
+
+    torch = pytest.importorskip("torch")
+    src, bad = tmp_path / "src.pt", tmp_path / "short.pt"
+    torch.save({"obj": _twelve(), "t": torch.arange(4)}, src)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(bad, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            zout.writestr(info, _short_object_array_bytes(data) if info.filename.endswith("data.pkl") else data)
+    with pytest.raises(amber.AmberError, match=r"data.pkl .*object array of shape \(144,\) comes with 12 items"):
+        amber.load(bad, trusted=["torch"])
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4, 5])
+def test_object_arrays_in_pickles_torch_and_npy_files_load(protocol: int, tmp_path: Path) -> None:
+    """Files with object arrays take the checked pure-Python path and come back equal;
+    dtype classes stored as values stay themselves when no object dtype is made."""
+    torch = pytest.importorskip("torch")
+    rec = np.zeros(2, dtype=[("o", "O"), ("i", "i4")])
+    rec["o"] = ["x", (1, 2)]
+    obj = {"strings": np.array(["a", None, "ccc"], dtype=object), "rec": rec, "2d": np.array([[1, "x"], [2.5, None]], dtype=object),
+           "empty": np.empty((0, 3), dtype=object), "n": np.arange(5), "dt": np.dtype(object), "df": pd.DataFrame({"o": ["a", None]})}
+    p = tmp_path / "o.pkl"
+    p.write_bytes(pickle.dumps(obj, protocol=protocol))
+    out = amber.load(p)
+    for k in ("strings", "rec", "2d", "empty", "n"):
+        assert out[k].dtype == obj[k].dtype and out[k].shape == obj[k].shape and out[k].tolist() == obj[k].tolist(), k
+    assert out["dt"] == np.dtype(object)
+    pd.testing.assert_frame_equal(out["df"], obj["df"])
+    t = tmp_path / "o.pt"
+    torch.save({"arr": obj["strings"], "t": torch.arange(3)}, t)
+    got = amber.load(t, trusted=["torch"])
+    assert got["arr"].tolist() == obj["strings"].tolist() and torch.equal(got["t"], torch.arange(3))
+    plain = tmp_path / "c.pkl"
+    plain.write_bytes(pickle.dumps([np.dtypes.Float64DType, np.float32, np.arange(2)], protocol=protocol))
+    classes = amber.load(plain, trusted=["numpy.dtypes.Float64DType"])
+    assert classes[0] is np.dtypes.Float64DType and classes[1] is np.float32

@@ -15,7 +15,7 @@ from typing import IO, Any
 import numpy as np
 
 from amber.errors import AmberError, FormatError
-from amber.security._unpickler import Refused, SafeUnpickler, refusal
+from amber.security._unpickler import Refused, SafePyUnpickler, refusal
 
 __all__ = ["NPY_MAGIC", "load_npy", "load_npz", "read_npy"]
 
@@ -60,7 +60,7 @@ def read_npy(
 
         trust = pickle_trust(trusted)
         try:
-            arr = SafeUnpickler(fh, trust, where).load()
+            arr = SafePyUnpickler(fh, trust, where).load()  # (it checks object array states)
         except Refused as exc:
             raise refusal(whole() if whole is not None else None, start, trust, exc, where) from None
         except AmberError:

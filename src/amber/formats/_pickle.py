@@ -26,7 +26,7 @@ import numpy as np
 
 from amber.container._streams import compressed_reader, compressed_writer, sniff_compression
 from amber.errors import AmberError, DecodeError, FormatError
-from amber.security._unpickler import PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
+from amber.security._unpickler import ObjectArraysAhead, PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = [
     "JOBLIB_CODECS",
@@ -297,7 +297,7 @@ def load_pickled(
         try:
             with stream() as fh:
                 return _FirstTry(fh, trust, where).load()
-        except _SwitchToJoblib:
+        except (_SwitchToJoblib, ObjectArraysAhead):  # (the pure-Python unpickler checks array states)
             with stream() as fh:
                 return _JoblibUnpickler(fh, trust, where, known, mapped if kind is None else None).load()
     except Refused as exc:

@@ -51,7 +51,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from amber.errors import AmberError, CorruptFileError, DecodeError, FormatError, StorageError, UntrustedTypeError
-from amber.security._unpickler import PickleTrust, Refused, SafeUnpickler, refusal
+from amber.security._unpickler import ObjectArraysAhead, PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = ["MAGIC_NUMBER", "PROTOCOL_VERSION", "is_torch_legacy", "is_torch_zip", "load_torch"]
 
@@ -378,6 +378,17 @@ class _TorchUnpickler(SafeUnpickler):
         return self._persistent(pid)
 
 
+class _TorchPyUnpickler(SafePyUnpickler):
+    """The pure-Python twin, for the pickles that hold object arrays (it checks their states)."""
+
+    def __init__(self, file: Any, trust: PickleTrust, persistent: Callable[[Any], Any]) -> None:
+        super().__init__(file, trust)
+        self._persistent = persistent
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._persistent(pid)
+
+
 def _ascii(value: Any, what: str) -> str:
     if isinstance(value, bytes):
         try:
@@ -486,7 +497,10 @@ class _Loader:
         full list of untrusted globals if one is refused."""
         self.member, self.stream = member, stream
         try:
-            return _TorchUnpickler(stream, self.trust, persistent).load()
+            try:
+                return _TorchUnpickler(stream, self.trust, persistent).load()
+            except ObjectArraysAhead:
+                return _TorchPyUnpickler(io.BytesIO(pickle_bytes()), self.trust, persistent).load()
         except Refused as exc:
             try:
                 buf = pickle_bytes()

@@ -34,6 +34,7 @@ from amber.errors import CorruptFileError, DecodeError, FormatError, UntrustedTy
 __all__ = [
     "PICKLE_TRUSTED",
     "PickleTrust",
+    "ObjectArraysAhead",
     "Refused",
     "SUBSTITUTES",
     "SafePyUnpickler",
@@ -482,8 +483,66 @@ class _Restricted:
         return out
 
 
+class ObjectArraysAhead(Exception):
+    """Raised by :class:`SafeUnpickler` when the stream makes an object dtype: NumPy's BUILD
+    of an object array trusts its state (:func:`array_state_problem`), and the C unpickler's
+    BUILD cannot be hooked, so the caller reads the stream again with
+    :class:`SafePyUnpickler`, which checks every array state first."""
+
+
+def _object_dtype(value: Any) -> bool:
+    np = sys.modules.get("numpy")
+    return np is not None and isinstance(value, np.dtype) and bool(value.hasobject)
+
+
+class _DTypeWatch(type):
+    """Metaclass of the stand-ins for NumPy's dtype classes in a C-unpickler load: calling
+    one (REDUCE) makes the dtype and, when it holds objects, stops the load
+    (:class:`ObjectArraysAhead`)."""
+
+    _amber_real: type
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        out = cls._amber_real(*args, **kwargs)
+        if _object_dtype(out):
+            raise ObjectArraysAhead
+        return out
+
+
+@functools.lru_cache(maxsize=64)
+def _dtype_watch(real: type) -> type:
+    return _DTypeWatch(f"watched_{real.__name__}", (), {
+        "_amber_real": real, "__module__": real.__module__, "__qualname__": f"watched<{real.__qualname__}>"})
+
+
+def _watched(value: Any) -> Any:
+    """``value`` as a C-unpickler load may see it: a dtype class watched, an object dtype
+    met stops the load."""
+    np = sys.modules.get("numpy")
+    if np is None:
+        return value
+    if isinstance(value, type) and (value is np.dtype or value.__name__ in ("ObjectDType", "VoidDType")) and issubclass(
+        value, np.dtype
+    ):  # (the dtype classes whose instances can hold objects: only those are replaced)
+        return _dtype_watch(value)
+    if _object_dtype(value):
+        raise ObjectArraysAhead
+    return value
+
+
 class SafeUnpickler(_Restricted, pickle.Unpickler):
-    """The C unpickler with every global resolved through a :class:`PickleTrust`."""
+    """The C unpickler with every global resolved through a :class:`PickleTrust`. A stream
+    that makes an object dtype raises :class:`ObjectArraysAhead` before any object array
+    of it is built (see there)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        obj = self._trust.find(module, name)
+        if obj == self._trust._getattr:  # a class attribute may be a dtype too
+            return self._getattr_watched
+        return _watched(obj)
+
+    def _getattr_watched(self, obj: Any, name: Any) -> Any:
+        return _watched(self._trust._getattr(obj, name))
 
 
 def array_state_problem(arr: Any, state: Any) -> str | None:
