@@ -654,3 +654,11 @@ def test_object_arrays_in_pickles_torch_and_npy_files_load(protocol: int, tmp_pa
     plain.write_bytes(pickle.dumps([np.dtypes.Float64DType, np.float32, np.arange(2)], protocol=protocol))
     classes = amber.load(plain, trusted=["numpy.dtypes.Float64DType"])
     assert classes[0] is np.dtypes.Float64DType and classes[1] is np.float32
+    # globals whose == is no bool (pandas.NA) and classmethods through getattr pass the watch
+    import zoneinfo
+
+    odd = tmp_path / "na.pkl"
+    odd.write_bytes(pickle.dumps({"na": pd.NA, "z": zoneinfo.ZoneInfo("Europe/Paris"),
+                                  "o": np.array([pd.NA, 1], dtype=object)}, protocol=protocol))
+    back = amber.load(odd)
+    assert back["na"] is pd.NA and str(back["z"]) == "Europe/Paris" and back["o"][0] is pd.NA

@@ -537,8 +537,8 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         obj = self._trust.find(module, name)
-        if obj == self._trust._getattr:  # a class attribute may be a dtype too
-            return self._getattr_watched
+        if type(obj) is types.MethodType and obj.__func__ is PickleTrust._getattr and obj.__self__ is self._trust:
+            return self._getattr_watched  # a class attribute may be a dtype too
         return _watched(obj)
 
     def _getattr_watched(self, obj: Any, name: Any) -> Any:
