@@ -1621,3 +1621,87 @@ def test_good_random_generators_load(how: str, tmp_path: Path, monkeypatch: pyte
         got, want = _draws(again, spawn), _draws(obj, spawn)
         for a, b in zip(got, want) if isinstance(got, tuple) else [(got, want)]:
             np.testing.assert_array_equal(a, b)
+
+
+# --- pandas MultiIndex: unpickled without verify_integrity, its codes index its levels unchecked --
+
+def _multi_index(edit: Callable[[list[Any], list[np.ndarray]], None]) -> Any:
+    """A 3 x 4 MultiIndex whose levels and codes ``edit`` changed, built as unpickling builds
+    it (``verify_integrity=False``); nothing reads its values here."""
+    import pandas as pd
+
+    mi = pd.MultiIndex.from_product([["a", "b", "c"], [1, 2, 3, 4]], names=["l", "m"])
+    levels, codes = list(mi.levels), [c.copy() for c in mi.codes]
+    edit(levels, codes)
+    return pd.MultiIndex(levels=levels, codes=codes, names=mi.names, verify_integrity=False)
+
+
+def _mi_code(i: int, j: int, v: int) -> Callable[[list[Any], list[np.ndarray]], None]:
+    def edit(levels: list[Any], codes: list[np.ndarray]) -> None:
+        codes[i][j] = v
+    return edit
+
+
+def _bad_multi_index() -> dict[str, tuple[Callable[[], Any], str]]:
+    import pandas as pd
+
+    def frame(mi: Callable[[], Any], where: str) -> Callable[[], Any]:
+        def build() -> Any:
+            df = pd.DataFrame(np.arange(24.0).reshape(12, 2), columns=["x", "y"])
+            if where == "rows":
+                df.index = mi()
+                return df
+            return pd.DataFrame(np.arange(24.0).reshape(2, 12), columns=mi())
+        return build
+
+    past = _mi_code(0, 5, 127)
+    return {
+        "code past its level": (lambda: _multi_index(past), r"its codes for level 0 run from 0 to 127, outside -1..2"),
+        "code of -128": (lambda: _multi_index(_mi_code(1, 0, -128)), r"its codes for level 1 run from -128 to 3, outside -1..3"),
+        "code of -2": (lambda: _multi_index(_mi_code(0, 11, -2)), r"its codes for level 0 run from -2 to 2, outside -1..2"),
+        "levels reversed": (lambda: _multi_index(lambda lv, c: lv.reverse()), r"its codes for level 1 run from 0 to 3, outside -1..2"),
+        "codes cut short": (lambda: _multi_index(lambda lv, c: c.__setitem__(1, c[1][:5])), r"its codes for level 1 hold 5 entries, not 12"),
+        "frame rows with a code past its level": (frame(lambda: _multi_index(past), "rows"), r"outside -1..2"),
+        "frame columns with a code past its level": (frame(lambda: _multi_index(past), "columns"), r"outside -1..2"),
+        "series index with the levels reversed": (
+            lambda: pd.Series(np.arange(12), index=_multi_index(lambda lv, c: lv.reverse())), r"outside -1..2"),
+    }
+
+
+BAD_MULTI_INDEX = _bad_multi_index()
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+@pytest.mark.parametrize("bad", list(BAD_MULTI_INDEX), ids=list(BAD_MULTI_INDEX))
+def test_malformed_multi_index_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by fuzzing pickled pandas objects (one field changed, loaded and used in child
+    processes): a MultiIndex code past its level or of -128 (int8 codes), or its levels reversed under
+    their codes, crashed repr and take (SIGSEGV). amber's own format builds it with
+    ``verify_integrity=True``, which refuses the same files in pandas' words."""
+    make, message = BAD_MULTI_INDEX[bad]
+    p = _dumped(make(), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=None if how == "amber" else message) as info:
+        _load(p, how)
+    assert str(p) in str(info.value)
+    if how != "amber":
+        assert "pandas MultiIndex is malformed" in str(info.value) and "reading its values would read outside its memory" in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_multi_indexes_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pandas as pd
+
+    mi = pd.MultiIndex.from_product([["a", "b", "c"], [1, 2, 3, 4]], names=["l", "m"])
+    missing = pd.MultiIndex.from_arrays([["a", None, "b", "a"], [1.0, 2.0, np.nan, 1.0], pd.date_range("2024", periods=4)])
+    wide = pd.MultiIndex.from_arrays([np.arange(300) % 200, np.arange(300)])  # (int16 codes)
+    objs = [
+        mi, missing, wide, mi[:0], mi[::-3], pd.MultiIndex.from_tuples([("x", 1)]),
+        pd.DataFrame({"v": np.arange(12.0), "s": list("abcdefghijkl")}, index=mi),
+        pd.DataFrame(np.ones((2, 4)), columns=missing), pd.Series(np.arange(300), index=wide),
+        pd.DataFrame({"k": [1, 1, 2], "j": list("xyx"), "v": [1.0, 2.0, 3.0]}).groupby(["k", "j"]).sum().unstack(),
+    ]
+    for obj in objs:
+        again = _load(_dumped(obj, how, tmp_path, monkeypatch), how)
+        assert repr(again) == repr(obj)
+        if isinstance(obj, pd.MultiIndex):
+            assert again.equals(obj) and list(again.take([0, -1])) == list(obj.take([0, -1])) if len(obj) else True

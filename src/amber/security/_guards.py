@@ -53,6 +53,7 @@ __all__ = [
     "kmeans_problem",
     "libsvm_problem",
     "metric_problem",
+    "multi_index_problem",
     "neighbors_problem",
     "polynomial_problem",
     "random_state_problem",
@@ -733,6 +734,31 @@ def block_manager_problem(mgr: Any) -> str | None:
     return None
 
 
+def multi_index_problem(mi: Any) -> str | None:
+    """A pickled ``MultiIndex`` is rebuilt without ``verify_integrity``, and compiled code
+    takes each level's values by its codes unchecked (a code of -128, the least int8, or past its level, or
+    the levels reversed under their codes, crashed ``repr`` and ``take``: SIGSEGV). As
+    ``verify_integrity`` wants: one 1-d integer codes array per level, all as long as the
+    index, each code from -1 (missing) to one less than its level's length."""
+    import pandas as pd
+
+    levels, codes = getattr(mi, "_levels", None), getattr(mi, "_codes", None)
+    if not isinstance(levels, (list, tuple)) or not isinstance(codes, (list, tuple)) or not levels or len(levels) != len(codes):
+        return f"it holds {len(codes) if isinstance(codes, (list, tuple)) else codes!r:.12} codes arrays for {len(levels) if isinstance(levels, (list, tuple)) else levels!r:.12} levels"
+    n = None
+    for i, (level, c) in enumerate(zip(levels, codes)):
+        if not isinstance(level, pd.Index) or isinstance(level, pd.MultiIndex):
+            return f"its level {i} is a {type(level).__name__}, not a flat Index"
+        if not isinstance(c, np.ndarray) or c.ndim != 1 or c.dtype.kind not in "iu":
+            return f"its codes for level {i} are not a 1-d integer array"
+        n = len(c) if n is None else n
+        if len(c) != n:
+            return f"its codes for level {i} hold {len(c)} entries, not {n}"
+        if c.size and (int(c.min()) < -1 or int(c.max()) >= len(level)):
+            return f"its codes for level {i} run from {int(c.min())} to {int(c.max())}, outside -1..{len(level) - 1}"
+    return None
+
+
 _UNITS = ("s", "ms", "us", "ns")
 
 
@@ -999,6 +1025,7 @@ check_categorical = _raising(categorical_problem, "a pandas {name}", "reading it
 check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would read outside its memory")
 check_block_manager = _raising(block_manager_problem, "a pandas {name}", "reading its values would read outside its memory")
+check_multi_index = _raising(multi_index_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_rnn = _raising(rnn_problem, "a PyTorch {name}", "forward would read outside its memory")
@@ -1186,6 +1213,8 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.sparse._dia._dia_base": check_sparse,
     "scipy.sparse._lil._lil_base": check_lil,
     "pandas.core.internals.managers.BaseBlockManager": check_block_manager,
+    "pandas.MultiIndex": check_multi_index,  # (pandas 3; pandas 2 names it pandas.core.indexes.multi.MultiIndex)
+    "pandas.core.indexes.multi.MultiIndex": check_multi_index,
     **{f"{m}.{c}Array": check_datetimelike for c in ("Datetime", "Timedelta", "Period")  # (pandas 3 names them pandas.arrays.*)
        for m in ("pandas.arrays", f"pandas.core.arrays.{ {'Datetime': 'datetimes', 'Timedelta': 'timedeltas', 'Period': 'period'}[c]}")},
     "torch.nn.modules.rnn.RNNBase": check_rnn,
