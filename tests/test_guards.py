@@ -1705,3 +1705,67 @@ def test_good_multi_indexes_load(how: str, tmp_path: Path, monkeypatch: pytest.M
         assert repr(again) == repr(obj)
         if isinstance(obj, pd.MultiIndex):
             assert again.equals(obj) and list(again.take([0, -1])) == list(obj.take([0, -1])) if len(obj) else True
+
+
+# --- SciPy gaussian_kde: compiled kernels size their loops by d and n -----------------------
+
+def _kde_edited(weights: bool = False, **fields: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        from scipy import stats
+
+        X = np.random.default_rng(0).normal(size=(3, 40))
+        kde = stats.gaussian_kde(X[0], weights=np.abs(X[1]) + 0.1) if weights else stats.gaussian_kde(X)
+        for k, v in fields.items():
+            kde.__dict__[k] = v(kde.__dict__[k]) if callable(v) else v
+        return kde
+    return build
+
+
+BAD_KDE: dict[str, tuple[Callable[[], Any], str]] = {
+    "cho_cov flattened": (_kde_edited(cho_cov=lambda a: a.ravel().copy()), r"its cho_cov of shape \(9,\) is not 3 x 3"),
+    "1-d cho_cov flattened": (_kde_edited(True, cho_cov=lambda a: a.ravel().copy()), r"its cho_cov of shape \(1,\) is not 1 x 1"),
+    "covariance of one row": (_kde_edited(covariance=lambda a: a[:1].copy()), r"its covariance of shape \(1, 3\) is not 3 x 3"),
+    "weights cut short": (_kde_edited(True, _weights=lambda a: a[:1].copy()), r"its _weights of shape \(1,\) is not 40 real numbers"),
+    "d of 10**6": (_kde_edited(True, d=10**6), r"its dataset of shape \(1, 40\) is not 1000000 x 40"),
+    "d of -2**31": (_kde_edited(d=-2**31), r"its dimension -2147483648 and size 40 are not counts"),
+    "n past the dataset": (_kde_edited(n=41), r"its dataset of shape \(3, 40\) is not 3 x 41"),
+    "infinite covariance": (_kde_edited(covariance=lambda a: a * np.inf), r"its covariance holds values that are not finite"),
+    "NaN in the dataset": (_kde_edited(dataset=lambda a: np.where(a > 1, np.nan, a)), r"its dataset holds values that are not finite"),
+    "infinite factor": (_kde_edited(factor=np.inf), r"its factor inf is not a finite number"),
+    "inv_cov of the wrong shape": (_kde_edited(inv_cov=np.eye(2)), r"its inv_cov of shape \(2, 2\) is not 3 x 3"),
+}
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+@pytest.mark.parametrize("bad", list(BAD_KDE), ids=list(BAD_KDE))
+def test_malformed_kde_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by fuzzing pickled SciPy objects (one field changed, loaded and used in child
+    processes): a gaussian_kde whose cho_cov was flattened crashed evaluate (SIGSEGV), weights
+    cut short gave sums of other memory, an infinite covariance and a d of 10**6 hung."""
+    make, message = BAD_KDE[bad]
+    p = _dumped(make(), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=message) as info:
+        _load(p, how)
+    assert str(p) in str(info.value) and "evaluating it would read outside its memory or never end" in str(info.value)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_kdes_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy import stats
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3, 50))
+    kdes = [  # ("scott" only: another bandwidth keeps a lambda or bound method, which amber does not load)
+        stats.gaussian_kde(X), stats.gaussian_kde(X[0]), stats.gaussian_kde(X[:2]),
+        stats.gaussian_kde(X[0], weights=np.abs(X[1]) + 0.1), stats.gaussian_kde(X[:2], weights=np.arange(1, 51)),
+        stats.gaussian_kde(np.arange(10)), stats.gaussian_kde(X.astype(np.float32)),
+    ]
+    for kde in kdes:
+        again = _load(_dumped(kde, how, tmp_path, monkeypatch), how)
+        pts = np.linspace(-1, 1, 5 * kde.d).reshape(kde.d, 5)
+        for f in ("evaluate", "logpdf"):
+            np.testing.assert_array_equal(getattr(again, f)(pts), getattr(kde, f)(pts))
+        np.testing.assert_array_equal(again.resample(4, seed=0), kde.resample(4, seed=0))
+        assert again.integrate_gaussian(np.zeros(kde.d), np.eye(kde.d)) == kde.integrate_gaussian(np.zeros(kde.d), np.eye(kde.d))
+        if kde.d == 1:  # (integrate_box of more dimensions is a Monte Carlo estimate)
+            assert again.integrate_box_1d(-1, 1) == kde.integrate_box_1d(-1, 1)

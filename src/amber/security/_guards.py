@@ -50,6 +50,7 @@ __all__ = [
     "categorical_problem",
     "covariance_problem",
     "hgb_problem",
+    "kde_problem",
     "kmeans_problem",
     "libsvm_problem",
     "metric_problem",
@@ -759,6 +760,35 @@ def multi_index_problem(mi: Any) -> str | None:
     return None
 
 
+def kde_problem(kde: Any) -> str | None:
+    """SciPy's ``gaussian_kde`` hands its dataset, weights and Cholesky factor to compiled
+    kernels that size their loops by ``d`` and ``n``: a ``cho_cov`` flattened crashed
+    ``evaluate`` (SIGSEGV), weights cut short summed other memory, an infinite covariance or
+    ``d`` of 10**6 hung. As the constructor leaves them: ``d`` and ``n`` of 1 or more, a real
+    dataset ``d x n``, ``n`` weights, covariances and Cholesky factors ``d x d``, all finite."""
+    d, n, data = (kde.__dict__.get(k) for k in ("d", "n", "dataset"))
+    if type(d) is not int or type(n) is not int or d < 1 or n < 1:
+        return f"its dimension {d!r:.24} and size {n!r:.24} are not counts of 1 or more"
+    if not isinstance(data, np.ndarray) or data.dtype.kind not in "iuf" or data.shape != (d, n):
+        return f"its dataset of shape {getattr(data, 'shape', None)} is not {d} x {n} real numbers"
+    want = {"_weights": (n,), **dict.fromkeys(("covariance", "cho_cov", "_data_covariance", "_data_cho_cov", "inv_cov"), (d, d))}
+    for name, shape in want.items():
+        a = kde.__dict__.get(name, _MISSING)
+        if a is _MISSING and name in ("inv_cov", "_data_covariance", "_data_cho_cov"):
+            continue  # (older SciPy kept inv_cov; _data_* only once computed)
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "iuf" or a.shape != shape:
+            return f"its {name} of shape {getattr(a, 'shape', None)} is not {' x '.join(map(str, shape))} real numbers"
+        if not np.isfinite(a).all():
+            return f"its {name} holds values that are not finite"
+    if not np.isfinite(data).all():
+        return "its dataset holds values that are not finite"
+    for name in ("factor", "_neff", "log_det"):
+        v = kde.__dict__.get(name)
+        if v is not None and (not isinstance(v, (float, int, np.floating, np.integer)) or not np.isfinite(v)):
+            return f"its {name} {v!r:.24} is not a finite number"
+    return None
+
+
 _UNITS = ("s", "ms", "us", "ns")
 
 
@@ -1026,6 +1056,7 @@ check_sparse = _raising(sparse_problem, "a SciPy sparse {name}", "computing with
 check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would read outside its memory")
 check_block_manager = _raising(block_manager_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_multi_index = _raising(multi_index_problem, "a pandas {name}", "reading its values would read outside its memory")
+check_kde = _raising(kde_problem, "a SciPy {name}", "evaluating it would read outside its memory or never end")
 check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_rnn = _raising(rnn_problem, "a PyTorch {name}", "forward would read outside its memory")
@@ -1220,6 +1251,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "torch.nn.modules.rnn.RNNBase": check_rnn,
     "torch.nn.modules.activation.MultiheadAttention": check_attention,
     "scipy.interpolate._bsplines.BSpline": check_bspline,
+    "scipy.stats._kde.gaussian_kde": check_kde,
     "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
     "sklearn.preprocessing._target_encoder.TargetEncoder": check_target_encoder,
     **{f"numpy.random.{m}.{c}": check_bit_generator
