@@ -1564,10 +1564,6 @@ def test_malformed_random_state_refused(bad: str, how: str, tmp_path: Path, monk
     make, message, consequence = BAD_RANDOM[bad]
     if how == "amber" and bad.startswith("generator whose SeedSequence"):
         pytest.skip("amber's own format keeps a generator's state, not its seed sequence")
-    if how == "amber" and not bad.startswith("SeedSequence"):
-        request.node.add_marker(pytest.mark.xfail(
-            strict=True, raises=pytest.fail.Exception,
-            reason="amber's own Generator and RandomState nodes (handlers/_numpy.py) set the state without this check"))
     p = _dumped(make(), how, tmp_path, monkeypatch)
     with pytest.raises(amber.CorruptFileError, match=message) as info:
         _load(p, how)

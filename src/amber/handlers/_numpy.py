@@ -312,6 +312,17 @@ class DTypeHandler(Handler):
 _BITGENS = ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64")
 
 
+def _checked(obj: Any) -> Any:
+    """``obj`` once the check of its class (security._guards: a bit generator's position,
+    key and flags, which numpy's state setter takes as given and its draws trust) passed."""
+    from amber.security._guards import check_for
+
+    check = check_for(type(obj))
+    if check is not None:
+        check(obj)
+    return obj
+
+
 class GeneratorHandler(Handler):
     """``np.random.Generator``: bit generator name and its state."""
 
@@ -335,7 +346,7 @@ class GeneratorHandler(Handler):
             bg.state = ctx.decode(node[2])
         except (TypeError, ValueError, KeyError) as exc:
             raise CorruptFileError(f"malformed random state: {exc}") from None
-        return bg
+        return _checked(bg)
 
     def decode(self, node: list[Any], ctx: DecodeContext) -> Any:
         return np.random.Generator(self._bitgen(node, ctx))
@@ -359,7 +370,8 @@ class RandomStateHandler(GeneratorHandler):
             rs.set_state(ctx.decode(node[2]))
         except (TypeError, ValueError, KeyError) as exc:
             raise CorruptFileError(f"malformed random state: {exc}") from None
-        return rs
+        _checked(rs._bit_generator)
+        return _checked(rs)
 
 
 for _h in (NDArrayHandler, ScalarHandler, DTypeHandler, GeneratorHandler, RandomStateHandler):
