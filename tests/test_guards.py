@@ -208,6 +208,26 @@ def _load(p: Path, how: str) -> Any:
 HOW = ["amber", "amber-generic", "pkl", "pkl0", "joblib", "pt"]
 
 
+def _edited(make: Callable[[], Any], **fields: Any) -> Callable[[], Any]:
+    """A maker of ``make()`` with attributes set (a callable value maps the current one)."""
+    def build() -> Any:
+        m = make()
+        for k, v in fields.items():
+            setattr(m, k, v(getattr(m, k)) if callable(v) else v)
+        return m
+    return build
+
+
+def _assert_refused(model: Any, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, match: str,
+                    consequence: str) -> None:
+    """``model`` saved the ``how`` way is refused on load with a CorruptFileError matching
+    ``match`` that names the file and says ``consequence``."""
+    p = _dumped(model, how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=match) as info:
+        _load(p, how)
+    assert str(p) in str(info.value) and consequence in str(info.value)
+
+
 @pytest.mark.parametrize("how", HOW)
 @pytest.mark.parametrize("bad", list(BAD_TREES), ids=list(BAD_TREES))
 def test_malformed_tree_refused(fitted: Any, how: str, bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -321,10 +341,7 @@ BAD_OTHERS: dict[str, tuple[Callable[[], Any], str]] = {
 @pytest.mark.parametrize("bad", list(BAD_OTHERS), ids=list(BAD_OTHERS))
 def test_malformed_models_refused(how: str, bad: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make, match = BAD_OTHERS[bad]
-    p = _dumped(make(), how, tmp_path, monkeypatch)
-    with pytest.raises(amber.CorruptFileError, match=match) as info:
-        _load(p, how)
-    assert str(p) in str(info.value) and "predict would read outside its memory" in str(info.value)
+    _assert_refused(make(), how, tmp_path, monkeypatch, match, "predict would read outside its memory")
 
 
 @pytest.mark.parametrize("how", HOW)
@@ -922,10 +939,7 @@ def test_malformed_bspline_refused(bad: str, how: str, tmp_path: Path, monkeypat
     model = _spline_transformer()
     field, value, message = BAD_SPLINES[bad]
     _bspline_edit(model.bsplines_[1], field, value)
-    p = _dumped(model, how, tmp_path, monkeypatch)
-    with pytest.raises(amber.CorruptFileError, match=r"a SciPy BSpline is malformed: .*" + message) as info:
-        _load(p, how)
-    assert str(p) in str(info.value) and "evaluating it would read outside its memory" in str(info.value)
+    _assert_refused(model, how, tmp_path, monkeypatch, r"a SciPy BSpline is malformed: .*" + message, "evaluating it would read outside its memory")
 
 
 @pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
@@ -1047,10 +1061,7 @@ def test_malformed_ensembles_refused(bad: str, how: str, tmp_path: Path, monkeyp
     predictions corrupted the heap (abort), feature hashing into 0 features divided by
     zero (SIGFPE)."""
     make, message, consequence = BAD_ENSEMBLES[bad]
-    p = _dumped(make(), how, tmp_path, monkeypatch)
-    with pytest.raises(amber.CorruptFileError, match=message) as info:
-        _load(p, how)
-    assert str(p) in str(info.value) and consequence in str(info.value)
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, consequence)
 
 
 @pytest.mark.parametrize("how", ["amber", "pkl"])
@@ -1110,42 +1121,34 @@ def _bad_fuzzed() -> dict[str, tuple[Callable[[], Any], str, str]]:
         m._dual_coef_ = type(d)((d.data[:1], d.indices[:1], np.r_[0, [1] * d.shape[0]]), shape=d.shape)
         return m
 
-    def edited(make: Callable[[], Any], **fields: Any) -> Callable[[], Any]:
-        def build() -> Any:
-            m = make()
-            for k, v in fields.items():
-                setattr(m, k, v(getattr(m, k)) if callable(v) else v)
-            return m
-        return build
-
     return {
-        "k-means of -1 threads": (edited(lambda: KMeans(3, n_init=1, random_state=0).fit(X), _n_threads=-1),
+        "k-means of -1 threads": (_edited(lambda: KMeans(3, n_init=1, random_state=0).fit(X), _n_threads=-1),
                                   r"its number of threads -1 is not between 1 and 4096", "predict would"),
-        "mini-batch k-means of 0 threads": (edited(lambda: MiniBatchKMeans(3, n_init=1, random_state=0).fit(X), _n_threads=0),
+        "mini-batch k-means of 0 threads": (_edited(lambda: MiniBatchKMeans(3, n_init=1, random_state=0).fit(X), _n_threads=0),
                                             r"its number of threads 0 is not", "predict would"),
         "bisecting k-means of -2**31 threads": (
-            edited(lambda: BisectingKMeans(3, random_state=0).fit(X), _n_threads=-2**31), r"number of threads -2147483648", "predict would"),
-        "k-means of 10**6 threads": (edited(lambda: MiniBatchKMeans(3, n_init=1, random_state=0).fit(X), _n_threads=10**6),
+            _edited(lambda: BisectingKMeans(3, random_state=0).fit(X), _n_threads=-2**31), r"number of threads -2147483648", "predict would"),
+        "k-means of 10**6 threads": (_edited(lambda: MiniBatchKMeans(3, n_init=1, random_state=0).fit(X), _n_threads=10**6),
                                      r"number of threads 1000000 is not between 1 and 4096", "predict would"),
-        "birch norms cut short": (edited(lambda: Birch(n_clusters=None).fit(X), _subcluster_norms=lambda a: a[:1].copy()),
+        "birch norms cut short": (_edited(lambda: Birch(n_clusters=None).fit(X), _subcluster_norms=lambda a: a[:1].copy()),
                                   r"squared norms of shape \(1,\) for \d+ subcluster centers", "predict would read"),
-        "birch without norms": (edited(lambda: Birch().fit(X), _subcluster_norms=None), r"squared norms of shape None", "predict would read"),
+        "birch without norms": (_edited(lambda: Birch().fit(X), _subcluster_norms=None), r"squared norms of shape None", "predict would read"),
         "brute-force neighbors of a 1x1 Mahalanobis matrix": (
-            edited(lambda: NearestNeighbors(algorithm="brute", metric="mahalanobis", metric_params={"VI": np.eye(5)}).fit(X),
+            _edited(lambda: NearestNeighbors(algorithm="brute", metric="mahalanobis", metric_params={"VI": np.eye(5)}).fit(X),
                    effective_metric_params_={"VI": np.eye(1)}),
             r"its Mahalanobis matrix has shape \(1, 1\) for 5 features", "predict would read"),
         "brute-force neighbors without data rows": (
-            edited(lambda: KNeighborsClassifier(3, algorithm="brute").fit(X, y), _fit_X=lambda a: a[:0].copy()),
+            _edited(lambda: KNeighborsClassifier(3, algorithm="brute").fit(X, y), _fit_X=lambda a: a[:0].copy()),
             r"its data of shape \(0, 5\) does not hold its 120 samples", "predict would"),
         "neighbors data narrower than the input": (
-            edited(lambda: NearestNeighbors(algorithm="brute").fit(X), _fit_X=lambda a: a[:, :2].copy()),
+            _edited(lambda: NearestNeighbors(algorithm="brute").fit(X), _fit_X=lambda a: a[:, :2].copy()),
             r"its data of shape \(120, 2\) does not have its 5 features", "predict would"),
         "sparse SVC with dual coefficients left out": (sparse_svc_short_dual, r"sparse dual coefficients store \(1,\) values, not all",
                                                       "predict would read"),
-        "covariance precision of one row": (edited(lambda: LedoitWolf().fit(X), precision_=lambda a: a[:1].copy()),
+        "covariance precision of one row": (_edited(lambda: LedoitWolf().fit(X), precision_=lambda a: a[:1].copy()),
                                            r"its precision matrix of shape \(1, 5\) is not 5 square", "Mahalanobis distances would read"),
         "elliptic envelope covariance transposed into a row": (
-            edited(lambda: EllipticEnvelope(random_state=0).fit(X), precision_=None, covariance_=lambda a: a.ravel()[None].copy()),
+            _edited(lambda: EllipticEnvelope(random_state=0).fit(X), precision_=None, covariance_=lambda a: a.ravel()[None].copy()),
             r"its covariance matrix of shape \(1, 25\) is not 5 square", "Mahalanobis distances would read"),
     }
 
@@ -1164,10 +1167,7 @@ def test_malformed_fuzzed_state_refused(bad: str, how: str, tmp_path: Path, monk
     4000 and 3000 features); brute-force neighbors without data rows divided by zero (SIGFPE);
     a sparse SVC's dual coefficients left out of its CSR matrix read past them (NaN outputs)."""
     make, message, consequence = BAD_FUZZED[bad]
-    p = _dumped(make(), how, tmp_path, monkeypatch)
-    with pytest.raises(amber.CorruptFileError, match=message) as info:
-        _load(p, how)
-    assert str(p) in str(info.value) and consequence in str(info.value)
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, consequence)
 
 
 @pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
@@ -1218,14 +1218,6 @@ def _bad_unfilled() -> dict[str, tuple[Callable[[], Any], str]]:
     X3, y3 = _xy(classes=3)
     cats = np.c_[(X[:, :2] > 0).astype(int) + (X[:, :2] > 1), (X[:, 2] * 3).round() % 5]
 
-    def edited(make: Callable[[], Any], **fields: Any) -> Callable[[], Any]:
-        def build() -> Any:
-            m = make()
-            for k, v in fields.items():
-                setattr(m, k, v(getattr(m, k)) if callable(v) else v)
-            return m
-        return build
-
     def poly(**kw: Any) -> Callable[[], Any]:
         return lambda: PolynomialFeatures(**kw).fit(X)
 
@@ -1235,28 +1227,28 @@ def _bad_unfilled() -> dict[str, tuple[Callable[[], Any], str]]:
 
     return {
         "polynomial features with interaction_only flipped": (
-            edited(poly(degree=3), interaction_only=True), r"it declares 56 output features where its degrees and flags make 26"),
-        "polynomial features of max degree 0": (edited(poly(degree=2), _max_degree=0), r"declares 21 output features where .* make 1"),
-        "polynomial features of max degree -1": (edited(poly(degree=2), _max_degree=-1), r"its degrees 0..-1 are not integers"),
-        "polynomial features of min degree 3 kept as 2": (edited(poly(degree=(2, 3)), _min_degree=3),
+            _edited(poly(degree=3), interaction_only=True), r"it declares 56 output features where its degrees and flags make 26"),
+        "polynomial features of max degree 0": (_edited(poly(degree=2), _max_degree=0), r"declares 21 output features where .* make 1"),
+        "polynomial features of max degree -1": (_edited(poly(degree=2), _max_degree=-1), r"its degrees 0..-1 are not integers"),
+        "polynomial features of min degree 3 kept as 2": (_edited(poly(degree=(2, 3)), _min_degree=3),
                                                           r"declares 51 output features where .* make 36"),
-        "polynomial features of max degree 2**62": (edited(poly(degree=2), _max_degree=2**62), r"make more than \d+ output features"),
-        "polynomial features with the full count raised": (edited(poly(degree=(2, 3)), _n_out_full=lambda n: n + 5),
+        "polynomial features of max degree 2**62": (_edited(poly(degree=2), _max_degree=2**62), r"make more than \d+ output features"),
+        "polynomial features with the full count raised": (_edited(poly(degree=(2, 3)), _n_out_full=lambda n: n + 5),
                                                            r"declares 61 features of all degrees up to 3 where its flags make 56"),
-        "polynomial features without n_features_in_": (edited(poly(degree=2), n_features_in_=None), r"number of input features None"),
-        "polynomial features of 10**6 inputs": (edited(poly(degree=2), n_features_in_=10**6), r"declares 21 output features where"),
-        "polynomial features with include_bias a string": (edited(poly(degree=2), include_bias="yes"), r"is not a boolean"),
-        "target encoder with encodings cut short": (edited(target("binary"), encodings_=lambda e: e[:1]),
+        "polynomial features without n_features_in_": (_edited(poly(degree=2), n_features_in_=None), r"number of input features None"),
+        "polynomial features of 10**6 inputs": (_edited(poly(degree=2), n_features_in_=10**6), r"declares 21 output features where"),
+        "polynomial features with include_bias a string": (_edited(poly(degree=2), include_bias="yes"), r"is not a boolean"),
+        "target encoder with encodings cut short": (_edited(target("binary"), encodings_=lambda e: e[:1]),
                                                     r"it holds 1 encodings for 3 features"),
-        "multiclass target encoder with an encoding per feature": (edited(target("multiclass"), encodings_=lambda e: e[:3]),
+        "multiclass target encoder with an encoding per feature": (_edited(target("multiclass"), encodings_=lambda e: e[:3]),
                                                                   r"it holds 3 encodings for 3 features of 3 classes"),
-        "multiclass target encoder with a class dropped": (edited(target("multiclass"), classes_=lambda c: c[:2]),
+        "multiclass target encoder with a class dropped": (_edited(target("multiclass"), classes_=lambda c: c[:2]),
                                                           r"it holds 9 encodings for 3 features of 2 classes"),
-        "target encoder with a short encoding": (edited(target("continuous"), encodings_=lambda e: [e[0][:1], *e[1:]]),
+        "target encoder with a short encoding": (_edited(target("continuous"), encodings_=lambda e: [e[0][:1], *e[1:]]),
                                                  r"its encoding 0 of shape \(1,\) is not one value per category of feature 0 \(3\)"),
-        "target encoder with its categories cut short": (edited(target("binary"), categories_=lambda c: c[:2]),
+        "target encoder with its categories cut short": (_edited(target("binary"), categories_=lambda c: c[:2]),
                                                          r"its categories are not 3 1-d arrays"),
-        "target encoder of an unknown target type": (edited(target("multiclass"), target_type_="multilabel"),
+        "target encoder of an unknown target type": (_edited(target("multiclass"), target_type_="multilabel"),
                                                     r"its target type 'multilabel' is not"),
     }
 
@@ -1273,10 +1265,7 @@ def test_transformer_state_that_leaves_output_unfilled_refused(bad: str, how: st
     cut short, transformed into columns of an np.empty array they never filled (values of
     1e257 and 1e305: other memory's bytes)."""
     make, message = BAD_UNFILLED[bad]
-    p = _dumped(make(), how, tmp_path, monkeypatch)
-    with pytest.raises(amber.CorruptFileError, match=message) as info:
-        _load(p, how)
-    assert str(p) in str(info.value) and "transform would return uninitialised memory" in str(info.value)
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, "transform would return uninitialised memory")
 
 
 @pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
@@ -1564,10 +1553,7 @@ def test_malformed_random_state_refused(bad: str, how: str, tmp_path: Path, monk
     make, message, consequence = BAD_RANDOM[bad]
     if how == "amber" and bad.startswith("generator whose SeedSequence"):
         pytest.skip("amber's own format keeps a generator's state, not its seed sequence")
-    p = _dumped(make(), how, tmp_path, monkeypatch)
-    with pytest.raises(amber.CorruptFileError, match=message) as info:
-        _load(p, how)
-    assert str(p) in str(info.value) and consequence in str(info.value)
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, consequence)
 
 
 def _good_random() -> list[Any]:
@@ -1739,10 +1725,7 @@ def test_malformed_kde_refused(bad: str, how: str, tmp_path: Path, monkeypatch: 
     processes): a gaussian_kde whose cho_cov was flattened crashed evaluate (SIGSEGV), weights
     cut short gave sums of other memory, an infinite covariance and a d of 10**6 hung."""
     make, message = BAD_KDE[bad]
-    p = _dumped(make(), how, tmp_path, monkeypatch)
-    with pytest.raises(amber.CorruptFileError, match=message) as info:
-        _load(p, how)
-    assert str(p) in str(info.value) and "evaluating it would read outside its memory or never end" in str(info.value)
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, "evaluating it would read outside its memory or never end")
 
 
 @pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
