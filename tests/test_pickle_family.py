@@ -654,6 +654,12 @@ def test_object_arrays_in_pickles_torch_and_npy_files_load(protocol: int, tmp_pa
     plain.write_bytes(pickle.dumps([np.dtypes.Float64DType, np.float32, np.arange(2)], protocol=protocol))
     classes = amber.load(plain, trusted=["numpy.dtypes.Float64DType"])
     assert classes[0] is np.dtypes.Float64DType and classes[1] is np.float32
+    # the dtype classes the C unpickler replaces by watching stand-ins come back themselves
+    watched = tmp_path / "w.pkl"
+    watched.write_bytes(pickle.dumps({"k": [np.dtype, np.dtypes.ObjectDType], "a": np.arange(2), "d": np.dtype("f4")},
+                                     protocol=protocol))
+    back_w = amber.load(watched, trusted=["numpy.dtype", "numpy.dtypes.ObjectDType"])
+    assert back_w["k"][0] is np.dtype and back_w["k"][1] is np.dtypes.ObjectDType and back_w["d"] == np.dtype("f4")
     # globals whose == is no bool (pandas.NA) and classmethods through getattr pass the watch
     import zoneinfo
 

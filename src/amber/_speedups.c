@@ -389,7 +389,8 @@ visit_push(PyObject *o, void *arg)
  * every object reachable from root through the references the garbage collector sees
  * (tp_traverse, as gc.get_referents) and the items of object arrays, whose type has a
  * check: cache[type] when present (missing: not yet known), else check_for(type). Objects
- * of the types in ``atoms`` are skipped, those of (subclasses of) ``opaque`` not entered. */
+ * of the types in ``atoms`` are skipped, those of (subclasses of) ``opaque`` checked but not
+ * entered. */
 static PyObject *
 find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -448,13 +449,6 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         PyTypeObject *t = Py_TYPE(o);
-        int skip = 0;
-        for (Py_ssize_t i = 0; i < n_opaque && !skip; i++)
-            skip = PyType_IsSubtype(t, (PyTypeObject *)PyTuple_GET_ITEM(opaque, i));
-        if (skip) {
-            Py_DECREF(o);
-            continue;
-        }
         PyObject *check = PyDict_GetItemWithError(cache, (PyObject *)t); /* borrowed */
         if (check == NULL && PyErr_Occurred()) {
             Py_DECREF(o);
@@ -479,6 +473,13 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(pair);
         }
         Py_DECREF(check);
+        int skip = 0; /* (checked, but not entered) */
+        for (Py_ssize_t i = 0; i < n_opaque && !skip; i++)
+            skip = PyType_IsSubtype(t, (PyTypeObject *)PyTuple_GET_ITEM(opaque, i));
+        if (skip) {
+            Py_DECREF(o);
+            continue;
+        }
         if (PyType_IsSubtype(t, ndarray)) {
             PyObject *dtype = PyObject_GetAttrString(o, "dtype");
             PyObject *has = dtype ? PyObject_GetAttrString(dtype, "hasobject") : NULL;

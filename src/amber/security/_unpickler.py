@@ -535,14 +535,34 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
     that makes an object dtype raises :class:`ObjectArraysAhead` before any object array
     of it is built (see there)."""
 
+    _watch_out = False  # (set when a dtype stand-in was handed out)
+
     def find_class(self, module: str, name: str) -> Any:
         obj = self._trust.find(module, name)
         if type(obj) is types.MethodType and obj.__func__ is PickleTrust._getattr and obj.__self__ is self._trust:
             return self._getattr_watched  # a class attribute may be a dtype too
-        return _watched(obj)
+        return self._watch(obj)
 
     def _getattr_watched(self, obj: Any, name: Any) -> Any:
-        return _watched(self._trust._getattr(obj, name))
+        return self._watch(self._trust._getattr(obj, name))
+
+    def _watch(self, value: Any) -> Any:
+        out = _watched(value)
+        if out is not value:
+            self._watch_out = True
+        return out
+
+    def load(self) -> Any:
+        out = super().load()
+        # a stand-in stored as a value (not called) would be handed out in the real class's
+        # place: the pure-Python unpickler, which needs none, reads such a stream again
+        if self._watch_out and find_checked(out, {_DTypeWatch: True}, _no_check):
+            raise ObjectArraysAhead
+        return out
+
+
+def _no_check(cls: type) -> None:
+    return None
 
 
 def array_state_problem(arr: Any, state: Any) -> str | None:
