@@ -369,24 +369,23 @@ def _relocator(map_location: Any) -> Callable[[Any, str], Any] | None:
 # the unpickler
 
 
-class _TorchUnpickler(SafeUnpickler):
+class _Persistent:
+    """Storages come through ``persistent_load`` from the loader's ``persistent``."""
+
     def __init__(self, file: Any, trust: PickleTrust, persistent: Callable[[Any], Any]) -> None:
-        super().__init__(file, trust)
+        super().__init__(file, trust)  # type: ignore[call-arg]
         self._persistent = persistent
 
     def persistent_load(self, pid: Any) -> Any:
         return self._persistent(pid)
 
 
-class _TorchPyUnpickler(SafePyUnpickler):
+class _TorchUnpickler(_Persistent, SafeUnpickler):
+    pass
+
+
+class _TorchPyUnpickler(_Persistent, SafePyUnpickler):
     """The pure-Python twin, for the pickles that hold object arrays (it checks their states)."""
-
-    def __init__(self, file: Any, trust: PickleTrust, persistent: Callable[[Any], Any]) -> None:
-        super().__init__(file, trust)
-        self._persistent = persistent
-
-    def persistent_load(self, pid: Any) -> Any:
-        return self._persistent(pid)
 
 
 def _ascii(value: Any, what: str) -> str:
