@@ -363,13 +363,14 @@ class PickleTrust:
             self._watched[id(obj)] = (full, obj, _snapshot(obj))
         return obj
 
-    def check_built(self, root: Any) -> None:
-        """After a load that handed out a checked class: run the check of every instance of
-        one reachable from ``root`` (:func:`find_checked`); the first that fails raises, and
-        nothing of the load is handed out."""
-        if not self._checked_classes:  # (stays set: a later load may take the class from the cache)
+    def check_built(self, root: Any, extra: dict[type, Callable[[Any], None]] | None = None) -> None:
+        """After a load that handed out a checked class (or with ``extra`` checks by exact
+        type): run the check of every instance of one reachable from ``root``
+        (:func:`find_checked`, one walk); the first that fails raises, and nothing of the
+        load is handed out."""
+        if not self._checked_classes and not extra:  # (stays set: a later load may take the class from the cache)
             return
-        for check, inst in find_checked(root):
+        for check, inst in find_checked(root, extra):
             check(inst)
 
     def check_untouched(self) -> None:
@@ -467,13 +468,17 @@ class _Restricted:
     def find_class(self, module: str, name: str) -> Any:
         return self._trust.find(module, name)
 
+    def _built_checks(self) -> dict[type, Callable[[Any], None]] | None:
+        """Checks by exact type this unpickler adds to the after-load walk."""
+        return None
+
     def load(self) -> Any:
         try:
             try:
                 out = super().load()  # type: ignore[misc]
             finally:
                 self._trust.check_untouched()
-            self._trust.check_built(out)
+            self._trust.check_built(out, self._built_checks())
         except DecodeError as exc:  # say where (``where``: "file: "), unless the message does
             if self._where and type(exc) in (DecodeError, FormatError, CorruptFileError) and len(exc.args) == 1:
                 msg = exc.args[0]
@@ -552,17 +557,14 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
             self._watch_out = True
         return out
 
-    def load(self) -> Any:
-        out = super().load()
+    def _built_checks(self) -> dict[type, Callable[[Any], None]] | None:
         # a stand-in stored as a value (not called) would be handed out in the real class's
         # place: the pure-Python unpickler, which needs none, reads such a stream again
-        if self._watch_out and find_checked(out, {_DTypeWatch: True}, _no_check):
-            raise ObjectArraysAhead
-        return out
+        return {_DTypeWatch: _stand_in_stored} if self._watch_out else None
 
 
-def _no_check(cls: type) -> None:
-    return None
+def _stand_in_stored(cls: Any) -> None:
+    raise ObjectArraysAhead
 
 
 def array_state_problem(arr: Any, state: Any) -> str | None:
