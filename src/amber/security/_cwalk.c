@@ -760,6 +760,17 @@ arg_ssize(PyObject *v)
     return PyNumber_AsSsize_t(v, PyExc_OverflowError);
 }
 
+/* args[1] and args[2] (the stream's length and the start offset) as sizes; -1 on error. */
+static int
+arg_n_start(PyObject *const *args, Py_ssize_t *n_arg, Py_ssize_t *start)
+{
+    *n_arg = arg_ssize(args[1]);
+    if (*n_arg == -1 && PyErr_Occurred())
+        return -1;
+    *start = arg_ssize(args[2]);
+    return *start == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
 static PyObject *
 cwalk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -768,11 +779,8 @@ cwalk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *dataobj = args[0], *memo_d = args[3], *find_nl = args[4], *watch = args[6], *jumps = args[7];
-    Py_ssize_t n_arg = arg_ssize(args[1]);
-    if (n_arg == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t start = arg_ssize(args[2]);
-    if (start == -1 && PyErr_Occurred())
+    Py_ssize_t n_arg, start;
+    if (arg_n_start(args, &n_arg, &start) < 0)
         return NULL;
     if (!PyDict_Check(memo_d) || !PyFrozenSet_Check(watch)) {
         PyErr_SetString(PyExc_TypeError, "walk() takes a dict memo and a frozenset watch");
@@ -2159,11 +2167,8 @@ cjoblib(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *dataobj = args[0], *out = args[3];
-    Py_ssize_t n_arg = arg_ssize(args[1]);
-    if (n_arg == -1 && PyErr_Occurred())
-        return NULL;
-    Py_ssize_t start = arg_ssize(args[2]);
-    if (start == -1 && PyErr_Occurred())
+    Py_ssize_t n_arg, start;
+    if (arg_n_start(args, &n_arg, &start) < 0)
         return NULL;
     if (!ready || !jready) {
         PyErr_SetString(PyExc_RuntimeError, "_cwalk.setup_joblib() was not called");
