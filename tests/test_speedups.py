@@ -283,3 +283,42 @@ def test_find_checked_bad_arguments() -> None:
         _speedups.find_checked([], (int,) * 17, (), {}, None, len, list)
     with pytest.raises(ZeroDivisionError):  # an error of check_for comes through
         _speedups.find_checked([object()], (), (), {}, None, lambda t: 1 / 0, list)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    steps=st.lists(st.integers(min_value=-3, max_value=6), max_size=40),
+    start=st.integers(min_value=-2, max_value=4),
+    text=st.binary(max_size=80),
+    width=st.sampled_from([4, 8]),
+    short=st.booleans(),
+    high=st.booleans(),
+)
+def test_text_offsets_matches_the_python_twin(steps: list[int], start: int, text: bytes, width: int,
+                                              short: bool, high: bool) -> None:
+    """String-array offsets: the C verdict (0 bad offsets, 1 ASCII text, 2 other text)
+    equals the NumPy twin's, including offsets past the text, decreasing ones, a negative
+    first one, and an offsets buffer one entry short."""
+    import numpy as np
+
+    from amber import _speedups
+    from amber.handlers._pandas import _text_offsets_py
+
+    offs = np.cumsum([start, *steps]).astype(np.int32 if width == 4 else np.int64)
+    data = bytes(b | 0x80 if high and i % 7 == 3 else b & 0x7F for i, b in enumerate(text))
+    n = len(offs) - 1 + (1 if short else 0)
+    buf = offs.tobytes()
+    assert _speedups.text_offsets(buf, data, n, width) == _text_offsets_py(buf, data, n, width)
+
+
+def test_text_offsets_bad_arguments() -> None:
+    from amber import _speedups
+
+    with pytest.raises(ValueError):
+        _speedups.text_offsets(b"\0" * 8, b"", 0, 3)
+    with pytest.raises(ValueError):
+        _speedups.text_offsets(b"\0" * 8, b"", -1, 4)
+    with pytest.raises(TypeError):
+        _speedups.text_offsets(b"\0" * 8, b"", 0)
+    assert _speedups.text_offsets(b"\0" * 4, b"", 0, 4) == 1  # one offset, no text
+    assert _speedups.text_offsets(b"", b"", 0, 4) == 0  # no offsets at all

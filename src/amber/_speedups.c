@@ -6,6 +6,7 @@
  * tree_problem(...): security._guards._tree_problem_np.
  * plain_blobs(...): the checks of container._reader.BlobInfo for uncompressed entries.
  * find_checked(...): security._guards._find_checked_py.
+ * text_offsets(...): handlers._pandas._text_offsets_py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -534,6 +535,71 @@ fail:
     return NULL;
 }
 
+/* text_offsets(offsets, data, n, width) -> 0, 1 or 2, for the n+1 native int32 (width 4)
+ * or int64 (width 8) offsets of an Arrow string array into ``data``:
+ * 0: the offsets are not a nondecreasing run from 0 or more up to at most len(data);
+ * 1: they are, and the bytes between the first and the last offset are all ASCII;
+ * 2: they are, and those bytes are not all ASCII (the caller checks them as UTF-8). */
+static PyObject *
+text_offsets(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "text_offsets(offsets, data, n, width) takes 4 arguments");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[2]), width = PyLong_AsSsize_t(args[3]);
+    if ((n == -1 || width == -1) && PyErr_Occurred())
+        return NULL;
+    if (n < 0 || (width != 4 && width != 8)) {
+        PyErr_SetString(PyExc_ValueError, "text_offsets: n must be >= 0 and width 4 or 8");
+        return NULL;
+    }
+    Py_buffer ov, dv;
+    if (PyObject_GetBuffer(args[0], &ov, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &dv, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&ov);
+        return NULL;
+    }
+    long verdict = 0;
+    if (n >= ov.len / width) /* fewer than n + 1 offsets */
+        goto done;
+    int64_t lo, hi, prev;
+    int bad = 0;
+    if (width == 4) {
+        const int32_t *o = (const int32_t *)ov.buf;
+        lo = o[0];
+        for (Py_ssize_t i = 0; i < n; i++)
+            bad |= o[i + 1] < o[i];
+        prev = o[n];
+    }
+    else {
+        const int64_t *o = (const int64_t *)ov.buf;
+        lo = o[0];
+        for (Py_ssize_t i = 0; i < n; i++)
+            bad |= o[i + 1] < o[i];
+        prev = o[n];
+    }
+    hi = prev;
+    if (bad || lo < 0 || hi > (int64_t)dv.len)
+        goto done;
+    const unsigned char *t = (const unsigned char *)dv.buf + lo;
+    Py_ssize_t len = (Py_ssize_t)(hi - lo), i = 0;
+    uint64_t high = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, t + i, 8);
+        high |= w;
+    }
+    for (; i < len; i++)
+        high |= t[i];
+    verdict = (high & 0x8080808080808080ULL) ? 2 : 1;
+done:
+    PyBuffer_Release(&dv);
+    PyBuffer_Release(&ov);
+    return PyLong_FromLong(verdict);
+}
+
 static PyMethodDef methods[] = {
     {"plain_scan", (PyCFunction)(void (*)(void))plain_scan, METH_FASTCALL,
      "plain_scan(pairs, tuples) -> the first (key, value) pair that is not plain, or None"},
@@ -543,6 +609,8 @@ static PyMethodDef methods[] = {
      "plain_blobs(cls, entries, data_end, header_size, align, max_chunk) -> [cls instance or None]"},
     {"find_checked", (PyCFunction)(void (*)(void))find_checked, METH_FASTCALL,
      "find_checked(root, atoms, opaque, cache, missing, check_for, ndarray) -> [(check, obj)]"},
+    {"text_offsets", (PyCFunction)(void (*)(void))text_offsets, METH_FASTCALL,
+     "text_offsets(offsets, data, n, width) -> 0 (bad offsets), 1 (ASCII text) or 2 (other text)"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,
