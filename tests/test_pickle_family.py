@@ -630,6 +630,63 @@ def test_torch_file_object_array_shorter_than_its_shape_refused(tmp_path: Path) 
         amber.load(bad, trusted=["torch"])
 
 
+def _short_masked_state() -> tuple[Any, tuple[Any, ...], tuple[Any, ...]]:
+    """A masked object array's reduce value whose 7-item state says 12x12 and lists 12 items
+    (``numpy.ma`` hands items 1-4 on to the ndarray's ``__setstate__``)."""
+    a = np.ma.array(np.array([f"s{i}" for i in range(144)], dtype=object).reshape(12, 12))
+    func, args, state = a.__reduce__()
+    assert len(state) == 7 and type(state[4]) is list
+    return func, args, (*state[:4], state[4][:12], *state[5:])
+
+
+class _ShortMasked:
+    """Pickles (and saves natively) as a masked object array with a short state."""
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        return _short_masked_state()
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib", "amber"])
+def test_masked_object_array_shorter_than_its_shape_refused(how: str, tmp_path: Path) -> None:
+    """A masked array's state has 7 items, not an ndarray's 4 or 5: it is checked all the
+    same (before, plain pickle.load and amber.load of each of these files crashed, SIGSEGV)."""
+    p = tmp_path / f"masked.{how}"
+    if how == "pkl":
+        p.write_bytes(pickle.dumps({"m": _ShortMasked()}, protocol=4))
+    elif how == "joblib":
+        joblib.dump({"m": _ShortMasked()}, p)
+    else:
+        amber.dump({"m": _ShortMasked()}, p)
+    with pytest.raises(amber.AmberError, match=r"object array of shape \(12, 12\) comes with 12 items"):
+        amber.load(p)
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib", "amber"])
+def test_masked_arrays_load(how: str, tmp_path: Path) -> None:
+    """Good masked arrays (objects, numbers, records) load equal, mask and fill value kept."""
+    from numpy.ma import mrecords
+
+    obj = np.ma.array(np.array([["a", None, 3], [2.5, "b", "c"]], dtype=object), mask=[[0, 1, 0], [0, 0, 1]])
+    num = np.ma.array(np.arange(6.0).reshape(2, 3), mask=[[1, 0, 0], [0, 1, 0]], fill_value=-1.0)
+    rec = mrecords.fromarrays([np.arange(3), np.array([0.5, 1.5, 2.5])], names="n,x")  # (numbers: numpy pickles
+    # masked records as bytes, which holds no objects)
+    data = {"obj": obj, "num": num, "rec": rec}
+    p = tmp_path / f"m.{how}"
+    if how == "pkl":
+        p.write_bytes(pickle.dumps(data, protocol=4))
+    elif how == "joblib":
+        joblib.dump(data, p)
+    else:
+        amber.dump(data, p)
+    out = amber.load(p, trusted=["numpy.rec", "numpy.record", "numpy.ma.mrecords"])  # (numpy.ma is trusted)
+    for k, v in data.items():
+        assert type(out[k]) is type(v), k
+        assert out[k].dtype == v.dtype and out[k].shape == v.shape, k
+        assert out[k].tolist() == v.tolist(), k
+        assert (np.ma.getmaskarray(out[k]) == np.ma.getmaskarray(v)).all(), k
+    assert out["num"].fill_value == -1.0
+
+
 @pytest.mark.parametrize("protocol", [0, 2, 4, 5])
 def test_object_arrays_in_pickles_torch_and_npy_files_load(protocol: int, tmp_path: Path) -> None:
     """Files with object arrays take the checked pure-Python path and come back equal;

@@ -571,11 +571,12 @@ def array_state_problem(arr: Any, state: Any) -> str | None:
     """Why ``arr.__setstate__(state)`` must not run, or None: NumPy fills an object array
     from the state's list by the state's shape without comparing the two (a list of 12
     items for a 12x12 array read past the list: a crash, or pointers from other memory
-    taken as objects)."""
+    taken as objects). ``state`` is an ndarray's (4 or 5 items) or a masked array's
+    (7 items: ``numpy.ma`` hands items 1-4 on to the ndarray's ``__setstate__``)."""
     np = sys.modules.get("numpy")
-    if np is None or not isinstance(arr, np.ndarray) or type(state) is not tuple or len(state) not in (4, 5):
+    if np is None or not isinstance(arr, np.ndarray) or type(state) is not tuple or len(state) not in (4, 5, 7):
         return None
-    shape, dtype, _fortran, raw = state[-4:]
+    shape, dtype, _fortran, raw = state[1:5] if len(state) == 7 else state[-4:]
     if not isinstance(dtype, np.dtype) or not dtype.hasobject or type(raw) is not list:
         return None  # (bytes: NumPy compares their length itself)
     if type(shape) is not tuple or not all(type(n) is int and 0 <= n < 1 << 62 for n in shape):
