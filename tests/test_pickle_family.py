@@ -661,6 +661,57 @@ def test_masked_object_array_shorter_than_its_shape_refused(how: str, tmp_path: 
         amber.load(p)
 
 
+class _Reduced:
+    """Pickles as ``func(*args)`` with ``state`` (a BUILD)."""
+
+    def __init__(self, func: Any, args: tuple[Any, ...], state: Any) -> None:
+        self.reduced = (func, args, state)
+
+    def __reduce__(self) -> Any:
+        return self.reduced
+
+
+def _array_state_bypasses() -> dict[str, Any]:
+    """Object-array states NumPy takes that are not (version, shape, dtype, fortran, list):
+    every one of them crashed amber.load (SIGSEGV) before the check looked past tuples."""
+    import collections
+
+    from numpy._core.multiarray import _reconstruct
+    from pandas.api.typing import FrozenList
+
+    def state(raw: Any) -> tuple[Any, ...]:
+        return (1, (12, 12), np.dtype(object), False, raw)
+
+    made = (_reconstruct, (np.ndarray, (0,), b"b"))
+    func, args, masked = _short_masked_state()
+    return {
+        "a list as the state": _Reduced(*made, list(state(["x"] * 12))),
+        "a deque as the state": _Reduced(*made, collections.deque(state(["x"] * 12))),
+        "a list subclass of 12 items": _Reduced(*made, state(FrozenList(["x"] * 12))),
+        "a masked array's state as a list": _Reduced(func, args, list(masked)),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_array_state_bypasses()))
+@pytest.mark.parametrize("how", ["pkl", "joblib"])
+def test_array_states_numpy_takes_in_other_shapes_are_refused(case: str, how: str, tmp_path: Path) -> None:
+    obj = {"a": _array_state_bypasses()[case]}
+    p = tmp_path / f"bad.{how}"
+    if how == "pkl":
+        p.write_bytes(pickle.dumps(obj, protocol=4))
+    else:
+        joblib.dump(obj, p)
+    with pytest.raises(amber.AmberError, match=r"not a tuple|shape \(12, 12\) comes with 12 items"):
+        amber.load(p)
+
+
+def test_a_masked_array_state_as_a_list_is_refused_in_amber_files(tmp_path: Path) -> None:
+    p = tmp_path / "bad.amber"
+    amber.dump({"a": _array_state_bypasses()["a masked array's state as a list"]}, p)
+    with pytest.raises(amber.CorruptFileError, match=r"an array's state is a list, not a tuple"):
+        amber.load(p)
+
+
 @pytest.mark.parametrize("how", ["pkl", "joblib", "amber"])
 def test_masked_arrays_load(how: str, tmp_path: Path) -> None:
     """Good masked arrays (objects, numbers, records) load equal, mask and fill value kept."""

@@ -572,21 +572,43 @@ def array_state_problem(arr: Any, state: Any) -> str | None:
     from the state's list by the state's shape without comparing the two (a list of 12
     items for a 12x12 array read past the list: a crash, or pointers from other memory
     taken as objects). ``state`` is an ndarray's (4 or 5 items) or a masked array's
-    (7 items: ``numpy.ma`` hands items 1-4 on to the ndarray's ``__setstate__``)."""
+    (7 items: ``numpy.ma`` hands items 1-4 on to the ndarray's ``__setstate__``).
+
+    NumPy takes any sequence as the state (a list of 5 items crashed as a tuple does) and
+    any list subclass as the items, read at the C level whatever its ``__len__`` says: an
+    array whose ``__setstate__`` is NumPy's must get a tuple, and the items are counted
+    with ``list.__len__``."""
     np = sys.modules.get("numpy")
-    if np is None or not isinstance(arr, np.ndarray) or type(state) is not tuple or len(state) not in (4, 5, 7):
+    if np is None or not isinstance(arr, np.ndarray):
+        return None
+    if type(state) is not tuple:
+        if _numpy_setstate(type(arr)):
+            return f"an array's state is a {type(state).__name__}, not a tuple"
+        return None
+    if len(state) not in (4, 5, 7):
         return None
     shape, dtype, _fortran, raw = state[1:5] if len(state) == 7 else state[-4:]
-    if not isinstance(dtype, np.dtype) or not dtype.hasobject or type(raw) is not list:
+    if not isinstance(dtype, np.dtype) or not dtype.hasobject or not isinstance(raw, list):
         return None  # (bytes: NumPy compares their length itself)
     if type(shape) is not tuple or not all(type(n) is int and 0 <= n < 1 << 62 for n in shape):
         return f"an object array's shape {shape!r:.40} is malformed"
     count = 1
     for n in shape:
         count = min(count * n, 1 << 62)
-    if len(raw) != count:
-        return f"an object array of shape {shape} comes with {len(raw)} items"
+    items = list.__len__(raw)
+    if items != count:
+        return f"an object array of shape {shape} comes with {items} items"
     return None
+
+
+def _numpy_setstate(cls: type) -> bool:
+    """Does ``cls`` restore its state with NumPy's own ``__setstate__`` (the ndarray's, or
+    ``numpy.ma``'s, which hands part of it on)?"""
+    setstate = getattr(cls, "__setstate__", None)
+    np = sys.modules["numpy"]
+    if setstate is np.ndarray.__setstate__:
+        return True
+    return getattr(setstate, "__module__", None) in ("numpy.ma.core", "numpy.ma.mrecords")
 
 
 class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defined,misc]
