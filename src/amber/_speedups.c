@@ -7,6 +7,7 @@
  * plain_blobs(...): the checks of container._reader.BlobInfo for uncompressed entries.
  * find_checked(...): security._guards._find_checked_py.
  * text_offsets(...): handlers._pandas._text_offsets_py.
+ * array_states_proven(...): security._arraystates._array_states_proven_py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -600,6 +601,580 @@ done:
     return PyLong_FromLong(verdict);
 }
 
+/* ---- array_states_proven(data, start) -> bool: security._arraystates._array_states_proven_py.
+ * A value of the abstract unpickler is an int64: its kind in the low 3 bits, its payload
+ * above them (an int's value, or the number of a list, a dict or a tuple in their tables). */
+enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE };
+#define AV(kind, x) ((int64_t)(((uint64_t)(int64_t)(x) << 3) | (uint64_t)(kind)))
+#define AV_KIND(v) ((int)((uint64_t)(v)&7))
+#define AV_X(v) ((int64_t)(v) >> 3)
+#define AV_UNSET ((int64_t)7)
+#define AS_CAP ((int64_t)1 << 62)
+#define AS_NOT_A_LIST (-2)
+#define AS_UNKNOWN (-1)
+#define AS_INT_MAX ((int64_t)1 << 58)
+
+typedef struct {
+    int64_t *v;
+    Py_ssize_t n, cap;
+} i64vec;
+
+static int
+iv_push(i64vec *a, int64_t x)
+{
+    if (a->n == a->cap) {
+        Py_ssize_t cap = a->cap ? a->cap * 2 : 64;
+        int64_t *v = PyMem_Realloc(a->v, (size_t)cap * sizeof(int64_t));
+        if (v == NULL)
+            return -1;
+        a->v = v;
+        a->cap = cap;
+    }
+    a->v[a->n++] = x;
+    return 0;
+}
+
+typedef struct {
+    i64vec stack, marks, memo;
+    i64vec list_count, list_esc, dict_plain;
+    i64vec tuples; /* 4 per tuple: k, product, raw, shape */
+    Py_ssize_t memo_len;
+} proof_t;
+
+static void
+proof_free(proof_t *p)
+{
+    i64vec *all[] = {&p->stack, &p->marks, &p->memo, &p->list_count, &p->list_esc, &p->dict_plain, &p->tuples};
+    for (size_t j = 0; j < sizeof(all) / sizeof(all[0]); j++)
+        PyMem_Free(all[j]->v);
+}
+
+static void
+as_escape(proof_t *p, int64_t v)
+{
+    int k = AV_KIND(v);
+    if (k == AV_LIST)
+        p->list_esc.v[AV_X(v)] = 1;
+    else if (k == AV_DICT)
+        p->dict_plain.v[AV_X(v)] = 0;
+    else if (k == AV_TUPLE) {
+        int64_t raw = p->tuples.v[4 * AV_X(v) + 2];
+        if (raw >= 0)
+            p->list_esc.v[raw] = 1;
+    }
+}
+
+static int64_t
+as_new_list(proof_t *p, int64_t count)
+{
+    if (iv_push(&p->list_count, count) < 0 || iv_push(&p->list_esc, 0) < 0)
+        return -1;
+    return AV(AV_LIST, p->list_count.n - 1);
+}
+
+/* items[0], items[1]... as keys and values (step 2) into target */
+static void
+as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
+{
+    for (Py_ssize_t j = 0; j < pairs; j++) {
+        int64_t key = items[2 * j], value = items[2 * j + 1];
+        as_escape(p, value);
+        if (AV_KIND(target) == AV_DICT && AV_KIND(key) == AV_U)
+            p->dict_plain.v[AV_X(target)] = 0;
+        as_escape(p, key);
+    }
+}
+
+static int64_t
+as_new_dict(proof_t *p, const int64_t *items, Py_ssize_t pairs)
+{
+    if (iv_push(&p->dict_plain, 1) < 0)
+        return -1;
+    int64_t v = AV(AV_DICT, p->dict_plain.n - 1);
+    as_set_items(p, v, items, pairs);
+    return v;
+}
+
+static int64_t
+as_tuple_of(proof_t *p, const int64_t *items, Py_ssize_t k)
+{
+    int64_t prod = 1;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        int64_t x = items[j];
+        if (AV_KIND(x) != AV_INT || AV_X(x) < 0) {
+            prod = -1;
+            break;
+        }
+        int64_t f = AV_X(x);
+        prod = (f && prod > AS_CAP / f) ? AS_CAP : prod * f;
+        if (prod > AS_CAP)
+            prod = AS_CAP;
+    }
+    int64_t raw = AS_NOT_A_LIST, shape = -1;
+    if (k == 4 || k == 5 || k == 7) {
+        Py_ssize_t ra = k == 7 ? 4 : k - 1, sa = k == 7 ? 1 : k - 4;
+        for (Py_ssize_t j = 0; j < k; j++)
+            if (j != ra)
+                as_escape(p, items[j]);
+        int64_t r = items[ra], s = items[sa];
+        if (AV_KIND(r) == AV_LIST)
+            raw = AV_X(r);
+        else if (AV_KIND(r) == AV_U)
+            raw = AS_UNKNOWN;
+        else
+            as_escape(p, r);
+        shape = AV_KIND(s) == AV_TUPLE ? p->tuples.v[4 * AV_X(s) + 1] : -1;
+    }
+    else
+        for (Py_ssize_t j = 0; j < k; j++)
+            as_escape(p, items[j]);
+    if (iv_push(&p->tuples, k) < 0 || iv_push(&p->tuples, prod) < 0 || iv_push(&p->tuples, raw) < 0 ||
+        iv_push(&p->tuples, shape) < 0)
+        return -1;
+    return AV(AV_TUPLE, p->tuples.n / 4 - 1);
+}
+
+/* 1: the BUILD of this state is harmless; 0: not proven */
+static int
+as_build_ok(proof_t *p, int64_t state)
+{
+    int kind = AV_KIND(state);
+    if (kind == AV_SAFE || kind == AV_INT)
+        return 1;
+    if (kind == AV_DICT) {
+        int ok = p->dict_plain.v[AV_X(state)] != 0;
+        p->dict_plain.v[AV_X(state)] = 0;
+        return ok;
+    }
+    if (kind == AV_TUPLE) {
+        const int64_t *t = p->tuples.v + 4 * AV_X(state);
+        int64_t k = t[0], raw = t[2], shape = t[3];
+        if ((k != 4 && k != 5 && k != 7) || raw == AS_NOT_A_LIST)
+            return 1;
+        if (raw == AS_UNKNOWN)
+            return 0;
+        int ok = !p->list_esc.v[raw] && shape >= 0 && p->list_count.v[raw] == shape;
+        p->list_esc.v[raw] = 1;
+        return ok;
+    }
+    return 0;
+}
+
+static inline int64_t
+rd_le(const unsigned char *d, int w)
+{
+    uint64_t x = 0;
+    for (int j = w - 1; j >= 0; j--)
+        x = x << 8 | d[j];
+    return (int64_t)x;
+}
+
+/* the digits of a GET/PUT line (or -1), and of an INT line (an int value, AV_SAFE for
+ * 00/01, AV_U for any other spelling) */
+static int64_t
+as_line_key(const unsigned char *s, Py_ssize_t len)
+{
+    if (len < 1 || len > 18)
+        return -1;
+    int64_t x = 0;
+    for (Py_ssize_t j = 0; j < len; j++) {
+        if (s[j] < '0' || s[j] > '9')
+            return -1;
+        x = x * 10 + (s[j] - '0');
+    }
+    return x;
+}
+
+static int64_t
+as_int_line(const unsigned char *s, Py_ssize_t len)
+{
+    if (len == 2 && s[0] == '0' && (s[1] == '0' || s[1] == '1'))
+        return AV(AV_SAFE, 0);
+    int neg = len > 0 && s[0] == '-';
+    const unsigned char *d = s + neg;
+    Py_ssize_t dl = len - neg;
+    if (dl < 1 || dl > 17 || (dl > 1 && d[0] == '0'))
+        return AV(AV_U, 0);
+    int64_t x = as_line_key(d, dl);
+    if (x < 0)
+        return AV(AV_U, 0);
+    return AV(AV_INT, neg ? -x : x);
+}
+
+static PyObject *
+array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "array_states_proven(data, start) takes 2 arguments");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *d = (const unsigned char *)view.buf;
+    Py_ssize_t n = view.len, i = start < 0 ? n : start, fend = -1;
+    proof_t p;
+    memset(&p, 0, sizeof(p));
+    int result = 0, oom = 0;
+    int64_t x, y, z;
+    int64_t *items;
+    Py_ssize_t m, cnt;
+
+#define NEED(end) \
+    do { \
+        if ((end) > n || (fend >= 0 && (end) > fend)) \
+            goto fail; \
+    } while (0)
+#define PUSH(v) \
+    do { \
+        if (iv_push(&p.stack, (v)) < 0) \
+            goto nomem; \
+    } while (0)
+#define FENCE (p.marks.n ? p.marks.v[p.marks.n - 1] : 0)
+#define POP(dst) \
+    do { \
+        if (p.stack.n <= FENCE) \
+            goto fail; \
+        (dst) = p.stack.v[--p.stack.n]; \
+    } while (0)
+#define TOP(dst) \
+    do { \
+        if (p.stack.n <= FENCE) \
+            goto fail; \
+        (dst) = p.stack.v[p.stack.n - 1]; \
+    } while (0)
+#define POP_MARK() /* items = p.stack.v + m, cnt of them; the stack is cut at m */ \
+    do { \
+        if (!p.marks.n) \
+            goto fail; \
+        m = p.marks.v[--p.marks.n]; \
+        items = p.stack.v + m; \
+        cnt = p.stack.n - m; \
+        p.stack.n = m; \
+    } while (0)
+#define CHECKED(v) \
+    do { \
+        if ((v) == -1) \
+            goto nomem; \
+    } while (0)
+
+    for (;;) {
+        if (fend >= 0 && i == fend)
+            fend = -1;
+        NEED(i + 1);
+        unsigned op = d[i++];
+        switch (op) {
+        case 0x4E: case 0x88: case 0x89: case 0x8F: /* NONE NEWTRUE NEWFALSE EMPTY_SET */
+            PUSH(AV(AV_SAFE, 0));
+            break;
+        case 0x5D: /* EMPTY_LIST */
+            x = as_new_list(&p, 0);
+            CHECKED(x);
+            PUSH(x);
+            break;
+        case 0x7D: /* EMPTY_DICT */
+            x = as_new_dict(&p, NULL, 0);
+            CHECKED(x);
+            PUSH(x);
+            break;
+        case 0x29: /* EMPTY_TUPLE */
+            x = as_tuple_of(&p, NULL, 0);
+            CHECKED(x);
+            PUSH(x);
+            break;
+        case 0x4B: case 0x4D: case 0x4A: { /* BININT1 BININT2 BININT */
+            int w = op == 0x4B ? 1 : op == 0x4D ? 2 : 4;
+            NEED(i + w);
+            x = rd_le(d + i, w);
+            if (w == 4)
+                x = (int32_t)(uint32_t)x;
+            PUSH(AV(AV_INT, x));
+            i += w;
+            break;
+        }
+        case 0x47: /* BINFLOAT */
+            NEED(i + 8);
+            PUSH(AV(AV_SAFE, 0));
+            i += 8;
+            break;
+        case 0x8C: case 0x43: case 0x55: case 0x8A: /* SHORT_BINUNICODE SHORT_BINBYTES SHORT_BINSTRING LONG1 */
+            NEED(i + 1);
+            x = d[i];
+            NEED(i + 1 + x);
+            PUSH(op == 0x8A ? AV(AV_U, 0) : AV(AV_SAFE, 0));
+            i += 1 + (Py_ssize_t)x;
+            break;
+        case 0x58: case 0x42: case 0x54: case 0x8B: /* BINUNICODE BINBYTES BINSTRING LONG4 */
+            NEED(i + 4);
+            x = rd_le(d + i, 4);
+            if ((op == 0x54 || op == 0x8B) && x >= ((int64_t)1 << 31))
+                goto fail;
+            if (x > n)
+                goto fail;
+            NEED(i + 4 + x);
+            PUSH(op == 0x8B ? AV(AV_U, 0) : AV(AV_SAFE, 0));
+            i += 4 + (Py_ssize_t)x;
+            break;
+        case 0x8D: case 0x8E: case 0x96: /* BINUNICODE8 BINBYTES8 BYTEARRAY8 */
+            NEED(i + 8);
+            x = rd_le(d + i, 8);
+            if (x < 0 || x > n)
+                goto fail;
+            NEED(i + 8 + x);
+            PUSH(AV(AV_SAFE, 0));
+            i += 8 + (Py_ssize_t)x;
+            break;
+        case 0x94: /* MEMOIZE */
+            x = p.memo_len;
+            goto put;
+        case 0x71: case 0x72: /* BINPUT LONG_BINPUT */
+            NEED(i + (op == 0x71 ? 1 : 4));
+            x = rd_le(d + i, op == 0x71 ? 1 : 4);
+            i += op == 0x71 ? 1 : 4;
+        put:
+            TOP(y);
+            /* keys as picklers make them: dense from 0 (a far key is not followed) */
+            if (x < 0 || x > 2 * p.memo_len + 1024)
+                goto fail;
+            while (p.memo.n <= x)
+                if (iv_push(&p.memo, AV_UNSET) < 0)
+                    goto nomem;
+            if (p.memo.v[x] == AV_UNSET)
+                p.memo_len++;
+            p.memo.v[x] = y;
+            break;
+        case 0x68: case 0x6A: /* BINGET LONG_BINGET */
+            NEED(i + (op == 0x68 ? 1 : 4));
+            x = rd_le(d + i, op == 0x68 ? 1 : 4);
+            i += op == 0x68 ? 1 : 4;
+        get:
+            if (x < 0 || x >= p.memo.n || p.memo.v[x] == AV_UNSET)
+                goto fail;
+            PUSH(p.memo.v[x]);
+            break;
+        case 0x28: /* MARK */
+            if (iv_push(&p.marks, p.stack.n) < 0)
+                goto nomem;
+            break;
+        case 0x65: case 0x75: case 0x90: /* APPENDS SETITEMS ADDITEMS */
+            POP_MARK();
+            TOP(x);
+            if (op == 0x65) {
+                for (Py_ssize_t j = 0; j < cnt; j++)
+                    as_escape(&p, items[j]);
+                if (AV_KIND(x) == AV_LIST) {
+                    int64_t *c = &p.list_count.v[AV_X(x)];
+                    *c = *c + cnt > AS_CAP ? AS_CAP : *c + cnt;
+                }
+            }
+            else if (op == 0x75) {
+                if (cnt % 2)
+                    goto fail;
+                as_set_items(&p, x, items, cnt / 2);
+            }
+            else
+                for (Py_ssize_t j = 0; j < cnt; j++)
+                    as_escape(&p, items[j]);
+            break;
+        case 0x61: /* APPEND */
+            POP(y);
+            TOP(x);
+            as_escape(&p, y);
+            if (AV_KIND(x) == AV_LIST) {
+                int64_t *c = &p.list_count.v[AV_X(x)];
+                *c = *c + 1 > AS_CAP ? AS_CAP : *c + 1;
+            }
+            break;
+        case 0x73: /* SETITEM */
+            POP(z);
+            POP(y);
+            TOP(x);
+            {
+                int64_t pair[2] = {y, z};
+                as_set_items(&p, x, pair, 1);
+            }
+            break;
+        case 0x85: case 0x86: case 0x87: /* TUPLE1 TUPLE2 TUPLE3 */
+            cnt = op - 0x84;
+            if (p.stack.n - cnt < FENCE)
+                goto fail;
+            p.stack.n -= cnt;
+            x = as_tuple_of(&p, p.stack.v + p.stack.n, cnt);
+            CHECKED(x);
+            PUSH(x);
+            break;
+        case 0x74: /* TUPLE */
+            POP_MARK();
+            x = as_tuple_of(&p, items, cnt);
+            CHECKED(x);
+            PUSH(x);
+            break;
+        case 0x6C: /* LIST */
+            POP_MARK();
+            for (Py_ssize_t j = 0; j < cnt; j++)
+                as_escape(&p, items[j]);
+            x = as_new_list(&p, cnt);
+            CHECKED(x);
+            PUSH(x);
+            break;
+        case 0x64: /* DICT */
+            POP_MARK();
+            if (cnt % 2)
+                goto fail;
+            x = as_new_dict(&p, items, cnt / 2);
+            CHECKED(x);
+            PUSH(x);
+            break;
+        case 0x91: /* FROZENSET */
+            POP_MARK();
+            for (Py_ssize_t j = 0; j < cnt; j++)
+                as_escape(&p, items[j]);
+            PUSH(AV(AV_SAFE, 0));
+            break;
+        case 0x52: case 0x81: /* REDUCE NEWOBJ */
+            POP(y);
+            POP(x);
+            as_escape(&p, y);
+            PUSH(AV(AV_U, 0));
+            break;
+        case 0x92: /* NEWOBJ_EX */
+            POP(z);
+            POP(y);
+            POP(x);
+            as_escape(&p, y);
+            as_escape(&p, z);
+            PUSH(AV(AV_U, 0));
+            break;
+        case 0x62: /* BUILD */
+            POP(y);
+            TOP(x);
+            if (!as_build_ok(&p, y))
+                goto fail;
+            as_escape(&p, y);
+            break;
+        case 0x93: /* STACK_GLOBAL */
+            POP(x);
+            POP(y);
+            PUSH(AV(AV_U, 0));
+            break;
+        case 0x63: case 0x69: /* GLOBAL INST: two lines */
+        case 0x49: case 0x4C: case 0x46: case 0x53: case 0x56: case 0x67: case 0x70: case 0x50: { /* one line */
+            Py_ssize_t lim = fend >= 0 ? fend : n, a = i, e1, e2 = -1;
+            const unsigned char *nl = memchr(d + a, '\n', (size_t)(lim - a));
+            if (nl == NULL)
+                goto fail;
+            e1 = nl - d;
+            if (op == 0x63 || op == 0x69) {
+                nl = memchr(d + e1 + 1, '\n', (size_t)(lim - e1 - 1));
+                if (nl == NULL)
+                    goto fail;
+                e2 = nl - d;
+                if (e1 == a || e2 == e1 + 1)
+                    goto fail;
+                i = e2 + 1;
+                if (op == 0x69) {
+                    POP_MARK();
+                    for (Py_ssize_t j = 0; j < cnt; j++)
+                        as_escape(&p, items[j]);
+                }
+                PUSH(AV(AV_U, 0));
+                break;
+            }
+            i = e1 + 1;
+            if (op == 0x49)
+                PUSH(as_int_line(d + a, e1 - a));
+            else if (op == 0x67 || op == 0x70) {
+                x = as_line_key(d + a, e1 - a);
+                if (x < 0)
+                    goto fail;
+                if (op == 0x67)
+                    goto get;
+                goto put;
+            }
+            else if (op == 0x50 || op == 0x4C)
+                PUSH(AV(AV_U, 0));
+            else
+                PUSH(AV(AV_SAFE, 0));
+            break;
+        }
+        case 0x6F: /* OBJ */
+            POP_MARK();
+            if (cnt < 1)
+                goto fail;
+            for (Py_ssize_t j = 0; j < cnt; j++)
+                as_escape(&p, items[j]);
+            PUSH(AV(AV_U, 0));
+            break;
+        case 0x51: /* BINPERSID */
+            POP(x);
+            as_escape(&p, x);
+            PUSH(AV(AV_U, 0));
+            break;
+        case 0x82: case 0x83: case 0x84: { /* EXT1 EXT2 EXT4 */
+            int w = op == 0x82 ? 1 : op == 0x83 ? 2 : 4;
+            NEED(i + w);
+            i += w;
+            PUSH(AV(AV_U, 0));
+            break;
+        }
+        case 0x30: /* POP */
+            if (p.marks.n && p.stack.n == p.marks.v[p.marks.n - 1])
+                p.marks.n--;
+            else {
+                POP(x);
+            }
+            break;
+        case 0x31: /* POP_MARK */
+            POP_MARK();
+            break;
+        case 0x32: /* DUP */
+            TOP(x);
+            PUSH(x);
+            break;
+        case 0x80: /* PROTO */
+            NEED(i + 1);
+            i += 1;
+            break;
+        case 0x95: /* FRAME */
+            NEED(i + 8);
+            if (fend >= 0)
+                goto fail;
+            x = rd_le(d + i, 8);
+            i += 8;
+            if (x < 0 || x > n - i)
+                goto fail;
+            fend = x ? i + (Py_ssize_t)x : -1;
+            break;
+        case 0x2E: /* STOP */
+            POP(x);
+            result = p.stack.n == 0;
+            goto done;
+        default: /* NEXT_BUFFER, READONLY_BUFFER and anything unknown */
+            goto fail;
+        }
+    }
+nomem:
+    oom = 1;
+fail:
+    result = 0;
+done:
+#undef NEED
+#undef PUSH
+#undef FENCE
+#undef POP
+#undef TOP
+#undef POP_MARK
+#undef CHECKED
+    proof_free(&p);
+    PyBuffer_Release(&view);
+    if (oom)
+        return PyErr_NoMemory();
+    return PyBool_FromLong(result);
+}
+
 static PyMethodDef methods[] = {
     {"plain_scan", (PyCFunction)(void (*)(void))plain_scan, METH_FASTCALL,
      "plain_scan(pairs, tuples) -> the first (key, value) pair that is not plain, or None"},
@@ -611,6 +1186,8 @@ static PyMethodDef methods[] = {
      "find_checked(root, atoms, opaque, cache, missing, check_for, ndarray) -> [(check, obj)]"},
     {"text_offsets", (PyCFunction)(void (*)(void))text_offsets, METH_FASTCALL,
      "text_offsets(offsets, data, n, width) -> 0 (bad offsets), 1 (ASCII text) or 2 (other text)"},
+    {"array_states_proven", (PyCFunction)(void (*)(void))array_states_proven, METH_FASTCALL,
+     "array_states_proven(data, start) -> True when no BUILD of the pickle can hand NumPy a short object list"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,

@@ -17,6 +17,7 @@ installed for that: its wrapper is replaced by amber's own class.
 from __future__ import annotations
 
 import contextlib
+import io
 import pickle
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,7 @@ import numpy as np
 
 from amber.container._streams import compressed_reader, compressed_writer, sniff_compression
 from amber.errors import AmberError, DecodeError, FormatError
+from amber.security._arraystates import array_states_proven
 from amber.security._unpickler import ObjectArraysAhead, PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = [
@@ -256,6 +258,21 @@ def _decompressed_bytes(opener: Callable[[], IO[bytes]], kind: str | None) -> by
             return fh.read()
 
 
+def _proven_stream(stream: Callable[[], Any], opener: Callable[[], IO[bytes]], kind: str | None,
+                   whole: Callable[[], Any] | None) -> Any:
+    """``stream()`` again (a context manager) when no BUILD in it can hand NumPy a short
+    object list (:func:`array_states_proven`); None when that is not proven. A stream that
+    is not a local file already in memory or mapped (compressed, remote) is read into
+    memory for the proof, and read from there."""
+    data = whole() if whole is not None and kind is None else None
+    mapped = data is not None
+    if data is None:
+        data = _decompressed_bytes(opener, kind)
+    if not array_states_proven(data, 0):
+        return None
+    return stream() if mapped else contextlib.closing(io.BytesIO(data))
+
+
 def load_pickled(
     opener: Callable[[], IO[bytes]],
     *,
@@ -297,9 +314,19 @@ def load_pickled(
         try:
             with stream() as fh:
                 return _FirstTry(fh, trust, where).load()
-        except (_SwitchToJoblib, ObjectArraysAhead):  # (the pure-Python unpickler checks array states)
-            with stream() as fh:
-                return _JoblibUnpickler(fh, trust, where, known, mapped if kind is None else None).load()
+        except ObjectArraysAhead:  # object arrays: read again, at C speed when their states are proven
+            proven = _proven_stream(stream, opener, kind, whole)
+            if proven is not None:
+                try:
+                    with proven as fh:
+                        return _FirstTry(fh, trust, where, proven=True).load()
+                except _SwitchToJoblib:
+                    pass
+        except _SwitchToJoblib:
+            pass
+        with stream() as fh:  # joblib files, and object arrays not proven: the pure-Python
+            # unpickler, which checks every array state before its BUILD
+            return _JoblibUnpickler(fh, trust, where, known, mapped if kind is None else None).load()
     except Refused as exc:
         data = whole() if whole is not None and kind is None else None
         if data is None:

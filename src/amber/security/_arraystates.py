@@ -1,0 +1,472 @@
+"""A static proof that a pickle's ``BUILD`` opcodes cannot hand NumPy a short object list.
+
+NumPy's ``ndarray.__setstate__`` fills an object array from the state's list by the shape
+the state gives, without comparing the two, and the C unpickler's ``BUILD`` cannot be
+hooked. :class:`~amber.security._unpickler.SafeUnpickler` therefore stops at the first
+object dtype a stream makes, and the stream is read again by the pure-Python unpickler,
+whose ``BUILD`` checks every array state (:func:`array_state_problem`): safe, but a pickle
+with a 200,000-item object column then loads ten times slower than ``pickle.load``.
+
+:func:`array_states_proven` reads the opcodes of one pickle without running anything, as
+an abstract unpickler whose values are only what the proof needs, and returns True when
+every ``BUILD`` of the stream is harmless to NumPy, whatever object it is applied to. The
+stream can then be read by the C unpickler with no dtype watch. Anything it cannot follow
+makes it answer False (the checked pure-Python reading then runs, as before): it is a
+proof of safety, never a judgement of danger.
+
+The abstract values. ``U``: any object (what a call, a global or a persistent id gives).
+``SAFE``: an object that is neither a list (nor a list subclass) nor a sequence NumPy
+could take as an array state with such a list in it: strings, bytes, numbers, None,
+booleans, sets, and tuples whose length no array state has. ``INT(v)``: an int pushed by
+an int opcode. ``LIST(i)``: the list made by the ``EMPTY_LIST`` or ``LIST`` opcode number
+``i``, whose items are counted as ``APPEND(S)`` adds them. ``DICT(i)``: a dict made by an
+opcode, with whether every key is a plain value (a key made by a call could be a list
+subclass, and a masked array's ``__setstate__`` unpacks a dict state by its keys).
+``TUPLE(k, product, raw, shape)``: a tuple of ``k`` items, the product of its items when
+they are all ints from 0 (else -1) -- so it can stand for a shape -- and, for the lengths
+an array state has (4 and 5: the ndarray's, 7: ``numpy.ma``'s), what stands at the
+state's items place (a list's number, -2 for a value that is no list, -1 unknown) and the
+product of the tuple at its shape place.
+
+The rules. A list that is used in any way other than as the target of ``APPEND(S)`` or
+the items place of a tuple of 4, 5 or 7 items (an argument of a call, a dict value, an
+item of another list, a ``BUILD`` state...) is *escaped*: code the proof cannot see may
+change it later. A ``BUILD`` passes when its state is ``SAFE``, an ``INT``, a dict whose
+keys are all plain, a tuple of another length, or a tuple of 4, 5 or 7 items whose items
+place holds no list, or an unescaped list with exactly as many items as the product of
+its shape. Everything else (an unknown state, a list as the state, an unknown items
+place, a shape that is not a tuple of known ints, a count that differs) fails the proof.
+
+The stream must be well formed as the C unpickler reading a file sees it: the proof fails
+on a truncated or malformed stream, on a stack underflow, a memo key not set, and on an
+opcode or argument running past the end of its ``FRAME`` (where the unpickler reading a
+file and a linear reading part ways), or a ``FRAME`` starting inside another.
+
+Two implementations: this one is the reference; ``_speedups.array_states_proven`` is its
+port to C, used when built. ``tests/test_arraystates.py`` checks that both give the same
+answers, and that no stream they prove makes the checked reading find a bad state.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from amber._compiled import compiled
+
+__all__ = ["array_states_proven"]
+
+# kinds of abstract values
+U, SAFE, INT, LIST, DICT, TUPLE = range(6)
+#: the items place holds no list / is unknown (TUPLE values; a list's number otherwise)
+NOT_A_LIST, UNKNOWN = -2, -1
+#: products saturate here
+_CAP = 1 << 62
+#: memo keys are followed up to this far past twice the number of keys set: picklers
+#: number them from 0 up (the C twin keeps the memo in an array)
+MEMO_SLACK = 1024
+
+_u4 = struct.Struct("<I").unpack_from
+_i4 = struct.Struct("<i").unpack_from
+_u8 = struct.Struct("<Q").unpack_from
+
+_STATE_LENGTHS = (4, 5, 7)
+
+
+class _Fail(Exception):
+    pass
+
+
+def _shape_at(k: int) -> int:
+    return 1 if k == 7 else k - 4
+
+
+def _raw_at(k: int) -> int:
+    return 4 if k == 7 else k - 1
+
+
+class _Proof:
+    def __init__(self) -> None:
+        self.list_count: list[int] = []
+        self.list_escaped: list[bool] = []
+        self.dict_plain: list[bool] = []
+
+    def escape(self, v: tuple[Any, ...]) -> None:
+        kind = v[0]
+        if kind == LIST:
+            self.list_escaped[v[1]] = True
+        elif kind == DICT:
+            self.dict_plain[v[1]] = False
+        elif kind == TUPLE and v[3] >= 0:
+            self.list_escaped[v[3]] = True
+
+    def new_list(self, count: int) -> tuple[Any, ...]:
+        self.list_count.append(count)
+        self.list_escaped.append(False)
+        return (LIST, len(self.list_count) - 1)
+
+    def new_dict(self, keys: list[tuple[Any, ...]], values: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        self.dict_plain.append(True)
+        v = (DICT, len(self.dict_plain) - 1)
+        self.set_items(v, keys, values)
+        return v
+
+    def set_items(self, target: tuple[Any, ...], keys: list[tuple[Any, ...]], values: list[tuple[Any, ...]]) -> None:
+        for x in values:
+            self.escape(x)
+        if target[0] == DICT:
+            if any(key[0] == U for key in keys):
+                self.dict_plain[target[1]] = False
+            for key in keys:  # (a list key fails at run time; a tuple key holds no unescaped list)
+                self.escape(key)
+        else:
+            for key in keys:
+                self.escape(key)
+
+    def append(self, target: tuple[Any, ...], items: list[tuple[Any, ...]]) -> None:
+        for x in items:
+            self.escape(x)
+        if target[0] == LIST:
+            i = target[1]
+            self.list_count[i] = min(self.list_count[i] + len(items), _CAP)
+
+    def tuple_of(self, items: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        k = len(items)
+        prod = 1
+        for x in items:
+            if x[0] != INT or x[1] < 0:
+                prod = -1
+                break
+            prod = min(prod * x[1], _CAP)
+        raw, shape = NOT_A_LIST, -1
+        if k in _STATE_LENGTHS:
+            ra, sa = _raw_at(k), _shape_at(k)
+            for j, x in enumerate(items):
+                if j != ra:
+                    self.escape(x)
+            r = items[ra]
+            if r[0] == LIST:
+                raw = r[1]
+            elif r[0] == U:
+                raw = UNKNOWN
+            else:
+                self.escape(r)  # (a dict, or a tuple that holds a list, at the items place)
+            s = items[sa]
+            shape = s[2] if s[0] == TUPLE else -1
+        else:
+            for x in items:
+                self.escape(x)
+        return (TUPLE, k, prod, raw, shape)
+
+    def build_ok(self, state: tuple[Any, ...]) -> bool:
+        kind = state[0]
+        if kind in (SAFE, INT):
+            return True
+        if kind == DICT:
+            ok = self.dict_plain[state[1]]
+            self.escape(state)
+            return ok
+        if kind == TUPLE:
+            k, raw, shape = state[1], state[3], state[4]
+            if k not in _STATE_LENGTHS or raw == NOT_A_LIST:
+                return True
+            if raw == UNKNOWN:
+                return False
+            ok = not self.list_escaped[raw] and shape >= 0 and self.list_count[raw] == shape
+            self.list_escaped[raw] = True
+            return ok
+        return False  # an unknown object, or a list, as the state
+
+
+_SAFE = (SAFE,)
+_U = (U,)
+
+
+def _int_line(raw: bytes) -> tuple[Any, ...]:
+    """The value of an INT opcode's line: True/False for ``01``/``00``; an int for plain
+    decimal digits without a leading zero (C's ``strtol`` reads ``010`` as octal, Python
+    as ten: any other spelling is an unknown value)."""
+    if raw in (b"01", b"00"):
+        return _SAFE
+    digits = raw[1:] if raw[:1] == b"-" else raw
+    if digits.isdigit() and digits.isascii() and (digits == b"0" or digits[:1] != b"0") and len(digits) <= 18:
+        return (INT, int(raw))
+    return _U
+
+
+def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
+    """Twin of ``_speedups.array_states_proven``: see the module docstring."""
+    mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
+    n = len(mv)
+    p = _Proof()
+    stack: list[tuple[Any, ...]] = []
+    marks: list[int] = []
+    memo: dict[int, tuple[Any, ...]] = {}
+    i = start
+    fend = -1  # end of the current FRAME, -1 outside one
+
+    def need(end: int) -> None:
+        if end > n or (fend >= 0 and end > fend):
+            raise _Fail
+
+    def line(a: int) -> int:
+        e = bytes(mv[a : n if fend < 0 else fend]).find(b"\n")
+        if e < 0:
+            raise _Fail
+        return a + e
+
+    def fence() -> int:
+        return marks[-1] if marks else 0
+
+    def pop() -> tuple[Any, ...]:
+        if len(stack) <= fence():
+            raise _Fail
+        return stack.pop()
+
+    def pop_mark() -> list[tuple[Any, ...]]:
+        if not marks:
+            raise _Fail
+        m = marks.pop()
+        items = stack[m:]
+        del stack[m:]
+        return items
+
+    def top() -> tuple[Any, ...]:
+        if len(stack) <= fence():
+            raise _Fail
+        return stack[-1]
+
+    def put(key: int) -> None:
+        value = top()
+        if key < 0 or key > 2 * len(memo) + MEMO_SLACK:
+            raise _Fail
+        memo[key] = value
+
+    try:
+        while True:
+            if fend >= 0 and i == fend:
+                fend = -1
+            need(i + 1)
+            op = mv[i]
+            o = i
+            i += 1
+            if op in (0x4E, 0x88, 0x89, 0x8F):  # NONE, NEWTRUE, NEWFALSE, EMPTY_SET
+                stack.append(_SAFE)
+            elif op == 0x5D:  # EMPTY_LIST
+                stack.append(p.new_list(0))
+            elif op == 0x7D:  # EMPTY_DICT
+                stack.append(p.new_dict([], []))
+            elif op == 0x29:  # EMPTY_TUPLE
+                stack.append(p.tuple_of([]))
+            elif op == 0x4B:  # BININT1
+                need(i + 1)
+                stack.append((INT, mv[i]))
+                i += 1
+            elif op == 0x4D:  # BININT2
+                need(i + 2)
+                stack.append((INT, mv[i] | mv[i + 1] << 8))
+                i += 2
+            elif op == 0x4A:  # BININT
+                need(i + 4)
+                stack.append((INT, _i4(mv, i)[0]))
+                i += 4
+            elif op == 0x47:  # BINFLOAT
+                need(i + 8)
+                stack.append(_SAFE)
+                i += 8
+            elif op in (0x8C, 0x43, 0x55, 0x8A):  # SHORT_BINUNICODE, SHORT_BINBYTES, SHORT_BINSTRING, LONG1
+                need(i + 1)
+                ln = mv[i]
+                need(i + 1 + ln)
+                stack.append(_U if op == 0x8A else _SAFE)
+                i += 1 + ln
+            elif op in (0x58, 0x42, 0x54, 0x8B):  # BINUNICODE, BINBYTES, BINSTRING, LONG4
+                need(i + 4)
+                ln = _u4(mv, i)[0]
+                if op in (0x54, 0x8B) and ln >= 1 << 31:  # signed lengths
+                    raise _Fail
+                need(i + 4 + ln)
+                stack.append(_U if op == 0x8B else _SAFE)
+                i += 4 + ln
+            elif op in (0x8D, 0x8E, 0x96):  # BINUNICODE8, BINBYTES8, BYTEARRAY8
+                need(i + 8)
+                ln = _u8(mv, i)[0]
+                need(i + 8 + ln)
+                stack.append(_SAFE)
+                i += 8 + ln
+            elif op == 0x94:  # MEMOIZE
+                put(len(memo))
+            elif op == 0x71:  # BINPUT
+                need(i + 1)
+                put(mv[i])
+                i += 1
+            elif op == 0x72:  # LONG_BINPUT
+                need(i + 4)
+                put(_u4(mv, i)[0])
+                i += 4
+            elif op in (0x68, 0x6A):  # BINGET, LONG_BINGET
+                w = 1 if op == 0x68 else 4
+                need(i + w)
+                key = mv[i] if w == 1 else _u4(mv, i)[0]
+                if key not in memo:
+                    raise _Fail
+                stack.append(memo[key])
+                i += w
+            elif op == 0x28:  # MARK
+                marks.append(len(stack))
+            elif op in (0x65, 0x75, 0x90):  # APPENDS, SETITEMS, ADDITEMS
+                items = pop_mark()
+                target = top()
+                if op == 0x65:
+                    p.append(target, items)
+                elif op == 0x75:
+                    if len(items) % 2:
+                        raise _Fail
+                    p.set_items(target, items[0::2], items[1::2])
+                else:
+                    for x in items:
+                        p.escape(x)
+            elif op == 0x61:  # APPEND
+                x = pop()
+                p.append(top(), [x])
+            elif op == 0x73:  # SETITEM
+                value = pop()
+                key = pop()
+                p.set_items(top(), [key], [value])
+            elif op in (0x85, 0x86, 0x87):  # TUPLE1, TUPLE2, TUPLE3
+                k = op - 0x84
+                if len(stack) - k < fence():
+                    raise _Fail
+                items = stack[-k:]
+                del stack[-k:]
+                stack.append(p.tuple_of(items))
+            elif op == 0x74:  # TUPLE
+                stack.append(p.tuple_of(pop_mark()))
+            elif op == 0x6C:  # LIST
+                items = pop_mark()
+                for x in items:
+                    p.escape(x)
+                stack.append(p.new_list(len(items)))
+            elif op == 0x64:  # DICT
+                items = pop_mark()
+                if len(items) % 2:
+                    raise _Fail
+                stack.append(p.new_dict(items[0::2], items[1::2]))
+            elif op == 0x91:  # FROZENSET
+                for x in pop_mark():
+                    p.escape(x)
+                stack.append(_SAFE)
+            elif op == 0x52:  # REDUCE
+                args = pop()
+                pop()
+                p.escape(args)
+                stack.append(_U)
+            elif op == 0x62:  # BUILD
+                state = pop()
+                top()
+                if not p.build_ok(state):
+                    return False
+                p.escape(state)
+            elif op == 0x81:  # NEWOBJ
+                args = pop()
+                pop()
+                p.escape(args)
+                stack.append(_U)
+            elif op == 0x92:  # NEWOBJ_EX
+                kwargs = pop()
+                args = pop()
+                pop()
+                p.escape(args)
+                p.escape(kwargs)
+                stack.append(_U)
+            elif op == 0x93:  # STACK_GLOBAL
+                pop()
+                pop()
+                stack.append(_U)
+            elif op in (0x63, 0x69):  # GLOBAL, INST: two lines
+                e1 = line(i)
+                e2 = line(e1 + 1)
+                if e1 == i or e2 == e1 + 1:
+                    raise _Fail
+                i = e2 + 1
+                if op == 0x69:
+                    for x in pop_mark():
+                        p.escape(x)
+                stack.append(_U)
+            elif op == 0x6F:  # OBJ
+                items = pop_mark()
+                if not items:
+                    raise _Fail
+                for x in items:
+                    p.escape(x)
+                stack.append(_U)
+            elif op in (0x49, 0x4C, 0x46, 0x53, 0x56, 0x67, 0x70, 0x50):  # line opcodes
+                e = line(i)
+                raw = bytes(mv[i:e])
+                i = e + 1
+                if op == 0x49:  # INT
+                    stack.append(_int_line(raw))
+                elif op in (0x67, 0x70):  # GET, PUT
+                    if not (raw.isdigit() and raw.isascii() and len(raw) <= 18):
+                        raise _Fail  # (digits only: the two unpicklers parse anything else apart)
+                    key = int(raw)
+                    if op == 0x67:
+                        if key not in memo:
+                            raise _Fail
+                        stack.append(memo[key])
+                    else:
+                        put(key)
+                elif op == 0x50:  # PERSID
+                    stack.append(_U)
+                elif op == 0x4C:  # LONG
+                    stack.append(_U)
+                else:  # FLOAT, STRING, UNICODE
+                    stack.append(_SAFE)
+            elif op == 0x51:  # BINPERSID
+                p.escape(pop())
+                stack.append(_U)
+            elif op in (0x82, 0x83, 0x84):  # EXT1, EXT2, EXT4
+                w = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                need(i + w)
+                i += w
+                stack.append(_U)
+            elif op == 0x30:  # POP
+                if marks and len(stack) == marks[-1]:  # POP of an empty mark drops the mark
+                    marks.pop()
+                else:
+                    pop()
+            elif op == 0x31:  # POP_MARK
+                pop_mark()
+            elif op == 0x32:  # DUP
+                stack.append(top())
+            elif op == 0x80:  # PROTO
+                need(i + 1)
+                i += 1
+            elif op == 0x95:  # FRAME
+                need(i + 8)
+                if fend >= 0:
+                    raise _Fail  # a frame inside a frame
+                ln = _u8(mv, i)[0]
+                i += 8
+                if i + ln > n:
+                    raise _Fail
+                fend = i + ln if ln else -1
+            elif op == 0x2E:  # STOP
+                pop()
+                return not stack
+            else:  # NEXT_BUFFER, READONLY_BUFFER and anything unknown
+                return False
+    except (_Fail, IndexError, struct.error):
+        return False
+
+
+_C = compiled("array_states_proven")
+
+
+def array_states_proven(data: Any, start: int = 0) -> bool:
+    """True when no ``BUILD`` of the pickle at ``start`` of ``data`` can hand NumPy an object
+    list shorter or longer than its shape says (see the module docstring); False when that
+    is not proven."""
+    if _C is not None:
+        return bool(_C(data, start))
+    return _array_states_proven_py(data, start)

@@ -1,0 +1,284 @@
+"""The static proof that a pickle's BUILDs cannot hand NumPy a short object list
+(amber.security._arraystates), its C twin, and the fast reading it allows.
+
+A stream the proof accepts is read by the C unpickler with no dtype watch, so the proof
+must never accept a stream whose reading would give ``ndarray.__setstate__`` an object
+list of another length than the shape: checked here against the pure-Python unpickler's
+own check of every BUILD (``array_state_problem``), on streams of many objects and on
+random damage to them.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import amber
+from amber.formats import _pickle
+from amber.formats._pickle import pickle_trust
+from amber.security import _arraystates
+from amber.security._arraystates import _array_states_proven_py, array_states_proven
+from amber.security._unpickler import SafePyUnpickler
+
+C_BUILT = _arraystates._C is not None
+
+
+def _both(data: bytes) -> bool:
+    slow = _array_states_proven_py(data, 0)
+    if C_BUILT:
+        assert _arraystates._C(data, 0) == slow
+    return slow
+
+
+def _objects(n: int) -> np.ndarray:
+    a = np.empty(n, dtype=object)
+    a[:] = [f"s{i}" for i in range(n)]
+    return a
+
+
+def _common() -> dict[str, Any]:
+    rec = np.zeros(3, dtype=[("o", "O"), ("i", "i4")])
+    rec["o"] = ["x", (1, 2), None]
+    strings = _objects(50)
+    frame = pd.DataFrame({"n": np.arange(50), "f": np.linspace(0, 1, 50)})
+    frame["s"] = pd.Series(strings, dtype=object)
+    return {
+        "strings": strings,
+        "2d": np.array([[1, "x"], [None, 2.5]], dtype=object),
+        "fortran": np.asfortranarray(np.array([[1, "x", 3], [None, 2.0, "y"]], dtype=object)),
+        "0d": np.array("z", dtype=object),
+        "empty": np.empty((0, 3), dtype=object),
+        "record": rec,
+        "masked": np.ma.array(strings[:6].reshape(2, 3), mask=[[0, 1, 0], [1, 0, 0]]),
+        "frame": frame,
+        "shared": [strings, {"again": strings}, (strings, strings)],
+        "numbers": np.arange(12.0).reshape(3, 4),
+    }
+
+
+@pytest.mark.parametrize("protocol", [3, 4, 5])
+@pytest.mark.parametrize("name", sorted(_common()))
+def test_common_objects_are_proven(name: str, protocol: int) -> None:
+    assert _both(pickle.dumps(_common()[name], protocol=protocol))
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2])
+def test_old_protocols_are_proven_when_no_bytes_are_made_by_calls(protocol: int) -> None:
+    """Protocols 0-2 write bytes as ``_codecs.encode(text, "latin1")``: a call, whose result
+    the proof does not follow, so numeric arrays there leave a state unproven (read by the
+    pure-Python unpickler, as before); object arrays alone are proven."""
+    assert _both(pickle.dumps(_common()["strings"], protocol=protocol))
+    assert not _both(pickle.dumps(_common()["numbers"], protocol=protocol))
+
+
+def _short() -> bytes:
+    data = pickle.dumps(_objects(12), protocol=4)
+    assert data.count(b"K\x0c\x85") == 1
+    return data.replace(b"K\x0c\x85", b"K\x90\x85")  # the shape (12,) said to be (144,)
+
+
+class _Reduced:
+    def __init__(self, *reduced: Any) -> None:
+        self.reduced = reduced
+
+    def __reduce__(self) -> Any:
+        return self.reduced
+
+
+def _state(raw: Any) -> tuple[Any, ...]:
+    return (1, (3,), np.dtype(object), False, raw)
+
+
+def _made() -> tuple[Any, ...]:
+    from numpy._core.multiarray import _reconstruct
+
+    return (_reconstruct, (np.ndarray, (0,), b"b"))
+
+
+def _unproven() -> dict[str, bytes]:
+    from pandas.api.typing import FrozenList
+
+    items = ["a", "b", "c"]
+    kept = [[items], _Reduced(*_made(), _state(items))]  # the list is put in another list first
+    called = [_Reduced(collections.OrderedDict, (items,)), _Reduced(*_made(), _state(items))]
+    return {
+        "a list shorter than the shape": _short(),
+        "a list as the state": pickle.dumps(_Reduced(*_made(), list(_state(items))), protocol=4),
+        "a deque as the state": pickle.dumps(_Reduced(*_made(), collections.deque(_state(items))), protocol=4),
+        "a list subclass as the items": pickle.dumps(_Reduced(*_made(), _state(FrozenList(items))), protocol=4),
+        "a list passed to a call before": pickle.dumps(called, protocol=4),
+        "a list kept in another list before": pickle.dumps(kept, protocol=4),
+        "a state whose items place is made by a call": pickle.dumps(
+            _Reduced(*_made(), _state(_Reduced(list, (items,)))), protocol=4),
+        "a dict state with a key made by a call": pickle.dumps(
+            _Reduced(*_made(), {_Reduced(FrozenList, (items,)): 1}), protocol=4),
+        "a truncated stream": pickle.dumps(_objects(3), protocol=4)[:-5],
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_unproven()))
+def test_unsound_or_unknown_states_are_not_proven(case: str) -> None:
+    assert not _both(_unproven()[case])
+
+
+def test_memo_keys_far_from_the_count_and_frames_inside_frames_are_not_followed() -> None:
+    good = pickle.dumps(_objects(3), protocol=4)
+    assert _both(good)
+    # a LONG_BINPUT far above the number of keys set
+    sparse = b"\x80\x04N\x72" + (1 << 20).to_bytes(4, "little") + b"."
+    assert not _both(sparse)
+    assert _both(b"\x80\x04N\x72" + (0).to_bytes(4, "little") + b".")
+    # a FRAME opening inside another, and an argument running past the end of its frame
+    inner = b"\x95" + (2).to_bytes(8, "little") + b"N."
+    outer = b"\x80\x04\x95" + len(inner).to_bytes(8, "little") + inner
+    assert not _both(outer)
+    crossing = b"\x80\x04\x95" + (2).to_bytes(8, "little") + b"\x8c\x03" + b"abc."
+    assert not _both(crossing)
+    assert _both(b"\x80\x04\x95" + (6).to_bytes(8, "little") + b"\x8c\x03abc" + b".")
+
+
+def test_int_lines_are_read_as_both_unpicklers_read_them() -> None:
+    """C's strtol reads ``010`` as octal: a shape spelled so is not trusted."""
+    ok = b"cnumpy._core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(I0\ntS'b'\ntR(I1\n(I2\ntcnumpy\ndtype\n(S'O8'\nI0\nI1\ntR(I3\nS'|'\nNNNI-1\nI-1\nI63\ntbI00\n(lS'a'\naS'b'\natb."
+    assert _both(ok)
+    assert not _both(ok.replace(b"(I2\nt", b"(I02\nt", 1))
+
+
+# ------------------------------------------------------------------ against the unpickler
+
+def _damaged(data: bytes, rng: random.Random) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 3)):
+        at = rng.randrange(len(out))
+        what = rng.random()
+        if what < 0.5:
+            out[at] = rng.randrange(256)
+        elif what < 0.75:
+            del out[at]
+        else:
+            out.insert(at, rng.randrange(256))
+    return bytes(out)
+
+
+def _array_state_refused(data: bytes) -> bool:
+    """Does the checked pure-Python reading refuse an array state of ``data``?"""
+    try:
+        SafePyUnpickler(io.BytesIO(data), pickle_trust(()), "").load()
+    except amber.AmberError as exc:
+        return "object array" in str(exc) or "not a tuple" in str(exc)
+    except Exception:  # noqa: BLE001 - damaged streams fail in many ways; only array states matter here
+        return False
+    return False
+
+
+_LEAVES = st.one_of(st.none(), st.integers(-5, 5), st.text(max_size=3), st.floats(allow_nan=False), st.binary(max_size=3))
+
+
+@st.composite
+def _object_arrays(draw: Any) -> np.ndarray:
+    shape = tuple(draw(st.lists(st.integers(0, 3), max_size=3)))
+    n = int(np.prod(shape)) if shape else 1
+    a = np.empty(n, dtype=object)
+    a[:] = [draw(_LEAVES) for _ in range(n)] if n else []
+    return a.reshape(shape)
+
+
+_TREES = st.recursive(
+    st.one_of(_LEAVES, _object_arrays(), st.builds(lambda n: np.arange(n), st.integers(0, 4))),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.tuples(inner, inner),
+                            st.dictionaries(st.text(max_size=2), inner, max_size=3)),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tree=_TREES, protocol=st.integers(0, 5), seed=st.integers(0, 2**32 - 1))
+def test_twins_agree_and_nothing_proven_is_refused_by_the_checked_reading(tree: Any, protocol: int, seed: int) -> None:
+    data = pickle.dumps(tree, protocol=protocol)
+    if protocol >= 3:
+        assert _both(data)  # what pickle writes from 3 on is proven
+    rng = random.Random(seed)
+    for _ in range(8):
+        bad = _damaged(data, rng)
+        if _both(bad):
+            assert not _array_state_refused(bad), bad
+
+
+def test_shapes_said_larger_or_smaller_are_never_proven() -> None:
+    rng = random.Random(7)
+    for n in range(1, 30):
+        data = pickle.dumps(_objects(n), protocol=rng.choice([2, 3, 4, 5]))
+        for m in range(0, 40):
+            if m == n or n > 255 or m > 255:
+                continue
+            bad = data.replace(b"K" + bytes([n]) + b"\x85", b"K" + bytes([m]) + b"\x85", 1)
+            assert bad != data
+            assert not _both(bad)
+
+
+def test_bad_arguments() -> None:
+    if not C_BUILT:
+        pytest.skip("the C twin is not built")
+    with pytest.raises(TypeError):
+        _arraystates._C(b"")
+    with pytest.raises(TypeError):
+        _arraystates._C("text", 0)
+    assert _arraystates._C(b"", 0) is False
+    assert _arraystates._C(b"N.", 5) is False  # a start past the end
+    assert array_states_proven(b"\x80\x04N.") is True
+
+
+# ------------------------------------------------------------------ the loads it speeds up
+
+def _no_pure_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the pure-Python unpickler was used")
+
+    monkeypatch.setattr(_pickle._JoblibUnpickler, "load", refuse)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_object_array_pickles_are_read_by_the_c_unpickler(suffix: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    obj = _common()
+    p = tmp_path / f"objects.pkl{suffix}"
+    if suffix:
+        pd.to_pickle(obj, p)
+    else:
+        p.write_bytes(pickle.dumps(obj, protocol=5))
+    _no_pure_python(monkeypatch)
+    out = amber.load(p, trusted=["numpy.ma"])
+    pd.testing.assert_frame_equal(out["frame"], obj["frame"])
+    for k in ("strings", "2d", "fortran", "0d", "empty", "record", "masked", "numbers"):
+        assert out[k].dtype == obj[k].dtype and out[k].shape == obj[k].shape and out[k].tolist() == obj[k].tolist(), k
+    assert type(out["masked"]) is np.ma.MaskedArray
+    assert out["shared"][0] is out["shared"][1]["again"] is out["shared"][2][0]
+
+
+def test_unproven_object_array_pickles_still_go_to_the_checked_reading(tmp_path: Path) -> None:
+    p = tmp_path / "short.pkl"
+    p.write_bytes(_short())
+    with pytest.raises(amber.AmberError, match=r"short.pkl: an object array of shape \(144,\) comes with 12 items"):
+        amber.load(p)
+    q = tmp_path / "old.pkl"
+    q.write_bytes(pickle.dumps({"s": _objects(5), "n": np.arange(3)}, protocol=2))  # not proven: read as before
+    out = amber.load(q)
+    assert out["s"].tolist() == _objects(5).tolist() and out["n"].tolist() == [0, 1, 2]
+
+
+def test_pure_python_twin_is_used_without_the_c_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_arraystates, "_C", None)
+    assert array_states_proven(pickle.dumps(_objects(4), protocol=4))
+    assert not array_states_proven(_short())
+    assert os.environ.get("AMBER_PURE_PYTHON") or C_BUILT
