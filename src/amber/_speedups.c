@@ -601,18 +601,31 @@ done:
     return PyLong_FromLong(verdict);
 }
 
+static inline int64_t
+rd_i64_le(const unsigned char *d, int w)
+{
+    uint64_t x = 0;
+    for (int j = w - 1; j >= 0; j--)
+        x = x << 8 | d[j];
+    return (int64_t)x;
+}
+
 /* ---- array_states_proven(data, start) -> bool: security._arraystates._array_states_proven_py.
- * A value of the abstract unpickler is an int64: its kind in the low 3 bits, its payload
- * above them (an int's value, or the number of a list, a dict or a tuple in their tables). */
-enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE };
-#define AV(kind, x) ((int64_t)(((uint64_t)(int64_t)(x) << 3) | (uint64_t)(kind)))
-#define AV_KIND(v) ((int)((uint64_t)(v)&7))
-#define AV_X(v) ((int64_t)(v) >> 3)
-#define AV_UNSET ((int64_t)7)
+ * A value of the abstract unpickler is an int64: its kind in the low 4 bits, its payload
+ * above them (an int's value, a string opcode's offset, a dtype's kind, or the number of a
+ * list, a dict or a tuple in their tables). */
+enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE, AV_NONE, AV_STR, AV_DTYPE_CLASS, AV_DTYPE };
+enum { D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN };
+#define AV(kind, x) ((int64_t)(((uint64_t)(int64_t)(x) << 4) | (uint64_t)(kind)))
+#define AV_KIND(v) ((int)((uint64_t)(v)&15))
+#define AV_X(v) ((int64_t)(v) >> 4)
+#define AV_UNSET ((int64_t)15)
 #define AS_CAP ((int64_t)1 << 62)
 #define AS_NOT_A_LIST (-2)
 #define AS_UNKNOWN (-1)
-#define AS_INT_MAX ((int64_t)1 << 58)
+#define AS_OBJECT_FLAGS 63
+#define AS_REFERENCE_FLAGS 0x07
+#define AS_TUPLE_SLOTS 8 /* k, product, raw, shape, first, flags, subarray, fields */
 
 typedef struct {
     int64_t *v;
@@ -635,19 +648,24 @@ iv_push(i64vec *a, int64_t x)
 }
 
 typedef struct {
+    const unsigned char *d;
+    Py_ssize_t n;
     i64vec stack, marks, memo;
-    i64vec list_count, list_esc, dict_plain;
-    i64vec tuples; /* 4 per tuple: k, product, raw, shape */
+    i64vec list_count, list_esc, dict_plain, dict_fields;
+    i64vec tuples; /* AS_TUPLE_SLOTS per tuple */
     Py_ssize_t memo_len;
 } proof_t;
 
 static void
 proof_free(proof_t *p)
 {
-    i64vec *all[] = {&p->stack, &p->marks, &p->memo, &p->list_count, &p->list_esc, &p->dict_plain, &p->tuples};
+    i64vec *all[] = {&p->stack, &p->marks, &p->memo, &p->list_count, &p->list_esc,
+                     &p->dict_plain, &p->dict_fields, &p->tuples};
     for (size_t j = 0; j < sizeof(all) / sizeof(all[0]); j++)
         PyMem_Free(all[j]->v);
 }
+
+#define AS_T(pf, val) ((pf)->tuples.v + AS_TUPLE_SLOTS * AV_X(val))
 
 static void
 as_escape(proof_t *p, int64_t v)
@@ -655,13 +673,95 @@ as_escape(proof_t *p, int64_t v)
     int k = AV_KIND(v);
     if (k == AV_LIST)
         p->list_esc.v[AV_X(v)] = 1;
-    else if (k == AV_DICT)
+    else if (k == AV_DICT) {
         p->dict_plain.v[AV_X(v)] = 0;
-    else if (k == AV_TUPLE) {
-        int64_t raw = p->tuples.v[4 * AV_X(v) + 2];
-        if (raw >= 0)
-            p->list_esc.v[raw] = 1;
+        p->dict_fields.v[AV_X(v)] = 0;
     }
+    else if (k == AV_TUPLE) {
+        const int64_t *t = AS_T(p, v);
+        if (t[2] >= 0)
+            p->list_esc.v[t[2]] = 1;
+        if (t[0] == 8 || t[0] == 9) {
+            int64_t sub = t[6], fields = t[7];
+            as_escape(p, sub);
+            as_escape(p, fields);
+        }
+    }
+}
+
+/* the text of a STR value (its bytes, at most 64 of them), or NULL */
+static const unsigned char *
+as_text(proof_t *p, int64_t v, Py_ssize_t *len)
+{
+    if (AV_KIND(v) != AV_STR)
+        return NULL;
+    Py_ssize_t o = (Py_ssize_t)AV_X(v), a;
+    unsigned op = p->d[o];
+    uint64_t ln;
+    if (op == 0x8C || op == 0x55) {
+        ln = p->d[o + 1];
+        a = o + 2;
+    }
+    else if (op == 0x58 || op == 0x54) {
+        ln = (uint64_t)rd_i64_le(p->d + o + 1, 4);
+        a = o + 5;
+    }
+    else {
+        ln = (uint64_t)rd_i64_le(p->d + o + 1, 8);
+        a = o + 9;
+    }
+    if (ln > 64)
+        return NULL;
+    *len = (Py_ssize_t)ln;
+    return p->d + a;
+}
+
+static int
+as_same(const unsigned char *t, Py_ssize_t len, const char *want)
+{
+    size_t w = strlen(want);
+    return t != NULL && (size_t)len == w && memcmp(t, want, w) == 0;
+}
+
+/* what numpy.dtype(text, ...) makes, by its type string alone (_dtype_kind) */
+static int
+as_dtype_kind(const unsigned char *t, Py_ssize_t len)
+{
+    if (t == NULL)
+        return D_UNKNOWN;
+    Py_ssize_t j = 0;
+    if (len > 0 && (t[0] == '<' || t[0] == '>' || t[0] == '|' || t[0] == '='))
+        j = 1;
+    if (len - j >= 1 && t[j] == 'O') {
+        Py_ssize_t r = len - j - 1;
+        if (r == 0 || (r == 1 && (t[j + 1] == '8' || t[j + 1] == '4')))
+            return D_OBJECT;
+        return D_UNKNOWN;
+    }
+    if (len - j >= 1 && t[j] == 'V') {
+        Py_ssize_t q = j + 1;
+        while (q < len && q - j - 1 < 9 && t[q] >= '0' && t[q] <= '9')
+            q++;
+        return q == len ? D_VOID : D_UNKNOWN;
+    }
+    if (len - j < 1 || strchr("?bBhHiIlLqQpPefdgFDGSUaMmcu", t[j]) == NULL || t[j] == 0)
+        return D_UNKNOWN;
+    Py_ssize_t q = j + 1, d0 = q;
+    while (q < len && q - d0 < 4 && t[q] >= '0' && t[q] <= '9')
+        q++;
+    if (q < len && t[q] == '[') {
+        q++;
+        Py_ssize_t e0 = q;
+        while (q < len && q - e0 < 4 && t[q] >= '0' && t[q] <= '9')
+            q++;
+        Py_ssize_t l0 = q;
+        while (q < len && q - l0 < 2 && ((t[q] >= 'a' && t[q] <= 'z') || (t[q] >= 'A' && t[q] <= 'Z')))
+            q++;
+        if (q == l0 || q >= len || t[q] != ']')
+            return D_UNKNOWN;
+        q++;
+    }
+    return q == len ? D_PLAIN : D_UNKNOWN;
 }
 
 static int64_t
@@ -672,6 +772,12 @@ as_new_list(proof_t *p, int64_t count)
     return AV(AV_LIST, p->list_count.n - 1);
 }
 
+static int
+as_plain_field(proof_t *p, int64_t v)
+{
+    return AV_KIND(v) == AV_TUPLE && AS_T(p, v)[4] == AV(AV_DTYPE, D_PLAIN);
+}
+
 /* items[0], items[1]... as keys and values (step 2) into target */
 static void
 as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
@@ -679,8 +785,12 @@ as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
     for (Py_ssize_t j = 0; j < pairs; j++) {
         int64_t key = items[2 * j], value = items[2 * j + 1];
         as_escape(p, value);
-        if (AV_KIND(target) == AV_DICT && AV_KIND(key) == AV_U)
-            p->dict_plain.v[AV_X(target)] = 0;
+        if (AV_KIND(target) == AV_DICT) {
+            if (AV_KIND(key) == AV_U)
+                p->dict_plain.v[AV_X(target)] = 0;
+            if (!as_plain_field(p, value))
+                p->dict_fields.v[AV_X(target)] = 0;
+        }
         as_escape(p, key);
     }
 }
@@ -688,7 +798,7 @@ as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
 static int64_t
 as_new_dict(proof_t *p, const int64_t *items, Py_ssize_t pairs)
 {
-    if (iv_push(&p->dict_plain, 1) < 0)
+    if (iv_push(&p->dict_plain, 1) < 0 || iv_push(&p->dict_fields, 1) < 0)
         return -1;
     int64_t v = AV(AV_DICT, p->dict_plain.n - 1);
     as_set_items(p, v, items, pairs);
@@ -723,32 +833,48 @@ as_tuple_of(proof_t *p, const int64_t *items, Py_ssize_t k)
             raw = AS_UNKNOWN;
         else
             as_escape(p, r);
-        shape = AV_KIND(s) == AV_TUPLE ? p->tuples.v[4 * AV_X(s) + 1] : -1;
+        shape = AV_KIND(s) == AV_TUPLE ? AS_T(p, s)[1] : -1;
     }
     else
         for (Py_ssize_t j = 0; j < k; j++)
-            as_escape(p, items[j]);
-    if (iv_push(&p->tuples, k) < 0 || iv_push(&p->tuples, prod) < 0 || iv_push(&p->tuples, raw) < 0 ||
-        iv_push(&p->tuples, shape) < 0)
-        return -1;
-    return AV(AV_TUPLE, p->tuples.n / 4 - 1);
+            if ((k != 8 && k != 9) || (j != 2 && j != 4))
+                as_escape(p, items[j]);
+    int dtype_state = k == 8 || k == 9;
+    int64_t first = k ? items[0] : AV(AV_U, 0);
+    int64_t flags = dtype_state && AV_KIND(items[7]) == AV_INT && AV_X(items[7]) >= 0 ? AV_X(items[7]) : -1;
+    int64_t sub = dtype_state ? items[2] : AV(AV_U, 0), fields = dtype_state ? items[4] : AV(AV_U, 0);
+    int64_t slots[AS_TUPLE_SLOTS] = {k, prod, raw, shape, first, flags, sub, fields};
+    for (int j = 0; j < AS_TUPLE_SLOTS; j++)
+        if (iv_push(&p->tuples, slots[j]) < 0)
+            return -1;
+    return AV(AV_TUPLE, p->tuples.n / AS_TUPLE_SLOTS - 1);
 }
 
-/* 1: the BUILD of this state is harmless; 0: not proven */
+/* 1: the BUILD of this state on this target is harmless; 0: not proven */
 static int
-as_build_ok(proof_t *p, int64_t state)
+as_build_ok(proof_t *p, int64_t target, int64_t state)
 {
     int kind = AV_KIND(state);
-    if (kind == AV_SAFE || kind == AV_INT)
-        return 1;
-    if (kind == AV_DICT) {
-        int ok = p->dict_plain.v[AV_X(state)] != 0;
-        p->dict_plain.v[AV_X(state)] = 0;
-        return ok;
-    }
     if (kind == AV_TUPLE) {
-        const int64_t *t = p->tuples.v + 4 * AV_X(state);
-        int64_t k = t[0], raw = t[2], shape = t[3];
+        const int64_t *t = AS_T(p, state);
+        int64_t k = t[0];
+        if (k == 8 || k == 9) { /* a dtype's state */
+            if (AV_KIND(target) != AV_DTYPE || t[5] < 0)
+                return 0;
+            int64_t d = AV_X(target), flags = t[5], sub = t[6], fields = t[7];
+            if (d == D_OBJECT)
+                return flags == AS_OBJECT_FLAGS && AV_KIND(sub) == AV_NONE && AV_KIND(fields) == AV_NONE;
+            if (d == D_PLAIN)
+                return !(flags & AS_REFERENCE_FLAGS) && AV_KIND(sub) == AV_NONE && AV_KIND(fields) == AV_NONE;
+            if (d == D_VOID) {
+                int sub_ok = AV_KIND(sub) == AV_NONE || as_plain_field(p, sub);
+                int fields_ok = AV_KIND(fields) == AV_NONE ||
+                                (AV_KIND(fields) == AV_DICT && p->dict_fields.v[AV_X(fields)]);
+                return !(flags & AS_REFERENCE_FLAGS) && sub_ok && fields_ok;
+            }
+            return 0;
+        }
+        int64_t raw = t[2], shape = t[3];
         if ((k != 4 && k != 5 && k != 7) || raw == AS_NOT_A_LIST)
             return 1;
         if (raw == AS_UNKNOWN)
@@ -757,16 +883,15 @@ as_build_ok(proof_t *p, int64_t state)
         p->list_esc.v[raw] = 1;
         return ok;
     }
+    if (kind == AV_SAFE || kind == AV_INT || kind == AV_NONE || kind == AV_STR)
+        return 1;
+    if (kind == AV_DICT) {
+        int ok = p->dict_plain.v[AV_X(state)] != 0;
+        p->dict_plain.v[AV_X(state)] = 0;
+        p->dict_fields.v[AV_X(state)] = 0;
+        return ok;
+    }
     return 0;
-}
-
-static inline int64_t
-rd_le(const unsigned char *d, int w)
-{
-    uint64_t x = 0;
-    for (int j = w - 1; j >= 0; j--)
-        x = x << 8 | d[j];
-    return (int64_t)x;
 }
 
 /* the digits of a GET/PUT line (or -1), and of an INT line (an int value, AV_SAFE for
@@ -793,7 +918,7 @@ as_int_line(const unsigned char *s, Py_ssize_t len)
     int neg = len > 0 && s[0] == '-';
     const unsigned char *d = s + neg;
     Py_ssize_t dl = len - neg;
-    if (dl < 1 || dl > 17 || (dl > 1 && d[0] == '0'))
+    if (dl < 1 || dl > 18 || (dl > 1 && d[0] == '0'))
         return AV(AV_U, 0);
     int64_t x = as_line_key(d, dl);
     if (x < 0)
@@ -818,6 +943,8 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t n = view.len, i = start < 0 ? n : start, fend = -1;
     proof_t p;
     memset(&p, 0, sizeof(p));
+    p.d = d;
+    p.n = n;
     int result = 0, oom = 0;
     int64_t x, y, z;
     int64_t *items;
@@ -865,9 +992,13 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         if (fend >= 0 && i == fend)
             fend = -1;
         NEED(i + 1);
+        Py_ssize_t o = i;
         unsigned op = d[i++];
         switch (op) {
-        case 0x4E: case 0x88: case 0x89: case 0x8F: /* NONE NEWTRUE NEWFALSE EMPTY_SET */
+        case 0x4E: /* NONE */
+            PUSH(AV(AV_NONE, 0));
+            break;
+        case 0x88: case 0x89: case 0x8F: /* NEWTRUE NEWFALSE EMPTY_SET */
             PUSH(AV(AV_SAFE, 0));
             break;
         case 0x5D: /* EMPTY_LIST */
@@ -888,7 +1019,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         case 0x4B: case 0x4D: case 0x4A: { /* BININT1 BININT2 BININT */
             int w = op == 0x4B ? 1 : op == 0x4D ? 2 : 4;
             NEED(i + w);
-            x = rd_le(d + i, w);
+            x = rd_i64_le(d + i, w);
             if (w == 4)
                 x = (int32_t)(uint32_t)x;
             PUSH(AV(AV_INT, x));
@@ -904,27 +1035,27 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             NEED(i + 1);
             x = d[i];
             NEED(i + 1 + x);
-            PUSH(op == 0x8A ? AV(AV_U, 0) : AV(AV_SAFE, 0));
+            PUSH(op == 0x8A ? AV(AV_U, 0) : op == 0x43 ? AV(AV_SAFE, 0) : AV(AV_STR, o));
             i += 1 + (Py_ssize_t)x;
             break;
         case 0x58: case 0x42: case 0x54: case 0x8B: /* BINUNICODE BINBYTES BINSTRING LONG4 */
             NEED(i + 4);
-            x = rd_le(d + i, 4);
+            x = rd_i64_le(d + i, 4);
             if ((op == 0x54 || op == 0x8B) && x >= ((int64_t)1 << 31))
                 goto fail;
             if (x > n)
                 goto fail;
             NEED(i + 4 + x);
-            PUSH(op == 0x8B ? AV(AV_U, 0) : AV(AV_SAFE, 0));
+            PUSH(op == 0x8B ? AV(AV_U, 0) : op == 0x42 ? AV(AV_SAFE, 0) : AV(AV_STR, o));
             i += 4 + (Py_ssize_t)x;
             break;
         case 0x8D: case 0x8E: case 0x96: /* BINUNICODE8 BINBYTES8 BYTEARRAY8 */
             NEED(i + 8);
-            x = rd_le(d + i, 8);
+            x = rd_i64_le(d + i, 8);
             if (x < 0 || x > n)
                 goto fail;
             NEED(i + 8 + x);
-            PUSH(AV(AV_SAFE, 0));
+            PUSH(op == 0x8D ? AV(AV_STR, o) : AV(AV_SAFE, 0));
             i += 8 + (Py_ssize_t)x;
             break;
         case 0x94: /* MEMOIZE */
@@ -932,7 +1063,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             goto put;
         case 0x71: case 0x72: /* BINPUT LONG_BINPUT */
             NEED(i + (op == 0x71 ? 1 : 4));
-            x = rd_le(d + i, op == 0x71 ? 1 : 4);
+            x = rd_i64_le(d + i, op == 0x71 ? 1 : 4);
             i += op == 0x71 ? 1 : 4;
         put:
             TOP(y);
@@ -948,7 +1079,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         case 0x68: case 0x6A: /* BINGET LONG_BINGET */
             NEED(i + (op == 0x68 ? 1 : 4));
-            x = rd_le(d + i, op == 0x68 ? 1 : 4);
+            x = rd_i64_le(d + i, op == 0x68 ? 1 : 4);
             i += op == 0x68 ? 1 : 4;
         get:
             if (x < 0 || x >= p.memo.n || p.memo.v[x] == AV_UNSET)
@@ -1034,7 +1165,20 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 as_escape(&p, items[j]);
             PUSH(AV(AV_SAFE, 0));
             break;
-        case 0x52: case 0x81: /* REDUCE NEWOBJ */
+        case 0x52: /* REDUCE */
+            POP(y);
+            POP(x);
+            as_escape(&p, y);
+            if (AV_KIND(x) == AV_DTYPE_CLASS) {
+                Py_ssize_t len = 0;
+                const unsigned char *t =
+                    AV_KIND(y) == AV_TUPLE && AS_T(&p, y)[0] >= 1 ? as_text(&p, AS_T(&p, y)[4], &len) : NULL;
+                PUSH(AV(AV_DTYPE, as_dtype_kind(t, len)));
+            }
+            else
+                PUSH(AV(AV_U, 0));
+            break;
+        case 0x81: /* NEWOBJ */
             POP(y);
             POP(x);
             as_escape(&p, y);
@@ -1051,15 +1195,18 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         case 0x62: /* BUILD */
             POP(y);
             TOP(x);
-            if (!as_build_ok(&p, y))
+            if (!as_build_ok(&p, x, y))
                 goto fail;
             as_escape(&p, y);
             break;
-        case 0x93: /* STACK_GLOBAL */
-            POP(x);
+        case 0x93: { /* STACK_GLOBAL */
             POP(y);
-            PUSH(AV(AV_U, 0));
+            POP(x);
+            Py_ssize_t lm = 0, ln = 0;
+            const unsigned char *tm = as_text(&p, x, &lm), *tn = as_text(&p, y, &ln);
+            PUSH(as_same(tm, lm, "numpy") && as_same(tn, ln, "dtype") ? AV(AV_DTYPE_CLASS, 0) : AV(AV_U, 0));
             break;
+        }
         case 0x63: case 0x69: /* GLOBAL INST: two lines */
         case 0x49: case 0x4C: case 0x46: case 0x53: case 0x56: case 0x67: case 0x70: case 0x50: { /* one line */
             Py_ssize_t lim = fend >= 0 ? fend : n, a = i, e1, e2 = -1;
@@ -1074,13 +1221,14 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 e2 = nl - d;
                 if (e1 == a || e2 == e1 + 1)
                     goto fail;
+                int numpy_dtype = op == 0x63 && as_same(d + a, e1 - a, "numpy") && as_same(d + e1 + 1, e2 - e1 - 1, "dtype");
                 i = e2 + 1;
                 if (op == 0x69) {
                     POP_MARK();
                     for (Py_ssize_t j = 0; j < cnt; j++)
                         as_escape(&p, items[j]);
                 }
-                PUSH(AV(AV_U, 0));
+                PUSH(numpy_dtype ? AV(AV_DTYPE_CLASS, 0) : AV(AV_U, 0));
                 break;
             }
             i = e1 + 1;
@@ -1123,9 +1271,8 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         case 0x30: /* POP */
             if (p.marks.n && p.stack.n == p.marks.v[p.marks.n - 1])
                 p.marks.n--;
-            else {
+            else
                 POP(x);
-            }
             break;
         case 0x31: /* POP_MARK */
             POP_MARK();
@@ -1142,7 +1289,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             NEED(i + 8);
             if (fend >= 0)
                 goto fail;
-            x = rd_le(d + i, 8);
+            x = rd_i64_le(d + i, 8);
             i += 8;
             if (x < 0 || x > n - i)
                 goto fail;

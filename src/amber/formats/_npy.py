@@ -15,7 +15,8 @@ from typing import IO, Any
 import numpy as np
 
 from amber.errors import AmberError, FormatError
-from amber.security._unpickler import Refused, SafePyUnpickler, refusal
+from amber.security._arraystates import array_states_proven
+from amber.security._unpickler import Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = ["NPY_MAGIC", "load_npy", "load_npz", "read_npy"]
 
@@ -36,6 +37,16 @@ def _header(fh: IO[bytes], where: str) -> tuple[tuple[int, ...], bool, np.dtype]
     except ValueError as exc:
         raise FormatError(f"{where}not a readable .npy header ({exc})") from None
     return shape, fortran, dtype
+
+
+def _object_array(fh: IO[bytes], trust: Any, where: str, whole: Callable[[], Any] | None, start: int) -> Any:
+    """The object array pickled at ``start`` of the stream ``fh`` is positioned at: by the C
+    unpickler when its states are proven sound (``array_states_proven`` on ``whole()``),
+    else by the pure-Python unpickler, which checks every array state."""
+    data = whole() if whole is not None else None
+    if data is not None and array_states_proven(data, start):
+        return SafeUnpickler(fh, trust, where, proven=True).load()
+    return SafePyUnpickler(fh, trust, where).load()
 
 
 def read_npy(
@@ -60,7 +71,7 @@ def read_npy(
 
         trust = pickle_trust(trusted)
         try:
-            arr = SafePyUnpickler(fh, trust, where).load()  # (it checks object array states)
+            arr = _object_array(fh, trust, where, whole, start)
         except Refused as exc:
             raise refusal(whole() if whole is not None else None, start, trust, exc, where) from None
         except AmberError:

@@ -51,6 +51,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from amber.errors import AmberError, CorruptFileError, DecodeError, FormatError, StorageError, UntrustedTypeError
+from amber.security._arraystates import array_states_proven
 from amber.security._unpickler import ObjectArraysAhead, PickleTrust, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = ["MAGIC_NUMBER", "PROTOCOL_VERSION", "is_torch_legacy", "is_torch_zip", "load_torch"]
@@ -372,8 +373,8 @@ def _relocator(map_location: Any) -> Callable[[Any, str], Any] | None:
 class _Persistent:
     """Storages come through ``persistent_load`` from the loader's ``persistent``."""
 
-    def __init__(self, file: Any, trust: PickleTrust, persistent: Callable[[Any], Any]) -> None:
-        super().__init__(file, trust)  # type: ignore[call-arg]
+    def __init__(self, file: Any, trust: PickleTrust, persistent: Callable[[Any], Any], **kwargs: Any) -> None:
+        super().__init__(file, trust, **kwargs)  # type: ignore[call-arg]
         self._persistent = persistent
 
     def persistent_load(self, pid: Any) -> Any:
@@ -498,8 +499,11 @@ class _Loader:
         try:
             try:
                 return _TorchUnpickler(stream, self.trust, persistent).load()
-            except ObjectArraysAhead:
-                return _TorchPyUnpickler(io.BytesIO(pickle_bytes()), self.trust, persistent).load()
+            except ObjectArraysAhead:  # read again: at C speed when the array states are proven
+                data = pickle_bytes()
+                if array_states_proven(data, 0):
+                    return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=True).load()
+                return _TorchPyUnpickler(io.BytesIO(data), self.trust, persistent).load()
         except Refused as exc:
             try:
                 buf = pickle_bytes()

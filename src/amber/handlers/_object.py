@@ -31,7 +31,7 @@ from typing import Any
 from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
 from amber.security._guards import arg_check_for, check_for, state_check_for
-from amber.security._unpickler import array_state_problem
+from amber.security._unpickler import build_problem
 from amber.trust import is_denied
 
 __all__ = ["GLOBAL", "OBJECT", "PARTIAL", "REDUCE", "STATE", "fallback_for", "global_name"]
@@ -327,10 +327,10 @@ def _apply_state(obj: Any, state: Any, name: str) -> None:
     """pickle's BUILD: ``__setstate__`` if the class has one, else ``__dict__``/slots."""
     setstate = getattr(type(obj), "__setstate__", None)
     if setstate is not None:
-        problem = array_state_problem(obj, state)
+        problem = build_problem(obj, state)
         if problem is not None:
-            raise CorruptFileError(f"the state of a {name}: {problem}; NumPy would read past the items, so the file is "
-                                   "refused (it is damaged or hostile)")
+            raise CorruptFileError(f"the state of a {name}: {problem}; NumPy would use memory it does not own, so the "
+                                   "file is refused (it is damaged or hostile)")
         obj.__setstate__(state)
         return
     slots = None

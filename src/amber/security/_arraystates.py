@@ -26,7 +26,10 @@ subclass, and a masked array's ``__setstate__`` unpacks a dict state by its keys
 they are all ints from 0 (else -1) -- so it can stand for a shape -- and, for the lengths
 an array state has (4 and 5: the ndarray's, 7: ``numpy.ma``'s), what stands at the
 state's items place (a list's number, -2 for a value that is no list, -1 unknown) and the
-product of the tuple at its shape place.
+product of the tuple at its shape place. ``NONE``, ``STR`` (a string opcode's text),
+``DTYPE_CLASS`` (the global ``numpy.dtype``) and ``DTYPE(kind)`` (what calling it with a
+type string made: an object dtype, another builtin kind, a void dtype, or unknown) let the
+proof check the dtypes' own states.
 
 The rules. A list that is used in any way other than as the target of ``APPEND(S)`` or
 the items place of a tuple of 4, 5 or 7 items (an argument of a call, a dict value, an
@@ -36,6 +39,16 @@ keys are all plain, a tuple of another length, or a tuple of 4, 5 or 7 items who
 place holds no list, or an unescaped list with exactly as many items as the product of
 its shape. Everything else (an unknown state, a list as the state, an unknown items
 place, a shape that is not a tuple of known ints, a count that differs) fails the proof.
+
+Dtypes. NumPy takes a dtype's flags from its state (8 or 9 items) as they are, and an
+object dtype whose flags say it holds no references makes arrays of uncounted or forged
+pointers. A ``BUILD`` with such a state passes only on a dtype the proof saw made by
+``numpy.dtype(typestr, ...)``, with no subarray, names or fields in the state and flags
+that fit the type: exactly NumPy's 63 for an object dtype, none of the reference flags
+for the other builtin kinds, and none for a void dtype whose subarray or fields (a dict
+the proof saw filled with ``(dtype, offset)`` tuples) are all of plain builtin dtypes.
+Structured dtypes with objects inside, and a state of that length on anything else, fail
+the proof (the checked reading then runs).
 
 The stream must be well formed as the C unpickler reading a file sees it: the proof fails
 on a truncated or malformed stream, on a stack underflow, a memo key not set, and on an
@@ -49,6 +62,7 @@ answers, and that no stream they prove makes the checked reading find a bad stat
 
 from __future__ import annotations
 
+import re
 import struct
 from typing import Any
 
@@ -57,7 +71,11 @@ from amber._compiled import compiled
 __all__ = ["array_states_proven"]
 
 # kinds of abstract values
-U, SAFE, INT, LIST, DICT, TUPLE = range(6)
+U, SAFE, INT, LIST, DICT, TUPLE, NONE, STR, DTYPE_CLASS, DTYPE = range(10)
+#: what a dtype made by ``numpy.dtype(typestr, ...)`` is, by its type string
+D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN = range(4)
+#: NumPy's flags of an object dtype, and the ones that say a dtype holds references
+OBJECT_FLAGS, REFERENCE_FLAGS = 63, 0x07
 #: the items place holds no list / is unknown (TUPLE values; a list's number otherwise)
 NOT_A_LIST, UNKNOWN = -2, -1
 #: products saturate here
@@ -90,6 +108,8 @@ class _Proof:
         self.list_count: list[int] = []
         self.list_escaped: list[bool] = []
         self.dict_plain: list[bool] = []
+        #: every value is a (dtype, offset[, title]) tuple of a plain dtype (a dtype's fields)
+        self.dict_plain_fields: list[bool] = []
 
     def escape(self, v: tuple[Any, ...]) -> None:
         kind = v[0]
@@ -97,8 +117,13 @@ class _Proof:
             self.list_escaped[v[1]] = True
         elif kind == DICT:
             self.dict_plain[v[1]] = False
-        elif kind == TUPLE and v[3] >= 0:
-            self.list_escaped[v[3]] = True
+            self.dict_plain_fields[v[1]] = False
+        elif kind == TUPLE:
+            if v[3] >= 0:
+                self.list_escaped[v[3]] = True
+            if v[1] in (8, 9):
+                self.escape(v[7])
+                self.escape(v[8])
 
     def new_list(self, count: int) -> tuple[Any, ...]:
         self.list_count.append(count)
@@ -107,6 +132,7 @@ class _Proof:
 
     def new_dict(self, keys: list[tuple[Any, ...]], values: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         self.dict_plain.append(True)
+        self.dict_plain_fields.append(True)
         v = (DICT, len(self.dict_plain) - 1)
         self.set_items(v, keys, values)
         return v
@@ -117,6 +143,8 @@ class _Proof:
         if target[0] == DICT:
             if any(key[0] == U for key in keys):
                 self.dict_plain[target[1]] = False
+            if not all(x[0] == TUPLE and x[5] == (DTYPE, D_PLAIN) for x in values):
+                self.dict_plain_fields[target[1]] = False
             for key in keys:  # (a list key fails at run time; a tuple key holds no unescaped list)
                 self.escape(key)
         else:
@@ -153,14 +181,33 @@ class _Proof:
                 self.escape(r)  # (a dict, or a tuple that holds a list, at the items place)
             s = items[sa]
             shape = s[2] if s[0] == TUPLE else -1
-        else:
-            for x in items:
-                self.escape(x)
-        return (TUPLE, k, prod, raw, shape)
+        else:  # (a dtype state's subarray and fields are held, as an array state's items are)
+            for j, x in enumerate(items):
+                if k not in (8, 9) or j not in (2, 4):
+                    self.escape(x)
+        first = items[0] if k else _U
+        dtype_state = k in (8, 9)
+        flags = items[7][1] if dtype_state and items[7][0] == INT and items[7][1] >= 0 else -1
+        subarray = items[2] if dtype_state else _U
+        fields = items[4] if dtype_state else _U
+        return (TUPLE, k, prod, raw, shape, first, flags, subarray, fields)
 
-    def build_ok(self, state: tuple[Any, ...]) -> bool:
+    def build_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
         kind = state[0]
-        if kind in (SAFE, INT):
+        if kind == TUPLE and state[1] in (8, 9):  # a dtype's state
+            if target[0] != DTYPE or state[6] < 0:
+                return False
+            d, flags, subarray, fields = target[1], state[6], state[7], state[8]
+            if d == D_OBJECT:
+                return flags == OBJECT_FLAGS and subarray[0] == NONE and fields[0] == NONE
+            if d == D_PLAIN:
+                return not flags & REFERENCE_FLAGS and subarray[0] == NONE and fields[0] == NONE
+            if d == D_VOID:  # a subarray or fields of plain dtypes only
+                sub_ok = subarray[0] == NONE or (subarray[0] == TUPLE and subarray[5] == (DTYPE, D_PLAIN))
+                fields_ok = fields[0] == NONE or (fields[0] == DICT and self.dict_plain_fields[fields[1]])
+                return not flags & REFERENCE_FLAGS and sub_ok and fields_ok
+            return False
+        if kind in (SAFE, INT, NONE, STR):
             return True
         if kind == DICT:
             ok = self.dict_plain[state[1]]
@@ -180,6 +227,42 @@ class _Proof:
 
 _SAFE = (SAFE,)
 _U = (U,)
+_NONE = (NONE,)
+_DTYPE_CLASS = (DTYPE_CLASS,)
+#: type strings of builtin dtypes that are not void (byte order, type, size, datetime unit)
+_PLAIN_TYPESTR = re.compile(rb"[<>|=]?[?bBhHiIlLqQpPefdgFDGSUaMmcu][0-9]{0,4}(\[[0-9]{0,4}[A-Za-z]{1,2}\])?")
+_VOID_TYPESTR = re.compile(rb"[<>|=]?V[0-9]{0,9}")
+_OBJECT_TYPESTR = frozenset(order + body for order in (b"", b"<", b">", b"|", b"=") for body in (b"O", b"O8", b"O4"))
+
+
+def _dtype_kind(text: bytes | None) -> int:
+    """What ``numpy.dtype(text, ...)`` makes, by the type string alone."""
+    if text is None:
+        return D_UNKNOWN
+    if text in _OBJECT_TYPESTR:
+        return D_OBJECT
+    if _PLAIN_TYPESTR.fullmatch(text):
+        return D_PLAIN
+    if _VOID_TYPESTR.fullmatch(text):
+        return D_VOID
+    return D_UNKNOWN
+
+
+def _text(data: Any, n: int, v: tuple[Any, ...]) -> bytes | None:
+    """The bytes of the string a STR value stands for (at most 64 of them), else None."""
+    if v[0] != STR:
+        return None
+    o = v[1]
+    op = data[o]
+    if op in (0x8C, 0x55):
+        ln, a = data[o + 1], o + 2
+    elif op in (0x58, 0x54):
+        ln, a = _u4(data, o + 1)[0], o + 5
+    else:  # 0x8D
+        ln, a = _u8(data, o + 1)[0], o + 9
+    if ln > 64:
+        return None
+    return bytes(data[a : a + ln])
 
 
 def _int_line(raw: bytes) -> tuple[Any, ...]:
@@ -250,7 +333,9 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
             op = mv[i]
             o = i
             i += 1
-            if op in (0x4E, 0x88, 0x89, 0x8F):  # NONE, NEWTRUE, NEWFALSE, EMPTY_SET
+            if op == 0x4E:  # NONE
+                stack.append(_NONE)
+            elif op in (0x88, 0x89, 0x8F):  # NEWTRUE, NEWFALSE, EMPTY_SET
                 stack.append(_SAFE)
             elif op == 0x5D:  # EMPTY_LIST
                 stack.append(p.new_list(0))
@@ -278,7 +363,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 need(i + 1)
                 ln = mv[i]
                 need(i + 1 + ln)
-                stack.append(_U if op == 0x8A else _SAFE)
+                stack.append(_U if op == 0x8A else (STR, o) if op != 0x43 else _SAFE)
                 i += 1 + ln
             elif op in (0x58, 0x42, 0x54, 0x8B):  # BINUNICODE, BINBYTES, BINSTRING, LONG4
                 need(i + 4)
@@ -286,13 +371,13 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 if op in (0x54, 0x8B) and ln >= 1 << 31:  # signed lengths
                     raise _Fail
                 need(i + 4 + ln)
-                stack.append(_U if op == 0x8B else _SAFE)
+                stack.append(_U if op == 0x8B else (STR, o) if op != 0x42 else _SAFE)
                 i += 4 + ln
             elif op in (0x8D, 0x8E, 0x96):  # BINUNICODE8, BINBYTES8, BYTEARRAY8
                 need(i + 8)
                 ln = _u8(mv, i)[0]
                 need(i + 8 + ln)
-                stack.append(_SAFE)
+                stack.append((STR, o) if op == 0x8D else _SAFE)
                 i += 8 + ln
             elif op == 0x94:  # MEMOIZE
                 put(len(memo))
@@ -358,13 +443,16 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 stack.append(_SAFE)
             elif op == 0x52:  # REDUCE
                 args = pop()
-                pop()
+                func = pop()
                 p.escape(args)
-                stack.append(_U)
+                if func[0] == DTYPE_CLASS:
+                    first = args[5] if args[0] == TUPLE and args[1] >= 1 else _U
+                    stack.append((DTYPE, _dtype_kind(_text(mv, n, first))))
+                else:
+                    stack.append(_U)
             elif op == 0x62:  # BUILD
                 state = pop()
-                top()
-                if not p.build_ok(state):
+                if not p.build_ok(top(), state):
                     return False
                 p.escape(state)
             elif op == 0x81:  # NEWOBJ
@@ -380,19 +468,21 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 p.escape(kwargs)
                 stack.append(_U)
             elif op == 0x93:  # STACK_GLOBAL
-                pop()
-                pop()
-                stack.append(_U)
+                name = pop()
+                module = pop()
+                numpy_dtype = _text(mv, n, module) == b"numpy" and _text(mv, n, name) == b"dtype"
+                stack.append(_DTYPE_CLASS if numpy_dtype else _U)
             elif op in (0x63, 0x69):  # GLOBAL, INST: two lines
                 e1 = line(i)
                 e2 = line(e1 + 1)
                 if e1 == i or e2 == e1 + 1:
                     raise _Fail
+                numpy_dtype = op == 0x63 and bytes(mv[i:e1]) == b"numpy" and bytes(mv[e1 + 1 : e2]) == b"dtype"
                 i = e2 + 1
                 if op == 0x69:
                     for x in pop_mark():
                         p.escape(x)
-                stack.append(_U)
+                stack.append(_DTYPE_CLASS if numpy_dtype else _U)
             elif op == 0x6F:  # OBJ
                 items = pop_mark()
                 if not items:

@@ -609,6 +609,52 @@ def array_state_problem(arr: Any, state: Any) -> str | None:
     return None
 
 
+def dtype_state_problem(dtype: Any, state: Any) -> str | None:
+    """Why ``dtype.__setstate__(state)`` must not run, or None. NumPy takes a dtype's flags
+    from its state as they are: an object dtype whose state clears the flag saying it
+    holds references (``dtype('O')`` with flags 6, or 0) makes object arrays that hold
+    pointers they never counted, or read pointers from the file's bytes. The state is
+    applied to a copy, and the flags must be those NumPy gives a dtype it builds from the
+    resulting description."""
+    np = sys.modules.get("numpy")
+    if np is None or not isinstance(dtype, np.dtype) or type(state) is not tuple:
+        return None
+    try:
+        probe = np.dtype(dtype, False, True)
+        probe.__setstate__(state)
+    except Exception:  # noqa: BLE001 - NumPy refuses the state: so will the real BUILD
+        return None
+    try:
+        fresh = _rebuilt_dtype(np, probe)
+    except Exception:  # noqa: BLE001 - a description NumPy cannot build from scratch
+        return f"a dtype state NumPy cannot build again ({probe!r:.60})"
+    if probe.flags != fresh.flags:
+        return f"a dtype state gives {fresh!r:.60} the flags {probe.flags}, where NumPy gives it {fresh.flags}"
+    return None
+
+
+def _rebuilt_dtype(np: Any, d: Any) -> Any:
+    """A new dtype of ``d``'s description (fields, subarray or type string), its flags
+    computed by NumPy."""
+    if d.fields is not None:
+        names = list(d.names)
+        spec = {"names": names, "formats": [d.fields[n][0] for n in names], "offsets": [d.fields[n][1] for n in names],
+                "itemsize": d.itemsize, "aligned": d.isalignedstruct}
+        titles = [d.fields[n][2] if len(d.fields[n]) > 2 else None for n in names]
+        if any(t is not None for t in titles):
+            spec["titles"] = titles
+        return np.dtype(spec)
+    if d.subdtype is not None:
+        return np.dtype(d.subdtype)
+    return np.dtype(d.str)
+
+
+def build_problem(obj: Any, state: Any) -> str | None:
+    """Why pickle's BUILD of ``state`` on ``obj`` must not run (an array's or a dtype's
+    state NumPy would trust), or None."""
+    return array_state_problem(obj, state) or dtype_state_problem(obj, state)
+
+
 def _numpy_setstate(cls: type) -> bool:
     """Does ``cls`` restore its state with NumPy's own ``__setstate__`` (the ndarray's, or
     ``numpy.ma``'s, which hands part of it on)?"""
@@ -627,9 +673,10 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
 
     def load_build(self) -> None:
         if len(self.stack) >= 2:
-            problem = array_state_problem(self.stack[-2], self.stack[-1])
+            problem = build_problem(self.stack[-2], self.stack[-1])
             if problem is not None:
-                raise DecodeError(f"{problem}; NumPy would read past the items, so the file is refused (it is damaged or hostile)")
+                raise DecodeError(f"{problem}; NumPy would use memory it does not own, so the file is refused "
+                                  "(it is damaged or hostile)")
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
 
     dispatch[pickle.BUILD[0]] = load_build
