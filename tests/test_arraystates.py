@@ -360,3 +360,15 @@ def test_torch_files_and_npy_files_with_object_arrays_take_the_c_unpickler(tmp_p
     n = tmp_path / "o.npy"
     np.save(n, _common()["2d"], allow_pickle=True)
     assert amber.load(n, allow_pickle=True).tolist() == _common()["2d"].tolist()
+
+
+def test_a_list_whose_items_are_set_by_index_or_slice_is_not_counted() -> None:
+    """``SETITEM`` on a list sets an item, or (with a slice a call made) changes its length:
+    the list's count is no longer known."""
+    data = pickle.dumps(_Reduced(*_made(), _state(["a", "b", "c"])), protocol=4)
+    at = data.index(b"\x8c\x01a")  # the list's items: add lst[0] = "z" before the BUILD
+    tail = data.index(b"e", at)  # APPENDS
+    edited = data[: tail + 1] + b"K\x00\x8c\x01zs" + data[tail + 1 :]
+    assert _both(data)
+    assert not _both(edited)
+    assert amber.loads(edited).tolist() == ["z", "b", "c"]  # (a sound stream: only the proof declines it)

@@ -782,6 +782,8 @@ as_plain_field(proof_t *p, int64_t v)
 static void
 as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
 {
+    if (pairs && AV_KIND(target) != AV_DICT) /* a list's item set by index, or by a slice: its length may change */
+        as_escape(p, target);
     for (Py_ssize_t j = 0; j < pairs; j++) {
         int64_t key = items[2 * j], value = items[2 * j + 1];
         as_escape(p, value);

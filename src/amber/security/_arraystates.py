@@ -147,7 +147,9 @@ class _Proof:
                 self.dict_plain_fields[target[1]] = False
             for key in keys:  # (a list key fails at run time; a tuple key holds no unescaped list)
                 self.escape(key)
-        else:
+        else:  # (a list's item set by index, or by a slice a call made: its length may change)
+            if keys:
+                self.escape(target)
             for key in keys:
                 self.escape(key)
 
