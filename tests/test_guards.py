@@ -1748,3 +1748,215 @@ def test_good_kdes_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert again.integrate_gaussian(np.zeros(kde.d), np.eye(kde.d)) == kde.integrate_gaussian(np.zeros(kde.d), np.eye(kde.d))
         if kde.d == 1:  # (integrate_box of more dimensions is a Monte Carlo estimate)
             assert again.integrate_box_1d(-1, 1) == kde.integrate_box_1d(-1, 1)
+
+
+# --- found by fuzzing LightGBM/XGBoost wrappers and torch modules (one field changed, in child processes) --
+
+def _fold(cls: type, **fields: Any) -> Callable[[], Any]:
+    def build() -> Any:
+        m = cls(output_size=(4, 4), kernel_size=2) if cls is torch.nn.Fold else cls(kernel_size=2)
+        for k, v in fields.items():
+            setattr(m, k, v)
+        return m
+    return build
+
+
+BAD_FOLDS = {
+    "Fold padding of 2**31": (_fold(torch.nn.Fold, padding=2**31), r"PyTorch Fold is malformed: its padding 2147483648 is outside 0\.\.2147483647"),
+    "Fold padding of 2**32 in a pair": (_fold(torch.nn.Fold, padding=(0, 2**32)), r"its padding 4294967296 is outside 0\.\.2147483647"),
+    "Fold output size of 0": (_fold(torch.nn.Fold, output_size=(0, 4)), r"its output_size 0 is outside 1\.\."),
+    "Unfold dilation of 2**63-1": (_fold(torch.nn.Unfold, dilation=2**63 - 1), r"PyTorch Unfold is malformed: its dilation 9223372036854775807 is outside 1\.\."),
+    "Unfold kernel size of 2**63-1": (_fold(torch.nn.Unfold, kernel_size=2**63 - 1), r"its kernel_size 9223372036854775807 is outside 1\.\."),
+    "Unfold padding of 2**62": (_fold(torch.nn.Unfold, padding=2**62), r"its padding 4611686018427387904 is outside 0\.\."),
+    "Unfold stride of 0": (_fold(torch.nn.Unfold, stride=0), r"its stride 0 is outside 1\.\."),
+    "Unfold stride of a float": (_fold(torch.nn.Unfold, stride=1.5), r"its stride 1\.5 is not an integer"),
+}
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "pkl0", "joblib", "pt"])
+@pytest.mark.parametrize("bad", list(BAD_FOLDS), ids=list(BAD_FOLDS))
+def test_malformed_fold_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fold and Unfold compute im2col offsets from their sizes in overflowing integer
+    arithmetic: a Fold padding of 2**31 crashed forward (SIGSEGV), an Unfold dilation of
+    2**63-1 returned values that changed from run to run (read outside its input)."""
+    make, message = BAD_FOLDS[bad]
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, "forward would read outside its memory")
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib", "pt"])
+def test_good_folds_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    mods: list[tuple[Any, torch.Tensor]] = [
+        (torch.nn.Unfold(kernel_size=2), torch.randn(1, 2, 4, 4)),
+        (torch.nn.Unfold(kernel_size=(2, 3), dilation=(1, 2), padding=1, stride=(2, 1)), torch.randn(2, 3, 5, 6)),
+        (torch.nn.Unfold(kernel_size=[3, 3], padding=[0, 1]), torch.randn(1, 1, 4, 4)),
+        (torch.nn.Fold(output_size=(4, 4), kernel_size=2), torch.randn(1, 8, 9)),
+        (torch.nn.Fold(output_size=[5, 6], kernel_size=(2, 3), dilation=1, padding=(1, 0), stride=(2, 1)), torch.randn(2, 12, 12)),
+        (torch.nn.Sequential(torch.nn.Unfold(2), torch.nn.Fold((4, 4), 2)), torch.randn(1, 2, 4, 4)),
+    ]
+    for mod, x in mods:
+        again = _load(_dumped(mod, how, tmp_path, monkeypatch), how)
+        torch.testing.assert_close(again(x), mod(x), rtol=0, atol=0)
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _xgb_early_stopped() -> Any:
+    """An XGBClassifier early-stopped on a validation set: its booster keeps best_iteration."""
+    import xgboost as xgb
+
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(120, 4))
+    y = (X[:, 0] > 0).astype(int) ^ (rng.random(120) < 0.3)
+    model = xgb.XGBClassifier(n_estimators=40, max_depth=3, n_jobs=1, early_stopping_rounds=2, learning_rate=1.0)
+    model.fit(X[:80], y[:80], eval_set=[(X[80:], y[80:])], verbose=False)
+    assert model.get_booster().attr("best_iteration") is not None
+    return model
+
+
+def _lgbm_edited(kind: str = "classifier", **edits: Any) -> Callable[[], Any]:
+    """A maker of a small fitted LightGBM wrapper with attributes set (``_other_params`` merged)."""
+    def build() -> Any:
+        import warnings
+
+        lgb = pytest.importorskip("lightgbm")
+        X = np.random.default_rng(11).normal(size=(60, 4))
+        y = np.arange(60) % 3 if kind == "classifier" else X[:, 0]
+        cls = lgb.LGBMClassifier if kind == "classifier" else lgb.LGBMRegressor
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m = cls(n_estimators=3, num_leaves=4, verbose=-1, n_jobs=1).fit(X, y)
+        for k, v in edits.items():
+            if k == "_other_params":
+                m._other_params.update(v)
+            else:
+                setattr(m, k, v)
+        return m
+    return build
+
+
+def _xgb_best(kind: str, best: str) -> Callable[[], Any]:
+    """A maker of a fitted XGBoost wrapper (5 rounds) whose booster's best_iteration is ``best``."""
+    def build() -> Any:
+        model = copy.deepcopy(_xgb(kind)[0])
+        model.get_booster().set_attr(best_iteration=best)
+        return model
+    return build
+
+
+_THREADS = "predict would start more threads than the process can run"
+_READS = "predict would read outside its memory"
+BAD_WRAPPERS = {
+    "LGBMClassifier of 10**5 threads": (_lgbm_edited(n_jobs=10**5), r"LightGBM LGBMClassifier model is malformed: its number of threads \(n_jobs\) 100000 is more than 4096", _THREADS),
+    "LGBMRegressor of 2**31 threads": (_lgbm_edited("regressor", n_jobs=2**31), r"LightGBM LGBMRegressor model is malformed: its number of threads \(n_jobs\) 2147483648", _THREADS),
+    "LGBMClassifier of 1e5 threads": (_lgbm_edited(n_jobs=1e5), r"its number of threads \(n_jobs\) 100000\.0 is not an integer", _THREADS),
+    "LGBMClassifier num_threads of 10**5": (_lgbm_edited(_other_params={"num_threads": 10**5}), r"its number of threads \(num_threads\) 100000 is more", _THREADS),
+    "LGBMRegressor nthread alias of 10**5": (_lgbm_edited("regressor", _other_params={"nthread": 10**5}), r"its number of threads \(nthread\) 100000 is more", _THREADS),
+    "XGBClassifier best_iteration of 2**31": (_xgb_best("classifier", str(2**31)), r"XGBoost XGBClassifier model is malformed: its booster's best_iteration '2147483648' is not one of its 5 boosted rounds", _READS),
+    "XGBRegressor best_iteration of 2**31-1": (_xgb_best("regressor", str(2**31 - 1)), r"XGBoost XGBRegressor model is malformed: its booster's best_iteration '2147483647' is not one", _READS),
+    "XGBClassifier best_iteration past its rounds": (_xgb_best("classifier", "5"), r"its booster's best_iteration '5' is not one of its 5 boosted rounds", _READS),
+}
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "pkl0", "joblib"])
+@pytest.mark.parametrize("bad", list(BAD_WRAPPERS), ids=list(BAD_WRAPPERS))
+def test_malformed_gbm_wrappers_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LightGBM's scikit-learn wrappers pass n_jobs (or a num_threads alias among their other
+    parameters) to every predict as the booster's OpenMP thread count: 10**5 crashed predict
+    (SIGSEGV). XGBoost's predict with iteration_range (0, best_iteration + 1), a 32-bit end:
+    a best_iteration of 2**31-1 or 2**31 wrapped and crashed predict (SIGSEGV)."""
+    make, message, consequence = BAD_WRAPPERS[bad]
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, consequence)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_gbm_wrappers_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
+    X = np.random.default_rng(12).normal(size=(40, 5))
+    models = [_lgbm_edited()(), _lgbm_edited("regressor")(), _lgbm_edited(n_jobs=None)(), _lgbm_edited(n_jobs=-1)(),
+              _lgbm_edited(n_jobs=8)(), _lgbm_edited(_other_params={"num_threads": 2})(), _lgbm_edited(n_jobs=np.int64(2))()]
+    if _has("xgboost"):
+        models += [_xgb("classifier")[0], _xgb("regressor")[0], _xgb_best("classifier", "0")(), _xgb_best("regressor", "4")(),
+                   _xgb_early_stopped()]
+    for model in models:
+        again = _load(_dumped(model, how, tmp_path, monkeypatch), how)
+        x = X[:, :model.n_features_in_]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for method in ("predict", "predict_proba", "apply"):
+                if hasattr(model, method):
+                    np.testing.assert_array_equal(getattr(again, method)(x), getattr(model, method)(x))
+
+
+def _attention_with(make: Callable[[], Any], where: str, dtype: torch.dtype) -> Callable[[], Any]:
+    """A maker of ``make()`` whose attention tensor ``where`` (a dotted path) is cast to ``dtype``."""
+    def build() -> Any:
+        m = make()
+        owner, _, name = where.rpartition(".")
+        mod = m.get_submodule(owner)
+        with torch.no_grad():
+            t = getattr(mod, name).detach().normal_()
+        setattr(mod, name, torch.nn.Parameter(t.to(dtype), requires_grad=False))
+        return m.eval()
+    return build
+
+
+def _encoder_layer() -> Any:
+    return torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+
+
+BAD_ATTENTION = {
+    "encoder layer attention bias of float16": (_attention_with(_encoder_layer, "self_attn.in_proj_bias", torch.float16),
+                                                r"PyTorch MultiheadAttention is malformed: its in_proj_bias is torch\.float16, its in_proj_weight torch\.float32"),
+    "attention bias of float64": (_attention_with(lambda: torch.nn.Sequential(torch.nn.MultiheadAttention(8, 2, batch_first=True)), "0.in_proj_bias", torch.float64),
+                                  r"its in_proj_bias is torch\.float64, its in_proj_weight torch\.float32"),
+    "attention output bias of int64": (_attention_with(_encoder_layer, "self_attn.out_proj.bias", torch.int64),
+                                       r"its out_proj\.bias is torch\.int64, its in_proj_weight torch\.float32"),
+}
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "pkl0", "joblib", "pt"])
+@pytest.mark.parametrize("bad", list(BAD_ATTENTION), ids=list(BAD_ATTENTION))
+def test_attention_weights_of_several_dtypes_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path of a batch-first TransformerEncoderLayer (and MultiheadAttention) reads
+    in_proj_bias as float32 whatever its dtype: a float16 bias was read past its end (outputs
+    of NaN or 1e12 changing from run to run), a float64 or int64 one as garbage."""
+    make, message = BAD_ATTENTION[bad]
+    p = _dumped(make(), how, tmp_path, monkeypatch)
+    with pytest.raises(amber.CorruptFileError, match=message) as info:
+        _load_relu(p, how)
+    assert str(p) in str(info.value) and "forward would read outside its memory" in str(info.value)
+
+
+def _load_relu(p: Path, how: str) -> Any:
+    """``_load``, trusting the activation a TransformerEncoderLayer keeps."""
+    out = amber.load(p, trusted=["torch.nn.functional.relu"])
+    return out["model"] if how == "pt" else out
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib", "pt"])
+def test_good_attention_of_any_one_dtype_loads(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8)
+    mods: list[tuple[Any, tuple[Any, ...]]] = [
+        (_encoder_layer().eval(), (x,)),
+        (_encoder_layer().double().eval(), (x.double(),)),
+        (torch.nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True, norm_first=True).eval(), (x,)),
+        (torch.nn.MultiheadAttention(8, 2, batch_first=True, add_bias_kv=True).eval(), (x, x, x)),
+        (torch.nn.MultiheadAttention(8, 2, kdim=6, vdim=5, bias=False).eval(), (x, torch.randn(4, 3, 6), torch.randn(4, 3, 5))),
+        (torch.nn.MultiheadAttention(8, 2, batch_first=True).double().eval(), (x.double(),) * 3),
+    ]
+    for mod, args in mods:
+        again = _load_relu(_dumped(mod, how, tmp_path, monkeypatch), how)
+        with torch.no_grad():
+            out, want = again(*args), mod(*args)
+        out, want = (out[0], want[0]) if isinstance(out, tuple) else (out, want)
+        torch.testing.assert_close(out, want, rtol=0, atol=0)
+    half = torch.nn.MultiheadAttention(8, 2, batch_first=True).half()
+    again = _load(_dumped(half, how, tmp_path, monkeypatch), how)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), half.state_dict().values()))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import operator
 import types
 from collections.abc import Callable
 from typing import Any
@@ -39,9 +40,13 @@ __all__ = [
     "find_checked",
     "state_check_for",
     "attention_problem",
+    "attention_dtype_problem",
     "binary_tree_problem",
     "block_manager_problem",
     "datetimelike_problem",
+    "fold_problem",
+    "lightgbm_wrapper_problem",
+    "xgboost_wrapper_problem",
     "lil_problem",
     "rnn_problem",
     "birch_problem",
@@ -890,6 +895,113 @@ def attention_problem(mod: Any) -> str | None:
     return None
 
 
+_ATTENTION_TENSORS = ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight", "in_proj_bias", "bias_k", "bias_v")
+
+
+def attention_dtype_problem(mod: Any) -> str | None:
+    """The fast paths of ``MultiheadAttention`` and ``TransformerEncoderLayer`` (batch first,
+    evaluating without gradients: ``torch._transformer_encoder_layer_fwd``) read
+    ``in_proj_bias`` as the type of the input without checking its dtype: a float16 bias in a
+    float32 layer was read as float32, twice its bytes (outputs of other memory: NaN, or 1e12,
+    changing from run to run), a float64 or int64 one as garbage. Its weights and biases
+    (``out_proj``'s too) must share one dtype, as ``__init__`` and ``Module.to`` leave them."""
+    import torch
+
+    out = getattr(mod, "out_proj", None)
+    tensors = [(k, getattr(mod, k, None)) for k in _ATTENTION_TENSORS]
+    tensors += [(f"out_proj.{k}", getattr(out, k, None)) for k in ("weight", "bias")]
+    dtypes = {k: t.dtype for k, t in tensors if isinstance(t, torch.Tensor)}
+    if len(set(dtypes.values())) > 1:
+        first = next(iter(dtypes))
+        odd = next(k for k, v in dtypes.items() if v != dtypes[first])
+        return f"its {odd} is {dtypes[odd]}, its {first} {dtypes[first]}"
+    return None
+
+
+#: The largest kernel size, dilation, stride, padding or output size a ``Fold``/``Unfold`` may
+#: have: what a C ``int`` holds (a padding of 2**31 crashed ``Fold``'s forward, SIGSEGV).
+_MAX_IM2COL = 2**31 - 1
+
+
+def _pair_problem(value: Any, least: int) -> str | None:
+    """Why ``value`` is not an int, or a pair of ints, from ``least`` to :data:`_MAX_IM2COL`."""
+    items = value if isinstance(value, (tuple, list)) and len(value) == 2 else (value,)
+    for v in items:
+        try:
+            i = operator.index(v)
+        except TypeError:
+            return f"{v!r:.24} is not an integer"
+        if isinstance(v, bool) or not least <= i <= _MAX_IM2COL:
+            return f"{v!r:.24} is outside {least}..{_MAX_IM2COL}"
+    return None
+
+
+def fold_problem(mod: Any) -> str | None:
+    """``Fold`` and ``Unfold`` hand their sizes to compiled ``col2im``/``im2col``, which check
+    the output shape they make but compute offsets from the sizes in overflowing integer
+    arithmetic: a ``Fold`` padding of 2**31 crashed forward (SIGSEGV) and 2**32 hung it; an
+    ``Unfold`` dilation or kernel size of 2**63-1, or a padding of 2**62, returned values that
+    changed from run to run (read from outside its input). Each size must be an int or a pair
+    of ints below 2**31: kernel size, dilation and stride 1 or more, padding 0 or more (and
+    ``Fold``'s output size 1 or more)."""
+    d = mod.__dict__
+    names = (("output_size", 1),) if "output_size" in d else ()
+    for name, least in (*names, ("kernel_size", 1), ("dilation", 1), ("padding", 0), ("stride", 1)):
+        problem = _pair_problem(d.get(name), least)
+        if problem is not None:
+            return f"its {name} {problem}"
+    return None
+
+
+#: LightGBM's names for the number of threads (``lightgbm.basic._ConfigAliases``).
+_LGBM_THREAD_KEYS = ("num_threads", "num_thread", "nthread", "nthreads", "n_jobs")
+
+
+def lightgbm_wrapper_problem(est: Any) -> str | None:
+    """LightGBM's scikit-learn wrappers (``LGBMClassifier``, ``LGBMRegressor``, ``LGBMRanker``)
+    pass their parameters to every ``predict``: ``n_jobs``, or one of LightGBM's names for it
+    among the other parameters (``_other_params``), becomes the number of OpenMP threads the
+    booster predicts in (a negative one counts back from the CPUs). 10**5 crashed predict
+    (SIGSEGV). Each must be None or an integer up to 4096."""
+    d = est.__dict__
+    other = d.get("_other_params")
+    found = [("n_jobs", d.get("n_jobs"))]
+    if isinstance(other, dict):
+        found += [(k, other[k]) for k in _LGBM_THREAD_KEYS if k in other]
+    for key, threads in found:
+        if threads is None:
+            continue
+        try:
+            n = operator.index(threads)
+        except TypeError:
+            return f"its number of threads ({key}) {threads!r:.20} is not an integer"
+        if n > _MAX_THREADS:
+            return f"its number of threads ({key}) {n} is more than {_MAX_THREADS}"
+    return None
+
+
+def xgboost_wrapper_problem(est: Any) -> str | None:
+    """XGBoost's scikit-learn wrappers (``XGBClassifier``, ``XGBRegressor``, ...) predict
+    (``predict_proba``, ``apply``, ``score``) with ``iteration_range=(0, best_iteration + 1)``
+    when their booster has a ``best_iteration`` attribute (kept in the model as a string of
+    digits), and XGBoost takes that end as a 32-bit count of layers: a ``best_iteration`` of
+    2**31-1 or 2**31 wrapped to a negative end and crashed predict (SIGSEGV). It must name one
+    of the booster's boosted rounds (a larger end XGBoost refuses, when it does not wrap)."""
+    import xgboost
+
+    booster = est.__dict__.get("_Booster")
+    if not isinstance(booster, xgboost.Booster) or getattr(type(booster), "_amber_unstated", False) \
+            or getattr(booster, "handle", None) is None:
+        return None  # (not fitted, or not a booster: predict fails in Python; a booster never given its state is refused)
+    best = booster.attr("best_iteration")
+    if best is None:
+        return None
+    rounds = booster.num_boosted_rounds()
+    if not (best.isascii() and best.isdigit()) or int(best) >= rounds:
+        return f"its booster's best_iteration {best[:24]!r} is not one of its {rounds} boosted rounds"
+    return None
+
+
 #: The bits of MT19937's 624-word key it draws from: the top bit of the first word and every
 #: other word (19937 bits; the low bits of the first word are output, never mixed in).
 _MT_WORDS = 624
@@ -1060,7 +1172,17 @@ check_kde = _raising(kde_problem, "a SciPy {name}", "evaluating it would read ou
 check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_rnn = _raising(rnn_problem, "a PyTorch {name}", "forward would read outside its memory")
-check_attention = _raising(attention_problem, "a PyTorch {name}", "forward would divide by zero")
+_check_heads = _raising(attention_problem, "a PyTorch {name}", "forward would divide by zero")
+_check_attention_dtype = _raising(attention_dtype_problem, "a PyTorch {name}", "forward would read outside its memory")
+
+
+def check_attention(mod: Any) -> None:
+    _check_heads(mod)
+    _check_attention_dtype(mod)
+check_fold = _raising(fold_problem, "a PyTorch {name}", "forward would read outside its memory")
+check_xgboost_wrapper = _raising(xgboost_wrapper_problem, "an XGBoost {name} model", "predict would read outside its memory")
+check_lightgbm_wrapper = _raising(lightgbm_wrapper_problem, "a LightGBM {name} model",
+                                  "predict would start more threads than the process can run and crash")
 _DRAW = "drawing from it would read outside its memory or never end"
 check_bit_generator = _raising(bit_generator_problem, "a NumPy {name} bit generator", _DRAW)
 check_seed_sequence = _raising(seed_sequence_problem, "a NumPy {name}", "spawning from it would never end")
@@ -1250,6 +1372,9 @@ CHECKED: dict[str, Callable[[Any], None]] = {
        for m in ("pandas.arrays", f"pandas.core.arrays.{ {'Datetime': 'datetimes', 'Timedelta': 'timedeltas', 'Period': 'period'}[c]}")},
     "torch.nn.modules.rnn.RNNBase": check_rnn,
     "torch.nn.modules.activation.MultiheadAttention": check_attention,
+    **{f"torch.nn.modules.fold.{c}": check_fold for c in ("Fold", "Unfold")},
+    "lightgbm.sklearn.LGBMModel": check_lightgbm_wrapper,
+    "xgboost.sklearn.XGBModel": check_xgboost_wrapper,
     "scipy.interpolate._bsplines.BSpline": check_bspline,
     "scipy.stats._kde.gaussian_kde": check_kde,
     "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
