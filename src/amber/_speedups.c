@@ -654,6 +654,7 @@ typedef struct {
     i64vec list_count, list_esc, dict_plain, dict_fields;
     i64vec tuples; /* AS_TUPLE_SLOTS per tuple */
     Py_ssize_t memo_len;
+    int lost_dtype_class; /* numpy.dtype used other than as the callable of a REDUCE */
 } proof_t;
 
 static void
@@ -671,7 +672,9 @@ static void
 as_escape(proof_t *p, int64_t v)
 {
     int k = AV_KIND(v);
-    if (k == AV_LIST)
+    if (k == AV_DTYPE_CLASS)
+        p->lost_dtype_class = 1;
+    else if (k == AV_LIST)
         p->list_esc.v[AV_X(v)] = 1;
     else if (k == AV_DICT) {
         p->dict_plain.v[AV_X(v)] = 0;
@@ -857,9 +860,13 @@ static int
 as_build_ok(proof_t *p, int64_t target, int64_t state)
 {
     int kind = AV_KIND(state);
+    if (AV_KIND(target) == AV_DTYPE && kind != AV_TUPLE)
+        return 0; /* (NumPy reads any sequence as a dtype state) */
     if (kind == AV_TUPLE) {
         const int64_t *t = AS_T(p, state);
         int64_t k = t[0];
+        if ((k == 6 || k == 7) && !(AV_KIND(t[4]) == AV_INT && AV_X(t[4]) >= 0 && AV_X(t[4]) <= 2))
+            return 0; /* a dtype state of version 3 or more without its flags: NumPy would set them to 0 */
         if (k == 8 || k == 9) { /* a dtype's state */
             if (AV_KIND(target) != AV_DTYPE || t[5] < 0)
                 return 0;
@@ -1183,6 +1190,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         case 0x81: /* NEWOBJ */
             POP(y);
             POP(x);
+            as_escape(&p, x);
             as_escape(&p, y);
             PUSH(AV(AV_U, 0));
             break;
@@ -1190,6 +1198,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             POP(z);
             POP(y);
             POP(x);
+            as_escape(&p, x);
             as_escape(&p, y);
             as_escape(&p, z);
             PUSH(AV(AV_U, 0));
@@ -1299,7 +1308,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         case 0x2E: /* STOP */
             POP(x);
-            result = p.stack.n == 0;
+            result = p.stack.n == 0 && !p.lost_dtype_class;
             goto done;
         default: /* NEXT_BUFFER, READONLY_BUFFER and anything unknown */
             goto fail;

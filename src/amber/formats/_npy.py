@@ -16,7 +16,7 @@ import numpy as np
 
 from amber.errors import AmberError, FormatError
 from amber.security._arraystates import array_states_proven
-from amber.security._unpickler import Refused, SafePyUnpickler, SafeUnpickler, refusal
+from amber.security._unpickler import ObjectArraysAhead, Refused, SafePyUnpickler, SafeUnpickler, refusal
 
 __all__ = ["NPY_MAGIC", "load_npy", "load_npz", "read_npy"]
 
@@ -45,7 +45,10 @@ def _object_array(fh: IO[bytes], trust: Any, where: str, whole: Callable[[], Any
     else by the pure-Python unpickler, which checks every array state."""
     data = whole() if whole is not None else None
     if data is not None and array_states_proven(data, start):
-        return SafeUnpickler(fh, trust, where, proven=True).load()
+        try:
+            return SafeUnpickler(fh, trust, where, proven=True).load()
+        except ObjectArraysAhead:  # (a dtype made another way: the checked reading, from the start)
+            fh.seek(start)
     return SafePyUnpickler(fh, trust, where).load()
 
 

@@ -320,7 +320,7 @@ def load_pickled(
                 try:
                     with proven as fh:
                         return _FirstTry(fh, trust, where, proven=True).load()
-                except _SwitchToJoblib:
+                except (_SwitchToJoblib, ObjectArraysAhead):  # (a dtype made another way: checked reading)
                     pass
         except _SwitchToJoblib:
             pass

@@ -502,7 +502,10 @@ class _Loader:
             except ObjectArraysAhead:  # read again: at C speed when the array states are proven
                 data = pickle_bytes()
                 if array_states_proven(data, 0):
-                    return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=True).load()
+                    try:
+                        return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=True).load()
+                    except ObjectArraysAhead:  # (a dtype made another way: the checked reading)
+                        pass
                 return _TorchPyUnpickler(io.BytesIO(data), self.trust, persistent).load()
         except Refused as exc:
             try:

@@ -48,7 +48,12 @@ that fit the type: exactly NumPy's 63 for an object dtype, none of the reference
 for the other builtin kinds, and none for a void dtype whose subarray or fields (a dict
 the proof saw filled with ``(dtype, offset)`` tuples) are all of plain builtin dtypes.
 Structured dtypes with objects inside, and a state of that length on anything else, fail
-the proof (the checked reading then runs).
+the proof (the checked reading then runs). A state of 6 or 7 items must start with a
+version below 3 (NumPy then works the flags out itself; from 3 on it would set them to 0),
+and ``numpy.dtype`` may only be called by ``REDUCE``: used any other way (``NEWOBJ``, an
+argument, an item) the proof fails. (The other ways to make a dtype -- its classes in
+``numpy.dtypes``, attributes -- stay watched in the C unpickler's proven reading: an object
+dtype made there sends the stream to the checked reading.)
 
 The stream must be well formed as the C unpickler reading a file sees it: the proof fails
 on a truncated or malformed stream, on a stack underflow, a memo key not set, and on an
@@ -110,10 +115,14 @@ class _Proof:
         self.dict_plain: list[bool] = []
         #: every value is a (dtype, offset[, title]) tuple of a plain dtype (a dtype's fields)
         self.dict_plain_fields: list[bool] = []
+        #: ``numpy.dtype`` was used other than as the callable of a REDUCE
+        self.lost_dtype_class = False
 
     def escape(self, v: tuple[Any, ...]) -> None:
         kind = v[0]
-        if kind == LIST:
+        if kind == DTYPE_CLASS:  # numpy.dtype handed on: dtypes made where the proof cannot see
+            self.lost_dtype_class = True
+        elif kind == LIST:
             self.list_escaped[v[1]] = True
         elif kind == DICT:
             self.dict_plain[v[1]] = False
@@ -196,6 +205,12 @@ class _Proof:
 
     def build_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
         kind = state[0]
+        if target[0] == DTYPE and kind != TUPLE:
+            return False  # (NumPy reads any sequence as a dtype state)
+        if kind == TUPLE and state[1] in (6, 7) and not (state[5][0] == INT and 0 <= state[5][1] <= 2):
+            # a dtype state of version 3 or more without its flags: NumPy would set them to 0
+            # (a masked array's state of 7 items starts with its version, 1)
+            return False
         if kind == TUPLE and state[1] in (8, 9):  # a dtype's state
             if target[0] != DTYPE or state[6] < 0:
                 return False
@@ -459,13 +474,13 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 p.escape(state)
             elif op == 0x81:  # NEWOBJ
                 args = pop()
-                pop()
+                p.escape(pop())
                 p.escape(args)
                 stack.append(_U)
             elif op == 0x92:  # NEWOBJ_EX
                 kwargs = pop()
                 args = pop()
-                pop()
+                p.escape(pop())
                 p.escape(args)
                 p.escape(kwargs)
                 stack.append(_U)
@@ -545,7 +560,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 fend = i + ln if ln else -1
             elif op == 0x2E:  # STOP
                 pop()
-                return not stack
+                return not stack and not p.lost_dtype_class
             else:  # NEXT_BUFFER, READONLY_BUFFER and anything unknown
                 return False
     except (_Fail, IndexError, struct.error):

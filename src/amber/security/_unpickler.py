@@ -538,9 +538,9 @@ def _watched(value: Any) -> Any:
 class SafeUnpickler(_Restricted, pickle.Unpickler):
     """The C unpickler with every global resolved through a :class:`PickleTrust`. A stream
     that makes an object dtype raises :class:`ObjectArraysAhead` before any object array
-    of it is built (see there), unless ``proven``: a stream whose every BUILD
-    :func:`~amber.security._arraystates.array_states_proven` found harmless to NumPy is
-    read with no dtype watch."""
+    of it is built (see there), unless ``proven``: in a stream whose every BUILD
+    :func:`~amber.security._arraystates.array_states_proven` found harmless to NumPy,
+    ``numpy.dtype`` itself is not watched (the proof followed every dtype made with it)."""
 
     _watch_out = False  # (set when a dtype stand-in was handed out)
 
@@ -550,8 +550,8 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         obj = self._trust.find(module, name)
-        if self._proven:
-            return obj
+        if self._proven and obj is getattr(sys.modules.get("numpy"), "dtype", None):
+            return obj  # (the proof followed every dtype it made; any other dtype class stays watched)
         if type(obj) is types.MethodType and obj.__func__ is PickleTrust._getattr and obj.__self__ is self._trust:
             return self._getattr_watched  # a class attribute may be a dtype too
         return self._watch(obj)
@@ -615,7 +615,9 @@ def dtype_state_problem(dtype: Any, state: Any) -> str | None:
     holds references (``dtype('O')`` with flags 6, or 0) makes object arrays that hold
     pointers they never counted, or read pointers from the file's bytes. The state is
     applied to a copy, and the flags must be those NumPy gives a dtype it builds from the
-    resulting description."""
+    resulting description: the flags that say how it holds objects exactly NumPy's for a
+    dtype that holds any, and none that say it holds references for one that does not (the
+    other flags change nothing about memory). (A state that is not a tuple NumPy refuses.)"""
     np = sys.modules.get("numpy")
     if np is None or not isinstance(dtype, np.dtype) or type(state) is not tuple:
         return None
@@ -626,11 +628,17 @@ def dtype_state_problem(dtype: Any, state: Any) -> str | None:
         return None
     try:
         fresh = _rebuilt_dtype(np, probe)
-    except Exception:  # noqa: BLE001 - a description NumPy cannot build from scratch
-        return f"a dtype state NumPy cannot build again ({probe!r:.60})"
-    if probe.flags != fresh.flags:
+    except Exception as exc:  # noqa: BLE001 - a description NumPy cannot build from scratch
+        return f"a structured dtype whose fields NumPy cannot build ({exc})"
+    if (probe.flags & _OBJECT_BITS) != (fresh.flags & _OBJECT_BITS) if fresh.hasobject else probe.flags & _REFERENCE_BITS:
         return f"a dtype state gives {fresh!r:.60} the flags {probe.flags}, where NumPy gives it {fresh.flags}"
     return None
+
+
+#: NumPy's dtype flags that say how a dtype holds objects (NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE,
+#: NPY_ITEM_IS_POINTER, NPY_NEEDS_INIT, NPY_NEEDS_PYAPI, NPY_USE_GETITEM), and the ones
+#: that say it holds references at all
+_OBJECT_BITS, _REFERENCE_BITS = 0x3F, 0x07
 
 
 def _rebuilt_dtype(np: Any, d: Any) -> Any:
