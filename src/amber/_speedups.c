@@ -484,7 +484,12 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         }
         if (PyType_IsSubtype(t, ndarray)) {
             PyObject *dtype = PyObject_GetAttrString(o, "dtype");
-            PyObject *has = dtype ? PyObject_GetAttrString(dtype, "hasobject") : NULL;
+            PyObject *names = dtype ? PyObject_GetAttrString(dtype, "names") : NULL;
+            /* a structured array's dtype is walked into (checked: NumPy trusts a pickled one's fields) */
+            if (names && names != Py_None && PyList_Append(w.stack, dtype) < 0)
+                Py_CLEAR(names);
+            PyObject *has = names ? PyObject_GetAttrString(dtype, "hasobject") : NULL;
+            Py_XDECREF(names);
             Py_XDECREF(dtype);
             if (!has) {
                 Py_DECREF(o);

@@ -41,6 +41,7 @@ __all__ = [
     "state_check_for",
     "attention_problem",
     "attention_dtype_problem",
+    "dtype_problem",
     "binary_tree_problem",
     "block_manager_problem",
     "datetimelike_problem",
@@ -1125,6 +1126,51 @@ def sklearn_tree_problem(tree: Any) -> str | None:
     return tree_nodes_problem(nodes, int(tree.n_features), int(state["max_depth"]))
 
 
+#: NumPy's dtype flags that say how a dtype holds objects (NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE,
+#: NPY_ITEM_IS_POINTER, NPY_NEEDS_INIT, NPY_NEEDS_PYAPI, NPY_USE_GETITEM), and the ones
+#: that say it holds references at all
+OBJECT_FLAGS, REFERENCE_FLAGS = 0x3F, 0x07
+
+
+def rebuilt_dtype(d: np.dtype) -> np.dtype:
+    """A new dtype of ``d``'s description (fields, subarray or type string), built by NumPy's
+    constructor, which checks what ``__setstate__`` takes as it is (a field outside the
+    items), and with the flags NumPy computes."""
+    if d.fields is not None:
+        names = list(d.names)
+        spec: dict[str, Any] = {"names": names, "formats": [d.fields[n][0] for n in names],
+                                "offsets": [d.fields[n][1] for n in names], "itemsize": d.itemsize,
+                                "aligned": d.isalignedstruct}
+        titles = [d.fields[n][2] if len(d.fields[n]) > 2 else None for n in names]
+        if any(t is not None for t in titles):
+            spec["titles"] = titles
+        return np.dtype(spec)
+    if d.subdtype is not None:
+        return np.dtype(d.subdtype)
+    return np.dtype(d.str)
+
+
+def dtype_problem(d: Any) -> str | None:
+    """Why the dtype ``d`` is unsafe to use, or None. NumPy's ``__setstate__`` takes a dtype's
+    fields and flags as a pickle gives them: a field said to lie 100,000,000 bytes into
+    12-byte items made printing the array read far outside its memory (SIGSEGV), and an
+    object dtype told it holds no references made arrays of uncounted or forged pointers.
+    ``d`` must be what NumPy builds from its own description: the flags that say how it holds
+    objects exactly NumPy's for a dtype that holds any, none that say it holds references
+    for one that does not (the other flags change nothing about memory)."""
+    if not isinstance(d, np.dtype):
+        return None
+    if d.fields is None and d.subdtype is None and d.kind != "O" and not d.flags & REFERENCE_FLAGS:
+        return None  # (a builtin kind that holds no objects, and says so; hasobject comes from the flags)
+    try:
+        fresh = rebuilt_dtype(d)
+    except Exception as exc:  # noqa: BLE001 - what NumPy's constructor refuses
+        return f"a structured dtype whose fields NumPy cannot build ({exc})"
+    if (d.flags & OBJECT_FLAGS) != (fresh.flags & OBJECT_FLAGS) if fresh.hasobject else d.flags & REFERENCE_FLAGS:
+        return f"the dtype {fresh!r:.60} has the flags {d.flags}, where NumPy gives it {fresh.flags}"
+    return None
+
+
 def _raising(problem: Callable[[Any], str | None], what: str, consequence: str = _PREDICT) -> Callable[[Any], None]:
     """The check that raises CorruptFileError when ``problem(obj)`` names one; ``what`` says
     what the object is (``{name}``: its class's name), ``consequence`` what would go wrong."""
@@ -1171,6 +1217,7 @@ check_multi_index = _raising(multi_index_problem, "a pandas {name}", "reading it
 check_kde = _raising(kde_problem, "a SciPy {name}", "evaluating it would read outside its memory or never end")
 check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
+check_dtype = _raising(dtype_problem, "a NumPy {name}", "using its arrays would read outside their memory")
 check_rnn = _raising(rnn_problem, "a PyTorch {name}", "forward would read outside its memory")
 _check_heads = _raising(attention_problem, "a PyTorch {name}", "forward would divide by zero")
 _check_attention_dtype = _raising(attention_dtype_problem, "a PyTorch {name}", "forward would read outside its memory")
@@ -1370,6 +1417,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "pandas.core.indexes.multi.MultiIndex": check_multi_index,
     **{f"{m}.{c}Array": check_datetimelike for c in ("Datetime", "Timedelta", "Period")  # (pandas 3 names them pandas.arrays.*)
        for m in ("pandas.arrays", f"pandas.core.arrays.{ {'Datetime': 'datetimes', 'Timedelta': 'timedeltas', 'Period': 'period'}[c]}")},
+    "numpy.dtype": check_dtype,  # (and a structured array's dtype: find_checked walks into it)
     "torch.nn.modules.rnn.RNNBase": check_rnn,
     "torch.nn.modules.activation.MultiheadAttention": check_attention,
     **{f"torch.nn.modules.fold.{c}": check_fold for c in ("Fold", "Unfold")},
@@ -1408,7 +1456,8 @@ _ATOM_TYPES = tuple(_ATOMS)
 def find_checked(root: Any, extra: dict[type, Callable[[Any], None]] | None = None) -> list[tuple[Any, Any]]:
     """(check, object) for every object reachable from ``root`` whose class has a check
     (:func:`check_for`, or ``extra`` by exact type first), found through the references the
-    garbage collector sees (and the items of object arrays, which it does not); classes,
+    garbage collector sees (and the items of object arrays, and the dtypes of structured
+    arrays, which it does not); classes,
     functions and modules are checked but not entered. The C twin walks without building a
     list of referents per object (a 1M-entry dict: about 10x faster); same objects, same order."""
     table = _checks if not extra else {**_checks, **extra}
@@ -1437,7 +1486,10 @@ def _find_checked_py(root: Any, table: dict[type, Any] | None = None) -> list[tu
         if isinstance(o, _OPAQUE):  # (checked, not entered)
             continue
         if isinstance(o, np.ndarray):
-            if o.dtype.hasobject:
+            dtype = o.dtype
+            if dtype.names is not None:  # (its dtype is checked: NumPy trusts a pickled one's fields)
+                stack.append(dtype)
+            if dtype.hasobject:
                 stack.extend(o.ravel(order="K").tolist())
             continue
         stack.extend(referents(o))

@@ -27,7 +27,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from amber.security._guards import arg_check_for, check_for, find_checked, state_check_for
+from amber.security._guards import arg_check_for, check_for, dtype_problem, find_checked, state_check_for
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import CorruptFileError, DecodeError, FormatError, UntrustedTypeError
 
@@ -610,14 +610,9 @@ def array_state_problem(arr: Any, state: Any) -> str | None:
 
 
 def dtype_state_problem(dtype: Any, state: Any) -> str | None:
-    """Why ``dtype.__setstate__(state)`` must not run, or None. NumPy takes a dtype's flags
-    from its state as they are: an object dtype whose state clears the flag saying it
-    holds references (``dtype('O')`` with flags 6, or 0) makes object arrays that hold
-    pointers they never counted, or read pointers from the file's bytes. The state is
-    applied to a copy, and the flags must be those NumPy gives a dtype it builds from the
-    resulting description: the flags that say how it holds objects exactly NumPy's for a
-    dtype that holds any, and none that say it holds references for one that does not (the
-    other flags change nothing about memory). (A state that is not a tuple NumPy refuses.)"""
+    """Why ``dtype.__setstate__(state)`` must not run, or None. NumPy takes a dtype's fields
+    and flags from its state as they are (:func:`dtype_problem`): the state is applied to a
+    copy, which must pass. (A state that is not a tuple NumPy refuses.)"""
     np = sys.modules.get("numpy")
     if np is None or not isinstance(dtype, np.dtype) or type(state) is not tuple:
         return None
@@ -626,35 +621,7 @@ def dtype_state_problem(dtype: Any, state: Any) -> str | None:
         probe.__setstate__(state)
     except Exception:  # noqa: BLE001 - NumPy refuses the state: so will the real BUILD
         return None
-    try:
-        fresh = _rebuilt_dtype(np, probe)
-    except Exception as exc:  # noqa: BLE001 - a description NumPy cannot build from scratch
-        return f"a structured dtype whose fields NumPy cannot build ({exc})"
-    if (probe.flags & _OBJECT_BITS) != (fresh.flags & _OBJECT_BITS) if fresh.hasobject else probe.flags & _REFERENCE_BITS:
-        return f"a dtype state gives {fresh!r:.60} the flags {probe.flags}, where NumPy gives it {fresh.flags}"
-    return None
-
-
-#: NumPy's dtype flags that say how a dtype holds objects (NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE,
-#: NPY_ITEM_IS_POINTER, NPY_NEEDS_INIT, NPY_NEEDS_PYAPI, NPY_USE_GETITEM), and the ones
-#: that say it holds references at all
-_OBJECT_BITS, _REFERENCE_BITS = 0x3F, 0x07
-
-
-def _rebuilt_dtype(np: Any, d: Any) -> Any:
-    """A new dtype of ``d``'s description (fields, subarray or type string), its flags
-    computed by NumPy."""
-    if d.fields is not None:
-        names = list(d.names)
-        spec = {"names": names, "formats": [d.fields[n][0] for n in names], "offsets": [d.fields[n][1] for n in names],
-                "itemsize": d.itemsize, "aligned": d.isalignedstruct}
-        titles = [d.fields[n][2] if len(d.fields[n]) > 2 else None for n in names]
-        if any(t is not None for t in titles):
-            spec["titles"] = titles
-        return np.dtype(spec)
-    if d.subdtype is not None:
-        return np.dtype(d.subdtype)
-    return np.dtype(d.str)
+    return dtype_problem(probe)
 
 
 def build_problem(obj: Any, state: Any) -> str | None:
