@@ -302,7 +302,7 @@ def test_text_offsets_matches_the_python_twin(steps: list[int], start: int, text
     import numpy as np
 
     from amber import _speedups
-    from amber.handlers._pandas import _text_offsets_py
+    from amber.security._arrowcheck import _text_offsets_py
 
     offs = np.cumsum([start, *steps]).astype(np.int32 if width == 4 else np.int64)
     data = bytes(b | 0x80 if high and i % 7 == 3 else b & 0x7F for i, b in enumerate(text))

@@ -619,7 +619,7 @@ rd_i64_le(const unsigned char *d, int w)
  * A value of the abstract unpickler is an int64: its kind in the low 4 bits, its payload
  * above them (an int's value, a string opcode's offset, a dtype's kind, or the number of a
  * list, a dict or a tuple in their tables). */
-enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE, AV_NONE, AV_STR, AV_DTYPE_CLASS, AV_DTYPE };
+enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE, AV_NONE, AV_STR, AV_DTYPE_CLASS, AV_DTYPE, AV_CODECS_ENCODE };
 enum { D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN };
 #define AV(kind, x) ((int64_t)(((uint64_t)(int64_t)(x) << 4) | (uint64_t)(kind)))
 #define AV_KIND(v) ((int)((uint64_t)(v)&15))
@@ -706,6 +706,23 @@ as_text(proof_t *p, int64_t v, Py_ssize_t *len)
     Py_ssize_t o = (Py_ssize_t)AV_X(v), a;
     unsigned op = p->d[o];
     uint64_t ln;
+    if (op == 0x56 || op == 0x53) { /* UNICODE, STRING lines: plain text only (no escapes; STRING quoted) */
+        Py_ssize_t lim = p->n - o - 1 < 66 ? p->n - o - 1 : 66;
+        const unsigned char *t = p->d + o + 1, *nl = memchr(t, '\n', (size_t)lim);
+        if (nl == NULL)
+            return NULL;
+        Py_ssize_t m = nl - t;
+        if (op == 0x53) {
+            if (m < 2 || t[0] != t[m - 1] || (t[0] != '\'' && t[0] != '"'))
+                return NULL;
+            t++;
+            m -= 2;
+        }
+        if (memchr(t, '\\', (size_t)m) != NULL)
+            return NULL;
+        *len = m;
+        return t;
+    }
     if (op == 0x8C || op == 0x55) {
         ln = p->d[o + 1];
         a = o + 2;
@@ -870,8 +887,8 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
     if (kind == AV_TUPLE) {
         const int64_t *t = AS_T(p, state);
         int64_t k = t[0];
-        if ((k == 6 || k == 7) && !(AV_KIND(t[4]) == AV_INT && AV_X(t[4]) >= 0 && AV_X(t[4]) <= 2))
-            return 0; /* a dtype state of version 3 or more without its flags: NumPy would set them to 0 */
+        if ((k == 6 || k == 7) && !(AV_KIND(t[4]) == AV_INT && AV_X(t[4]) >= 0 && AV_X(t[4]) <= (k == 6 ? 1 : 2)))
+            return 0; /* 7 items, version 3 on: no flags (NumPy would set 0); 6 items, version 2 on: NumPy crashes */
         if (k == 8 || k == 9) { /* a dtype's state */
             if (AV_KIND(target) != AV_DTYPE || t[5] < 0)
                 return 0;
@@ -1189,6 +1206,8 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     AV_KIND(y) == AV_TUPLE && AS_T(&p, y)[0] >= 1 ? as_text(&p, AS_T(&p, y)[4], &len) : NULL;
                 PUSH(AV(AV_DTYPE, as_dtype_kind(t, len)));
             }
+            else if (AV_KIND(x) == AV_CODECS_ENCODE) /* (protocols 0-2 write bytes so: bytes) */
+                PUSH(AV(AV_SAFE, 0));
             else
                 PUSH(AV(AV_U, 0));
             break;
@@ -1220,7 +1239,9 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             POP(x);
             Py_ssize_t lm = 0, ln = 0;
             const unsigned char *tm = as_text(&p, x, &lm), *tn = as_text(&p, y, &ln);
-            PUSH(as_same(tm, lm, "numpy") && as_same(tn, ln, "dtype") ? AV(AV_DTYPE_CLASS, 0) : AV(AV_U, 0));
+            PUSH(as_same(tm, lm, "numpy") && as_same(tn, ln, "dtype")      ? AV(AV_DTYPE_CLASS, 0)
+                 : as_same(tm, lm, "_codecs") && as_same(tn, ln, "encode") ? AV(AV_CODECS_ENCODE, 0)
+                                                                             : AV(AV_U, 0));
             break;
         }
         case 0x63: case 0x69: /* GLOBAL INST: two lines */
@@ -1238,13 +1259,15 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 if (e1 == a || e2 == e1 + 1)
                     goto fail;
                 int numpy_dtype = op == 0x63 && as_same(d + a, e1 - a, "numpy") && as_same(d + e1 + 1, e2 - e1 - 1, "dtype");
+                int codecs_encode =
+                    op == 0x63 && as_same(d + a, e1 - a, "_codecs") && as_same(d + e1 + 1, e2 - e1 - 1, "encode");
                 i = e2 + 1;
                 if (op == 0x69) {
                     POP_MARK();
                     for (Py_ssize_t j = 0; j < cnt; j++)
                         as_escape(&p, items[j]);
                 }
-                PUSH(numpy_dtype ? AV(AV_DTYPE_CLASS, 0) : AV(AV_U, 0));
+                PUSH(numpy_dtype ? AV(AV_DTYPE_CLASS, 0) : codecs_encode ? AV(AV_CODECS_ENCODE, 0) : AV(AV_U, 0));
                 break;
             }
             i = e1 + 1;
@@ -1260,8 +1283,10 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             }
             else if (op == 0x50 || op == 0x4C)
                 PUSH(AV(AV_U, 0));
-            else
+            else if (op == 0x46) /* FLOAT */
                 PUSH(AV(AV_SAFE, 0));
+            else /* STRING, UNICODE */
+                PUSH(AV(AV_STR, o));
             break;
         }
         case 0x6F: /* OBJ */

@@ -311,14 +311,18 @@ def load_pickled(
     trust = pickle_trust(trusted, _JOBLIB_OVERRIDES)
     known = size if kind is None else None
     try:
+        # a local file: the proof first (it reads the mapped bytes, no copy), so a stream of
+        # arrays is read once; otherwise the proof runs when the first dtype is met
+        local = whole() if whole is not None and kind is None else None
+        proven = local is not None and array_states_proven(local, 0)
         try:
             with stream() as fh:
-                return _FirstTry(fh, trust, where).load()
-        except ObjectArraysAhead:  # object arrays: read again, at C speed when their states are proven
-            proven = _proven_stream(stream, opener, kind, whole)
-            if proven is not None:
+                return _FirstTry(fh, trust, where, proven=proven).load()
+        except ObjectArraysAhead:  # a dtype made: read again, at C speed when the states are proven
+            again = None if proven else _proven_stream(stream, opener, kind, whole)
+            if again is not None:
                 try:
-                    with proven as fh:
+                    with again as fh:
                         return _FirstTry(fh, trust, where, proven=True).load()
                 except (_SwitchToJoblib, ObjectArraysAhead):  # (a dtype made another way: checked reading)
                     pass

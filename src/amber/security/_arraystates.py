@@ -48,8 +48,9 @@ that fit the type: exactly NumPy's 63 for an object dtype, none of the reference
 for the other builtin kinds, and none for a void dtype whose subarray or fields (a dict
 the proof saw filled with ``(dtype, offset)`` tuples) are all of plain builtin dtypes.
 Structured dtypes with objects inside, and a state of that length on anything else, fail
-the proof (the checked reading then runs). A state of 6 or 7 items must start with a
-version below 3 (NumPy then works the flags out itself; from 3 on it would set them to 0),
+the proof (the checked reading then runs). A state of 7 items must start with a version
+below 3 (NumPy then works the flags out itself; from 3 on it would set them to 0), one of 6
+items with version 0 or 1 (from 2 on NumPy's ``__setstate__`` crashes on it),
 and ``numpy.dtype`` may only be called by ``REDUCE``: used any other way (``NEWOBJ``, an
 argument, an item) the proof fails. (The other ways to make a dtype -- its classes in
 ``numpy.dtypes``, attributes -- stay watched in the C unpickler's proven reading: an object
@@ -76,7 +77,7 @@ from amber._compiled import compiled
 __all__ = ["array_states_proven"]
 
 # kinds of abstract values
-U, SAFE, INT, LIST, DICT, TUPLE, NONE, STR, DTYPE_CLASS, DTYPE = range(10)
+U, SAFE, INT, LIST, DICT, TUPLE, NONE, STR, DTYPE_CLASS, DTYPE, CODECS_ENCODE = range(11)
 #: what a dtype made by ``numpy.dtype(typestr, ...)`` is, by its type string
 D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN = range(4)
 #: NumPy's flags of an object dtype, and the ones that say a dtype holds references
@@ -94,6 +95,8 @@ _i4 = struct.Struct("<i").unpack_from
 _u8 = struct.Struct("<Q").unpack_from
 
 _STATE_LENGTHS = (4, 5, 7)
+#: the highest version a dtype state of 6 or 7 items may have (see build_ok)
+_LAST_VERSION = {6: 1, 7: 2}
 
 
 class _Fail(Exception):
@@ -207,9 +210,10 @@ class _Proof:
         kind = state[0]
         if target[0] == DTYPE and kind != TUPLE:
             return False  # (NumPy reads any sequence as a dtype state)
-        if kind == TUPLE and state[1] in (6, 7) and not (state[5][0] == INT and 0 <= state[5][1] <= 2):
-            # a dtype state of version 3 or more without its flags: NumPy would set them to 0
-            # (a masked array's state of 7 items starts with its version, 1)
+        if kind == TUPLE and state[1] in (6, 7) and not (state[5][0] == INT and 0 <= state[5][1] <= _LAST_VERSION[state[1]]):
+            # a dtype state of 7 items and version 3 or more has no flags (NumPy would set them
+            # to 0), one of 6 items and version 2 or more crashes NumPy's __setstate__ (a
+            # masked array's state of 7 items starts with its version, 1)
             return False
         if kind == TUPLE and state[1] in (8, 9):  # a dtype's state
             if target[0] != DTYPE or state[6] < 0:
@@ -246,6 +250,7 @@ _SAFE = (SAFE,)
 _U = (U,)
 _NONE = (NONE,)
 _DTYPE_CLASS = (DTYPE_CLASS,)
+_CODECS_ENCODE = (CODECS_ENCODE,)
 #: type strings of builtin dtypes that are not void (byte order, type, size, datetime unit)
 _PLAIN_TYPESTR = re.compile(rb"[<>|=]?[?bBhHiIlLqQpPefdgFDGSUaMmcu][0-9]{0,4}(\[[0-9]{0,4}[A-Za-z]{1,2}\])?")
 _VOID_TYPESTR = re.compile(rb"[<>|=]?V[0-9]{0,9}")
@@ -271,6 +276,12 @@ def _text(data: Any, n: int, v: tuple[Any, ...]) -> bytes | None:
         return None
     o = v[1]
     op = data[o]
+    if op in (0x56, 0x53):  # UNICODE, STRING lines: plain text only (no escapes; STRING quoted)
+        e = bytes(data[o + 1 : o + 67]).find(b"\n")
+        raw = bytes(data[o + 1 : o + 1 + e]) if e >= 0 else b"\\"
+        if op == 0x53:
+            raw = raw[1:-1] if len(raw) >= 2 and raw[:1] == raw[-1:] and raw[:1] in (b"'", b'"') else b"\\"
+        return None if b"\\" in raw else raw
     if op in (0x8C, 0x55):
         ln, a = data[o + 1], o + 2
     elif op in (0x58, 0x54):
@@ -465,6 +476,8 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 if func[0] == DTYPE_CLASS:
                     first = args[5] if args[0] == TUPLE and args[1] >= 1 else _U
                     stack.append((DTYPE, _dtype_kind(_text(mv, n, first))))
+                elif func[0] == CODECS_ENCODE:  # (protocols 0-2 write bytes so: bytes)
+                    stack.append(_SAFE)
                 else:
                     stack.append(_U)
             elif op == 0x62:  # BUILD
@@ -487,19 +500,19 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
             elif op == 0x93:  # STACK_GLOBAL
                 name = pop()
                 module = pop()
-                numpy_dtype = _text(mv, n, module) == b"numpy" and _text(mv, n, name) == b"dtype"
-                stack.append(_DTYPE_CLASS if numpy_dtype else _U)
+                pair = (_text(mv, n, module), _text(mv, n, name))
+                stack.append(_DTYPE_CLASS if pair == (b"numpy", b"dtype") else _CODECS_ENCODE if pair == (b"_codecs", b"encode") else _U)
             elif op in (0x63, 0x69):  # GLOBAL, INST: two lines
                 e1 = line(i)
                 e2 = line(e1 + 1)
                 if e1 == i or e2 == e1 + 1:
                     raise _Fail
-                numpy_dtype = op == 0x63 and bytes(mv[i:e1]) == b"numpy" and bytes(mv[e1 + 1 : e2]) == b"dtype"
+                pair = (bytes(mv[i:e1]), bytes(mv[e1 + 1 : e2])) if op == 0x63 else None
                 i = e2 + 1
                 if op == 0x69:
                     for x in pop_mark():
                         p.escape(x)
-                stack.append(_DTYPE_CLASS if numpy_dtype else _U)
+                stack.append(_DTYPE_CLASS if pair == (b"numpy", b"dtype") else _CODECS_ENCODE if pair == (b"_codecs", b"encode") else _U)
             elif op == 0x6F:  # OBJ
                 items = pop_mark()
                 if not items:
@@ -527,8 +540,10 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                     stack.append(_U)
                 elif op == 0x4C:  # LONG
                     stack.append(_U)
-                else:  # FLOAT, STRING, UNICODE
+                elif op == 0x46:  # FLOAT
                     stack.append(_SAFE)
+                else:  # STRING, UNICODE
+                    stack.append((STR, o))
             elif op == 0x51:  # BINPERSID
                 p.escape(pop())
                 stack.append(_U)

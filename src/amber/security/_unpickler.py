@@ -27,6 +27,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from amber.security._arrowcheck import validate_arrow
 from amber.security._guards import arg_check_for, check_for, dtype_problem, find_checked, state_check_for
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import CorruptFileError, DecodeError, FormatError, UntrustedTypeError
@@ -234,7 +235,12 @@ def _arrow_checked(fn: Any) -> Callable[..., Any]:
             if problem is not None:
                 raise DecodeError(f"the pickle rebuilds an Arrow array from malformed data ({problem}); refusing")
         out = fn(*args)
-        out.validate(full=True)
+        import pyarrow as pa
+
+        if isinstance(out, pa.Array):
+            validate_arrow(pa, out)
+        else:
+            out.validate(full=True)
         return out
 
     build.__qualname__ = build.__name__ = f"checked_{fn.__name__}"
@@ -489,15 +495,12 @@ class _Restricted:
 
 
 class ObjectArraysAhead(Exception):
-    """Raised by :class:`SafeUnpickler` when the stream makes an object dtype: NumPy's BUILD
-    of an object array trusts its state (:func:`array_state_problem`), and the C unpickler's
-    BUILD cannot be hooked, so the caller reads the stream again with
-    :class:`SafePyUnpickler`, which checks every array state first."""
-
-
-def _object_dtype(value: Any) -> bool:
-    np = sys.modules.get("numpy")
-    return np is not None and isinstance(value, np.dtype) and bool(value.hasobject)
+    """Raised by :class:`SafeUnpickler` when the stream makes a dtype: NumPy's BUILD of an
+    object array trusts its state (:func:`array_state_problem`), its dtype ``__setstate__``
+    trusts fields and flags and crashes on some states (:func:`dtype_state_problem`), and
+    the C unpickler's BUILD cannot be hooked. The caller reads the stream again: with the C
+    unpickler when :func:`~amber.security._arraystates.array_states_proven` shows every
+    BUILD harmless, else with :class:`SafePyUnpickler`, which checks every state first."""
 
 
 class _DTypeWatch(type):
@@ -508,10 +511,9 @@ class _DTypeWatch(type):
     _amber_real: type
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        out = cls._amber_real(*args, **kwargs)
-        if _object_dtype(out):
-            raise ObjectArraysAhead
-        return out
+        # any dtype: NumPy's dtype __setstate__ crashes on some states (6 items, version 2
+        # or more) and trusts the fields and flags of others, whatever the dtype holds
+        raise ObjectArraysAhead
 
 
 @functools.lru_cache(maxsize=64)
@@ -528,9 +530,9 @@ def _watched(value: Any) -> Any:
         return value
     if isinstance(value, type) and (value is np.dtype or value.__name__ in ("ObjectDType", "VoidDType")) and issubclass(
         value, np.dtype
-    ):  # (the dtype classes whose instances can hold objects: only those are replaced)
+    ):  # (the dtype classes whose calls make copies a BUILD can change: only those are replaced)
         return _dtype_watch(value)
-    if _object_dtype(value):
+    if isinstance(value, np.dtype):  # (a dtype handed out as it is: a BUILD could change it too)
         raise ObjectArraysAhead
     return value
 
@@ -616,6 +618,9 @@ def dtype_state_problem(dtype: Any, state: Any) -> str | None:
     np = sys.modules.get("numpy")
     if np is None or not isinstance(dtype, np.dtype) or type(state) is not tuple:
         return None
+    if len(state) == 6 and not (type(state[0]) is int and 0 <= state[0] <= 1):
+        # (a state of 6 items and version 2 or more: NumPy's __setstate__ reads past it, SIGSEGV)
+        return f"a dtype state of 6 items with version {state[0]!r:.10}, which NumPy's __setstate__ crashes on"
     try:
         probe = np.dtype(dtype, False, True)
         probe.__setstate__(state)
