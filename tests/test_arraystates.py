@@ -327,9 +327,9 @@ def test_bad_arguments() -> None:
         _arraystates._C(b"")
     with pytest.raises(TypeError):
         _arraystates._C("text", 0)
-    assert _arraystates._C(b"", 0) is False
-    assert _arraystates._C(b"N.", 5) is False  # a start past the end
-    assert array_states_proven(b"\x80\x04N.") is True
+    assert _arraystates._C(b"", 0) == 0
+    assert _arraystates._C(b"N.", 5) == 0  # a start past the end
+    assert array_states_proven(b"\x80\x04N.") == 1
 
 
 # ------------------------------------------------------------------ the loads it speeds up
@@ -459,3 +459,26 @@ def test_structured_arrays_and_dtypes_load(tmp_path: Path) -> None:
             assert out[k] == v and out[k].flags == v.flags
         else:
             assert out[k].dtype == v.dtype and out[k].tobytes() == v.tobytes(), k
+
+
+def test_structured_dtypes_are_reported_for_the_check_after_the_load() -> None:
+    from amber.security._arraystates import PROVEN, STRUCTURED
+
+    assert _both(pickle.dumps(_objects(3), protocol=4)) == PROVEN
+    assert _both(pickle.dumps(np.zeros(2, dtype=[("a", "f8"), ("b", "i4")]), protocol=4)) == STRUCTURED
+    assert _both(pickle.dumps(np.zeros(2, dtype=("f8", (2,))), protocol=4)) == PROVEN  # (an array of it: plain f8)
+
+
+@pytest.mark.parametrize("kind", ["M8", "m8"])
+def test_datetime_dtype_states_without_their_unit_are_not_proven_and_are_refused(kind: str, tmp_path: Path) -> None:
+    """NumPy's ``__setstate__`` crashes on a datetime or timedelta dtype's state of 8 items
+    (version 3: no unit), found by the twins test's damaged streams."""
+    bad = pickle.dumps([_objects(2), _Reduced(np.dtype, (kind, False, True), (3, "<", None, None, None, -1, -1, 0))],
+                       protocol=4)
+    assert not _both(bad)
+    p = tmp_path / "dt.pkl"
+    p.write_bytes(bad)
+    with pytest.raises(amber.AmberError, match=r"without its unit, which NumPy's __setstate__ crashes on"):
+        amber.load(p)
+    good = pickle.dumps({"t": np.arange(3).astype("M8[ns]"), "d": np.arange(2).astype("m8[s]"), "o": _objects(2)}, protocol=4)
+    assert _both(good)

@@ -620,7 +620,7 @@ rd_i64_le(const unsigned char *d, int w)
  * above them (an int's value, a string opcode's offset, a dtype's kind, or the number of a
  * list, a dict or a tuple in their tables). */
 enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE, AV_NONE, AV_STR, AV_DTYPE_CLASS, AV_DTYPE, AV_CODECS_ENCODE };
-enum { D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN };
+enum { D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME };
 #define AV(kind, x) ((int64_t)(((uint64_t)(int64_t)(x) << 4) | (uint64_t)(kind)))
 #define AV_KIND(v) ((int)((uint64_t)(v)&15))
 #define AV_X(v) ((int64_t)(v) >> 4)
@@ -660,6 +660,7 @@ typedef struct {
     i64vec tuples; /* AS_TUPLE_SLOTS per tuple */
     Py_ssize_t memo_len;
     int lost_dtype_class; /* numpy.dtype used other than as the callable of a REDUCE */
+    int structured;       /* a structured dtype (fields or a subarray) was given its state */
 } proof_t;
 
 static void
@@ -786,7 +787,7 @@ as_dtype_kind(const unsigned char *t, Py_ssize_t len)
             return D_UNKNOWN;
         q++;
     }
-    return q == len ? D_PLAIN : D_UNKNOWN;
+    return q == len ? (t[j] == 'M' || t[j] == 'm' ? D_DATETIME : D_PLAIN) : D_UNKNOWN;
 }
 
 static int64_t
@@ -882,8 +883,9 @@ static int
 as_build_ok(proof_t *p, int64_t target, int64_t state)
 {
     int kind = AV_KIND(state);
-    if (AV_KIND(target) == AV_DTYPE && kind != AV_TUPLE)
-        return 0; /* (NumPy reads any sequence as a dtype state) */
+    if (AV_KIND(target) == AV_DTYPE &&
+        (kind != AV_TUPLE || (AV_X(target) == D_DATETIME && AS_T(p, state)[0] != 9)))
+        return 0; /* (NumPy reads any sequence as a dtype state; a datetime's needs its unit) */
     if (kind == AV_TUPLE) {
         const int64_t *t = AS_T(p, state);
         int64_t k = t[0];
@@ -895,12 +897,15 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
             int64_t d = AV_X(target), flags = t[5], sub = t[6], fields = t[7];
             if (d == D_OBJECT)
                 return flags == AS_OBJECT_FLAGS && AV_KIND(sub) == AV_NONE && AV_KIND(fields) == AV_NONE;
-            if (d == D_PLAIN)
-                return !(flags & AS_REFERENCE_FLAGS) && AV_KIND(sub) == AV_NONE && AV_KIND(fields) == AV_NONE;
+            if (d == D_PLAIN || d == D_DATETIME) /* (a datetime's state without its unit, 8 items, crashes NumPy) */
+                return (d == D_PLAIN || k == 9) && !(flags & AS_REFERENCE_FLAGS) && AV_KIND(sub) == AV_NONE &&
+                       AV_KIND(fields) == AV_NONE;
             if (d == D_VOID) {
                 int sub_ok = AV_KIND(sub) == AV_NONE || as_plain_field(p, sub);
                 int fields_ok = AV_KIND(fields) == AV_NONE ||
                                 (AV_KIND(fields) == AV_DICT && p->dict_fields.v[AV_X(fields)]);
+                if (AV_KIND(sub) != AV_NONE || AV_KIND(fields) != AV_NONE)
+                    p->structured = 1; /* (where the fields lie is checked after the load) */
                 return !(flags & AS_REFERENCE_FLAGS) && sub_ok && fields_ok;
             }
             return 0;
@@ -1338,7 +1343,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         case 0x2E: /* STOP */
             POP(x);
-            result = p.stack.n == 0 && !p.lost_dtype_class;
+            result = p.stack.n == 0 && !p.lost_dtype_class ? (p.structured ? 2 : 1) : 0;
             goto done;
         default: /* NEXT_BUFFER, READONLY_BUFFER and anything unknown */
             goto fail;
@@ -1360,7 +1365,7 @@ done:
     PyBuffer_Release(&view);
     if (oom)
         return PyErr_NoMemory();
-    return PyBool_FromLong(result);
+    return PyLong_FromLong(result);
 }
 
 static PyMethodDef methods[] = {
@@ -1375,7 +1380,7 @@ static PyMethodDef methods[] = {
     {"text_offsets", (PyCFunction)(void (*)(void))text_offsets, METH_FASTCALL,
      "text_offsets(offsets, data, n, width) -> 0 (bad offsets), 1 (ASCII text) or 2 (other text)"},
     {"array_states_proven", (PyCFunction)(void (*)(void))array_states_proven, METH_FASTCALL,
-     "array_states_proven(data, start) -> True when no BUILD of the pickle can hand NumPy a short object list"},
+     "array_states_proven(data, start) -> 1 (proven), 2 (proven, with structured dtypes) or 0"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,

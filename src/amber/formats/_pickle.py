@@ -260,17 +260,19 @@ def _decompressed_bytes(opener: Callable[[], IO[bytes]], kind: str | None) -> by
 
 def _proven_stream(stream: Callable[[], Any], opener: Callable[[], IO[bytes]], kind: str | None,
                    whole: Callable[[], Any] | None) -> Any:
-    """``stream()`` again (a context manager) when no BUILD in it can hand NumPy a short
-    object list (:func:`array_states_proven`); None when that is not proven. A stream that
+    """(the proof's verdict, ``stream()`` again as a context manager) when no BUILD in it can
+    hand NumPy a short object list or a harmful dtype state (:func:`array_states_proven`);
+    None when that is not proven. A stream that
     is not a local file already in memory or mapped (compressed, remote) is read into
     memory for the proof, and read from there."""
     data = whole() if whole is not None and kind is None else None
     mapped = data is not None
     if data is None:
         data = _decompressed_bytes(opener, kind)
-    if not array_states_proven(data, 0):
+    verdict = array_states_proven(data, 0)
+    if not verdict:
         return None
-    return stream() if mapped else contextlib.closing(io.BytesIO(data))
+    return verdict, stream() if mapped else contextlib.closing(io.BytesIO(data))
 
 
 def load_pickled(
@@ -321,9 +323,10 @@ def load_pickled(
         except ObjectArraysAhead:  # a dtype made: read again, at C speed when the states are proven
             again = None if proven else _proven_stream(stream, opener, kind, whole)
             if again is not None:
+                verdict, again_stream = again
                 try:
-                    with again as fh:
-                        return _FirstTry(fh, trust, where, proven=True).load()
+                    with again_stream as fh:
+                        return _FirstTry(fh, trust, where, proven=verdict).load()
                 except (_SwitchToJoblib, ObjectArraysAhead):  # (a dtype made another way: checked reading)
                     pass
         except _SwitchToJoblib:

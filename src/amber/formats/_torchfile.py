@@ -501,9 +501,10 @@ class _Loader:
                 return _TorchUnpickler(stream, self.trust, persistent).load()
             except ObjectArraysAhead:  # read again: at C speed when the array states are proven
                 data = pickle_bytes()
-                if array_states_proven(data, 0):
+                verdict = array_states_proven(data, 0)
+                if verdict:
                     try:
-                        return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=True).load()
+                        return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=verdict).load()
                     except ObjectArraysAhead:  # (a dtype made another way: the checked reading)
                         pass
                 return _TorchPyUnpickler(io.BytesIO(data), self.trust, persistent).load()

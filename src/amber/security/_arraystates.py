@@ -74,12 +74,12 @@ from typing import Any
 
 from amber._compiled import compiled
 
-__all__ = ["array_states_proven"]
+__all__ = ["PROVEN", "STRUCTURED", "array_states_proven"]
 
 # kinds of abstract values
 U, SAFE, INT, LIST, DICT, TUPLE, NONE, STR, DTYPE_CLASS, DTYPE, CODECS_ENCODE = range(11)
 #: what a dtype made by ``numpy.dtype(typestr, ...)`` is, by its type string
-D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN = range(4)
+D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME = range(5)
 #: NumPy's flags of an object dtype, and the ones that say a dtype holds references
 OBJECT_FLAGS, REFERENCE_FLAGS = 63, 0x07
 #: the items place holds no list / is unknown (TUPLE values; a list's number otherwise)
@@ -120,6 +120,8 @@ class _Proof:
         self.dict_plain_fields: list[bool] = []
         #: ``numpy.dtype`` was used other than as the callable of a REDUCE
         self.lost_dtype_class = False
+        #: a structured dtype (fields or a subarray) was given its state
+        self.structured = False
 
     def escape(self, v: tuple[Any, ...]) -> None:
         kind = v[0]
@@ -208,8 +210,8 @@ class _Proof:
 
     def build_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
         kind = state[0]
-        if target[0] == DTYPE and kind != TUPLE:
-            return False  # (NumPy reads any sequence as a dtype state)
+        if target[0] == DTYPE and (kind != TUPLE or (target[1] == D_DATETIME and state[1] != 9)):
+            return False  # (NumPy reads any sequence as a dtype state; a datetime's needs its unit)
         if kind == TUPLE and state[1] in (6, 7) and not (state[5][0] == INT and 0 <= state[5][1] <= _LAST_VERSION[state[1]]):
             # a dtype state of 7 items and version 3 or more has no flags (NumPy would set them
             # to 0), one of 6 items and version 2 or more crashes NumPy's __setstate__ (a
@@ -221,11 +223,14 @@ class _Proof:
             d, flags, subarray, fields = target[1], state[6], state[7], state[8]
             if d == D_OBJECT:
                 return flags == OBJECT_FLAGS and subarray[0] == NONE and fields[0] == NONE
-            if d == D_PLAIN:
-                return not flags & REFERENCE_FLAGS and subarray[0] == NONE and fields[0] == NONE
+            if d in (D_PLAIN, D_DATETIME):  # (a datetime's state without its unit, 8 items, crashes NumPy)
+                return (d == D_PLAIN or state[1] == 9) and not flags & REFERENCE_FLAGS and subarray[0] == NONE \
+                    and fields[0] == NONE
             if d == D_VOID:  # a subarray or fields of plain dtypes only
                 sub_ok = subarray[0] == NONE or (subarray[0] == TUPLE and subarray[5] == (DTYPE, D_PLAIN))
                 fields_ok = fields[0] == NONE or (fields[0] == DICT and self.dict_plain_fields[fields[1]])
+                if subarray[0] != NONE or fields[0] != NONE:
+                    self.structured = True  # (where the fields lie is checked after the load)
                 return not flags & REFERENCE_FLAGS and sub_ok and fields_ok
             return False
         if kind in (SAFE, INT, NONE, STR):
@@ -264,7 +269,7 @@ def _dtype_kind(text: bytes | None) -> int:
     if text in _OBJECT_TYPESTR:
         return D_OBJECT
     if _PLAIN_TYPESTR.fullmatch(text):
-        return D_PLAIN
+        return D_DATETIME if text.lstrip(b"<>|=")[:1] in (b"M", b"m") else D_PLAIN
     if _VOID_TYPESTR.fullmatch(text):
         return D_VOID
     return D_UNKNOWN
@@ -305,7 +310,7 @@ def _int_line(raw: bytes) -> tuple[Any, ...]:
     return _U
 
 
-def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
+def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
     """Twin of ``_speedups.array_states_proven``: see the module docstring."""
     mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
     n = len(mv)
@@ -483,7 +488,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
             elif op == 0x62:  # BUILD
                 state = pop()
                 if not p.build_ok(top(), state):
-                    return False
+                    return 0
                 p.escape(state)
             elif op == 0x81:  # NEWOBJ
                 args = pop()
@@ -575,20 +580,28 @@ def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
                 fend = i + ln if ln else -1
             elif op == 0x2E:  # STOP
                 pop()
-                return not stack and not p.lost_dtype_class
+                if stack or p.lost_dtype_class:
+                    return 0
+                return STRUCTURED if p.structured else PROVEN
             else:  # NEXT_BUFFER, READONLY_BUFFER and anything unknown
-                return False
+                return 0
     except (_Fail, IndexError, struct.error):
-        return False
+        return 0
 
 
 _C = compiled("array_states_proven")
 
 
-def array_states_proven(data: Any, start: int = 0) -> bool:
-    """True when no ``BUILD`` of the pickle at ``start`` of ``data`` can hand NumPy an object
-    list shorter or longer than its shape says (see the module docstring); False when that
-    is not proven."""
+#: what :func:`array_states_proven` answers besides 0 (not proven): proven, and proven with
+#: structured dtypes given their state (where their fields lie must then be checked after
+#: the load: the proof does not follow item sizes)
+PROVEN, STRUCTURED = 1, 2
+
+
+def array_states_proven(data: Any, start: int = 0) -> int:
+    """:data:`PROVEN` (or :data:`STRUCTURED`) when no ``BUILD`` of the pickle at ``start`` of
+    ``data`` can hand NumPy an object list shorter or longer than its shape says, or a
+    dtype state it trusts to its harm (see the module docstring); 0 when that is not proven."""
     if _C is not None:
-        return bool(_C(data, start))
+        return int(_C(data, start))
     return _array_states_proven_py(data, start)

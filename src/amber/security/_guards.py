@@ -1417,7 +1417,6 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "pandas.core.indexes.multi.MultiIndex": check_multi_index,
     **{f"{m}.{c}Array": check_datetimelike for c in ("Datetime", "Timedelta", "Period")  # (pandas 3 names them pandas.arrays.*)
        for m in ("pandas.arrays", f"pandas.core.arrays.{ {'Datetime': 'datetimes', 'Timedelta': 'timedeltas', 'Period': 'period'}[c]}")},
-    "numpy.dtype": check_dtype,  # (and a structured array's dtype: find_checked walks into it)
     "torch.nn.modules.rnn.RNNBase": check_rnn,
     "torch.nn.modules.activation.MultiheadAttention": check_attention,
     **{f"torch.nn.modules.fold.{c}": check_fold for c in ("Fold", "Unfold")},

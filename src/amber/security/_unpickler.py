@@ -28,7 +28,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from amber.security._arrowcheck import validate_arrow
-from amber.security._guards import arg_check_for, check_for, dtype_problem, find_checked, state_check_for
+from amber.security._arraystates import STRUCTURED
+from amber.security._guards import arg_check_for, check_dtype, check_for, dtype_problem, find_checked, state_check_for
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import CorruptFileError, DecodeError, FormatError, UntrustedTypeError
 
@@ -569,8 +570,12 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
 
     def _built_checks(self) -> dict[type, Callable[[Any], None]] | None:
         # a stand-in stored as a value (not called) would be handed out in the real class's
-        # place: the pure-Python unpickler, which needs none, reads such a stream again
-        return {_DTypeWatch: _stand_in_stored} if self._watch_out else None
+        # place: the pure-Python unpickler, which needs none, reads such a stream again;
+        # structured dtypes the proof let through are checked where their fields lie
+        checks: dict[type, Callable[[Any], None]] = {_DTypeWatch: _stand_in_stored} if self._watch_out else {}
+        if self._proven == STRUCTURED:
+            checks[type(sys.modules["numpy"].dtype([("a", "u1")]))] = check_dtype
+        return checks or None
 
 
 def _stand_in_stored(cls: Any) -> None:
@@ -621,6 +626,9 @@ def dtype_state_problem(dtype: Any, state: Any) -> str | None:
     if len(state) == 6 and not (type(state[0]) is int and 0 <= state[0] <= 1):
         # (a state of 6 items and version 2 or more: NumPy's __setstate__ reads past it, SIGSEGV)
         return f"a dtype state of 6 items with version {state[0]!r:.10}, which NumPy's __setstate__ crashes on"
+    if dtype.kind in "mM" and len(state) != 9:
+        # (a datetime or timedelta dtype's state without its unit: NumPy's __setstate__ crashes)
+        return f"a {dtype.kind}8 dtype state of {len(state)} items, without its unit, which NumPy's __setstate__ crashes on"
     try:
         probe = np.dtype(dtype, False, True)
         probe.__setstate__(state)
