@@ -327,7 +327,8 @@ def _apply_state(obj: Any, state: Any, name: str) -> None:
     """pickle's BUILD: ``__setstate__`` if the class has one, else ``__dict__``/slots."""
     setstate = getattr(type(obj), "__setstate__", None)
     if setstate is not None:
-        problem = build_problem(obj, state)
+        np = sys.modules.get("numpy")
+        problem = build_problem(obj, state) if np is not None and isinstance(obj, (np.ndarray, np.dtype)) else None
         if problem is not None:
             raise CorruptFileError(f"the state of a {name}: {problem}; NumPy would use memory it does not own, so the "
                                    "file is refused (it is damaged or hostile)")
