@@ -258,21 +258,13 @@ def _decompressed_bytes(opener: Callable[[], IO[bytes]], kind: str | None) -> by
             return fh.read()
 
 
-def _proven_stream(stream: Callable[[], Any], opener: Callable[[], IO[bytes]], kind: str | None,
-                   whole: Callable[[], Any] | None) -> Any:
-    """(the proof's verdict, ``stream()`` again as a context manager) when no BUILD in it can
-    hand NumPy a short object list or a harmful dtype state (:func:`array_states_proven`);
-    None when that is not proven. A stream that
-    is not a local file already in memory or mapped (compressed, remote) is read into
-    memory for the proof, and read from there."""
-    data = whole() if whole is not None and kind is None else None
-    mapped = data is not None
-    if data is None:
-        data = _decompressed_bytes(opener, kind)
+def _proven_stream(opener: Callable[[], IO[bytes]], kind: str | None) -> Any:
+    """(the proof's verdict, the stream's bytes as a context manager) for a stream that is
+    not a local file in the clear (compressed, remote): read into memory, proven, and read
+    from there. None when :func:`array_states_proven` does not prove it."""
+    data = _decompressed_bytes(opener, kind)
     verdict = array_states_proven(data, 0)
-    if not verdict:
-        return None
-    return verdict, stream() if mapped else contextlib.closing(io.BytesIO(data))
+    return (verdict, contextlib.closing(io.BytesIO(data))) if verdict else None
 
 
 def load_pickled(
@@ -321,7 +313,7 @@ def load_pickled(
             with stream() as fh:
                 return _FirstTry(fh, trust, where, proven=proven).load()
         except ObjectArraysAhead:  # a dtype made: read again, at C speed when the states are proven
-            again = None if proven else _proven_stream(stream, opener, kind, whole)
+            again = None if local is not None else _proven_stream(opener, kind)  # (a local file: proven above)
             if again is not None:
                 verdict, again_stream = again
                 try:

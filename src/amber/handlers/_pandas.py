@@ -311,9 +311,6 @@ def _arrow_out(chunked: Any, ctx: EncodeContext) -> dict[str, Any]:
     return {"ipc": ctx.add_blob(memoryview(sink.getvalue()))}
 
 
-_validate = validate_arrow
-
-
 def _fb_field(md: memoryview, table: int, i: int) -> int | None:
     """Position of field ``i`` of the flatbuffer table at ``table`` (None when absent)."""
     vtable = table - int.from_bytes(md[table : table + 4], "little", signed=True)
@@ -385,7 +382,7 @@ def _arrow_in(x: dict[str, Any], ctx: DecodeContext, n: int | None) -> Any:
         raise _corrupt("an Arrow stream holds more than one column")
     rows = 0
     for col in chunks:
-        _validate(pa, col)
+        validate_arrow(pa, col)
         rows += len(col)
     if n is not None and rows != n:
         raise _corrupt(f"Arrow array of {rows} rows where {n} belong")
