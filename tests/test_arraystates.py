@@ -359,6 +359,36 @@ def test_object_array_pickles_are_read_by_the_c_unpickler(suffix: str, tmp_path:
     assert out["shared"][0] is out["shared"][1]["again"] is out["shared"][2][0]
 
 
+def test_a_local_pickle_is_proven_once_and_only_when_it_names_numpy_dtype(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    reads: list[int] = []
+
+    def counted(data: Any, start: int) -> int:
+        calls.append(start)
+        return _arraystates.array_states_proven(data, start)
+
+    real_init = _pickle._FirstTry.__init__
+
+    def counted_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        reads.append(1)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(_pickle, "array_states_proven", counted)
+    monkeypatch.setattr(_pickle._FirstTry, "__init__", counted_init)
+    _no_pure_python(monkeypatch)
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"a": [1, 2.5, "x"], "b": (None, b"y")}, protocol=5))
+    assert amber.load(plain) == {"a": [1, 2.5, "x"], "b": (None, b"y")}
+    assert calls == [] and reads == [1]  # nothing to prove: no proof
+    arrays = tmp_path / "arrays.pkl"
+    obj = {"n": np.arange(5), "o": np.array(["a", None, 3], dtype=object), "m": np.zeros((2, 3))}
+    arrays.write_bytes(pickle.dumps(obj, protocol=5))
+    out = amber.load(arrays)
+    assert calls == [0] and reads == [1, 1]  # proven when numpy.dtype was named, and read once
+    assert out["o"].tolist() == ["a", None, 3] and out["m"].shape == (2, 3) and out["n"].tolist() == [0, 1, 2, 3, 4]
+
+
 def test_unproven_object_array_pickles_still_go_to_the_checked_reading(tmp_path: Path) -> None:
     p = tmp_path / "short.pkl"
     p.write_bytes(_short())

@@ -305,10 +305,11 @@ def load_pickled(
     trust = pickle_trust(trusted, _JOBLIB_OVERRIDES)
     known = size if kind is None else None
     try:
-        # a local file: the proof first (it reads the mapped bytes, no copy), so a stream of
-        # arrays is read once; otherwise the proof runs when the first dtype is met
+        # a local file: the proof runs on the mapped bytes (no copy) when the stream first
+        # names numpy.dtype, and the load goes on, so a stream of arrays is read once (a
+        # stream without arrays is never proven); otherwise it runs when a dtype is made
         local = whole() if whole is not None and kind is None else None
-        proven = local is not None and array_states_proven(local, 0)
+        proven: Any = (lambda: array_states_proven(local, 0)) if local is not None else 0
         try:
             with stream() as fh:
                 return _FirstTry(fh, trust, where, proven=proven).load()

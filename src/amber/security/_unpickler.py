@@ -543,18 +543,23 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
     that makes an object dtype raises :class:`ObjectArraysAhead` before any object array
     of it is built (see there), unless ``proven``: in a stream whose every BUILD
     :func:`~amber.security._arraystates.array_states_proven` found harmless to NumPy,
-    ``numpy.dtype`` itself is not watched (the proof followed every dtype made with it)."""
+    ``numpy.dtype`` itself is not watched (the proof followed every dtype made with it).
+    ``proven`` is that verdict, or a function that gives it, called when the stream first
+    names ``numpy.dtype`` (a stream without arrays is never proven: nothing to prove)."""
 
     _watch_out = False  # (set when a dtype stand-in was handed out)
 
-    def __init__(self, *args: Any, proven: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, proven: int | Callable[[], int] = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._proven = proven
 
     def find_class(self, module: str, name: str) -> Any:
         obj = self._trust.find(module, name)
-        if self._proven and obj is getattr(sys.modules.get("numpy"), "dtype", None):
-            return obj  # (the proof followed every dtype it made; any other dtype class stays watched)
+        if obj is getattr(sys.modules.get("numpy"), "dtype", None):
+            if callable(self._proven):  # (the proof covers the whole stream, the part already read too)
+                self._proven = self._proven()
+            if self._proven:
+                return obj  # (the proof followed every dtype it made; any other dtype class stays watched)
         if type(obj) is types.MethodType and obj.__func__ is PickleTrust._getattr and obj.__self__ is self._trust:
             return self._getattr_watched  # a class attribute may be a dtype too
         return self._watch(obj)
