@@ -776,3 +776,160 @@ def test_object_arrays_in_pickles_torch_and_npy_files_load(protocol: int, tmp_pa
                                   "o": np.array([pd.NA, 1], dtype=object)}, protocol=protocol))
     back = amber.load(odd)
     assert back["na"] is pd.NA and str(back["z"]) == "Europe/Paris" and back["o"][0] is pd.NA
+
+
+# --- every dtype class is watched; checks run whatever makes the checked objects --------------
+
+class _Reduced:
+    """Pickles as ``func(*args)`` with ``state`` for its BUILD (None: no BUILD)."""
+
+    def __init__(self, func: Any, args: tuple[Any, ...], state: Any = None) -> None:
+        self.rv = (func, args) if state is None else (func, args, state)
+
+    def __reduce__(self) -> Any:
+        return self.rv
+
+
+def _string_dtype_short_list() -> Any:
+    """A StringDType array (its items are references, as an object array's are) of shape
+    (100000,) whose state holds a list of 1."""
+    from numpy._core.multiarray import _reconstruct
+
+    return {"x": _Reduced(_reconstruct, (np.ndarray, (0,), b"b"),
+                          (1, (100_000,), _Reduced(np.dtypes.StringDType, ()), False, ["a"]))}
+
+
+def _dtype_class_six_item_state(cls: str) -> Any:
+    """numpy.dtypes.<cls>(8) with a 6-item dtype state of version 3 (NumPy's __setstate__
+    reads past it)."""
+    return [_Reduced(getattr(np.dtypes, cls), (8,), (3, "|", None, {}, 8, 1))]
+
+
+def _saved(obj: Any, how: str, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    p = tmp_path / f"x.{how}"
+    if how == "joblib":
+        joblib.dump(obj, p)
+    elif how == "pt":
+        import torch
+
+        torch.save(obj, p)
+        return p, {"trusted": ["tests"]}
+    else:
+        p.write_bytes(pickle.dumps(obj, protocol=4))
+    return p, {}
+
+
+_DTYPE_CLASS_CASES = {
+    "StringDType array of 100000 items with a list of 1": (_string_dtype_short_list, r"comes with 1 items"),
+    "BytesDType(8) with a 6-item state of version 3": (lambda: _dtype_class_six_item_state("BytesDType"), r"6 items with version 3"),
+    "StrDType(8) with a 6-item state of version 3": (lambda: _dtype_class_six_item_state("StrDType"), r"6 items with version 3"),
+}
+
+
+@pytest.mark.parametrize("how", ["pkl", "loads", "joblib", "pt"])
+@pytest.mark.parametrize("case", list(_DTYPE_CLASS_CASES), ids=list(_DTYPE_CLASS_CASES))
+def test_dtypes_made_by_any_dtype_class_are_checked(case: str, how: str, tmp_path: Path) -> None:
+    """Found in review: the C unpickler watched only numpy.dtype, ObjectDType and VoidDType,
+    so these streams (which the proof declines) crashed the process on every pickle road
+    (exit 139): a StringDType array filled from a short list, and a BytesDType/StrDType
+    dtype given a state NumPy's __setstate__ reads past. Every dtype class is watched now,
+    and the checked reading refuses them. Loaded in a child process, so that a crash fails
+    this test rather than ending the run."""
+    make, message = _DTYPE_CLASS_CASES[case]
+    p, kw = _saved(make(), "pkl" if how == "loads" else how, tmp_path)
+    load = f"amber.loads(open({str(p)!r}, 'rb').read())" if how == "loads" else f"amber.load({str(p)!r}, **{kw!r})"
+    code = ("import amber, sys\ntry:\n    " + load + "\nexcept amber.AmberError as e:\n    print(e); sys.exit(3)\nprint('loaded')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert run.returncode == 3, (run.returncode, run.stdout, run.stderr[-2000:])
+    assert re_search(message, run.stdout) and "NumPy would use memory it does not own" in run.stdout
+
+
+def re_search(pattern: str, text: str) -> bool:
+    import re
+
+    return re.search(pattern, text) is not None
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib", "pt"])
+def test_string_dtype_arrays_and_dtype_classes_load(how: str, tmp_path: Path) -> None:
+    obj = {"s": np.array(["a", "", "long text " * 20], dtype=np.dtypes.StringDType()), "b": np.dtypes.BytesDType(4),
+           "n": np.arange(3.0)}
+    p, kw = _saved(obj, how, tmp_path)
+    out = amber.load(p, **kw)
+    assert out["s"].dtype == obj["s"].dtype and out["s"].tolist() == obj["s"].tolist()
+    assert out["b"] == np.dtype("S4") and out["n"].tolist() == [0.0, 1.0, 2.0]
+
+
+def _random_state_by_name(pos: int) -> Any:
+    """A RandomState pickled as NumPy's helper builds one from a bit generator's name (as
+    older NumPy wrote them): the MT19937 class is never named in the stream."""
+    from numpy.random import _pickle as npp
+
+    state = np.random.RandomState(1).get_state(legacy=False)
+    state["state"]["pos"] = pos
+    return {"rs": _Reduced(getattr(npp, "__randomstate_ctor"), ("MT19937",), state)}
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib"])
+def test_generators_made_by_name_are_checked(how: str, tmp_path: Path) -> None:
+    """Found in review: the after-load checks ran only when the stream named a checked class,
+    and NumPy's pickle helpers also take a bit generator's name: a RandomState at MT19937
+    position 10**6 loaded and crashed its first draw (exit 139). A function that may make
+    checked objects (anything but the helpers of _PLAIN_MAKERS) now sets the walk off."""
+    p, _ = _saved(_random_state_by_name(10**6), how, tmp_path)
+    with pytest.raises(amber.CorruptFileError, match=r"MT19937 bit generator is malformed: its position 1000000 is outside 0..624"):
+        amber.load(p)
+    good, _ = _saved(_random_state_by_name(17), how, tmp_path)
+    rs = amber.load(good)["rs"]
+    want = np.random.RandomState(1)
+    st = want.get_state(legacy=False)
+    st["state"]["pos"] = 17
+    want.set_state(st)
+    assert rs.random_sample(5).tolist() == want.random_sample(5).tolist()
+
+
+def _hidden_in_masked(hide: str) -> Any:
+    bad = pd.MultiIndex(levels=[[1, 2], ["a", "b"]], codes=[[0, -128], [0, 1]], verify_integrity=False)
+    if hide == "masked item":
+        a = np.ma.MaskedArray(np.empty(2, dtype=object), mask=[True, False])
+        a.data[0], a.data[1] = bad, "visible"
+    elif hide == "fill value":
+        a = np.ma.MaskedArray(np.array(["x", "y"], dtype=object), mask=[True, False])
+        a.fill_value = {"in": bad}  # (a MultiIndex itself would become an array of its tuples)
+    else:  # outside the view, in its base
+        from numpy.lib.stride_tricks import as_strided
+
+        base = np.empty(3, dtype=object)
+        base[:] = ["x", "y", bad]
+        a = _Reduced(as_strided, (base,), None)
+        a.rv = (as_strided, (base, (2,), (8,)))
+    return {"k": a}
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib"])
+@pytest.mark.parametrize("hide", ["masked item", "fill value", "base"])
+def test_checked_objects_hidden_in_arrays_are_found(hide: str, how: str, tmp_path: Path) -> None:
+    """Found in review: the after-load walk read object arrays through their own tolist and
+    never entered an ndarray subclass, so a MultiIndex whose codes run past its level (its
+    values read other memory) loaded when it sat at a masked position, or in the fill value,
+    of a masked object array. Items are now read through ndarray itself, a subclass's
+    attributes and an array's base are walked too."""
+    p, _ = _saved(_hidden_in_masked(hide), how, tmp_path)
+    trusted = ["numpy.lib.stride_tricks.as_strided"] if hide == "base" else []
+    with pytest.raises(amber.CorruptFileError, match=r"pandas MultiIndex is malformed: its codes for level 0 run from -128"):
+        amber.load(p, trusted=trusted)
+
+
+def test_the_walk_finds_the_same_objects_in_both_twins_through_subclasses_and_bases() -> None:
+    from amber.security import _guards
+
+    mi = pd.MultiIndex.from_arrays([[1, 2], ["a", "b"]])
+    a = np.ma.MaskedArray(np.empty(2, dtype=object), mask=[True, False])
+    a.data[0], a.data[1] = mi, "v"
+    base = np.empty(3, dtype=object)
+    base[:] = ["x", "y", pd.MultiIndex.from_arrays([[3], ["c"]])]
+    root = {"masked": a, "view": base[:2]}
+    got = _guards.find_checked(root)
+    assert [id(o) for _, o in got] == [id(o) for _, o in _guards._find_checked_py(root)]
+    assert {id(mi), id(base[2])} <= {id(o) for _, o in got}

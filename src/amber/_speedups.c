@@ -502,7 +502,12 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                 goto fail;
             }
             if (objects) {
-                PyObject *flat = PyObject_CallMethod(o, "ravel", "s", "K");
+                /* the items as stored, read through the base class: a subclass may hide some
+                 * (a masked array's tolist gives None where it is masked) */
+                PyObject *plain = t == ndarray ? (Py_INCREF(o), o)
+                                               : PyObject_CallMethod((PyObject *)ndarray, "view", "OO", o, ndarray);
+                PyObject *flat = plain ? PyObject_CallMethod(plain, "ravel", "s", "K") : NULL;
+                Py_XDECREF(plain);
                 PyObject *items = flat ? PyObject_CallMethod(flat, "tolist", NULL) : NULL;
                 Py_XDECREF(flat);
                 if (!items || !PyList_Check(items)) {
@@ -519,6 +524,20 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     Py_DECREF(o);
                     goto fail;
                 }
+            }
+            /* the array it is a view of (reachable as .base, with items outside the view) */
+            PyObject *base = PyObject_GetAttrString(o, "base");
+            if (!base || (base != Py_None && PyList_Append(w.stack, base) < 0)) {
+                Py_XDECREF(base);
+                Py_DECREF(o);
+                goto fail;
+            }
+            Py_DECREF(base);
+            /* a subclass's own attributes (a masked array's mask and fill value) */
+            if (t != ndarray && PyObject_IS_GC(o) && t->tp_traverse != NULL &&
+                t->tp_traverse(o, visit_push, &w) != 0) {
+                Py_DECREF(o);
+                goto fail;
             }
             Py_DECREF(o);
             continue;

@@ -53,8 +53,8 @@ below 3 (NumPy then works the flags out itself; from 3 on it would set them to 0
 items with version 0 or 1 (from 2 on NumPy's ``__setstate__`` crashes on it),
 and ``numpy.dtype`` may only be called by ``REDUCE``: used any other way (``NEWOBJ``, an
 argument, an item) the proof fails. (The other ways to make a dtype -- its classes in
-``numpy.dtypes``, attributes -- stay watched in the C unpickler's proven reading: an object
-dtype made there sends the stream to the checked reading.)
+``numpy.dtypes``, attributes -- stay watched in the C unpickler's proven reading: a dtype
+made there sends the stream to the checked reading.)
 
 The stream must be well formed as the C unpickler reading a file sees it: the proof fails
 on a truncated or malformed stream, on a stack underflow, a memo key not set, and on an

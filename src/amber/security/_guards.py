@@ -744,9 +744,11 @@ def block_manager_problem(mgr: Any) -> str | None:
 def multi_index_problem(mi: Any) -> str | None:
     """A pickled ``MultiIndex`` is rebuilt without ``verify_integrity``, and compiled code
     takes each level's values by its codes unchecked (a code of -128, the least int8, or past its level, or
-    the levels reversed under their codes, crashed ``repr`` and ``take``: SIGSEGV). As
-    ``verify_integrity`` wants: one 1-d integer codes array per level, all as long as the
-    index, each code from -1 (missing) to one less than its level's length."""
+    the levels reversed under their codes, crashed ``repr`` and ``take``: SIGSEGV). What
+    ``verify_integrity`` wants of the codes: one 1-d integer codes array per flat level, all
+    as long as the index, each code from -1 (missing) to one less than its level's length.
+    (Not its other wants, unique levels and a true ``sortorder``: breaking those makes
+    lookups answer wrongly, never read outside memory.)"""
     import pandas as pd
 
     levels, codes = getattr(mi, "_levels", None), getattr(mi, "_codes", None)
@@ -1455,18 +1457,28 @@ _ATOM_TYPES = tuple(_ATOMS)
 def find_checked(root: Any, extra: dict[type, Callable[[Any], None]] | None = None) -> list[tuple[Any, Any]]:
     """(check, object) for every object reachable from ``root`` whose class has a check
     (:func:`check_for`, or ``extra`` by exact type first), found through the references the
-    garbage collector sees (and the items of object arrays, and the dtypes of structured
+    garbage collector sees (and the items of object arrays, read through ``ndarray`` so that
+    a subclass hides none, the arrays they are views of, and the dtypes of structured
     arrays, which it does not); classes,
     functions and modules are checked but not entered. The C twin walks without building a
     list of referents per object (a 1M-entry dict: about 10x faster); same objects, same order."""
-    table = _checks if not extra else {**_checks, **extra}
+    table, lookup = _checks, check_for
+    if extra:
+        table = {**_checks, **extra}
+
+        def lookup(t: type) -> Any:  # (kept in this walk's table too: one call per new type)
+            check = table[t] = check_for(t)
+            return check
+
     if _C_FIND is not None:
-        return _C_FIND(root, _ATOM_TYPES, _OPAQUE, table, _MISSING, check_for, np.ndarray)  # type: ignore[no-any-return]
-    return _find_checked_py(root, table)
+        return _C_FIND(root, _ATOM_TYPES, _OPAQUE, table, _MISSING, lookup, np.ndarray)  # type: ignore[no-any-return]
+    return _find_checked_py(root, table, lookup)
 
 
-def _find_checked_py(root: Any, table: dict[type, Any] | None = None) -> list[tuple[Any, Any]]:
+def _find_checked_py(root: Any, table: dict[type, Any] | None = None,
+                     lookup: Callable[[type], Any] | None = None) -> list[tuple[Any, Any]]:
     """:func:`find_checked` in Python (the reference, and the fallback)."""
+    lookup = check_for if lookup is None else lookup
     found: list[tuple[Any, Any]] = []
     seen: set[int] = set()
     stack = [root]
@@ -1479,7 +1491,7 @@ def _find_checked_py(root: Any, table: dict[type, Any] | None = None) -> list[tu
         seen.add(id(o))
         check = cached(t, _MISSING)  # (the cache of check_for, read inline: a call per object doubled the walk)
         if check is _MISSING:
-            check = check_for(t)
+            check = lookup(t)
         if check is not None:
             found.append((check, o))
         if isinstance(o, _OPAQUE):  # (checked, not entered)
@@ -1488,8 +1500,14 @@ def _find_checked_py(root: Any, table: dict[type, Any] | None = None) -> list[tu
             dtype = o.dtype
             if dtype.names is not None:  # (its dtype is checked: NumPy trusts a pickled one's fields)
                 stack.append(dtype)
-            if dtype.hasobject:
-                stack.extend(o.ravel(order="K").tolist())
+            if dtype.hasobject:  # the items as stored, read through the base class: a subclass
+                # may hide some (a masked array's tolist gives None where it is masked)
+                plain = o if t is np.ndarray else np.ndarray.view(o, np.ndarray)
+                stack.extend(plain.ravel(order="K").tolist())
+            if o.base is not None:  # (reachable as .base, with items outside the view)
+                stack.append(o.base)
+            if t is not np.ndarray:  # a subclass's own attributes (a masked array's mask and fill value)
+                stack.extend(referents(o))
             continue
         stack.extend(referents(o))
     return found

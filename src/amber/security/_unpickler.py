@@ -63,6 +63,9 @@ PICKLE_TRUSTED: frozenset[str] = frozenset(
         "numpy.random._pickle.__randomstate_ctor",
         "numpy.random._pickle.__generator_ctor",
         "numpy.random._pickle.__bit_generator_ctor",
+        # StringDType's pickles make it with this (watched in the C unpickler as the dtype
+        # classes are: its arrays hold references)
+        "numpy._core._internal._convert_to_stringdtype_kwargs",
         # torch: sizes, devices and the rebuild helpers that check nothing themselves
         # allocates (tensors and storages come from the torch file reader's own checked
         # stand-ins: amber.formats._torchfile.pickle_overrides)
@@ -167,6 +170,25 @@ def _sized(kind: type) -> Callable[..., Any]:
 
     build.__qualname__ = build.__name__ = f"safe_{kind.__name__}"
     return build
+
+
+#: Functions common pickles call whose results are plain data or instances of a class the
+#: stream names itself (an argument: ``_reconstruct(cls, ...)``, ``_new_Index(cls, ...)``).
+#: Handing out any other function makes the load walk its result for checked objects
+#: (:meth:`PickleTrust.check_built`): a function may build instances of a checked class
+#: without the stream naming it (``__randomstate_ctor("MT19937")``). (``getattr`` sets
+#: the walk off itself when it hands out anything but a class.)
+_PLAIN_MAKERS: frozenset[str] = frozenset(
+    {"_codecs.encode", "builtins.bytes", "builtins.bytearray", "builtins.getattr", "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
+     "numpy.ma.core._mareconstruct", "pyarrow.lib._restore_array", "pyarrow.lib.py_buffer",
+     "pyarrow.lib.type_for_alias"}
+    | {f"numpy.{m}.{f}" for m in ("core.multiarray", "_core.multiarray") for f in ("scalar", "_reconstruct")}
+    | {f"numpy.{m}._frombuffer" for m in ("core.numeric", "_core.numeric")}
+    | {"pandas._libs.arrays.__pyx_unpickle_NDArrayBacked", "pandas._libs.internals._unpickle_block",
+       "pandas.core.indexes.base._new_Index", "pandas.core.indexes.datetimes._new_DatetimeIndex",
+       "pandas.core.indexes.interval._new_IntervalIndex", "pandas.core.indexes.timedeltas._new_TimedeltaIndex",
+       "pandas.core.indexes.period._new_PeriodIndex"}
+)
 
 
 #: Guarded stand-ins for helpers that real pickles need but that are unsafe in general.
@@ -290,7 +312,8 @@ class PickleTrust:
         self._cache: dict[tuple[str, str], Any] = {}
         #: id -> (name, object, snapshot of its attributes) of every global handed out
         self._watched: dict[int, tuple[str, Any, Any]] = {}
-        #: did the load hand out a class whose instances are checked (see check_built)?
+        #: did the load hand out a class whose instances are checked, or a function that
+        #: might make some (see check_built)?
         self._checked_classes = False
 
     def _load_lazy(self, full: str) -> None:
@@ -328,7 +351,10 @@ class PickleTrust:
         full = f"{obj.__module__}.{obj.__qualname__}.{name}"
         if is_denied(full) or not self.is_trusted(full) or full == "builtins.getattr":
             raise Refused(full, is_denied(full))
-        return self._checked(getattr(obj, name))
+        out = self._checked(getattr(obj, name))
+        if not isinstance(out, type):  # (a classmethod may make instances of a checked class)
+            self._checked_classes = True
+        return out
 
     def _checked(self, obj: Any) -> Any:
         """``obj``, noting a class whose instances are checked after the load
@@ -365,14 +391,17 @@ class PickleTrust:
         else:
             raise Refused(full, is_denied(full))
         obj = self._checked(obj)
+        if not isinstance(obj, type) and full not in _PLAIN_MAKERS:
+            self._checked_classes = True  # (a function may make instances of a class the stream never names)
         self._cache[key] = obj
         if id(obj) not in self._watched:
             self._watched[id(obj)] = (full, obj, _snapshot(obj))
         return obj
 
     def check_built(self, root: Any, extra: dict[type, Callable[[Any], None]] | None = None) -> None:
-        """After a load that handed out a checked class (or with ``extra`` checks by exact
-        type): run the check of every instance of one reachable from ``root``
+        """After a load that handed out a checked class or a function not in
+        ``_PLAIN_MAKERS`` (or with ``extra`` checks by exact type): run the check of every
+        instance of one reachable from ``root``
         (:func:`find_checked`, one walk); the first that fails raises, and nothing of the
         load is handed out."""
         if not self._checked_classes and not extra:  # (stays set: a later load may take the class from the cache)
@@ -497,17 +526,17 @@ class _Restricted:
 
 class ObjectArraysAhead(Exception):
     """Raised by :class:`SafeUnpickler` when the stream makes a dtype: NumPy's BUILD of an
-    object array trusts its state (:func:`array_state_problem`), its dtype ``__setstate__``
-    trusts fields and flags and crashes on some states (:func:`dtype_state_problem`), and
-    the C unpickler's BUILD cannot be hooked. The caller reads the stream again: with the C
-    unpickler when :func:`~amber.security._arraystates.array_states_proven` shows every
-    BUILD harmless, else with :class:`SafePyUnpickler`, which checks every state first."""
+    array that holds references (object, ``StringDType``) trusts its state
+    (:func:`array_state_problem`), its dtype ``__setstate__`` trusts fields and flags and
+    crashes on some states (:func:`dtype_state_problem`), and the C unpickler's BUILD cannot
+    be hooked. The caller reads the stream again: with the C unpickler when
+    :func:`~amber.security._arraystates.array_states_proven` shows every BUILD harmless,
+    else with :class:`SafePyUnpickler`, which checks every state first."""
 
 
 class _DTypeWatch(type):
     """Metaclass of the stand-ins for NumPy's dtype classes in a C-unpickler load: calling
-    one (REDUCE) makes the dtype and, when it holds objects, stops the load
-    (:class:`ObjectArraysAhead`)."""
+    one (REDUCE) stops the load (:class:`ObjectArraysAhead`) before any dtype is made."""
 
     _amber_real: type
 
@@ -523,16 +552,21 @@ def _dtype_watch(real: type) -> type:
         "_amber_real": real, "__module__": real.__module__, "__qualname__": f"watched<{real.__qualname__}>"})
 
 
+_NOT = object()
+
+
 def _watched(value: Any) -> Any:
-    """``value`` as a C-unpickler load may see it: a dtype class watched, an object dtype
-    met stops the load."""
+    """``value`` as a C-unpickler load may see it: every dtype class (``numpy.dtype`` and
+    each of its subclasses, ``numpy.dtypes.*``: each call makes a dtype a BUILD can change,
+    and ``StringDType`` arrays hold references as object arrays do) replaced by a stand-in
+    that stops the load; a dtype met as a value stops it too."""
     np = sys.modules.get("numpy")
     if np is None:
         return value
-    if isinstance(value, type) and (value is np.dtype or value.__name__ in ("ObjectDType", "VoidDType")) and issubclass(
-        value, np.dtype
-    ):  # (the dtype classes whose calls make copies a BUILD can change: only those are replaced)
+    if isinstance(value, type) and issubclass(value, np.dtype):
         return _dtype_watch(value)
+    if value is getattr(getattr(getattr(np, "_core", None), "_internal", None), "_convert_to_stringdtype_kwargs", _NOT):
+        return _dtype_watch(value)  # (a function that makes StringDType dtypes)
     if isinstance(value, np.dtype):  # (a dtype handed out as it is: a BUILD could change it too)
         raise ObjectArraysAhead
     return value
@@ -540,8 +574,8 @@ def _watched(value: Any) -> Any:
 
 class SafeUnpickler(_Restricted, pickle.Unpickler):
     """The C unpickler with every global resolved through a :class:`PickleTrust`. A stream
-    that makes an object dtype raises :class:`ObjectArraysAhead` before any object array
-    of it is built (see there), unless ``proven``: in a stream whose every BUILD
+    that makes a dtype raises :class:`ObjectArraysAhead` before any array of it is built
+    (see there), unless ``proven``: in a stream whose every BUILD
     :func:`~amber.security._arraystates.array_states_proven` found harmless to NumPy,
     ``numpy.dtype`` itself is not watched (the proof followed every dtype made with it).
     ``proven`` is that verdict, or a function that gives it, called when the stream first
