@@ -393,6 +393,34 @@ def test_legacy_sequential_saves_in_one_file(tmp_path: Path) -> None:
     assert_same(load_torch(buf, name="<bytes>"), {"b": torch.ones(2)})
 
 
+@pytest.mark.parametrize("array", [np.arange(3.0), np.array(["x", 1, None], dtype=object)], ids=["float", "object"])
+def test_legacy_with_numpy_arrays(tmp_path: Path, array: np.ndarray) -> None:
+    """A NumPy array stops the first (C) reading of the object pickle, which is then read
+    again from a copy of its bytes: the file must still be left just past the pickle, where
+    the storage key list and the storages follow (on disk, in a buffer, and for the second
+    reading that map_location makes)."""
+
+    def check(out: Any) -> None:
+        assert list(out) == ["t", "a", "n"] and out["n"] == 7
+        assert torch.equal(out["t"], torch.arange(4.0))
+        assert type(out["a"]) is np.ndarray and out["a"].dtype == array.dtype
+        assert out["a"].tolist() == array.tolist()
+
+    obj = {"t": torch.arange(4.0), "a": array, "n": 7}
+    path = save(obj, tmp_path / "np.pt", "legacy")
+    check(load(path))
+    check(load(path, map_location={"cpu": "cpu"}))  # (a dict: the pickle is read twice)
+    with open(path, "rb") as fh:
+        check(load_torch(fh, name=str(path)))
+        assert fh.read() == b""  # left at the end of what torch.save wrote
+    buf = io.BytesIO()
+    torch.save(obj, buf, _use_new_zipfile_serialization=False)
+    torch.save({"b": torch.ones(2)}, buf, _use_new_zipfile_serialization=False)
+    buf.seek(0)
+    check(load_torch(buf, name="<bytes>"))
+    assert_same(load_torch(buf, name="<bytes>"), {"b": torch.ones(2)})
+
+
 # ---------------------------------------------------------------------------------------
 # mmap
 

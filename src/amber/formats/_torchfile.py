@@ -494,20 +494,26 @@ class _Loader:
         self, stream: Any, member: str, persistent: Callable[[Any], Any], pickle_bytes: Callable[[], Any]
     ) -> Any:
         """Unpickle one pickle from ``stream``; ``pickle_bytes()`` gives its bytes for the
-        full list of untrusted globals if one is refused."""
+        full list of untrusted globals if one is refused.
+
+        When the first reading stops for arrays ahead, the pickle is read again from a copy
+        of its bytes; ``stream`` is then left just past the pickle, as a reading of
+        ``stream`` itself leaves it: in the legacy format the storage key list and the
+        storages follow in the same stream."""
         self.member, self.stream = member, stream
+        try:
+            start = stream.tell()
+        except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+            start = None
         try:
             try:
                 return _TorchUnpickler(stream, self.trust, persistent).load()
-            except ObjectArraysAhead:  # read again: at C speed when the array states are proven
+            except ObjectArraysAhead:
                 data = pickle_bytes()
-                verdict = array_states_proven(data, 0)
-                if verdict:
-                    try:
-                        return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=verdict).load()
-                    except ObjectArraysAhead:  # (a dtype made another way: the checked reading)
-                        pass
-                return _TorchPyUnpickler(io.BytesIO(data), self.trust, persistent).load()
+                result = self._read_again(data, persistent)
+                if start is not None:
+                    stream.seek(start + len(data))
+                return result
         except Refused as exc:
             try:
                 buf = pickle_bytes()
@@ -526,6 +532,17 @@ class _Loader:
             raise
         except Exception as exc:  # pickle, torch and Python errors from what the pickle built
             raise self.corrupt(f"cannot unpickle it ({type(exc).__name__}: {exc})", self.at()) from None
+
+    def _read_again(self, data: bytes, persistent: Callable[[Any], Any]) -> Any:
+        """Read the pickle ``data`` again: at C speed when its array states are proven,
+        else with the checked pure-Python reading."""
+        verdict = array_states_proven(data, 0)
+        if verdict:
+            try:
+                return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=verdict).load()
+            except ObjectArraysAhead:  # (a dtype made another way: the checked reading)
+                pass
+        return _TorchPyUnpickler(io.BytesIO(data), self.trust, persistent).load()
 
     def finish(self) -> None:
         for t in self.sparse:
