@@ -390,11 +390,22 @@ class ContainerReader:
             raise self._bad(b, bad[1])
 
     def _read_span(self, first: BlobInfo) -> np.ndarray:
+        """Read ``first`` and the small uncompressed blobs that follow it in the index, in
+        one read while they also follow it in the file. The format does not order blobs by
+        offset (docs/format.md section 5): the span ends at the first blob that does not
+        start at or after the previous one's end."""
         span = [first]
+        prev_end = first.offset + first.nbytes
         for b in self.blobs[first.index + 1 :]:
-            if b.codec is not None or not 0 < b.nbytes <= _AHEAD_BLOB or b.offset + b.nbytes - first.offset > _AHEAD_SPAN:
+            if (
+                b.codec is not None
+                or not 0 < b.nbytes <= _AHEAD_BLOB
+                or b.offset < prev_end
+                or b.offset + b.nbytes - first.offset > _AHEAD_SPAN
+            ):
                 break
             span.append(b)
+            prev_end = b.offset + b.nbytes
         end = span[-1].offset + span[-1].nbytes
         buf = np.empty(end - first.offset, dtype=np.uint8)
         view = memoryview(buf)
