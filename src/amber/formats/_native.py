@@ -634,7 +634,8 @@ class Decoder:
             obj = h.decode(node, self)
         except AmberError:
             raise
-        except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        except (IndexError, KeyError, TypeError, ValueError, AttributeError, OverflowError, RuntimeWarning) as exc:
+            # (a RuntimeWarning raised: NumPy's "invalid value in cast" where warnings are errors)
             raise CorruptFileError(f"malformed {name} node: {exc}") from None
         finally:
             self._handlers -= 1

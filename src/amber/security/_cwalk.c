@@ -746,9 +746,6 @@ get_data(PyObject *dataobj, Py_ssize_t n, Py_ssize_t start, Py_buffer *view)
     return 0;
 }
 
-/* walk(data, n, start, memo, find_nl, track, watch, jumps, armed[, keep]) -> (Walk, armed) (see
- * _walk.py). The memo dict is updated at the end of the walk; with ``keep`` false, only when
- * the walk stopped at a STOP before the end of the data (when walk_all walks on with it). */
 /* the argument as a Py_ssize_t, as PyArg_ParseTuple's "n" (-1 with an error set) */
 static Py_ssize_t
 arg_ssize(PyObject *v)
@@ -771,6 +768,9 @@ arg_n_start(PyObject *const *args, Py_ssize_t *n_arg, Py_ssize_t *start)
     return *start == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
+/* walk(data, n, start, memo, find_nl, track, watch, jumps, armed[, keep]) -> (Walk, armed) (see
+ * _walk.py). The memo dict is updated at the end of the walk; with ``keep`` false, only when
+ * the walk stopped at a STOP before the end of the data (when walk_all walks on with it). */
 static PyObject *
 cwalk(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -2184,8 +2184,8 @@ cjoblib(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     memo_t memo_s, *memo = &memo_s;
     Py_ssize_t i = start, o = start, x;
     int proto = 0;
-    memo_init(memo, memo_d == NULL ? EmptyDict : memo_d);  /* (an empty dict: nothing to load) */
-    if (stack == NULL || memo_d == NULL)
+    /* (memo_d is empty: nothing to load; on failure, memo_finish releases what memo_init made) */
+    if (memo_init(memo, memo_d == NULL ? EmptyDict : memo_d) < 0 || stack == NULL || memo_d == NULL)
         FAIL;
     for (;;) {
         if (i >= n)
