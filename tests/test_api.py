@@ -1176,3 +1176,34 @@ def test_open_and_inspect_read_a_stream_once(tmp_path: Path) -> None:
     assert amber.untrusted_types(_Stream(data)) == []
     text = amber.dumps({"t": (1, 2)}, format="json")
     assert amber.inspect(_Stream(text)).format == "json"
+
+
+def test_dump_and_load_pause_the_cyclic_gc_and_leave_it_as_they_found_it(tmp_path: Path) -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    class Probe:
+        def __reduce__(self) -> Any:
+            seen.append(gc.isenabled())
+            return (dict, ())
+
+    p = tmp_path / "g.amber"
+    assert gc.isenabled()
+    amber.dump({"a": [1, 2]}, p)
+    amber.dump(Probe(), tmp_path / "probe.pkl")  # (pickled by pickle itself, inside the pause)
+    assert seen == [False] and gc.isenabled()
+    assert amber.load(p) == {"a": [1, 2]} and gc.isenabled()
+    with pytest.raises(amber.AmberError):
+        amber.loads(b"\x80\x05garbage")
+    assert gc.isenabled()
+    with pytest.raises(amber.AmberError):
+        amber.dump(lambda: 0, tmp_path / "f.amber")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        amber.dump({"b": 1}, p)
+        assert amber.load(p) == {"b": 1} and amber.loads(amber.dumps([3])) == [3]
+        assert not gc.isenabled()  # (a caller who turned it off keeps it off)
+    finally:
+        gc.enable()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import gc
 import io
 import os
 from collections.abc import Iterable
@@ -75,6 +76,24 @@ def _format_for(target: Any, fmt: str | None, allowed: tuple[str, ...] = WRITABL
     return fmt
 
 
+class _GCPaused:
+    """The cyclic garbage collector off while a dump or load builds many objects at once:
+    every collection it would start walks objects that all stay alive (measured: loading
+    20,000 small objects of user classes took 10-30% longer with it on, and its timing made
+    loads of one file vary by a third). It is switched on again afterwards only if it was on
+    before (a caller who turned it off keeps it off)."""
+
+    __slots__ = ("was",)
+
+    def __enter__(self) -> None:
+        self.was = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.was:
+            gc.enable()
+
+
 def dump(
     obj: Any,
     target: PathLike | Any,
@@ -130,27 +149,29 @@ def dump(
     codec = resolve_compress(compress) if fmt == "amber" else None
     sink = open_sink(target, durable=durable)
     try:
-        if fmt in ("json", "jsonl"):
-            _dump_json(fmt, obj, sink.fh, compress=compress, metadata=metadata, compact=compact,
-                       array_lists=array_lists)
-        elif fmt == "amber":
-            from amber.formats._native import encode_to
-
-            encode_to(
-                sink.fh,
-                obj,
-                codec=codec,
-                metadata=metadata,
-                deterministic=deterministic,
-                filters=filters,
-                allow_pickle=allow_pickle,
-            )
-        else:
-            _dump_pickled(fmt, obj, sink.fh, protocol, compress)
+        with _GCPaused():
+            _dump_to(fmt, obj, sink.fh, codec=codec, compress=compress, metadata=metadata, compact=compact,
+                     array_lists=array_lists, deterministic=deterministic, filters=filters,
+                     allow_pickle=allow_pickle, protocol=protocol)
         sink.commit()
     except BaseException:
         sink.discard()
         raise
+
+
+def _dump_to(fmt: str, obj: Any, fh: Any, *, codec: Any, compress: Any, metadata: Any, compact: bool,
+             array_lists: int | None, deterministic: bool, filters: bool, allow_pickle: bool,
+             protocol: int | None) -> None:
+    """Write ``obj`` to the binary file ``fh`` in format ``fmt`` (any but HDF5)."""
+    if fmt in ("json", "jsonl"):
+        _dump_json(fmt, obj, fh, compress=compress, metadata=metadata, compact=compact, array_lists=array_lists)
+    elif fmt == "amber":
+        from amber.formats._native import encode_to
+
+        encode_to(fh, obj, codec=codec, metadata=metadata, deterministic=deterministic, filters=filters,
+                  allow_pickle=allow_pickle)
+    else:
+        _dump_pickled(fmt, obj, fh, protocol, compress)
 
 
 def _check_options(fmt: str, **options: Any) -> None:
@@ -209,26 +230,15 @@ def dumps(
     _check_options(fmt, metadata=metadata, deterministic=deterministic, allow_pickle=allow_pickle,
                    protocol=protocol, compact=compact, array_lists=array_lists)
     buf = io.BytesIO()
-    if fmt in ("json", "jsonl"):
-        _dump_json(fmt, obj, buf, compress=compress, metadata=metadata, compact=compact, array_lists=array_lists)
-    elif fmt == "hdf5":
+    if fmt == "hdf5":
         from amber.formats._hdf5 import dump_hdf5
 
         dump_hdf5(obj, buf, compress=compress, metadata=metadata)
-    elif fmt == "amber":
-        from amber.formats._native import encode_to
-
-        encode_to(
-            buf,
-            obj,
-            codec=resolve_compress(compress),
-            metadata=metadata,
-            deterministic=deterministic,
-            filters=filters,
-            allow_pickle=allow_pickle,
-        )
     else:
-        _dump_pickled(fmt, obj, buf, protocol, compress)
+        with _GCPaused():
+            _dump_to(fmt, obj, buf, codec=resolve_compress(compress) if fmt == "amber" else None, compress=compress,
+                     metadata=metadata, compact=compact, array_lists=array_lists, deterministic=deterministic,
+                     filters=filters, allow_pickle=allow_pickle, protocol=protocol)
     return buf.getvalue()
 
 
@@ -380,6 +390,23 @@ def _load(
     schema: Any = None,
 ) -> tuple[Any, Any, str]:
     """(object, metadata, format) of ``source``."""
+    with _GCPaused():
+        return _load_paused(source, format=format, mmap=mmap, trusted=trusted, verify=verify,
+                            map_location=map_location, unsafe=unsafe, allow_pickle=allow_pickle, schema=schema)
+
+
+def _load_paused(
+    source: Any,
+    *,
+    format: str | None,
+    mmap: bool,
+    trusted: Iterable[str] | None,
+    verify: bool,
+    map_location: Any,
+    unsafe: bool,
+    allow_pickle: bool,
+    schema: Any,
+) -> tuple[Any, Any, str]:
     src = open_source(source)
     try:
         fmt = _detect(src, source) if format is None else _format_for(source, format, READABLE)
