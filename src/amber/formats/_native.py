@@ -466,6 +466,8 @@ class Decoder:
         #: per-load state for handlers
         self.scratch: dict[Any, Any] = {}
         self._resolved: dict[str, Any] = {}
+        #: raw tag -> (handler, its name), for the tags of handlers met so far
+        self._handler_of: dict[bytes, tuple[Handler, str]] = {}
 
     # -- the DecodeContext protocol ---------------------------------------------------
     def bind(self, obj: Any) -> None:
@@ -567,6 +569,9 @@ class Decoder:
         return obj
 
     def _tagged(self, node: tuple[Any, ...]) -> Any:
+        known = self._handler_of.get(node[0])
+        if known is not None:  # a handler's tag met before in this load
+            return self._by_handler(node, *known)
         tg = parse_tag(node[0])
         name = tg.name
         if tg.version != 1 and name in _STRUCTURAL:
@@ -623,6 +628,12 @@ class Decoder:
                 f"unknown node type {name!r} (version {tg.version}): the file was written by a newer "
                 "amber or needs a handler plugin that is not installed"
             )
+        if len(self._handler_of) < 1024:  # (bounded: a hostile file may spell tags many ways)
+            self._handler_of[node[0]] = (h, name)
+        return self._by_handler(node, h, name)
+
+    def _by_handler(self, node: tuple[Any, ...], h: Handler, name: str) -> Any:
+        """The object handler ``h`` (of tag ``name``) rebuilds from ``node``."""
         lazy, self.lazy = self.lazy, False
         if name == "numpy.ndarray":
             self.lazy = lazy

@@ -278,6 +278,27 @@ class ObjectHandler(_ReduceBase):
 
     handler_id = "object"
 
+    def decode(self, node: Any, ctx: DecodeContext) -> Any:
+        # the common case, most of the nodes of a file of many small objects: no arguments,
+        # a map of attributes, and a class with nothing to check or call (its plan is
+        # worked out once per load): the same steps as the general way, without asking again
+        if len(node) == 4 and node[2] is None and type(node[3]) is dict and type(node[1]) is str:
+            plans = ctx.scratch.get(_PLANS)
+            if plans is None:
+                plans = ctx.scratch[_PLANS] = {}
+            cls = plans.get(node[1], _UNPLANNED)
+            if cls is _UNPLANNED:
+                cls = plans[node[1]] = _plain_class(ctx.resolve(node[1]))
+            if cls is not None:
+                obj = object.__new__(cls)
+                ctx.bind(obj)
+                inst = obj.__dict__
+                intern = sys.intern
+                for k, v in ctx.decode_attrs(node[3]).items():
+                    inst[intern(k) if type(k) is str else k] = v
+                return obj
+        return super().decode(node, ctx)
+
     def _create(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], ctx: DecodeContext) -> Any:
         if not isinstance(func, type):
             raise CorruptFileError(f"{name} is not a class, but an object node creates an instance of it")
@@ -307,6 +328,28 @@ class ReduceHandler(_ReduceBase):
         if func is bytearray and args and type(args[0]) is int:  # bytearray(n) allocates n
             raise CorruptFileError(f"{name} called with a size; refusing")
         return func(*args)
+
+
+_PLANS = object()  # (the key of the per-load plans in ctx.scratch)
+_UNPLANNED = object()
+
+
+def _plain_class(func: Any) -> type | None:
+    """``func`` when the general way would rebuild an instance of it with no arguments and a
+    map of attributes as ``object.__new__(func)`` and a ``__dict__`` update, checking and
+    calling nothing else (no ``__new__`` or ``__setstate__`` of its own, no check of its
+    arguments, state or result); else None."""
+    if (
+        not isinstance(func, type)
+        or func.__new__ is not object.__new__
+        or getattr(func, "__setstate__", None) is not None
+        or not getattr(func, "__dictoffset__", 0)  # (instances without a __dict__: the general way)
+        or arg_check_for(func) is not None
+        or state_check_for(func) is not None
+        or check_for(func) is not None
+    ):
+        return None
+    return func
 
 
 def _mro_defines(cls: type, names: tuple[str, ...]) -> bool:
