@@ -933,3 +933,133 @@ def test_the_walk_finds_the_same_objects_in_both_twins_through_subclasses_and_ba
     got = _guards.find_checked(root)
     assert [id(o) for _, o in got] == [id(o) for _, o in _guards._find_checked_py(root)]
     assert {id(mi), id(base[2])} <= {id(o) for _, o in got}
+
+
+# --- hiding checked objects from the after-load walk (found by a hunt for bypasses) --------------
+
+def _bad_mi() -> Any:
+    """A MultiIndex whose codes run past its level (its values read other memory)."""
+    return pd.MultiIndex(levels=[[1, 2], ["a", "b"]], codes=[[0, -128], [0, 1]], verify_integrity=False)
+
+
+def _hidden() -> dict[str, Any]:
+    mi = _bad_mi()
+    dt = np.dtype([("a", "O")])
+    return {
+        "in a structured scalar": {"v": np.array([(mi, 1.0)], dtype=[("a", "O"), ("b", "f8")])[0]},
+        # the walk's own tuples of items: one freed could lend its address to the next
+        "behind another structured array": [np.array([(1.5,)], dtype=dt), np.array([(mi,)], dtype=dt)],
+        "in a field title": {"a": np.zeros(2, np.dtype([((mi, "a"), "f8")]))},
+        "in a dtype's title": {"d": np.dtype([((mi, "a"), "f8")])},
+        "in dtype metadata": {"a": np.zeros(2, np.dtype(float, metadata={"m": mi}))},
+        "in a structured dtype's metadata": {"a": np.zeros(2, np.dtype([("a", "f8")], metadata={"m": mi}))},
+        "in a subarray's metadata": {"a": np.zeros(2, np.dtype((np.dtype(float, metadata={"m": mi}), (2,))))},
+    }
+
+
+HIDDEN = _hidden()
+
+
+@pytest.mark.parametrize("how", ["pkl", "joblib", "pt"])
+@pytest.mark.parametrize("where", list(HIDDEN), ids=list(HIDDEN))
+def test_checked_objects_numpy_keeps_out_of_the_gc_s_sight_are_found(where: str, how: str, tmp_path: Path) -> None:
+    """NumPy scalars and dtypes tell the garbage collector of no references, and the walk
+    recorded the tuples it made itself by address: a bad MultiIndex in a structured scalar,
+    in a field title or in dtype metadata, or in the second of two structured arrays, loaded
+    (repr then read other memory). The walk now enters scalars and dtypes, and keeps what it
+    made until it ends."""
+    p, kw = _saved(HIDDEN[where], how, tmp_path)
+    with pytest.raises(amber.CorruptFileError, match=r"pandas MultiIndex is malformed: its codes for level 0 run from -128"):
+        amber.load(p, **kw)
+
+
+def test_dtypes_with_titles_metadata_and_subarrays_load(tmp_path: Path) -> None:
+    dt = np.dtype([(("a title", "a"), "f8"), ("b", "O", (2,))], metadata={"unit": "m", "scale": 2.5})
+    arr = np.zeros(3, dt)
+    arr["b"][1] = ("x", None)
+    obj = {"a": arr, "s": arr[1], "d": np.dtype(float, metadata={"k": [1, 2]})}
+    p = tmp_path / "t.pkl"
+    p.write_bytes(pickle.dumps(obj, protocol=5))
+    out = amber.load(p)
+    assert out["a"].dtype == dt and out["a"].dtype.metadata == {"unit": "m", "scale": 2.5}
+    assert out["a"]["b"][1].tolist() == ["x", None] and out["s"]["b"].tolist() == ["x", None]
+    assert out["d"].metadata == {"k": [1, 2]}
+
+
+def _raw(*ops: bytes) -> bytes:
+    return pickle.PROTO + b"\x02" + b"".join(ops) + pickle.STOP
+
+
+def _g(module: str, name: str) -> bytes:
+    return pickle.GLOBAL + f"{module}\n{name}\n".encode()
+
+
+def _s(text: str) -> bytes:
+    b = text.encode()
+    return pickle.SHORT_BINUNICODE + bytes([len(b)]) + b
+
+
+def test_a_class_reached_through_getattr_or_an_enum_member_is_not_changed_for_the_process(tmp_path: Path) -> None:
+    """BUILD on a class getattr handed out (getattr(pandas.Series, "str") is StringMethods),
+    or on the shared member an enum's call hands out (uuid.SafeUUID(0)), set attributes that
+    outlived the load: check_untouched saw neither. Both are undone and refused now."""
+    import uuid
+
+    inner = pickle.dumps(_bad_mi(), protocol=2)[2:-1]
+    patch_class = _raw(_g("builtins", "getattr"), _g("pandas.core.series", "Series"), _s("str"), pickle.TUPLE2,
+                       pickle.REDUCE, pickle.NONE, pickle.EMPTY_DICT, _s("hidden"), inner, pickle.SETITEM,
+                       pickle.TUPLE2, pickle.BUILD)
+    patch_member = _raw(_g("uuid", "SafeUUID"), pickle.BININT1 + b"\x00", pickle.TUPLE1, pickle.REDUCE,
+                        pickle.EMPTY_DICT, _s("_value_"), pickle.BININT1 + b"\x07", pickle.SETITEM, pickle.BUILD)
+    for data in (patch_class, patch_member):
+        with pytest.raises(amber.FormatError, match="the pickle changes .* amber undid the change"):
+            amber.loads(data)
+    assert not hasattr(pd.Series.str, "hidden") and uuid.SafeUUID.safe.value == 0
+
+
+def test_pandas_datetime_helpers_take_datetime_data_only(tmp_path: Path) -> None:
+    """pandas' _new_DatetimeIndex wrapped a bare int64 array as datetimes and asked its dtype
+    for a unit it lacks: the process crashed while the file was still loading (exit 139)."""
+    from pandas.core.indexes.datetimes import _new_DatetimeIndex
+    from pandas.core.indexes.timedeltas import _new_TimedeltaIndex
+
+    for func, cls, data, match in (
+        (_new_DatetimeIndex, pd.DatetimeIndex, np.zeros(2, "int64"), "dtype int64"),
+        (_new_DatetimeIndex, pd.DatetimeIndex, np.zeros(2, "m8[ns]"), "dtype timedelta64"),
+        (_new_TimedeltaIndex, pd.TimedeltaIndex, np.zeros(2, "f8"), "dtype float64"),
+        (_new_DatetimeIndex, pd.TimedeltaIndex, np.zeros(2, "M8[ns]"), "was asked to build"),
+    ):
+        data_pkl = pickle.dumps({"ix": _Reduced(func, (cls, {"data": data, "tz": "UTC", "freq": None}))}, protocol=4)
+        with pytest.raises(amber.AmberError, match=match):
+            amber.loads(data_pkl)
+    good = _Reduced(_new_DatetimeIndex, (pd.DatetimeIndex, {"data": np.array([0, 10**9], "M8[ns]"), "tz": "UTC",
+                                                            "freq": None}))
+    assert list(amber.loads(pickle.dumps(good, protocol=4))) == list(pd.to_datetime([0, 10**9], utc=True))
+    for index in (pd.date_range("2024", periods=3, tz="Europe/Paris"), pd.timedelta_range("1s", periods=3)):
+        pd.testing.assert_index_equal(amber.loads(pickle.dumps(index, protocol=4)), index)
+
+
+@pytest.mark.parametrize("how", ["pkl", "amber"])
+def test_a_partial_of_a_checked_class_is_refused(how: str, tmp_path: Path) -> None:
+    """A FunctionTransformer holding partial(MultiIndex, codes=..., verify_integrity=False):
+    nothing checked exists when the file loads; transform then built the bad MultiIndex."""
+    import functools
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    bad = FunctionTransformer(func=functools.partial(pd.MultiIndex, codes=[[0, -128], [0, 1]], verify_integrity=False),
+                              validate=False)
+    p = tmp_path / f"ft.{how}"
+    if how == "pkl":
+        p.write_bytes(pickle.dumps(bad, protocol=4))
+    else:
+        amber.dump(bad, p)
+    with pytest.raises(amber.CorruptFileError, match=r"it builds pandas.MultiIndex, whose loaded instances amber checks"):
+        amber.load(p, trusted=["pandas.MultiIndex"])
+    fine = FunctionTransformer(func=functools.partial(np.clip, a_min=0, a_max=1))
+    q = tmp_path / f"fine.{how}"
+    if how == "pkl":
+        q.write_bytes(pickle.dumps(fine, protocol=4))
+    else:
+        amber.dump(fine, q)
+    assert amber.load(q).func.keywords == {"a_min": 0, "a_max": 1}

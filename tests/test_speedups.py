@@ -242,6 +242,21 @@ def _graph_strategy() -> st.SearchStrategy[Any]:
         arr[:] = items if items else arr
         return arr
 
+    def structured(items: list[Any]) -> Any:
+        """Arrays and scalars whose dtypes hold objects in fields, titles, metadata and
+        subarrays (the walk makes new tuples and lists of their items)."""
+        first = items[0] if items else None
+        dt = np.dtype([(("t", "a"), "O"), ("b", "O", (2,))], metadata={"m": first})
+        arr = np.zeros(len(items), dtype=dt)
+        for i, x in enumerate(items):
+            arr[i] = (x, (x, first))
+        scalar = arr[0] if len(arr) else np.zeros(1, dtype=[("a", "O")])[0]
+        return [arr, scalar, np.dtype(float, metadata={"x": items}), masked(items)]
+
+    def masked(items: list[Any]) -> Any:
+        arr = np.ma.MaskedArray(obj_array(items), mask=[i % 2 == 0 for i in range(len(items))])
+        return arr
+
     return st.recursive(
         leaves,
         lambda kids: st.one_of(
@@ -249,6 +264,7 @@ def _graph_strategy() -> st.SearchStrategy[Any]:
             st.dictionaries(st.one_of(st.text(max_size=2), st.integers()), kids, max_size=4),
             st.lists(kids, max_size=3).map(lambda xs: _Holder(*xs)), st.tuples(kids, kids).map(lambda ab: slotted(*ab)),
             st.lists(kids, max_size=3).map(obj_array), st.frozensets(st.integers(), max_size=3),
+            st.lists(kids, max_size=3).map(structured),
         ),
         max_leaves=20,
     )
@@ -273,16 +289,21 @@ def test_find_checked_matches_the_python_twin(graph: Any, cycles: int) -> None:
 def test_find_checked_bad_arguments() -> None:
     from amber import _speedups
 
+    import numpy as np
+
+    types = (np.ndarray, np.dtype, np.generic)
     with pytest.raises(TypeError):
-        _speedups.find_checked([], (), (), {}, None, len)
+        _speedups.find_checked([], (), (), {}, None, len, list)
     with pytest.raises(TypeError):
-        _speedups.find_checked([], [int], (), {}, None, len, list)
+        _speedups.find_checked([], [int], (), {}, None, len, *types)
     with pytest.raises(TypeError):
-        _speedups.find_checked([], (1,), (), {}, None, len, list)
+        _speedups.find_checked([], (1,), (), {}, None, len, *types)
+    with pytest.raises(TypeError):
+        _speedups.find_checked([], (), (), {}, None, len, list, 3, list)
     with pytest.raises(ValueError):
-        _speedups.find_checked([], (int,) * 17, (), {}, None, len, list)
+        _speedups.find_checked([], (int,) * 17, (), {}, None, len, *types)
     with pytest.raises(ZeroDivisionError):  # an error of check_for comes through
-        _speedups.find_checked([object()], (), (), {}, None, lambda t: 1 / 0, list)
+        _speedups.find_checked([object()], (), (), {}, None, lambda t: 1 / 0, *types)
 
 
 @settings(max_examples=300, deadline=None)

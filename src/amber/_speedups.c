@@ -387,23 +387,85 @@ visit_push(PyObject *o, void *arg)
     return PyList_Append(w->stack, o);
 }
 
-/* find_checked(root, atoms, opaque, cache, missing, check_for, ndarray) -> [(check, obj)]:
- * every object reachable from root through the references the garbage collector sees
- * (tp_traverse, as gc.get_referents) and the items of object arrays, whose type has a
- * check: cache[type] when present (missing: not yet known), else check_for(type). Objects
- * of the types in ``atoms`` are skipped, those of (subclasses of) ``opaque`` checked but not
- * entered. */
+/* Does a dtype refer to other objects: fields, metadata or a subarray (1), or not (0), -1 on
+ * error (security._guards._dtype_refers). */
+static int
+dtype_refers(PyObject *dtype)
+{
+    static const char *const attrs[] = {"names", "metadata", "subdtype"};
+    for (int i = 0; i < 3; i++) {
+        PyObject *v = PyObject_GetAttrString(dtype, attrs[i]);
+        if (v == NULL)
+            return -1;
+        int some = v != Py_None;
+        Py_DECREF(v);
+        if (some)
+            return 1;
+    }
+    return 0;
+}
+
+/* Push what a dtype refers to (security._guards._dtype_parts: its metadata, its fields and
+ * its subarray, in that order), keeping each in ``keep``; -1 on error. */
+static int
+push_dtype_parts(PyObject *stack, PyObject *keep, PyObject *dtype)
+{
+    static const char *const attrs[] = {"metadata", "fields", "subdtype"};
+    for (int i = 0; i < 3; i++) {
+        PyObject *v = PyObject_GetAttrString(dtype, attrs[i]);
+        if (v == NULL)
+            return -1;
+        int bad = v != Py_None && (PyList_Append(keep, v) < 0 || PyList_Append(stack, v) < 0);
+        Py_DECREF(v);
+        if (bad)
+            return -1;
+    }
+    return 0;
+}
+
+/* Push an array's or a NumPy scalar's dtype when it refers to other objects, and return
+ * whether it holds objects (1 or 0; -1 on error). */
+static int
+push_dtype_of(PyObject *stack, PyObject *o)
+{
+    PyObject *dtype = PyObject_GetAttrString(o, "dtype");
+    if (dtype == NULL)
+        return -1;
+    int refers = dtype_refers(dtype);
+    if (refers < 0 || (refers && PyList_Append(stack, dtype) < 0)) {
+        Py_DECREF(dtype);
+        return -1;
+    }
+    PyObject *has = PyObject_GetAttrString(dtype, "hasobject");
+    Py_DECREF(dtype);
+    if (has == NULL)
+        return -1;
+    int objects = PyObject_IsTrue(has);
+    Py_DECREF(has);
+    return objects;
+}
+
+/* find_checked(root, atoms, opaque, cache, missing, check_for, ndarray, dtype, generic) ->
+ * [(check, obj)]: every object reachable from root through the references the garbage
+ * collector sees (tp_traverse, as gc.get_referents) and those it does not (the items of
+ * object arrays, their bases, the fields of structured NumPy scalars, what dtypes refer
+ * to), whose type has a check: cache[type] when present (missing: not yet known), else
+ * check_for(type). Objects of the types in ``atoms`` are skipped, those of (subclasses of)
+ * ``opaque`` checked but not entered. What the walk makes itself (lists of items, a dtype's
+ * fields) is kept until it ends: freed, it could lend its address to the next object made,
+ * which would be taken as seen. */
 static PyObject *
 find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 7 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) || !PyDict_Check(args[3]) ||
-        !PyType_Check(args[6])) {
+    if (nargs != 9 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) || !PyDict_Check(args[3]) ||
+        !PyType_Check(args[6]) || !PyType_Check(args[7]) || !PyType_Check(args[8])) {
         PyErr_SetString(PyExc_TypeError, "find_checked(root, atoms: tuple, opaque: tuple, cache: dict, missing, "
-                                         "check_for, ndarray: type)");
+                                         "check_for, ndarray: type, dtype: type, generic: type)");
         return NULL;
     }
     PyObject *atoms_t = args[1], *opaque = args[2], *cache = args[3], *missing = args[4], *check_for = args[5];
-    PyTypeObject *ndarray = (PyTypeObject *)args[6];
+    PyTypeObject *ndarray = (PyTypeObject *)args[6], *dtype_type = (PyTypeObject *)args[7];
+    PyTypeObject *generic = (PyTypeObject *)args[8];
     Py_ssize_t n_atoms = PyTuple_GET_SIZE(atoms_t), n_opaque = PyTuple_GET_SIZE(opaque);
     PyTypeObject *atoms[16];
     if (n_atoms > 16) {
@@ -423,9 +485,9 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     walkstate w = {PyList_New(0), atoms, n_atoms};
-    PyObject *found = PyList_New(0);
+    PyObject *found = PyList_New(0), *keep = PyList_New(0);
     ptrset seen = {NULL, 0, 0};
-    if (!w.stack || !found)
+    if (!w.stack || !found || !keep)
         goto fail;
     if (PyList_Append(w.stack, args[0]) < 0)
         goto fail;
@@ -483,20 +545,8 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             continue;
         }
         if (PyType_IsSubtype(t, ndarray)) {
-            PyObject *dtype = PyObject_GetAttrString(o, "dtype");
-            PyObject *names = dtype ? PyObject_GetAttrString(dtype, "names") : NULL;
-            /* a structured array's dtype is walked into (checked: NumPy trusts a pickled one's fields) */
-            if (names && names != Py_None && PyList_Append(w.stack, dtype) < 0)
-                Py_CLEAR(names);
-            PyObject *has = names ? PyObject_GetAttrString(dtype, "hasobject") : NULL;
-            Py_XDECREF(names);
-            Py_XDECREF(dtype);
-            if (!has) {
-                Py_DECREF(o);
-                goto fail;
-            }
-            int objects = PyObject_IsTrue(has);
-            Py_DECREF(has);
+            /* (a structured dtype is checked: NumPy trusts a pickled one's fields) */
+            int objects = push_dtype_of(w.stack, o);
             if (objects < 0) {
                 Py_DECREF(o);
                 goto fail;
@@ -518,9 +568,9 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
                     goto fail;
                 }
                 Py_ssize_t m = PyList_GET_SIZE(w.stack);
-                int bad = PyList_SetSlice(w.stack, m, m, items);
+                int bad = PyList_Append(keep, items) < 0 || PyList_SetSlice(w.stack, m, m, items) < 0;
                 Py_DECREF(items);
-                if (bad < 0) {
+                if (bad) {
                     Py_DECREF(o);
                     goto fail;
                 }
@@ -542,6 +592,24 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             Py_DECREF(o);
             continue;
         }
+        if (PyType_IsSubtype(t, dtype_type)) { /* (no referents for the garbage collector) */
+            int bad = push_dtype_parts(w.stack, keep, o);
+            Py_DECREF(o);
+            if (bad < 0)
+                goto fail;
+            continue;
+        }
+        if (PyType_IsSubtype(t, generic)) { /* a NumPy scalar (no referents either): a structured one's fields */
+            int objects = push_dtype_of(w.stack, o);
+            PyObject *item = objects > 0 ? PyObject_CallMethod(o, "item", NULL) : NULL;
+            int bad = objects < 0 || (objects > 0 && (!item || PyList_Append(keep, item) < 0 ||
+                                                     PyList_Append(w.stack, item) < 0));
+            Py_XDECREF(item);
+            Py_DECREF(o);
+            if (bad)
+                goto fail;
+            continue;
+        }
         if (PyObject_IS_GC(o) && t->tp_traverse != NULL) {
             if (t->tp_traverse(o, visit_push, &w) != 0) {
                 Py_DECREF(o);
@@ -552,11 +620,13 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyMem_Free(seen.slots);
     Py_DECREF(w.stack);
+    Py_DECREF(keep);
     return found;
 fail:
     PyMem_Free(seen.slots);
     Py_XDECREF(w.stack);
     Py_XDECREF(found);
+    Py_XDECREF(keep);
     return NULL;
 }
 
@@ -1395,7 +1465,7 @@ static PyMethodDef methods[] = {
     {"plain_blobs", (PyCFunction)(void (*)(void))plain_blobs, METH_FASTCALL,
      "plain_blobs(cls, entries, data_end, header_size, align, max_chunk) -> [cls instance or None]"},
     {"find_checked", (PyCFunction)(void (*)(void))find_checked, METH_FASTCALL,
-     "find_checked(root, atoms, opaque, cache, missing, check_for, ndarray) -> [(check, obj)]"},
+     "find_checked(root, atoms, opaque, cache, missing, check_for, ndarray, dtype, generic) -> [(check, obj)]"},
     {"text_offsets", (PyCFunction)(void (*)(void))text_offsets, METH_FASTCALL,
      "text_offsets(offsets, data, n, width) -> 0 (bad offsets), 1 (ASCII text) or 2 (other text)"},
     {"array_states_proven", (PyCFunction)(void (*)(void))array_states_proven, METH_FASTCALL,

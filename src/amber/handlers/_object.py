@@ -442,7 +442,11 @@ class PartialHandler(Handler):
             raise CorruptFileError("malformed functools.partial node")
         if not all(type(k) is str for k in kwargs):
             raise CorruptFileError("a functools.partial node has non-str keyword names")
-        return functools.partial(func, *args, **kwargs)
+        out = functools.partial(func, *args, **kwargs)
+        check = check_for(functools.partial)
+        if check is not None:  # (a partial of a class whose instances are checked: refused)
+            check(out)
+        return out
 
 
 GLOBAL = GlobalHandler()

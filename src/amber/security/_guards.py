@@ -768,6 +768,16 @@ def multi_index_problem(mi: Any) -> str | None:
     return None
 
 
+def partial_problem(p: Any) -> str | None:
+    """A ``functools.partial`` of a class whose instances are checked when they are loaded
+    would build one later, from arguments in the file (``MultiIndex`` with
+    ``verify_integrity=False``), where no check runs."""
+    func = getattr(p, "func", None)
+    if isinstance(func, type) and check_for(func) is not None:
+        return f"it builds {func.__module__}.{func.__qualname__}, whose loaded instances amber checks, from arguments in the file"
+    return None
+
+
 def kde_problem(kde: Any) -> str | None:
     """SciPy's ``gaussian_kde`` hands its dataset, weights and Cholesky factor to compiled
     kernels that size their loops by ``d`` and ``n``: a ``cho_cov`` flattened crashed
@@ -1217,6 +1227,7 @@ check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would
 check_block_manager = _raising(block_manager_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_multi_index = _raising(multi_index_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_kde = _raising(kde_problem, "a SciPy {name}", "evaluating it would read outside its memory or never end")
+check_partial = _raising(partial_problem, "a {name}", "calling it would build that object unchecked")
 check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
 check_dtype = _raising(dtype_problem, "a NumPy {name}", "using its arrays would read outside their memory")
@@ -1426,6 +1437,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "xgboost.sklearn.XGBModel": check_xgboost_wrapper,
     "scipy.interpolate._bsplines.BSpline": check_bspline,
     "scipy.stats._kde.gaussian_kde": check_kde,
+    "functools.partial": check_partial,
     "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
     "sklearn.preprocessing._target_encoder.TargetEncoder": check_target_encoder,
     **{f"numpy.random.{m}.{c}": check_bit_generator
@@ -1457,9 +1469,10 @@ _ATOM_TYPES = tuple(_ATOMS)
 def find_checked(root: Any, extra: dict[type, Callable[[Any], None]] | None = None) -> list[tuple[Any, Any]]:
     """(check, object) for every object reachable from ``root`` whose class has a check
     (:func:`check_for`, or ``extra`` by exact type first), found through the references the
-    garbage collector sees (and the items of object arrays, read through ``ndarray`` so that
-    a subclass hides none, the arrays they are views of, and the dtypes of structured
-    arrays, which it does not); classes,
+    garbage collector sees, and those it does not: the items of object arrays (read through
+    ``ndarray``, so that a subclass hides none), the arrays they are views of, the fields of
+    structured NumPy scalars, and what dtypes refer to (fields, titles, metadata, subarray
+    bases; a structured dtype is checked itself); classes,
     functions and modules are checked but not entered. The C twin walks without building a
     list of referents per object (a 1M-entry dict: about 10x faster); same objects, same order."""
     table, lookup = _checks, check_for
@@ -1471,7 +1484,8 @@ def find_checked(root: Any, extra: dict[type, Callable[[Any], None]] | None = No
             return check
 
     if _C_FIND is not None:
-        return _C_FIND(root, _ATOM_TYPES, _OPAQUE, table, _MISSING, lookup, np.ndarray)  # type: ignore[no-any-return]
+        return _C_FIND(root, _ATOM_TYPES, _OPAQUE, table, _MISSING, lookup, np.ndarray,  # type: ignore[no-any-return]
+                       np.dtype, np.generic)
     return _find_checked_py(root, table, lookup)
 
 
@@ -1481,6 +1495,9 @@ def _find_checked_py(root: Any, table: dict[type, Any] | None = None,
     lookup = check_for if lookup is None else lookup
     found: list[tuple[Any, Any]] = []
     seen: set[int] = set()
+    # what the walk makes itself (items of arrays, a dtype's fields): kept until it ends, or a
+    # new object freed after its visit could lend its address to the next, taken as seen
+    keep: list[Any] = []
     stack = [root]
     referents, cached = gc.get_referents, (_checks if table is None else table).get
     while stack:
@@ -1498,17 +1515,51 @@ def _find_checked_py(root: Any, table: dict[type, Any] | None = None,
             continue
         if isinstance(o, np.ndarray):
             dtype = o.dtype
-            if dtype.names is not None:  # (its dtype is checked: NumPy trusts a pickled one's fields)
+            if _dtype_refers(dtype):  # (a structured one is checked: NumPy trusts a pickled one's fields)
                 stack.append(dtype)
             if dtype.hasobject:  # the items as stored, read through the base class: a subclass
                 # may hide some (a masked array's tolist gives None where it is masked)
                 plain = o if t is np.ndarray else np.ndarray.view(o, np.ndarray)
-                stack.extend(plain.ravel(order="K").tolist())
+                items = plain.ravel(order="K").tolist()
+                keep.append(items)
+                stack.extend(items)
             if o.base is not None:  # (reachable as .base, with items outside the view)
                 stack.append(o.base)
             if t is not np.ndarray:  # a subclass's own attributes (a masked array's mask and fill value)
                 stack.extend(referents(o))
             continue
+        if isinstance(o, np.dtype):  # (no referents for the garbage collector)
+            parts = _dtype_parts(o)
+            keep.append(parts)
+            stack.extend(parts)
+            continue
+        if isinstance(o, np.generic):  # a NumPy scalar (no referents either): a structured one's fields
+            dtype = o.dtype
+            if _dtype_refers(dtype):
+                stack.append(dtype)
+            if dtype.hasobject:
+                item = o.item()
+                keep.append(item)
+                stack.append(item)
+            continue
         stack.extend(referents(o))
     return found
+
+
+def _dtype_refers(dtype: np.dtype) -> bool:
+    """Does ``dtype`` refer to other objects (fields, their titles, metadata, a subarray)?"""
+    return dtype.names is not None or dtype.metadata is not None or dtype.subdtype is not None
+
+
+def _dtype_parts(dtype: np.dtype) -> list[Any]:
+    """What a dtype refers to, for the walk: its metadata, its fields (each ``(dtype,
+    offset[, title])``; a title may be any object) and its subarray's ``(base, shape)``."""
+    parts: list[Any] = []
+    if dtype.metadata is not None:
+        parts.append(dtype.metadata)
+    if dtype.fields is not None:
+        parts.append(dtype.fields)
+    if dtype.subdtype is not None:
+        parts.append(dtype.subdtype)
+    return parts
 

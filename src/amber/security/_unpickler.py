@@ -20,6 +20,7 @@ real pickles pass them.
 from __future__ import annotations
 
 import _compat_pickle
+import enum
 import functools
 import pickle
 import sys
@@ -172,8 +173,41 @@ def _sized(kind: type) -> Callable[..., Any]:
     return build
 
 
+_TIME_UNITS = frozenset({"s", "ms", "us", "ns"})
+
+
+def _new_datetimelike(module: str, name: str, kind: str, index: str) -> Callable[..., Any]:
+    """pandas' ``_new_DatetimeIndex``/``_new_TimedeltaIndex`` (``name`` in ``module``),
+    which old pickles call with a bare NumPy array as ``d["data"]``: pandas wraps it without
+    looking at its dtype, and asking a non-datetime dtype for its unit read memory past it
+    (a crash while the file was still loading). Such data must be a 1-d datetime64
+    (``kind`` "M") or timedelta64 ("m") array in a unit pandas has, and ``cls`` the index
+    class itself."""
+
+    def new(cls: Any, d: Any) -> Any:
+        import importlib
+
+        import numpy as np
+
+        mod = importlib.import_module(module)
+        if not (isinstance(cls, type) and issubclass(cls, getattr(mod, index))) or type(d) is not dict:
+            raise DecodeError(f"pandas' {name} was asked to build {cls!r:.60} from {type(d).__name__}; "
+                              f"pickles pass a {index} class and a dict")
+        data = d.get("data")
+        if isinstance(data, np.ndarray) and not (
+            data.dtype.kind == kind and data.ndim == 1 and data.dtype.isnative
+            and np.datetime_data(data.dtype) in {(u, 1) for u in _TIME_UNITS}
+        ):
+            raise DecodeError(f"pandas' {name} was given data of dtype {data.dtype} and {data.ndim} dimension(s); "
+                              f"it takes 1-d {'datetime64' if kind == 'M' else 'timedelta64'} data only")
+        return getattr(mod, name)(cls, d)
+
+    new.__qualname__ = new.__name__ = f"checked_{name}"
+    return new
+
+
 #: Functions common pickles call whose results are plain data or instances of a class the
-#: stream names itself (an argument: ``_reconstruct(cls, ...)``, ``_new_Index(cls, ...)``).
+#: stream names itself (an argument: ``_reconstruct(cls, ...)``).
 #: Handing out any other function makes the load walk its result for checked objects
 #: (:meth:`PickleTrust.check_built`): a function may build instances of a checked class
 #: without the stream naming it (``__randomstate_ctor("MT19937")``). (``getattr`` sets
@@ -181,14 +215,10 @@ def _sized(kind: type) -> Callable[..., Any]:
 _PLAIN_MAKERS: frozenset[str] = frozenset(
     {"_codecs.encode", "builtins.bytes", "builtins.bytearray", "builtins.getattr", "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
      "numpy.ma.core._mareconstruct", "pyarrow.lib._restore_array", "pyarrow.lib.py_buffer",
-     "pyarrow.lib.type_for_alias"}
+     "pyarrow.lib.type_for_alias", "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked"}
     | {f"numpy.{m}.{f}" for m in ("core.multiarray", "_core.multiarray") for f in ("scalar", "_reconstruct")}
     | {f"numpy.{m}._frombuffer" for m in ("core.numeric", "_core.numeric")}
-    | {"pandas._libs.arrays.__pyx_unpickle_NDArrayBacked", "pandas._libs.internals._unpickle_block",
-       "pandas.core.indexes.base._new_Index", "pandas.core.indexes.datetimes._new_DatetimeIndex",
-       "pandas.core.indexes.interval._new_IntervalIndex", "pandas.core.indexes.timedeltas._new_TimedeltaIndex",
-       "pandas.core.indexes.period._new_PeriodIndex"}
-)
+)  # (not pandas' _new_* helpers: _new_DatetimeIndex builds a DatetimeArray, _new_Index a MultiIndex)
 
 
 #: Guarded stand-ins for helpers that real pickles need but that are unsafe in general.
@@ -198,7 +228,11 @@ SUBSTITUTES: dict[str, Any] = {
     "copyreg._reconstructor": _copyreg_reconstructor,
     "builtins.bytes": _sized(bytes),
     "builtins.bytearray": _sized(bytearray),
-    "functools.partial": functools.partial,  # builds a partial of an already-trusted callable
+    "functools.partial": functools.partial,  # a partial of an already-trusted callable (checked after the load)
+    "pandas.core.indexes.datetimes._new_DatetimeIndex": _new_datetimelike(
+        "pandas.core.indexes.datetimes", "_new_DatetimeIndex", "M", "DatetimeIndex"),
+    "pandas.core.indexes.timedeltas._new_TimedeltaIndex": _new_datetimelike(
+        "pandas.core.indexes.timedeltas", "_new_TimedeltaIndex", "m", "TimedeltaIndex"),
 }
 
 
@@ -354,6 +388,8 @@ class PickleTrust:
         out = self._checked(getattr(obj, name))
         if not isinstance(out, type):  # (a classmethod may make instances of a checked class)
             self._checked_classes = True
+        if id(out) not in self._watched:  # (a class attribute may be a class: a BUILD on it must not last)
+            self._watched[id(out)] = (full, out, _snapshot(out))
         return out
 
     def _checked(self, obj: Any) -> Any:
@@ -710,8 +746,11 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
 
 
 def _snapshot(obj: Any) -> Any:
-    """What BUILD could change on a global: a class's namespace, a function's defaults,
-    code and attributes, another object's ``__dict__``."""
+    """What BUILD could change on a global: a class's namespace (and an enum's members: a
+    call of the class hands out the shared member, which a BUILD could change), a
+    function's defaults, code and attributes, another object's ``__dict__``."""
+    if isinstance(obj, enum.EnumMeta):
+        return dict(obj.__dict__), [(m, _snapshot(m)) for m in obj.__members__.values()]
     if isinstance(obj, type):
         return dict(obj.__dict__)
     if isinstance(obj, types.FunctionType):
@@ -725,6 +764,9 @@ def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 
 def _changed(obj: Any, snap: Any) -> bool:
+    if isinstance(obj, enum.EnumMeta):
+        ns, members = snap
+        return not _same(dict(obj.__dict__), ns) or any(_changed(m, ms) for m, ms in members)
     if isinstance(obj, type):
         return not _same(dict(obj.__dict__), snap)
     if isinstance(obj, types.FunctionType):
@@ -737,6 +779,10 @@ def _changed(obj: Any, snap: Any) -> bool:
 
 
 def _restore(obj: Any, snap: Any) -> None:
+    if isinstance(obj, enum.EnumMeta):
+        snap, members = snap
+        for m, ms in members:
+            _restore(m, ms)
     try:
         if isinstance(obj, type):
             now = dict(obj.__dict__)
