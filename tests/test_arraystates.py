@@ -15,6 +15,9 @@ import io
 import os
 import pickle
 import random
+import struct
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +76,19 @@ def test_common_objects_are_proven(name: str, protocol: int) -> None:
     assert _both(pickle.dumps(_common()[name], protocol=protocol))
 
 
-def test_models_with_structured_arrays_are_proven() -> None:
-    """A forest's trees hold structured node arrays (a void dtype with fields of plain
-    dtypes): proven, with an object array of class names beside them."""
+def test_models_with_structured_arrays_are_not_proven_and_load_by_the_checked_reading() -> None:
+    """A forest's trees hold structured node arrays (a void dtype with fields): NumPy trusts
+    a dtype state's field offsets, names and size, and a stream could hand such an array to
+    a trusted function (numpy.sort) during the load, before any check after it (found in
+    review): not proven, so the checked reading, which checks each at its BUILD, reads it."""
     from sklearn.tree import DecisionTreeClassifier
 
     X = np.random.default_rng(0).normal(size=(60, 3))
     tree = DecisionTreeClassifier(max_depth=3, random_state=0).fit(X, np.array(["a", "b"], dtype=object)[(X[:, 0] > 0).astype(int)])
     assert tree.classes_.dtype == object
-    assert _both(pickle.dumps(tree, protocol=5))
+    data = pickle.dumps(tree, protocol=5)
+    assert not _both(data)
+    assert amber.loads(data).predict(X).tolist() == tree.predict(X).tolist()
 
 
 @pytest.mark.parametrize("protocol", [0, 1, 2])
@@ -490,12 +497,90 @@ def test_structured_arrays_and_dtypes_load(tmp_path: Path) -> None:
             assert out[k].dtype == v.dtype and out[k].tobytes() == v.tobytes(), k
 
 
-def test_structured_dtypes_are_reported_for_the_check_after_the_load() -> None:
-    from amber.security._arraystates import PROVEN, STRUCTURED
+def test_structured_dtypes_are_not_proven() -> None:
+    from amber.security._arraystates import PROVEN
 
     assert _both(pickle.dumps(_objects(3), protocol=4)) == PROVEN
-    assert _both(pickle.dumps(np.zeros(2, dtype=[("a", "f8"), ("b", "i4")]), protocol=4)) == STRUCTURED
+    assert not _both(pickle.dumps(np.zeros(2, dtype=[("a", "f8"), ("b", "i4")]), protocol=4))
     assert _both(pickle.dumps(np.zeros(2, dtype=("f8", (2,))), protocol=4)) == PROVEN  # (an array of it: plain f8)
+    # string and void dtypes too: NumPy takes their item size from a state (a U dtype of 1 byte
+    # per item read 3 bytes past each; found in review)
+    for flexible in ("V8", "S4", "<U3"):
+        assert not _both(pickle.dumps(np.zeros(2, dtype=flexible), protocol=4)), flexible
+
+
+# streams written opcode by opcode (protocol 4)
+def _u(text: str) -> bytes:
+    b = text.encode()
+    return b"\x8c" + bytes([len(b)]) + b
+
+
+def _sg(module: str, name: str) -> bytes:
+    return _u(module) + _u(name) + b"\x93"
+
+
+def _i4(v: int) -> bytes:
+    return b"J" + struct.pack("<i", v)
+
+
+def _k(v: int) -> bytes:
+    return b"K" + bytes([v])
+
+
+def _dt(typestr: str) -> bytes:  # numpy.dtype(typestr, False, True)
+    return _sg("numpy", "dtype") + _u(typestr) + b"\x89\x88\x87R"
+
+
+def _array(dtype: bytes, n: int, raw: bytes) -> bytes:  # _reconstruct(ndarray, (0,), b"b") + BUILD
+    head = _sg("numpy._core.multiarray", "_reconstruct") + _sg("numpy", "ndarray") + _k(0) + b"\x85" + b"C\x01b" + b"\x87R"
+    return head + b"(" + _k(1) + _k(n) + b"\x85" + dtype + b"\x89" + raw + b"tb"
+
+
+def _void_with_state(typestr: str, field: str, field_dtype: str, offset: int, elsize: int, length: int) -> bytes:
+    """A void dtype given a dtype state of ``length`` (5, 6 or 7) items with one field."""
+    if length == 7:  # (version, byte order, subarray, names, fields, elsize, alignment)
+        fields = b"}" + _u(field) + _dt(field_dtype) + _i4(offset) + b"\x86s"
+        state = b"(" + _k(2) + _u("|") + b"N" + _u(field) + b"\x85" + fields + _i4(elsize) + _k(8) + b"t"
+    else:  # (version,) byte order, subarray, fields with the names at -1, elsize, alignment
+        fields = b"}(" + _i4(-1) + _u(field) + b"\x85" + _u(field) + _dt(field_dtype) + _i4(offset) + b"\x86u"
+        state = b"(" + (_k(1) if length == 6 else b"") + _u("|") + b"N" + fields + _i4(elsize) + _k(8) + b"t"
+    return _dt(typestr) + state + b"b"
+
+
+def _two_items() -> bytes:
+    return b"](" + _u("x") + b"\x85" + _u("y") + b"\x85e"
+
+
+_SHORT_DTYPE_STATES = {
+    "6 items: an object field 4096 bytes into 16-byte items": (
+        b"\x80\x04" + _array(_void_with_state("V16", "o", "O", 4096, 16, 6), 2, _two_items()) + b"."),
+    "5 items: an int field 10**8 bytes into 12-byte items": (
+        b"\x80\x04" + _array(_void_with_state("V12", "a", "<i4", 10**8, 12, 5), 2, b"C\x18" + b"\0" * 24) + b"."),
+    "7 items: an object field 4096 bytes into 16-byte items": (
+        b"\x80\x04" + _array(_void_with_state("V16", "o", "O", 4096, 16, 7), 2, _two_items()) + b"."),
+    "8 items: a field 10**8 bytes in, the array sorted during the load": (
+        b"\x80\x04" + _sg("numpy", "sort") + _array(
+            _dt("V12") + b"(" + _k(3) + _u("|") + b"N" + _u("a") + b"\x85}" + _u("a") + _dt("<i4") + _i4(10**8)
+            + b"\x86s" + _k(12) + _k(1) + _k(0) + b"tb", 2, b"C\x18" + b"\0" * 24) + b"\x85R."),
+}
+
+
+@pytest.mark.parametrize("case", list(_SHORT_DTYPE_STATES), ids=list(_SHORT_DTYPE_STATES))
+def test_dtype_states_numpy_trusts_are_never_proven_and_are_refused(case: str, tmp_path: Path) -> None:
+    """Found in review: NumPy's dtype __setstate__ takes states of 5, 6 and 7 items too and
+    trusts their fields; the proof passed them (as array states, or by their version), and
+    the C reading then wrote object pointers outside the array (exit 139). A structured
+    dtype handed to numpy.sort during the load crashed it before the check after the load.
+    Neither twin proves these now, and the checked reading refuses each at its BUILD. Loaded
+    in a child process, so that a crash fails this test rather than ending the run."""
+    data = _SHORT_DTYPE_STATES[case]
+    assert not _both(data)
+    p = tmp_path / "s.pkl"
+    p.write_bytes(data)
+    code = (f"import amber, sys\ntry:\n    amber.load({str(p)!r})\nexcept amber.AmberError as e:\n"
+            "    print(e); sys.exit(3)\nprint('loaded')")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 3, (run.returncode, run.stdout, run.stderr[-2000:])
 
 
 @pytest.mark.parametrize("kind", ["M8", "m8"])
@@ -511,3 +596,24 @@ def test_datetime_dtype_states_without_their_unit_are_not_proven_and_are_refused
         amber.load(p)
     good = pickle.dumps({"t": np.arange(3).astype("M8[ns]"), "d": np.arange(2).astype("m8[s]"), "o": _objects(2)}, protocol=4)
     assert _both(good)
+
+
+def test_a_dtype_made_larger_after_an_array_took_it_is_refused() -> None:
+    """Found in review: NumPy takes a string or void dtype's item size from its state, so a
+    dtype of no size that an array of 100,000 items already used, then given items of 1 MB,
+    made that array read far past its memory. A state may not make a dtype's items larger,
+    but for a dtype of no size that went straight from its making to its BUILD (how NumPy
+    pickles record dtypes: numpy.dtype(numpy.record) given fields and a size)."""
+    made = _sg("numpy", "dtype") + _u("V") + b"\x89\x88\x87R\x94"  # (memo 0)
+    array = (_sg("numpy._core.multiarray", "_reconstruct") + _sg("numpy", "ndarray") + _k(0) + b"\x85C\x01b\x87R"
+             + b"(" + _k(1) + _i4(100_000) + b"\x85h\x00\x89C\x00tb")
+    grow = b"h\x00(" + _k(3) + _u("|") + b"NNN" + _i4(1 << 20) + _k(1) + _k(0) + b"tb0"
+    data = b"\x80\x04" + made + b"0" + array + grow + b"."
+    assert not _both(data)
+    with pytest.raises(amber.AmberError, match=r"makes dtype\('V'\)'s items 1048576 bytes, more than its 0"):
+        amber.loads(data)
+    from numpy.ma import mrecords
+
+    rec = mrecords.fromarrays([np.arange(3), np.array([0.5, 1.5, 2.5])], names="n,x")
+    back = amber.loads(pickle.dumps(rec, protocol=4), trusted=["numpy.rec", "numpy.record", "numpy.ma.mrecords"])
+    assert back.dtype == rec.dtype and back.tolist() == rec.tolist()

@@ -709,7 +709,7 @@ rd_i64_le(const unsigned char *d, int w)
  * above them (an int's value, a string opcode's offset, a dtype's kind, or the number of a
  * list, a dict or a tuple in their tables). */
 enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE, AV_NONE, AV_STR, AV_DTYPE_CLASS, AV_DTYPE, AV_CODECS_ENCODE };
-enum { D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME };
+enum { D_OBJECT, D_PLAIN, D_UNKNOWN = 3, D_DATETIME }; /* (2 was void dtypes: now unknown) */
 #define AV(kind, x) ((int64_t)(((uint64_t)(int64_t)(x) << 4) | (uint64_t)(kind)))
 #define AV_KIND(v) ((int)((uint64_t)(v)&15))
 #define AV_X(v) ((int64_t)(v) >> 4)
@@ -745,18 +745,17 @@ typedef struct {
     const unsigned char *d;
     Py_ssize_t n;
     i64vec stack, marks, memo;
-    i64vec list_count, list_esc, dict_plain, dict_fields;
+    i64vec list_count, list_esc, dict_plain;
     i64vec tuples; /* AS_TUPLE_SLOTS per tuple */
     Py_ssize_t memo_len;
     int lost_dtype_class; /* numpy.dtype used other than as the callable of a REDUCE */
-    int structured;       /* a structured dtype (fields or a subarray) was given its state */
 } proof_t;
 
 static void
 proof_free(proof_t *p)
 {
     i64vec *all[] = {&p->stack, &p->marks, &p->memo, &p->list_count, &p->list_esc,
-                     &p->dict_plain, &p->dict_fields, &p->tuples};
+                     &p->dict_plain, &p->tuples};
     for (size_t j = 0; j < sizeof(all) / sizeof(all[0]); j++)
         PyMem_Free(all[j]->v);
 }
@@ -771,10 +770,8 @@ as_escape(proof_t *p, int64_t v)
         p->lost_dtype_class = 1;
     else if (k == AV_LIST)
         p->list_esc.v[AV_X(v)] = 1;
-    else if (k == AV_DICT) {
+    else if (k == AV_DICT)
         p->dict_plain.v[AV_X(v)] = 0;
-        p->dict_fields.v[AV_X(v)] = 0;
-    }
     else if (k == AV_TUPLE) {
         const int64_t *t = AS_T(p, v);
         if (t[2] >= 0)
@@ -853,13 +850,8 @@ as_dtype_kind(const unsigned char *t, Py_ssize_t len)
             return D_OBJECT;
         return D_UNKNOWN;
     }
-    if (len - j >= 1 && t[j] == 'V') {
-        Py_ssize_t q = j + 1;
-        while (q < len && q - j - 1 < 9 && t[q] >= '0' && t[q] <= '9')
-            q++;
-        return q == len ? D_VOID : D_UNKNOWN;
-    }
-    if (len - j < 1 || strchr("?bBhHiIlLqQpPefdgFDGSUaMmcu", t[j]) == NULL || t[j] == 0)
+    /* (not the flexible kinds S, a, c, U and V: NumPy takes their item size from a state) */
+    if (len - j < 1 || strchr("?bBhHiIlLqQpPefdgFDGMmu", t[j]) == NULL || t[j] == 0)
         return D_UNKNOWN;
     Py_ssize_t q = j + 1, d0 = q;
     while (q < len && q - d0 < 4 && t[q] >= '0' && t[q] <= '9')
@@ -887,12 +879,6 @@ as_new_list(proof_t *p, int64_t count)
     return AV(AV_LIST, p->list_count.n - 1);
 }
 
-static int
-as_plain_field(proof_t *p, int64_t v)
-{
-    return AV_KIND(v) == AV_TUPLE && AS_T(p, v)[4] == AV(AV_DTYPE, D_PLAIN);
-}
-
 /* items[0], items[1]... as keys and values (step 2) into target */
 static void
 as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
@@ -905,8 +891,6 @@ as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
         if (AV_KIND(target) == AV_DICT) {
             if (AV_KIND(key) == AV_U)
                 p->dict_plain.v[AV_X(target)] = 0;
-            if (!as_plain_field(p, value))
-                p->dict_fields.v[AV_X(target)] = 0;
         }
         as_escape(p, key);
     }
@@ -915,7 +899,7 @@ as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
 static int64_t
 as_new_dict(proof_t *p, const int64_t *items, Py_ssize_t pairs)
 {
-    if (iv_push(&p->dict_plain, 1) < 0 || iv_push(&p->dict_fields, 1) < 0)
+    if (iv_push(&p->dict_plain, 1) < 0)
         return -1;
     int64_t v = AV(AV_DICT, p->dict_plain.n - 1);
     as_set_items(p, v, items, pairs);
@@ -978,8 +962,11 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
     if (kind == AV_TUPLE) {
         const int64_t *t = AS_T(p, state);
         int64_t k = t[0];
-        if ((k == 6 || k == 7) && !(AV_KIND(t[4]) == AV_INT && AV_X(t[4]) >= 0 && AV_X(t[4]) <= (k == 6 ? 1 : 2)))
-            return 0; /* 7 items, version 3 on: no flags (NumPy would set 0); 6 items, version 2 on: NumPy crashes */
+        if ((k == 5 || k == 6 || k == 7) &&
+            !(k != 6 && AV_KIND(t[4]) == AV_INT && AV_X(t[4]) >= 0 && AV_X(t[4]) <= 2 && t[3] >= 0))
+            return 0; /* NumPy's dtype __setstate__ takes 5 to 9 items and trusts their fields: 5 or 7 only as
+                       * an array's state (an int version, then a shape where a dtype's has its byte order,
+                       * which must be a string), 6 never */
         if (k == 8 || k == 9) { /* a dtype's state */
             if (AV_KIND(target) != AV_DTYPE || t[5] < 0)
                 return 0;
@@ -989,14 +976,6 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
             if (d == D_PLAIN || d == D_DATETIME) /* (a datetime's state without its unit, 8 items, crashes NumPy) */
                 return (d == D_PLAIN || k == 9) && !(flags & AS_REFERENCE_FLAGS) && AV_KIND(sub) == AV_NONE &&
                        AV_KIND(fields) == AV_NONE;
-            if (d == D_VOID) {
-                int sub_ok = AV_KIND(sub) == AV_NONE || as_plain_field(p, sub);
-                int fields_ok = AV_KIND(fields) == AV_NONE ||
-                                (AV_KIND(fields) == AV_DICT && p->dict_fields.v[AV_X(fields)]);
-                if (AV_KIND(sub) != AV_NONE || AV_KIND(fields) != AV_NONE)
-                    p->structured = 1; /* (where the fields lie is checked after the load) */
-                return !(flags & AS_REFERENCE_FLAGS) && sub_ok && fields_ok;
-            }
             return 0;
         }
         int64_t raw = t[2], shape = t[3];
@@ -1013,7 +992,6 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
     if (kind == AV_DICT) {
         int ok = p->dict_plain.v[AV_X(state)] != 0;
         p->dict_plain.v[AV_X(state)] = 0;
-        p->dict_fields.v[AV_X(state)] = 0;
         return ok;
     }
     return 0;
@@ -1432,7 +1410,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         case 0x2E: /* STOP */
             POP(x);
-            result = p.stack.n == 0 && !p.lost_dtype_class ? (p.structured ? 2 : 1) : 0;
+            result = p.stack.n == 0 && !p.lost_dtype_class;
             goto done;
         default: /* NEXT_BUFFER, READONLY_BUFFER and anything unknown */
             goto fail;
@@ -1469,7 +1447,7 @@ static PyMethodDef methods[] = {
     {"text_offsets", (PyCFunction)(void (*)(void))text_offsets, METH_FASTCALL,
      "text_offsets(offsets, data, n, width) -> 0 (bad offsets), 1 (ASCII text) or 2 (other text)"},
     {"array_states_proven", (PyCFunction)(void (*)(void))array_states_proven, METH_FASTCALL,
-     "array_states_proven(data, start) -> 1 (proven), 2 (proven, with structured dtypes) or 0"},
+     "array_states_proven(data, start) -> 1 (proven) or 0"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,

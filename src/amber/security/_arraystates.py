@@ -45,13 +45,14 @@ object dtype whose flags say it holds no references makes arrays of uncounted or
 pointers. A ``BUILD`` with such a state passes only on a dtype the proof saw made by
 ``numpy.dtype(typestr, ...)``, with no subarray, names or fields in the state and flags
 that fit the type: exactly NumPy's 63 for an object dtype, none of the reference flags
-for the other builtin kinds, and none for a void dtype whose subarray or fields (a dict
-the proof saw filled with ``(dtype, offset)`` tuples) are all of plain builtin dtypes.
-Structured dtypes with objects inside, and a state of that length on anything else, fail
-the proof (the checked reading then runs). A state of 7 items must start with a version
-below 3 (NumPy then works the flags out itself; from 3 on it would set them to 0), one of 6
-items with version 0 or 1 (from 2 on NumPy's ``__setstate__`` crashes on it),
-and ``numpy.dtype`` may only be called by ``REDUCE``: used any other way (``NEWOBJ``, an
+for the other builtin kinds and for a void dtype. Structured dtypes (fields or a subarray:
+NumPy trusts their offsets, names and sizes, and the stream could hand such an array to a
+trusted function during the load), and a state of that length on anything else, fail the
+proof (the checked reading then runs). NumPy's dtype ``__setstate__`` also takes states of
+5, 6 and 7 items, trusting their fields alike: a tuple of 6 items fails the proof, one of 5
+or 7 passes only as an array's state (an int version of 0 to 2, then a shape of known ints
+where a dtype's state has its byte order, which NumPy requires to be a string).
+``numpy.dtype`` may only be called by ``REDUCE``: used any other way (``NEWOBJ``, an
 argument, an item) the proof fails. (The other ways to make a dtype -- its classes in
 ``numpy.dtypes``, attributes -- stay watched in the C unpickler's proven reading: a dtype
 made there sends the stream to the checked reading.)
@@ -74,12 +75,12 @@ from typing import Any
 
 from amber._compiled import compiled
 
-__all__ = ["PROVEN", "STRUCTURED", "array_states_proven"]
+__all__ = ["PROVEN", "array_states_proven"]
 
 # kinds of abstract values
 U, SAFE, INT, LIST, DICT, TUPLE, NONE, STR, DTYPE_CLASS, DTYPE, CODECS_ENCODE = range(11)
 #: what a dtype made by ``numpy.dtype(typestr, ...)`` is, by its type string
-D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME = range(5)
+D_OBJECT, D_PLAIN, D_UNKNOWN, D_DATETIME = 0, 1, 3, 4  # (2 was void dtypes: now unknown)
 #: NumPy's flags of an object dtype, and the ones that say a dtype holds references
 OBJECT_FLAGS, REFERENCE_FLAGS = 63, 0x07
 #: the items place holds no list / is unknown (TUPLE values; a list's number otherwise)
@@ -95,8 +96,6 @@ _i4 = struct.Struct("<i").unpack_from
 _u8 = struct.Struct("<Q").unpack_from
 
 _STATE_LENGTHS = (4, 5, 7)
-#: the highest version a dtype state of 6 or 7 items may have (see build_ok)
-_LAST_VERSION = {6: 1, 7: 2}
 
 
 class _Fail(Exception):
@@ -116,12 +115,8 @@ class _Proof:
         self.list_count: list[int] = []
         self.list_escaped: list[bool] = []
         self.dict_plain: list[bool] = []
-        #: every value is a (dtype, offset[, title]) tuple of a plain dtype (a dtype's fields)
-        self.dict_plain_fields: list[bool] = []
         #: ``numpy.dtype`` was used other than as the callable of a REDUCE
         self.lost_dtype_class = False
-        #: a structured dtype (fields or a subarray) was given its state
-        self.structured = False
 
     def escape(self, v: tuple[Any, ...]) -> None:
         kind = v[0]
@@ -131,7 +126,6 @@ class _Proof:
             self.list_escaped[v[1]] = True
         elif kind == DICT:
             self.dict_plain[v[1]] = False
-            self.dict_plain_fields[v[1]] = False
         elif kind == TUPLE:
             if v[3] >= 0:
                 self.list_escaped[v[3]] = True
@@ -146,7 +140,6 @@ class _Proof:
 
     def new_dict(self, keys: list[tuple[Any, ...]], values: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         self.dict_plain.append(True)
-        self.dict_plain_fields.append(True)
         v = (DICT, len(self.dict_plain) - 1)
         self.set_items(v, keys, values)
         return v
@@ -157,8 +150,6 @@ class _Proof:
         if target[0] == DICT:
             if any(key[0] == U for key in keys):
                 self.dict_plain[target[1]] = False
-            if not all(x[0] == TUPLE and x[5] == (DTYPE, D_PLAIN) for x in values):
-                self.dict_plain_fields[target[1]] = False
             for key in keys:  # (a list key fails at run time; a tuple key holds no unescaped list)
                 self.escape(key)
         else:  # (a list's item set by index, or by a slice a call made: its length may change)
@@ -212,10 +203,13 @@ class _Proof:
         kind = state[0]
         if target[0] == DTYPE and (kind != TUPLE or (target[1] == D_DATETIME and state[1] != 9)):
             return False  # (NumPy reads any sequence as a dtype state; a datetime's needs its unit)
-        if kind == TUPLE and state[1] in (6, 7) and not (state[5][0] == INT and 0 <= state[5][1] <= _LAST_VERSION[state[1]]):
-            # a dtype state of 7 items and version 3 or more has no flags (NumPy would set them
-            # to 0), one of 6 items and version 2 or more crashes NumPy's __setstate__ (a
-            # masked array's state of 7 items starts with its version, 1)
+        if kind == TUPLE and state[1] in (5, 6, 7) and not (
+            state[1] != 6 and state[5][0] == INT and 0 <= state[5][1] <= 2 and state[4] >= 0
+        ):
+            # NumPy's dtype __setstate__ takes states of 5 to 9 items and trusts their fields,
+            # subarray and size: one of 5 or 7 items passes only as an array's (a version, then
+            # a shape of known ints where a dtype's state has its byte order, which NumPy
+            # requires to be a string), one of 6 items never (no array state has 6 items)
             return False
         if kind == TUPLE and state[1] in (8, 9):  # a dtype's state
             if target[0] != DTYPE or state[6] < 0:
@@ -226,13 +220,7 @@ class _Proof:
             if d in (D_PLAIN, D_DATETIME):  # (a datetime's state without its unit, 8 items, crashes NumPy)
                 return (d == D_PLAIN or state[1] == 9) and not flags & REFERENCE_FLAGS and subarray[0] == NONE \
                     and fields[0] == NONE
-            if d == D_VOID:  # a subarray or fields of plain dtypes only
-                sub_ok = subarray[0] == NONE or (subarray[0] == TUPLE and subarray[5] == (DTYPE, D_PLAIN))
-                fields_ok = fields[0] == NONE or (fields[0] == DICT and self.dict_plain_fields[fields[1]])
-                if subarray[0] != NONE or fields[0] != NONE:
-                    self.structured = True  # (where the fields lie is checked after the load)
-                return not flags & REFERENCE_FLAGS and sub_ok and fields_ok
-            return False
+            return False  # (void, string and unknown dtypes: NumPy takes their fields and item size from the state)
         if kind in (SAFE, INT, NONE, STR):
             return True
         if kind == DICT:
@@ -257,8 +245,8 @@ _NONE = (NONE,)
 _DTYPE_CLASS = (DTYPE_CLASS,)
 _CODECS_ENCODE = (CODECS_ENCODE,)
 #: type strings of builtin dtypes that are not void (byte order, type, size, datetime unit)
-_PLAIN_TYPESTR = re.compile(rb"[<>|=]?[?bBhHiIlLqQpPefdgFDGSUaMmcu][0-9]{0,4}(\[[0-9]{0,4}[A-Za-z]{1,2}\])?")
-_VOID_TYPESTR = re.compile(rb"[<>|=]?V[0-9]{0,9}")
+#: (not the flexible kinds S, a, c, U and V: NumPy takes their item size from a state)
+_PLAIN_TYPESTR = re.compile(rb"[<>|=]?[?bBhHiIlLqQpPefdgFDGMmu][0-9]{0,4}(\[[0-9]{0,4}[A-Za-z]{1,2}\])?")
 _OBJECT_TYPESTR = frozenset(order + body for order in (b"", b"<", b">", b"|", b"=") for body in (b"O", b"O8", b"O4"))
 
 
@@ -270,8 +258,6 @@ def _dtype_kind(text: bytes | None) -> int:
         return D_OBJECT
     if _PLAIN_TYPESTR.fullmatch(text):
         return D_DATETIME if text.lstrip(b"<>|=")[:1] in (b"M", b"m") else D_PLAIN
-    if _VOID_TYPESTR.fullmatch(text):
-        return D_VOID
     return D_UNKNOWN
 
 
@@ -582,7 +568,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
                 pop()
                 if stack or p.lost_dtype_class:
                     return 0
-                return STRUCTURED if p.structured else PROVEN
+                return PROVEN
             else:  # NEXT_BUFFER, READONLY_BUFFER and anything unknown
                 return 0
     except (_Fail, IndexError, struct.error):
@@ -592,14 +578,12 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
 _C = compiled("array_states_proven")
 
 
-#: what :func:`array_states_proven` answers besides 0 (not proven): proven, and proven with
-#: structured dtypes given their state (where their fields lie must then be checked after
-#: the load: the proof does not follow item sizes)
-PROVEN, STRUCTURED = 1, 2
+#: what :func:`array_states_proven` answers when it proves the stream (0: not proven)
+PROVEN = 1
 
 
 def array_states_proven(data: Any, start: int = 0) -> int:
-    """:data:`PROVEN` (or :data:`STRUCTURED`) when no ``BUILD`` of the pickle at ``start`` of
+    """:data:`PROVEN` when no ``BUILD`` of the pickle at ``start`` of
     ``data`` can hand NumPy an object list shorter or longer than its shape says, or a
     dtype state it trusts to its harm (see the module docstring); 0 when that is not proven."""
     if _C is not None:

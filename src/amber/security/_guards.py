@@ -1172,12 +1172,18 @@ def dtype_problem(d: Any) -> str | None:
     for one that does not (the other flags change nothing about memory)."""
     if not isinstance(d, np.dtype):
         return None
+    if d.itemsize < 0 or (d.kind == "U" and d.itemsize % 4):  # (NumPy takes a string dtype's item size as given)
+        return f"a {d.kind} dtype of {d.itemsize} bytes per item"
     if d.fields is None and d.subdtype is None and d.kind != "O" and not d.flags & REFERENCE_FLAGS:
         return None  # (a builtin kind that holds no objects, and says so; hasobject comes from the flags)
     try:
         fresh = rebuilt_dtype(d)
     except Exception as exc:  # noqa: BLE001 - what NumPy's constructor refuses
         return f"a structured dtype whose fields NumPy cannot build ({exc})"
+    if d.itemsize != fresh.itemsize or d.names != fresh.names or d.subdtype != fresh.subdtype or (
+        d.fields is not None and dict(d.fields) != dict(fresh.fields)
+    ):  # (fields that are not the names' crashed sorting and copying)
+        return f"a dtype whose fields, names or item size are not those NumPy builds from its description ({fresh!r:.60})"
     if (d.flags & OBJECT_FLAGS) != (fresh.flags & OBJECT_FLAGS) if fresh.hasobject else d.flags & REFERENCE_FLAGS:
         return f"the dtype {fresh!r:.60} has the flags {d.flags}, where NumPy gives it {fresh.flags}"
     return None
@@ -1438,6 +1444,7 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "scipy.interpolate._bsplines.BSpline": check_bspline,
     "scipy.stats._kde.gaussian_kde": check_kde,
     "functools.partial": check_partial,
+    "numpy.dtypes.VoidDType": check_dtype,  # (structured dtypes the walk meets: as NumPy's constructor builds them)
     "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
     "sklearn.preprocessing._target_encoder.TargetEncoder": check_target_encoder,
     **{f"numpy.random.{m}.{c}": check_bit_generator

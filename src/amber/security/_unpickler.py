@@ -20,6 +20,7 @@ real pickles pass them.
 from __future__ import annotations
 
 import _compat_pickle
+import copy
 import enum
 import functools
 import pickle
@@ -29,8 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from amber.security._arrowcheck import validate_arrow
-from amber.security._arraystates import STRUCTURED
-from amber.security._guards import arg_check_for, check_dtype, check_for, dtype_problem, find_checked, state_check_for
+from amber.security._guards import arg_check_for, check_for, dtype_problem, find_checked, state_check_for
 from amber.trust import _import, is_denied, is_trusted
 from amber.errors import CorruptFileError, DecodeError, FormatError, UntrustedTypeError
 
@@ -645,12 +645,8 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
 
     def _built_checks(self) -> dict[type, Callable[[Any], None]] | None:
         # a stand-in stored as a value (not called) would be handed out in the real class's
-        # place: the pure-Python unpickler, which needs none, reads such a stream again;
-        # structured dtypes the proof let through are checked where their fields lie
-        checks: dict[type, Callable[[Any], None]] = {_DTypeWatch: _stand_in_stored} if self._watch_out else {}
-        if self._proven == STRUCTURED:
-            checks[type(sys.modules["numpy"].dtype([("a", "u1")]))] = check_dtype
-        return checks or None
+        # place: the pure-Python unpickler, which needs none, reads such a stream again
+        return {_DTypeWatch: _stand_in_stored} if self._watch_out else None
 
 
 def _stand_in_stored(cls: Any) -> None:
@@ -691,10 +687,13 @@ def array_state_problem(arr: Any, state: Any) -> str | None:
     return None
 
 
-def dtype_state_problem(dtype: Any, state: Any) -> str | None:
+def dtype_state_problem(dtype: Any, state: Any, fresh: bool = False) -> str | None:
     """Why ``dtype.__setstate__(state)`` must not run, or None. NumPy takes a dtype's fields
     and flags from its state as they are (:func:`dtype_problem`): the state is applied to a
-    copy, which must pass. (A state that is not a tuple NumPy refuses.)"""
+    copy, which must pass. (A state that is not a tuple NumPy refuses.) Nor may it make the
+    items larger (arrays already made of the dtype would be read past their end), but for a
+    ``fresh`` dtype of no size, which nothing has used yet (NumPy pickles a record dtype as
+    ``numpy.dtype(numpy.record)`` given its fields and size)."""
     np = sys.modules.get("numpy")
     if np is None or not isinstance(dtype, np.dtype) or type(state) is not tuple:
         return None
@@ -705,17 +704,20 @@ def dtype_state_problem(dtype: Any, state: Any) -> str | None:
         # (a datetime or timedelta dtype's state without its unit: NumPy's __setstate__ crashes)
         return f"a {dtype.kind}8 dtype state of {len(state)} items, without its unit, which NumPy's __setstate__ crashes on"
     try:
-        probe = np.dtype(dtype, False, True)
+        probe = copy.copy(dtype)  # (a new descriptor: np.dtype(d, copy=True) gives back d itself for
+        # string, void, structured and datetime dtypes, and the state would change d before its check)
         probe.__setstate__(state)
     except Exception:  # noqa: BLE001 - NumPy refuses the state: so will the real BUILD
         return None
+    if probe.itemsize > dtype.itemsize and not (fresh and dtype.itemsize == 0):
+        return f"a dtype state that makes {dtype!r:.40}'s items {probe.itemsize} bytes, more than its {dtype.itemsize}"
     return dtype_problem(probe)
 
 
-def build_problem(obj: Any, state: Any) -> str | None:
+def build_problem(obj: Any, state: Any, fresh: bool = False) -> str | None:
     """Why pickle's BUILD of ``state`` on ``obj`` must not run (an array's or a dtype's
-    state NumPy would trust), or None."""
-    return array_state_problem(obj, state) or dtype_state_problem(obj, state)
+    state NumPy would trust), or None; ``fresh``: see :func:`dtype_state_problem`."""
+    return array_state_problem(obj, state) or dtype_state_problem(obj, state, fresh)
 
 
 def _numpy_setstate(cls: type) -> bool:
@@ -733,16 +735,49 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
     alike; its BUILD checks array states first (:func:`array_state_problem`)."""
 
     dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
+    #: ids of the dtypes the stream took from its memo or duplicated (with them): only a dtype
+    #: that went straight from its making to its BUILD can be unused by any array yet
+    _reused: dict[int, Any] | None = None
 
     def load_build(self) -> None:
         if len(self.stack) >= 2:
-            problem = build_problem(self.stack[-2], self.stack[-1])
+            target = self.stack[-2]
+            problem = build_problem(target, self.stack[-1], fresh=id(target) not in (self._reused or ()))
             if problem is not None:
                 raise DecodeError(f"{problem}; NumPy would use memory it does not own, so the file is refused "
                                   "(it is damaged or hostile)")
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
 
     dispatch[pickle.BUILD[0]] = load_build
+
+    def _note_reused(self) -> None:
+        top = self.stack[-1] if self.stack else None
+        np = sys.modules.get("numpy")
+        if np is not None and isinstance(top, np.dtype):
+            if self._reused is None:
+                self._reused = {}
+            self._reused[id(top)] = top
+
+    def load_get(self) -> None:
+        pickle._Unpickler.load_get(self)  # type: ignore[attr-defined]
+        self._note_reused()
+
+    def load_binget(self) -> None:
+        pickle._Unpickler.load_binget(self)  # type: ignore[attr-defined]
+        self._note_reused()
+
+    def load_long_binget(self) -> None:
+        pickle._Unpickler.load_long_binget(self)  # type: ignore[attr-defined]
+        self._note_reused()
+
+    def load_dup(self) -> None:
+        pickle._Unpickler.load_dup(self)  # type: ignore[attr-defined]
+        self._note_reused()
+
+    dispatch[pickle.GET[0]] = load_get
+    dispatch[pickle.BINGET[0]] = load_binget
+    dispatch[pickle.LONG_BINGET[0]] = load_long_binget
+    dispatch[pickle.DUP[0]] = load_dup
 
 
 def _snapshot(obj: Any) -> Any:
