@@ -1063,3 +1063,38 @@ def test_a_partial_of_a_checked_class_is_refused(how: str, tmp_path: Path) -> No
     else:
         amber.dump(fine, q)
     assert amber.load(q).func.keywords == {"a_min": 0, "a_max": 1}
+
+
+def test_numpy_ndarray_called_with_a_buffer_is_refused(tmp_path: Path) -> None:
+    """Found in review: numpy.ndarray((1,), 'O', b'AAAAAAAA') (trusted, by REDUCE or NEWOBJ)
+    made an object array whose pointers were the file's bytes, on every road, the checked
+    reading's too: touching it crashed, and forged pointers are a way to run code."""
+    for via in ("REDUCE", "NEWOBJ"):
+        for dtype in ("O", np.dtype([("a", "O")])):
+            args = ((1,), dtype, b"A" * 8)
+            if via == "REDUCE":
+                data = pickle.dumps({"x": _Reduced(np.ndarray, args)}, protocol=4)
+            else:  # NEWOBJ: numpy.ndarray.__new__(numpy.ndarray, *args)
+                data = b"\x80\x02cnumpy\nndarray\n" + pickle.dumps(args, protocol=2)[2:-1] + b"\x81."
+            for load in (amber.loads, lambda d: amber.loads(d, format="pickle")):
+                with pytest.raises(amber.AmberError, match="calls numpy.ndarray with a buffer"):
+                    load(data)
+            from amber.formats._pickle import pickle_trust
+            from amber.security._unpickler import SafePyUnpickler
+
+            with pytest.raises(amber.AmberError, match="calls numpy.ndarray with a buffer"):  # (the checked reading)
+                SafePyUnpickler(io.BytesIO(data), pickle_trust(())).load()
+    # amber's own format: a reduce node calling numpy.ndarray
+    from tests._hostile import parse
+
+    p = parse(amber.dumps({"x": np.zeros(2)}))
+    tree = [b"reduce", "numpy.ndarray", [b"tuple", [b"tuple", 1], "O", b"A" * 8]]
+    with pytest.raises(amber.AmberError, match="calls numpy.ndarray with a buffer"):
+        amber.loads(p.rebuild({**p.manifest, "needs": ["numpy.ndarray"]}, tree=tree))
+    # arrays as pickles and amber files make them still load, at every protocol, masked ones too
+    arrays = {"o": np.array(["a", None], dtype=object), "f": np.arange(3.0), "m": np.ma.array([1, 2], mask=[0, 1]),
+              "cls": np.ndarray}
+    for protocol in (0, 2, 4, 5):
+        out = amber.loads(pickle.dumps(arrays, protocol=protocol))
+        assert out["o"].tolist() == ["a", None] and out["f"].tolist() == [0.0, 1.0, 2.0]
+        assert out["m"].mask.tolist() == [False, True] and out["cls"] is np.ndarray

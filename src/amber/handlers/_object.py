@@ -31,6 +31,7 @@ from typing import Any
 from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
 from amber.security._guards import arg_check_for, check_for, state_check_for
+from amber.security._unpickler import ndarray_call_problem
 from amber.security._unpickler import build_problem
 from amber.trust import is_denied
 
@@ -235,6 +236,11 @@ class _ReduceBase(Handler):
             arg_check = arg_check_for(func)
             if arg_check is not None:  # compiled code that trusts its constructor's arguments
                 arg_check(args, kwargs)
+            np = sys.modules.get("numpy")
+            if np is not None and func is np.ndarray:  # (a buffer's bytes as items: forged object pointers)
+                problem = ndarray_call_problem(args, kwargs)
+                if problem is not None:
+                    raise CorruptFileError(f"{problem}; the file is refused (it is damaged or hostile)")
         obj = self._create(name, func, args, kwargs, ctx)
         ctx.bind(obj)
         if state is not None:

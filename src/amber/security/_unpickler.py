@@ -138,11 +138,58 @@ def _np_reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
 
     from numpy._core.multiarray import _reconstruct  # type: ignore[import-not-found]
 
+    subtype = _real_class(subtype)
     if not (isinstance(subtype, type) and issubclass(subtype, np.ndarray)):
         raise DecodeError(f"numpy's _reconstruct was asked to build {subtype!r}, which is not an array type")
     if not isinstance(shape, tuple) or any(not isinstance(s, int) or s < 0 or s > 1 for s in shape):
         raise DecodeError(f"numpy's _reconstruct was given shape {shape!r}; pickled arrays pass an empty one")
     return _reconstruct(subtype, shape, dtype)
+
+
+def ndarray_call_problem(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Why ``numpy.ndarray(*args, **kwargs)`` (or its ``__new__``) must not run, or None:
+    with a ``buffer`` NumPy takes the array's items from those bytes, object pointers
+    included (forged ones, for an object dtype). Array pickles never pass one."""
+    if (len(args) >= 3 and args[2] is not None) or kwargs.get("buffer") is not None:
+        return "the pickle calls numpy.ndarray with a buffer, whose bytes NumPy would take as the array's items"
+    return None
+
+
+class _NdarrayWatch(type):
+    """Metaclass of the stand-in for ``numpy.ndarray`` in a C-unpickler load: calling it
+    (REDUCE) or its ``__new__`` (NEWOBJ) checks the arguments (:func:`ndarray_call_problem`)."""
+
+    _amber_real: type
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        problem = ndarray_call_problem(args, kwargs)
+        if problem is not None:
+            raise DecodeError(f"{problem}; refusing")
+        return cls._amber_real(*args, **kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def _ndarray_watch(real: type) -> type:
+    def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
+        problem = ndarray_call_problem(args, kwargs)
+        if problem is not None:
+            raise DecodeError(f"{problem}; refusing")
+        return real.__new__(real, *args, **kwargs)
+
+    return _NdarrayWatch("watched_ndarray", (), {"__new__": __new__, "_amber_real": real, "__module__": real.__module__,
+                                                 "__qualname__": f"watched<{real.__qualname__}>"})
+
+
+def _real_class(cls: Any) -> Any:
+    """The class a stand-in stands for (``cls`` itself otherwise)."""
+    return cls._amber_real if isinstance(cls, _NdarrayWatch) else cls
+
+
+def _ma_reconstruct(subtype: Any, baseclass: Any, baseshape: Any, basetype: Any) -> Any:
+    """``numpy.ma.core._mareconstruct`` given the real ndarray class for a stand-in."""
+    from numpy.ma.core import _mareconstruct
+
+    return _mareconstruct(_real_class(subtype), _real_class(baseclass), baseshape, basetype)
 
 
 _RECONSTRUCTOR_BASES = (object, int, float, complex, str, tuple, list, dict, set, frozenset)
@@ -226,6 +273,7 @@ SUBSTITUTES: dict[str, Any] = {
     "numpy.core.multiarray._reconstruct": _np_reconstruct,
     "numpy._core.multiarray._reconstruct": _np_reconstruct,
     "copyreg._reconstructor": _copyreg_reconstructor,
+    "numpy.ma.core._mareconstruct": _ma_reconstruct,
     "builtins.bytes": _sized(bytes),
     "builtins.bytearray": _sized(bytearray),
     "functools.partial": functools.partial,  # a partial of an already-trusted callable (checked after the load)
@@ -599,6 +647,8 @@ def _watched(value: Any) -> Any:
     np = sys.modules.get("numpy")
     if np is None:
         return value
+    if value is np.ndarray:  # (called with a buffer, it takes object pointers from the file's bytes)
+        return _ndarray_watch(value)
     if isinstance(value, type) and issubclass(value, np.dtype):
         return _dtype_watch(value)
     if value is getattr(getattr(getattr(np, "_core", None), "_internal", None), "_convert_to_stringdtype_kwargs", _NOT):
@@ -646,7 +696,7 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
     def _built_checks(self) -> dict[type, Callable[[Any], None]] | None:
         # a stand-in stored as a value (not called) would be handed out in the real class's
         # place: the pure-Python unpickler, which needs none, reads such a stream again
-        return {_DTypeWatch: _stand_in_stored} if self._watch_out else None
+        return {_DTypeWatch: _stand_in_stored, _NdarrayWatch: _stand_in_stored} if self._watch_out else None
 
 
 def _stand_in_stored(cls: Any) -> None:
@@ -774,6 +824,31 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
         pickle._Unpickler.load_dup(self)  # type: ignore[attr-defined]
         self._note_reused()
 
+    def _check_ndarray_call(self, func: Any, args: Any, kwargs: Any) -> None:
+        np = sys.modules.get("numpy")
+        if np is not None and func is np.ndarray and type(args) is tuple:
+            problem = ndarray_call_problem(args, kwargs if type(kwargs) is dict else {})
+            if problem is not None:
+                raise DecodeError(f"{problem}; refusing")
+
+    def load_reduce(self) -> None:
+        if len(self.stack) >= 2:
+            self._check_ndarray_call(self.stack[-2], self.stack[-1], {})
+        pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+
+    def load_newobj(self) -> None:
+        if len(self.stack) >= 2:
+            self._check_ndarray_call(self.stack[-2], self.stack[-1], {})
+        pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
+
+    def load_newobj_ex(self) -> None:
+        if len(self.stack) >= 3:
+            self._check_ndarray_call(self.stack[-3], self.stack[-2], self.stack[-1])
+        pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.REDUCE[0]] = load_reduce
+    dispatch[pickle.NEWOBJ[0]] = load_newobj
+    dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
     dispatch[pickle.GET[0]] = load_get
     dispatch[pickle.BINGET[0]] = load_binget
     dispatch[pickle.LONG_BINGET[0]] = load_long_binget
