@@ -239,6 +239,10 @@ def test_int_lines_are_read_as_both_unpicklers_read_them() -> None:
           b"(\x8c\x02O8I0\nI1\ntR(I3\nS'|'\nNNNI-1\nI-1\nI63\ntbI00\n(lS'a'\naS'b'\natb.")  # (a binary type string)
     assert _both(ok)
     assert not _both(ok.replace(b"(I2\nt", b"(I02\nt", 1))
+    # (found in review: the C twin kept 60 bits of 18-digit values, and -999999999999999999
+    # wrapped to a positive number: 17 digits at most, in both)
+    assert not _both(ok.replace(b"(I2\nt", b"(I-999999999999999999\nI0\nt", 1))
+    assert not _both(ok.replace(b"(I2\nt", b"(I100000000000000000\nt", 1))
 
 
 # ------------------------------------------------------------------ against the unpickler
@@ -617,3 +621,13 @@ def test_a_dtype_made_larger_after_an_array_took_it_is_refused() -> None:
     rec = mrecords.fromarrays([np.arange(3), np.array([0.5, 1.5, 2.5])], names="n,x")
     back = amber.loads(pickle.dumps(rec, protocol=4), trusted=["numpy.rec", "numpy.record", "numpy.ma.mrecords"])
     assert back.dtype == rec.dtype and back.tolist() == rec.tolist()
+
+
+def test_the_proof_s_tables_have_a_budget() -> None:
+    """Found in review: the C twin keeps up to 64 bytes per tuple, list or dict a stream
+    makes, and a 16 MB stream of empty tuples took 511 MB. At most one container per 16
+    bytes of the stream (and 64 more) is followed; past that the proof declines (the checked
+    reading runs)."""
+    many = b"\x80\x04" + b")0" * 8192 + pickle.dumps(np.array(["a"], dtype=object), protocol=4)[2:]
+    assert not _both(many)
+    assert _both(pickle.dumps([np.array(["a", None], dtype=object), (1, 2), {"k": [3]}], protocol=4))

@@ -1098,3 +1098,43 @@ def test_numpy_ndarray_called_with_a_buffer_is_refused(tmp_path: Path) -> None:
         out = amber.loads(pickle.dumps(arrays, protocol=protocol))
         assert out["o"].tolist() == ["a", None] and out["f"].tolist() == [0.0, 1.0, 2.0]
         assert out["m"].mask.tolist() == [False, True] and out["cls"] is np.ndarray
+
+
+def test_a_compressed_pickle_is_proven_in_memory_only_up_to_a_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: a compressed pickle that makes a dtype was decompressed whole into
+    memory to be proven (a 400 KB gzip file of zeros took 842 MB). Past the limit, the
+    checked reading streams it."""
+    from amber.formats import _pickle
+
+    monkeypatch.setattr(_pickle, "_PROVE_IN_MEMORY", 4096)
+    obj = {"o": np.array(["a", None, 3], dtype=object), "pad": b"x" * 20_000}
+    p = tmp_path / "big.pkl.gz"
+    p.write_bytes(gzip.compress(pickle.dumps(obj, protocol=5)))
+    assert _pickle._proven_stream(lambda: open(p, "rb"), "gzip") is None
+    out = amber.load(p)
+    assert out["o"].tolist() == ["a", None, 3] and out["pad"] == obj["pad"]
+    small = tmp_path / "small.pkl.gz"
+    small.write_bytes(gzip.compress(pickle.dumps({"o": obj["o"]}, protocol=5)))
+    assert _pickle._proven_stream(lambda: open(small, "rb"), "gzip") is not None
+
+
+def test_the_pickle_read_is_the_file_opened_even_if_its_path_changes(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found in review: the proof read the file amber opened, and the unpickler opened the
+    path again: a file swapped in between was read without its proof (a crash). Both now
+    read the file first opened."""
+    import amber._api as api
+
+    p, other = tmp_path / "a.pkl", tmp_path / "b.pkl"
+    p.write_bytes(pickle.dumps({"which": "first", "o": np.array(["a", None], dtype=object)}, protocol=5))
+    other.write_bytes(pickle.dumps({"which": "second"}, protocol=5))
+    real = api.open_source
+
+    def swapping(source: Any, *args: Any, **kwargs: Any) -> Any:
+        src = real(source, *args, **kwargs)
+        os.replace(other, p)  # (the path now names another file)
+        return src
+
+    monkeypatch.setattr(api, "open_source", swapping)
+    out = amber.load(p)
+    assert out["which"] == "first" and out["o"].tolist() == ["a", None]

@@ -343,3 +343,10 @@ def test_text_offsets_bad_arguments() -> None:
         _speedups.text_offsets(b"\0" * 8, b"", 0)
     assert _speedups.text_offsets(b"\0" * 4, b"", 0, 4) == 1  # one offset, no text
     assert _speedups.text_offsets(b"", b"", 0, 4) == 0  # no offsets at all
+    from amber.security._arrowcheck import _text_offsets_py
+
+    # an offsets buffer longer than the offsets by bytes that are no whole offset (Arrow allows
+    # it; the NumPy twin raised; found in review)
+    for width in (4, 8):
+        odd = b"\0" * width + (1).to_bytes(width, "little") + b"\0" * 3
+        assert _speedups.text_offsets(odd, b"a", 1, width) == _text_offsets_py(odd, b"a", 1, width) == 1

@@ -521,7 +521,11 @@ def convert(
 def _load_other(fmt: str, src: Source, *, trusted: tuple[str, ...], mmap: bool, unsafe: bool, map_location: Any) -> Any:
     def opener() -> Any:
         if isinstance(src, FileSource):  # the C file reader: no Python call per read
-            return builtins.open(src.name, "rb")
+            # the file already open, not its path again: what the proof read (whole()) and
+            # what is unpickled must be the same file, even if the path changes meanwhile
+            fd = os.dup(src.fd)
+            os.lseek(fd, 0, os.SEEK_SET)
+            return builtins.open(fd, "rb")
         return io.BufferedReader(SourceFile(src), 256 << 10)
 
     def whole() -> Any:

@@ -1021,7 +1021,7 @@ as_int_line(const unsigned char *s, Py_ssize_t len)
     int neg = len > 0 && s[0] == '-';
     const unsigned char *d = s + neg;
     Py_ssize_t dl = len - neg;
-    if (dl < 1 || dl > 18 || (dl > 1 && d[0] == '0'))
+    if (dl < 1 || dl > 17 || (dl > 1 && d[0] == '0')) /* (17 digits: values stay inside the 60 bits kept) */
         return AV(AV_U, 0);
     int64_t x = as_line_key(d, dl);
     if (x < 0)
@@ -1089,6 +1089,8 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     do { \
         if ((v) == -1) \
             goto nomem; \
+        if (p.tuples.n / AS_TUPLE_SLOTS + p.list_count.n + p.dict_plain.n > p.n / 16 + 64) \
+            goto fail; /* (a budget: at most 4 bytes of tables per byte of the stream) */ \
     } while (0)
 
     for (;;) {

@@ -111,7 +111,11 @@ def _raw_at(k: int) -> int:
 
 
 class _Proof:
-    def __init__(self) -> None:
+    def __init__(self, n: int = 1 << 62) -> None:
+        #: at most this many tuples, lists and dicts (a budget: the C twin keeps up to 64 bytes
+        #: per container, and a stream of empty tuples made its tables 32 times its size)
+        self.budget = n // 16 + 64
+        self.made = 0
         self.list_count: list[int] = []
         self.list_escaped: list[bool] = []
         self.dict_plain: list[bool] = []
@@ -133,12 +137,19 @@ class _Proof:
                 self.escape(v[7])
                 self.escape(v[8])
 
+    def spend(self) -> None:
+        self.made += 1
+        if self.made > self.budget:
+            raise _Fail
+
     def new_list(self, count: int) -> tuple[Any, ...]:
+        self.spend()
         self.list_count.append(count)
         self.list_escaped.append(False)
         return (LIST, len(self.list_count) - 1)
 
     def new_dict(self, keys: list[tuple[Any, ...]], values: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        self.spend()
         self.dict_plain.append(True)
         v = (DICT, len(self.dict_plain) - 1)
         self.set_items(v, keys, values)
@@ -166,6 +177,7 @@ class _Proof:
             self.list_count[i] = min(self.list_count[i] + len(items), _CAP)
 
     def tuple_of(self, items: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        self.spend()
         k = len(items)
         prod = 1
         for x in items:
@@ -291,7 +303,7 @@ def _int_line(raw: bytes) -> tuple[Any, ...]:
     if raw in (b"01", b"00"):
         return _SAFE
     digits = raw[1:] if raw[:1] == b"-" else raw
-    if digits.isdigit() and digits.isascii() and (digits == b"0" or digits[:1] != b"0") and len(digits) <= 18:
+    if digits.isdigit() and digits.isascii() and (digits == b"0" or digits[:1] != b"0") and len(digits) <= 17:  # (the C twin keeps 60 bits)
         return (INT, int(raw))
     return _U
 
@@ -300,7 +312,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
     """Twin of ``_speedups.array_states_proven``: see the module docstring."""
     mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
     n = len(mv)
-    p = _Proof()
+    p = _Proof(n)
     stack: list[tuple[Any, ...]] = []
     marks: list[int] = []
     memo: dict[int, tuple[Any, ...]] = {}

@@ -23,11 +23,11 @@ def _text_offsets_py(offs: Any, data: Any, n: int, width: int) -> int:
     ``width``) of a string array are not a nondecreasing run from 0 or more up to at most
     ``len(data)``; else 1 when the text between the first and the last offset is ASCII,
     2 when it is not."""
-    o = np.frombuffer(offs, dtype=np.int32 if width == 4 else np.int64)
+    raw = np.frombuffer(offs, dtype=np.uint8)
     text = np.frombuffer(data, dtype=np.uint8)
-    if len(o) < n + 1:
+    if len(raw) < (n + 1) * width:  # (a buffer may be longer than the offsets, by any bytes)
         return 0
-    o = o[: n + 1]
+    o = raw[: (n + 1) * width].view(np.int32 if width == 4 else np.int64)
     lo, hi = int(o[0]), int(o[-1])
     if lo < 0 or hi > len(text) or bool((o[1:] < o[:-1]).any()):
         return 0
@@ -57,7 +57,7 @@ def validate_arrow(pa: Any, arr: Any) -> None:
             return None  # ASCII
         if verdict == 0:
             return arr.validate(full=True)  # raises, with Arrow's own message
-        offs = np.frombuffer(bufs[1], dtype=np.int32 if width == 4 else np.int64)[: len(arr) + 1]
+        offs = np.frombuffer(bufs[1], dtype=np.uint8)[: (len(arr) + 1) * width].view(np.int32 if width == 4 else np.int64)
         lo, hi = int(offs[0]), int(offs[-1])
         text = np.frombuffer(bufs[2], dtype=np.uint8)[lo:hi]
         try:
