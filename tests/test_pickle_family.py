@@ -10,6 +10,7 @@ import lzma
 import os
 import pickle
 import subprocess
+import struct
 import sys
 from pathlib import Path
 from typing import Any
@@ -1138,3 +1139,86 @@ def test_the_pickle_read_is_the_file_opened_even_if_its_path_changes(tmp_path: P
     monkeypatch.setattr(api, "open_source", swapping)
     out = amber.load(p)
     assert out["which"] == "first" and out["o"].tolist() == ["a", None]
+
+
+# --- a second review of the day's fixes -------------------------------------------------------
+
+def test_numpy_ndarray_with_a_buffer_by_obj_and_inst_is_refused() -> None:
+    """The checked reading checked REDUCE and NEWOBJ calls of numpy.ndarray, not OBJ and INST
+    (found in a second review)."""
+    buf = b"C\x08" + b"A" * 8
+    args = b"K\x01\x85" + b"\x8c\x01O" + buf
+    obj = b"\x80\x04(\x8c\x05numpy\x8c\x07ndarray\x93" + args + b"o."
+    inst = b"\x80\x04(" + args + b"inumpy\nndarray\n."
+    for data in (obj, inst):
+        with pytest.raises(amber.AmberError, match="calls numpy.ndarray with a buffer"):
+            amber.loads(data)
+        from amber.formats._pickle import pickle_trust
+        from amber.security._unpickler import SafePyUnpickler
+
+        with pytest.raises(amber.AmberError, match="calls numpy.ndarray with a buffer"):
+            SafePyUnpickler(io.BytesIO(data), pickle_trust(())).load()
+
+
+def test_a_dtype_an_array_used_cannot_grow_when_a_call_hands_it_back() -> None:
+    """numpy.dtype(pandas.Series(a)) gives back the dtype of ``a`` itself: an array of 100,000
+    items of a dtype of no size, then given items of 8 bytes, read past its memory (found in a
+    second review). A dtype a call hands back is not fresh."""
+    def u(t: str) -> bytes:
+        b = t.encode()
+        return b"\x8c" + bytes([len(b)]) + b
+
+    def sg(m: str, n: str) -> bytes:
+        return u(m) + u(n) + b"\x93"
+
+    dtype_v = sg("numpy", "dtype") + u("V") + b"\x89\x88\x87R"
+    array = (sg("numpy._core.multiarray", "_reconstruct") + sg("numpy", "ndarray") + b"K\x00\x85C\x01b\x87R"
+             + b"(K\x01J" + struct.pack("<i", 100_000) + b"\x85" + dtype_v + b"\x89C\x00tb")
+    state = b"(K\x03" + u("|") + b"N" + u("a") + b"\x85}" + u("a") + sg("numpy", "dtype") + u("<i8") + b"\x89\x88\x87R" \
+        + b"K\x00\x86sK\x08K\x01K\x10t"
+    data = (b"\x80\x04" + array + b"q\x000" + sg("numpy", "dtype") + sg("pandas", "Series") + b"h\x00\x85R\x85R"
+            + state + b"b0h\x00.")
+    with pytest.raises(amber.AmberError, match=r"makes dtype\('V'\)'s items 8 bytes, more than its 0"):
+        amber.loads(data)
+
+
+def test_numpy_scalars_of_objects_take_a_0d_array_only() -> None:
+    """numpy's scalar() with an empty array for a dtype of object fields read an item past it
+    (a crash on first use; found in a second review)."""
+    from numpy._core.multiarray import scalar
+
+    dt = np.dtype([(f"x{i}", "O") for i in range(8)])
+    data = pickle.dumps({"v": _Reduced(scalar, (dt, np.empty((0,), dt)))}, protocol=4)
+    with pytest.raises(amber.AmberError, match="numpy's scalar was given ndarray data"):
+        amber.loads(data)
+    good = np.array([(None, 1.5)], dtype=[("a", "O"), ("b", "f8")])[0]
+    back = amber.loads(pickle.dumps({"v": good, "f": np.float32(2.5)}, protocol=4))
+    assert back["v"].item() == (None, 1.5) and back["f"] == np.float32(2.5)
+
+
+def test_a_partial_of_an_unpickling_helper_is_refused() -> None:
+    """partial(pandas' _new_Index, MultiIndex, {...codes of -128...}) loaded, and calling it
+    built the bad MultiIndex (_new_Index skips its check itself; found in a second review)."""
+    import functools
+
+    from pandas.core.indexes.base import _new_Index
+
+    d = {"levels": [pd.Index([1, 2]), pd.Index(["a", "b"])],
+         "codes": [np.array([0, -128], dtype=np.int8), np.array([0, 1], dtype=np.int8)]}
+    data = pickle.dumps({"make": functools.partial(_new_Index, pd.MultiIndex, d)}, protocol=4)
+    with pytest.raises(amber.CorruptFileError, match="calls pandas.core.indexes.base._new_Index, an unpickling helper"):
+        amber.loads(data)
+
+
+def test_the_walk_enters_a_numpy_scalar_s_base() -> None:
+    """A structured scalar keeps the array it was taken from as its base, with items beside
+    its own (found in a second review): the walk enters it, in both twins."""
+    from amber.security import _guards
+
+    bad = pd.MultiIndex.from_arrays([[1], ["a"]])
+    arr = np.zeros(2, dtype=[("a", "O")])
+    arr[0], arr[1] = (1.0,), (bad,)
+    root = {"v": arr[0]}
+    del arr
+    for walk in (_guards.find_checked, _guards._find_checked_py):
+        assert any(o is bad for _, o in walk(root))

@@ -605,6 +605,14 @@ find_checked(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             int bad = objects < 0 || (objects > 0 && (!item || PyList_Append(keep, item) < 0 ||
                                                      PyList_Append(w.stack, item) < 0));
             Py_XDECREF(item);
+            if (!bad) { /* the array it was made of: items beside its own, reachable as .base */
+                PyObject *base = PyObject_GetAttrString(o, "base");
+                if (base == NULL)
+                    PyErr_Clear(); /* (as getattr(o, "base", None)) */
+                else if (base != Py_None && PyList_Append(w.stack, base) < 0)
+                    bad = 1;
+                Py_XDECREF(base);
+            }
             Py_DECREF(o);
             if (bad)
                 goto fail;

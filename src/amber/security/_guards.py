@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import gc
 import operator
+import re
 import types
 from collections.abc import Callable
 from typing import Any
@@ -768,13 +769,23 @@ def multi_index_problem(mi: Any) -> str | None:
     return None
 
 
+#: the unpickling helpers of the libraries whose pickles amber reads (``_new_Index``,
+#: ``__pyx_unpickle_*``, ``_reconstruct``, ``__randomstate_ctor``, ...): they build objects
+#: from state, unchecked, as a load does
+_UNPICKLE_HELPER = re.compile(r"_new_\w+|\w*_unpickle\w*|__pyx_unpickle_\w+|_\w*reconstruct\w*|__\w+_ctor|_rebuild\w*"
+                              r"|_restore_\w+|scalar|_frombuffer")
+
+
 def partial_problem(p: Any) -> str | None:
-    """A ``functools.partial`` of a class whose instances are checked when they are loaded
-    would build one later, from arguments in the file (``MultiIndex`` with
-    ``verify_integrity=False``), where no check runs."""
+    """A ``functools.partial`` of a class whose instances are checked when they are loaded,
+    or of a library's unpickling helper, would build such an object later, from arguments in
+    the file (``MultiIndex`` with ``verify_integrity=False``), where no check runs."""
     func = getattr(p, "func", None)
     if isinstance(func, type) and check_for(func) is not None:
         return f"it builds {func.__module__}.{func.__qualname__}, whose loaded instances amber checks, from arguments in the file"
+    name = getattr(func, "__name__", None)
+    if not isinstance(func, type) and isinstance(name, str) and _UNPICKLE_HELPER.fullmatch(name):
+        return f"it calls {getattr(func, '__module__', '?')}.{name}, an unpickling helper, with arguments in the file"
     return None
 
 
@@ -1548,6 +1559,9 @@ def _find_checked_py(root: Any, table: dict[type, Any] | None = None,
                 item = o.item()
                 keep.append(item)
                 stack.append(item)
+            base = getattr(o, "base", None)
+            if base is not None:  # (the array it was made of: items beside its own, reachable as .base)
+                stack.append(base)
             continue
         stack.extend(referents(o))
     return found

@@ -146,6 +146,22 @@ def _np_reconstruct(subtype: Any, shape: Any, dtype: Any) -> Any:
     return _reconstruct(subtype, shape, dtype)
 
 
+def _np_scalar(*args: Any) -> Any:
+    """``numpy.core.multiarray.scalar``: for a dtype that holds objects, only as NumPy's own
+    pickles call it, with a 0-d array of that dtype (an empty array made the scalar read an
+    item past it: a crash on first use; found in review)."""
+    import numpy as np
+
+    from numpy._core.multiarray import scalar  # type: ignore[import-not-found]
+
+    if len(args) >= 2 and isinstance(args[0], np.dtype) and args[0].hasobject:
+        obj = args[1]
+        if not (type(obj) is np.ndarray and obj.shape == () and obj.dtype == args[0]):
+            raise DecodeError(f"numpy's scalar was given {type(obj).__name__} data for the dtype {args[0]!r:.60}; "
+                              "pickles give a 0-d array of it")
+    return scalar(*args)
+
+
 def ndarray_call_problem(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
     """Why ``numpy.ndarray(*args, **kwargs)`` (or its ``__new__``) must not run, or None:
     with a ``buffer`` NumPy takes the array's items from those bytes, object pointers
@@ -274,6 +290,8 @@ SUBSTITUTES: dict[str, Any] = {
     "numpy._core.multiarray._reconstruct": _np_reconstruct,
     "copyreg._reconstructor": _copyreg_reconstructor,
     "numpy.ma.core._mareconstruct": _ma_reconstruct,
+    "numpy.core.multiarray.scalar": _np_scalar,
+    "numpy._core.multiarray.scalar": _np_scalar,
     "builtins.bytes": _sized(bytes),
     "builtins.bytearray": _sized(bytearray),
     "functools.partial": functools.partial,  # a partial of an already-trusted callable (checked after the load)
@@ -788,11 +806,16 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
     #: ids of the dtypes the stream took from its memo or duplicated (with them): only a dtype
     #: that went straight from its making to its BUILD can be unused by any array yet
     _reused: dict[int, Any] | None = None
+    #: ids of the dtypes numpy.dtype(typestr or scalar type) made by a REDUCE of the stream,
+    #: not yet given a state, taken from the memo, duplicated or handed back by a call: an
+    #: array cannot have used them
+    _fresh: dict[int, Any] | None = None
 
     def load_build(self) -> None:
         if len(self.stack) >= 2:
             target = self.stack[-2]
-            problem = build_problem(target, self.stack[-1], fresh=id(target) not in (self._reused or ()))
+            fresh = self._fresh is not None and self._fresh.pop(id(target), None) is target
+            problem = build_problem(target, self.stack[-1], fresh=fresh and id(target) not in (self._reused or ()))
             if problem is not None:
                 raise DecodeError(f"{problem}; NumPy would use memory it does not own, so the file is refused "
                                   "(it is damaged or hostile)")
@@ -831,20 +854,46 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
             if problem is not None:
                 raise DecodeError(f"{problem}; refusing")
 
+    def _called(self) -> None:
+        """After a call: a dtype it handed back is no longer fresh (``numpy.dtype(x)`` gives
+        back the dtype of a Series or a scalar, which an array may already use)."""
+        if self._fresh and self.stack:
+            top = self.stack[-1]
+            if self._fresh.get(id(top)) is top:
+                del self._fresh[id(top)]
+
     def load_reduce(self) -> None:
-        if len(self.stack) >= 2:
-            self._check_ndarray_call(self.stack[-2], self.stack[-1], {})
+        if len(self.stack) < 2:
+            pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+            return
+        func, args = self.stack[-2], self.stack[-1]
+        self._check_ndarray_call(func, args, {})
         pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
+        self._called()
+        np = sys.modules.get("numpy")
+        if np is not None and func is np.dtype and type(args) is tuple and args and isinstance(args[0], (str, type)):
+            made = self.stack[-1]
+            if isinstance(made, np.dtype):  # (a dtype this call made, from a type string or a scalar type)
+                if self._fresh is None:
+                    self._fresh = {}
+                self._fresh[id(made)] = made
 
     def load_newobj(self) -> None:
         if len(self.stack) >= 2:
             self._check_ndarray_call(self.stack[-2], self.stack[-1], {})
         pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
+        self._called()
 
     def load_newobj_ex(self) -> None:
         if len(self.stack) >= 3:
             self._check_ndarray_call(self.stack[-3], self.stack[-2], self.stack[-1])
         pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
+        self._called()
+
+    def _instantiate(self, klass: Any, args: Any) -> None:  # (OBJ and INST)
+        self._check_ndarray_call(klass, tuple(args), {})
+        pickle._Unpickler._instantiate(self, klass, args)  # type: ignore[attr-defined]
+        self._called()
 
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
