@@ -1222,3 +1222,21 @@ def test_the_walk_enters_a_numpy_scalar_s_base() -> None:
     del arr
     for walk in (_guards.find_checked, _guards._find_checked_py):
         assert any(o is bad for _, o in walk(root))
+
+
+def test_a_flag_member_a_load_makes_and_changes_is_not_kept_for_the_process() -> None:
+    """Calling a flag enum with a combined value makes and caches a member, which a BUILD
+    changed for the whole process (found in a second review): the load's new members are
+    dropped from the cache afterwards, so later calls make them again."""
+    import enum
+
+    from sklearn.ensemble._hist_gradient_boosting.common import MonotonicConstraint
+
+    assert issubclass(MonotonicConstraint, enum.Enum)
+    def u(t: str) -> bytes:
+        return b"\x8c" + bytes([len(t)]) + t.encode()
+
+    data = (b"\x80\x04" + u("sklearn.ensemble._hist_gradient_boosting.common") + u("MonotonicConstraint") + b"\x93"
+            + b"K\x03\x85R}" + u("hidden") + u("yes") + b"sb0N.")
+    amber.loads(data)
+    assert not hasattr(MonotonicConstraint(3), "hidden")

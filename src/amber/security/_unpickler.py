@@ -515,6 +515,9 @@ class PickleTrust:
         """After a load: undo and refuse any change the pickle made to a class or function it
         imported. (``BUILD`` on a global sets its attributes: a file could otherwise patch
         ``LogisticRegression.predict`` or a function's defaults for the whole process.)"""
+        for _full, obj, snap in self._watched.values():
+            if isinstance(obj, enum.EnumMeta):
+                _forget_new_members(obj, snap)
         changed = [full for full, obj, snap in self._watched.values() if _changed(obj, snap)]
         if not changed:
             return
@@ -909,7 +912,8 @@ def _snapshot(obj: Any) -> Any:
     call of the class hands out the shared member, which a BUILD could change), a
     function's defaults, code and attributes, another object's ``__dict__``."""
     if isinstance(obj, enum.EnumMeta):
-        return dict(obj.__dict__), [(m, _snapshot(m)) for m in obj.__members__.values()]
+        return dict(obj.__dict__), [(m, _snapshot(m)) for m in obj.__members__.values()], \
+            dict(getattr(obj, "_value2member_map_", {}))
     if isinstance(obj, type):
         return dict(obj.__dict__)
     if isinstance(obj, types.FunctionType):
@@ -918,13 +922,22 @@ def _snapshot(obj: Any) -> Any:
     return dict(d) if isinstance(d, dict) else None
 
 
+def _forget_new_members(cls: Any, snap: Any) -> None:
+    """Drop from a flag enum's cache the members a load made (``MonotonicConstraint(3)`` makes
+    and caches a combined member, which a BUILD could change): later calls make them again."""
+    cache = getattr(cls, "_value2member_map_", None)
+    if isinstance(cache, dict) and len(cache) != len(snap[2]):
+        for value in [v for v in cache if v not in snap[2]]:
+            del cache[value]
+
+
 def _same(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return a.keys() == b.keys() and all(a[k] is b[k] for k in a)
 
 
 def _changed(obj: Any, snap: Any) -> bool:
     if isinstance(obj, enum.EnumMeta):
-        ns, members = snap
+        ns, members, _values = snap
         return not _same(dict(obj.__dict__), ns) or any(_changed(m, ms) for m, ms in members)
     if isinstance(obj, type):
         return not _same(dict(obj.__dict__), snap)
@@ -939,7 +952,7 @@ def _changed(obj: Any, snap: Any) -> bool:
 
 def _restore(obj: Any, snap: Any) -> None:
     if isinstance(obj, enum.EnumMeta):
-        snap, members = snap
+        snap, members, _values = snap
         for m, ms in members:
             _restore(m, ms)
     try:
