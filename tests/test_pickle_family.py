@@ -810,6 +810,8 @@ def _saved(obj: Any, how: str, tmp_path: Path) -> tuple[Path, dict[str, Any]]:
     p = tmp_path / f"x.{how}"
     if how == "joblib":
         joblib.dump(obj, p)
+    elif how == "amber":
+        amber.dump(obj, p)
     elif how == "pt":
         import torch
 
@@ -1050,19 +1052,11 @@ def test_a_partial_of_a_checked_class_is_refused(how: str, tmp_path: Path) -> No
 
     bad = FunctionTransformer(func=functools.partial(pd.MultiIndex, codes=[[0, -128], [0, 1]], verify_integrity=False),
                               validate=False)
-    p = tmp_path / f"ft.{how}"
-    if how == "pkl":
-        p.write_bytes(pickle.dumps(bad, protocol=4))
-    else:
-        amber.dump(bad, p)
+    p, _ = _saved(bad, how, tmp_path)
     with pytest.raises(amber.CorruptFileError, match=r"it builds pandas.MultiIndex, whose loaded instances amber checks"):
         amber.load(p, trusted=["pandas.MultiIndex"])
     fine = FunctionTransformer(func=functools.partial(np.clip, a_min=0, a_max=1))
-    q = tmp_path / f"fine.{how}"
-    if how == "pkl":
-        q.write_bytes(pickle.dumps(fine, protocol=4))
-    else:
-        amber.dump(fine, q)
+    q, _ = _saved(fine, how, tmp_path)
     assert amber.load(q).func.keywords == {"a_min": 0, "a_max": 1}
 
 

@@ -391,61 +391,45 @@ def _load(
 ) -> tuple[Any, Any, str]:
     """(object, metadata, format) of ``source``."""
     with _GCPaused():
-        return _load_paused(source, format=format, mmap=mmap, trusted=trusted, verify=verify,
-                            map_location=map_location, unsafe=unsafe, allow_pickle=allow_pickle, schema=schema)
+        src = open_source(source)
+        try:
+            fmt = _detect(src, source) if format is None else _format_for(source, format, READABLE)
+            trusted = tuple(trusted or ())
+            if schema is not None and fmt not in ("json", "jsonl"):
+                raise FormatError(f"schema= validates JSON and JSONL files; {src.name} is a {fmt!r} file")
+            if fmt in ("json", "jsonl"):
+                from amber.formats import _json
 
+                data = _whole(src)
+                if data is None:
+                    data = src.pread(0, src.size)
+                if fmt == "json":
+                    obj, metadata = _json.load_json(data, name=src.name, trusted=trusted, schema=schema)
+                    return obj, metadata, fmt
+                return _json.load_jsonl(data, name=src.name, trusted=trusted, schema=schema), None, fmt
+            if fmt == "hdf5":
+                from amber.formats._hdf5 import load_hdf5
 
-def _load_paused(
-    source: Any,
-    *,
-    format: str | None,
-    mmap: bool,
-    trusted: Iterable[str] | None,
-    verify: bool,
-    map_location: Any,
-    unsafe: bool,
-    allow_pickle: bool,
-    schema: Any,
-) -> tuple[Any, Any, str]:
-    src = open_source(source)
-    try:
-        fmt = _detect(src, source) if format is None else _format_for(source, format, READABLE)
-        trusted = tuple(trusted or ())
-        if schema is not None and fmt not in ("json", "jsonl"):
-            raise FormatError(f"schema= validates JSON and JSONL files; {src.name} is a {fmt!r} file")
-        if fmt in ("json", "jsonl"):
-            from amber.formats import _json
-
-            data = _whole(src)
-            if data is None:
-                data = src.pread(0, src.size)
-            if fmt == "json":
-                obj, metadata = _json.load_json(data, name=src.name, trusted=trusted, schema=schema)
+                target = src.name if isinstance(src, FileSource) else SourceFile(src)
+                options = {"map_location": map_location} if map_location is not None else None
+                obj, metadata = load_hdf5(target, name=src.name, trusted=trusted, mmap=mmap, options=options)
                 return obj, metadata, fmt
-            return _json.load_jsonl(data, name=src.name, trusted=trusted, schema=schema), None, fmt
-        if fmt == "hdf5":
-            from amber.formats._hdf5 import load_hdf5
+            if fmt == "amber":
+                from amber.formats._native import decode_from
 
-            target = src.name if isinstance(src, FileSource) else SourceFile(src)
-            options = {"map_location": map_location} if map_location is not None else None
-            obj, metadata = load_hdf5(target, name=src.name, trusted=trusted, mmap=mmap, options=options)
-            return obj, metadata, fmt
-        if fmt == "amber":
-            from amber.formats._native import decode_from
+                if not mmap and isinstance(src, FileSource) and src.size <= SMALL_FILE:
+                    src = src.slurp()  # one read; its arrays become views of that buffer
 
-            if not mmap and isinstance(src, FileSource) and src.size <= SMALL_FILE:
-                src = src.slurp()  # one read; its arrays become views of that buffer
-
-            reader = ContainerReader(src, verify=verify, ext_hook=ext_hook)
-            options: dict[str, Any] = {"map_location": map_location} if map_location is not None else {}
-            if allow_pickle or unsafe:
-                options["allow_pickle"] = True
-            obj = decode_from(reader, trusted=trusted, mmap=mmap, options=options or None)
-            return obj, reader.manifest.get("metadata"), fmt
-        obj = _load_other(fmt, src, trusted=trusted, mmap=mmap, unsafe=unsafe, map_location=map_location)
-        return obj, None, fmt
-    finally:
-        src.close()
+                reader = ContainerReader(src, verify=verify, ext_hook=ext_hook)
+                options: dict[str, Any] = {"map_location": map_location} if map_location is not None else {}
+                if allow_pickle or unsafe:
+                    options["allow_pickle"] = True
+                obj = decode_from(reader, trusted=trusted, mmap=mmap, options=options or None)
+                return obj, reader.manifest.get("metadata"), fmt
+            obj = _load_other(fmt, src, trusted=trusted, mmap=mmap, unsafe=unsafe, map_location=map_location)
+            return obj, None, fmt
+        finally:
+            src.close()
 
 
 def _fingerprint(source: Any) -> dict[str, Any]:
