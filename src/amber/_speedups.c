@@ -717,7 +717,12 @@ rd_i64_le(const unsigned char *d, int w)
  * above them (an int's value, a string opcode's offset, a dtype's kind, or the number of a
  * list, a dict or a tuple in their tables). */
 enum { AV_U, AV_SAFE, AV_INT, AV_LIST, AV_DICT, AV_TUPLE, AV_NONE, AV_STR, AV_DTYPE_CLASS, AV_DTYPE, AV_CODECS_ENCODE };
-enum { D_OBJECT, D_PLAIN, D_UNKNOWN = 3, D_DATETIME }; /* (2 was void dtypes: now unknown) */
+enum { D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME };
+/* a DTYPE value's payload: its kind, and its item size where a structured dtype may hold it
+ * as a field (fixed-size kinds as NumPy spells them) or for a void dtype, else -1 */
+#define DT(kind, size) ((int64_t)(kind) | (((int64_t)(size) + 1) << 3))
+#define DT_KIND(x) ((int)((x)&7))
+#define DT_SIZE(x) (((x) >> 3) - 1)
 #define AV(kind, x) ((int64_t)(((uint64_t)(int64_t)(x) << 4) | (uint64_t)(kind)))
 #define AV_KIND(v) ((int)((uint64_t)(v)&15))
 #define AV_X(v) ((int64_t)(v) >> 4)
@@ -727,7 +732,8 @@ enum { D_OBJECT, D_PLAIN, D_UNKNOWN = 3, D_DATETIME }; /* (2 was void dtypes: no
 #define AS_UNKNOWN (-1)
 #define AS_OBJECT_FLAGS 63
 #define AS_REFERENCE_FLAGS 0x07
-#define AS_TUPLE_SLOTS 8 /* k, product, raw, shape, first, flags, subarray, fields */
+#define AS_TUPLE_SLOTS 13 /* k, product, raw, shape, first, flags, subarray, fields, second, elsize, alignment, \
+                           * names, strs_at */
 
 typedef struct {
     int64_t *v;
@@ -755,6 +761,11 @@ typedef struct {
     i64vec stack, marks, memo;
     i64vec list_count, list_esc, dict_plain;
     i64vec tuples; /* AS_TUPLE_SLOTS per tuple */
+    i64vec strs;   /* the items of tuples of 1 to 64 strings, one after another (strs_at) */
+    i64vec dict_pairs_at, dict_pairs_n, dict_fills, dict_owned; /* per dict (see _Proof.dict_pairs) */
+    i64vec pairs;  /* key, value, key, value... of the dicts' single fills */
+    int64_t owned_next; /* the dict a void dtype takes as fields at this BUILD, or -1 */
+    int broken;         /* a void dtype's fields dict touched again: the proof fails */
     Py_ssize_t memo_len;
     int lost_dtype_class; /* numpy.dtype used other than as the callable of a REDUCE */
 } proof_t;
@@ -763,7 +774,8 @@ static void
 proof_free(proof_t *p)
 {
     i64vec *all[] = {&p->stack, &p->marks, &p->memo, &p->list_count, &p->list_esc,
-                     &p->dict_plain, &p->tuples};
+                     &p->dict_plain, &p->tuples, &p->strs, &p->dict_pairs_at, &p->dict_pairs_n,
+                     &p->dict_fills, &p->dict_owned, &p->pairs};
     for (size_t j = 0; j < sizeof(all) / sizeof(all[0]); j++)
         PyMem_Free(all[j]->v);
 }
@@ -778,8 +790,12 @@ as_escape(proof_t *p, int64_t v)
         p->lost_dtype_class = 1;
     else if (k == AV_LIST)
         p->list_esc.v[AV_X(v)] = 1;
-    else if (k == AV_DICT)
+    else if (k == AV_DICT) {
         p->dict_plain.v[AV_X(v)] = 0;
+        p->dict_pairs_at.v[AV_X(v)] = -1;
+        if (p->dict_owned.v[AV_X(v)]) /* (a void dtype's fields, used again: they could change) */
+            p->broken = 1;
+    }
     else if (k == AV_TUPLE) {
         const int64_t *t = AS_T(p, v);
         if (t[2] >= 0)
@@ -843,24 +859,41 @@ as_same(const unsigned char *t, Py_ssize_t len, const char *want)
     return t != NULL && (size_t)len == w && memcmp(t, want, w) == 0;
 }
 
-/* what numpy.dtype(text, ...) makes, by its type string alone (_dtype_kind) */
-static int
+/* what numpy.dtype(text, ...) makes, by its type string alone, as a DTYPE payload
+ * (_dtype_kind: the item size of NumPy's own spelling of a fixed-size kind, i8 f4 u1 c16
+ * b1, or of a void dtype, V64; else -1) */
+static int64_t
 as_dtype_kind(const unsigned char *t, Py_ssize_t len)
 {
     if (t == NULL)
-        return D_UNKNOWN;
+        return DT(D_UNKNOWN, -1);
     Py_ssize_t j = 0;
     if (len > 0 && (t[0] == '<' || t[0] == '>' || t[0] == '|' || t[0] == '='))
         j = 1;
     if (len - j >= 1 && t[j] == 'O') {
         Py_ssize_t r = len - j - 1;
         if (r == 0 || (r == 1 && (t[j + 1] == '8' || t[j + 1] == '4')))
-            return D_OBJECT;
-        return D_UNKNOWN;
+            return DT(D_OBJECT, -1);
+        return DT(D_UNKNOWN, -1);
     }
-    /* (not the flexible kinds S, a, c, U and V: NumPy takes their item size from a state) */
+    if (len - j >= 2 && len - j <= 3 && strchr("biufc", t[j]) != NULL && t[j] != 0) {
+        static const char *const sizes[] = {"1", "2", "4", "8", "16", "32"};
+        static const int values[] = {1, 2, 4, 8, 16, 32};
+        for (int k = 0; k < 6; k++)
+            if ((Py_ssize_t)strlen(sizes[k]) == len - j - 1 && memcmp(t + j + 1, sizes[k], (size_t)(len - j - 1)) == 0)
+                return DT(D_PLAIN, values[k]);
+    }
+    if (len - j >= 2 && len - j <= 10 && t[j] == 'V' && t[j + 1] >= '1' && t[j + 1] <= '9') {
+        int64_t size = 0;
+        Py_ssize_t q = j + 1;
+        while (q < len && t[q] >= '0' && t[q] <= '9')
+            size = size * 10 + (t[q++] - '0');
+        if (q == len)
+            return DT(D_VOID, size);
+    }
+    /* (not the flexible kinds S, a, c, U: NumPy takes their item size from a state) */
     if (len - j < 1 || strchr("?bBhHiIlLqQpPefdgFDGMmu", t[j]) == NULL || t[j] == 0)
-        return D_UNKNOWN;
+        return DT(D_UNKNOWN, -1);
     Py_ssize_t q = j + 1, d0 = q;
     while (q < len && q - d0 < 4 && t[q] >= '0' && t[q] <= '9')
         q++;
@@ -873,10 +906,10 @@ as_dtype_kind(const unsigned char *t, Py_ssize_t len)
         while (q < len && q - l0 < 2 && ((t[q] >= 'a' && t[q] <= 'z') || (t[q] >= 'A' && t[q] <= 'Z')))
             q++;
         if (q == l0 || q >= len || t[q] != ']')
-            return D_UNKNOWN;
+            return DT(D_UNKNOWN, -1);
         q++;
     }
-    return q == len ? (t[j] == 'M' || t[j] == 'm' ? D_DATETIME : D_PLAIN) : D_UNKNOWN;
+    return q == len ? DT(t[j] == 'M' || t[j] == 'm' ? D_DATETIME : D_PLAIN, -1) : DT(D_UNKNOWN, -1);
 }
 
 static int64_t
@@ -887,12 +920,26 @@ as_new_list(proof_t *p, int64_t count)
     return AV(AV_LIST, p->list_count.n - 1);
 }
 
-/* items[0], items[1]... as keys and values (step 2) into target */
-static void
+/* items[0], items[1]... as keys and values (step 2) into target; -1: out of memory */
+static int
 as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
 {
     if (pairs && AV_KIND(target) != AV_DICT) /* a list's item set by index, or by a slice: its length may change */
         as_escape(p, target);
+    if (AV_KIND(target) == AV_DICT) {
+        Py_ssize_t i = (Py_ssize_t)AV_X(target);
+        if (p->dict_owned.v[i])
+            p->broken = 1;
+        if (pairs && ++p->dict_fills.v[i] == 1) { /* its one fill: kept (see _Proof.dict_pairs) */
+            p->dict_pairs_at.v[i] = p->pairs.n;
+            p->dict_pairs_n.v[i] = pairs;
+            for (Py_ssize_t j = 0; j < 2 * pairs; j++)
+                if (iv_push(&p->pairs, items[j]) < 0)
+                    return -1;
+        }
+        else if (pairs)
+            p->dict_pairs_at.v[i] = -1;
+    }
     for (Py_ssize_t j = 0; j < pairs; j++) {
         int64_t key = items[2 * j], value = items[2 * j + 1];
         as_escape(p, value);
@@ -902,15 +949,18 @@ as_set_items(proof_t *p, int64_t target, const int64_t *items, Py_ssize_t pairs)
         }
         as_escape(p, key);
     }
+    return 0;
 }
 
 static int64_t
 as_new_dict(proof_t *p, const int64_t *items, Py_ssize_t pairs)
 {
-    if (iv_push(&p->dict_plain, 1) < 0)
+    if (iv_push(&p->dict_plain, 1) < 0 || iv_push(&p->dict_pairs_at, p->pairs.n) < 0 ||
+        iv_push(&p->dict_pairs_n, 0) < 0 || iv_push(&p->dict_fills, 0) < 0 || iv_push(&p->dict_owned, 0) < 0)
         return -1;
     int64_t v = AV(AV_DICT, p->dict_plain.n - 1);
-    as_set_items(p, v, items, pairs);
+    if (as_set_items(p, v, items, pairs) < 0)
+        return -1;
     return v;
 }
 
@@ -952,11 +1002,105 @@ as_tuple_of(proof_t *p, const int64_t *items, Py_ssize_t k)
     int64_t first = k ? items[0] : AV(AV_U, 0);
     int64_t flags = dtype_state && AV_KIND(items[7]) == AV_INT && AV_X(items[7]) >= 0 ? AV_X(items[7]) : -1;
     int64_t sub = dtype_state ? items[2] : AV(AV_U, 0), fields = dtype_state ? items[4] : AV(AV_U, 0);
-    int64_t slots[AS_TUPLE_SLOTS] = {k, prod, raw, shape, first, flags, sub, fields};
+    int64_t second = k >= 2 ? items[1] : AV(AV_U, 0);
+    int64_t elsize = dtype_state ? items[5] : AV(AV_U, 0), align = dtype_state ? items[6] : AV(AV_U, 0);
+    int64_t names = dtype_state ? items[3] : AV(AV_U, 0), strs_at = -1;
+    if (k >= 1 && k <= 64) {
+        Py_ssize_t j = 0;
+        while (j < k && AV_KIND(items[j]) == AV_STR)
+            j++;
+        if (j == k) { /* a tuple of strings (a structured dtype's names): kept */
+            strs_at = p->strs.n;
+            for (j = 0; j < k; j++)
+                if (iv_push(&p->strs, items[j]) < 0)
+                    return -1;
+        }
+    }
+    int64_t slots[AS_TUPLE_SLOTS] = {k, prod, raw, shape, first, flags, sub, fields, second, elsize, align, names,
+                                     strs_at};
     for (int j = 0; j < AS_TUPLE_SLOTS; j++)
         if (iv_push(&p->tuples, slots[j]) < 0)
             return -1;
     return AV(AV_TUPLE, p->tuples.n / AS_TUPLE_SLOTS - 1);
+}
+
+/* the UTF-8 text of a STR value a binary unicode opcode pushed (at most 64 bytes), or NULL
+ * (_utext: two strings are equal exactly when these are) */
+static const unsigned char *
+as_utext(proof_t *p, int64_t v, Py_ssize_t *len)
+{
+    if (AV_KIND(v) != AV_STR)
+        return NULL;
+    unsigned op = p->d[AV_X(v)];
+    if (op != 0x8C && op != 0x58 && op != 0x8D)
+        return NULL;
+    return as_text(p, v, len);
+}
+
+static int
+as_same_text(const unsigned char *a, Py_ssize_t la, const unsigned char *b, Py_ssize_t lb)
+{
+    return la == lb && memcmp(a, b, (size_t)la) == 0;
+}
+
+/* _Proof.void_ok: a void dtype's state t (8 items) on target */
+static int
+as_void_ok(proof_t *p, int64_t target, const int64_t *t)
+{
+    if (t[0] != 8 || (t[5] & AS_REFERENCE_FLAGS) || AV_KIND(t[6]) != AV_NONE)
+        return 0;
+    int64_t elsize = t[9], align = t[10], names = t[11], fields = t[7];
+    if (AV_KIND(elsize) != AV_INT || AV_X(elsize) != DT_SIZE(AV_X(target)) || AV_KIND(align) != AV_INT)
+        return 0;
+    int64_t a = AV_X(align);
+    if (a != 1 && a != 2 && a != 4 && a != 8 && a != 16 && a != 32 && a != 64)
+        return 0;
+    if (AV_KIND(names) == AV_NONE && AV_KIND(fields) == AV_NONE)
+        return 1;
+    if (AV_KIND(names) != AV_TUPLE || AS_T(p, names)[12] < 0 || AV_KIND(fields) != AV_DICT)
+        return 0;
+    Py_ssize_t fi = (Py_ssize_t)AV_X(fields);
+    int64_t at = p->dict_pairs_at.v[fi], npairs = p->dict_pairs_n.v[fi], m = AS_T(p, names)[0];
+    const int64_t *nm = p->strs.v + AS_T(p, names)[12];
+    if (at < 0 || npairs != m)
+        return 0;
+    const int64_t *pr = p->pairs.v + at;
+    for (int64_t x = 0; x < m; x++) { /* the names: unicode strings, each once */
+        Py_ssize_t lx = 0, ly = 0;
+        const unsigned char *tx = as_utext(p, nm[x], &lx);
+        if (tx == NULL)
+            return 0;
+        for (int64_t y = 0; y < x; y++) {
+            const unsigned char *ty = as_utext(p, nm[y], &ly);
+            if (as_same_text(tx, lx, ty, ly))
+                return 0;
+        }
+    }
+    for (int64_t x = 0; x < m; x++) { /* the fields: each key a name, once, its value (dtype, offset) inside */
+        int64_t key = pr[2 * x], value = pr[2 * x + 1];
+        Py_ssize_t lk = 0, ly = 0;
+        const unsigned char *tk = as_utext(p, key, &lk);
+        if (tk == NULL || AV_KIND(value) != AV_TUPLE || AS_T(p, value)[0] != 2)
+            return 0;
+        for (int64_t y = 0; y < x; y++) {
+            const unsigned char *ty = as_utext(p, pr[2 * y], &ly);
+            if (ty == NULL || as_same_text(tk, lk, ty, ly))
+                return 0;
+        }
+        int found = 0;
+        for (int64_t y = 0; y < m && !found; y++) {
+            const unsigned char *ty = as_utext(p, nm[y], &ly);
+            found = as_same_text(tk, lk, ty, ly);
+        }
+        if (!found)
+            return 0;
+        int64_t fd = AS_T(p, value)[4], off = AS_T(p, value)[8];
+        if (AV_KIND(fd) != AV_DTYPE || DT_KIND(AV_X(fd)) != D_PLAIN || DT_SIZE(AV_X(fd)) < 1 ||
+            AV_KIND(off) != AV_INT || AV_X(off) < 0 || AV_X(off) > AV_X(elsize) - DT_SIZE(AV_X(fd)))
+            return 0;
+    }
+    p->owned_next = fi;
+    return 1;
 }
 
 /* 1: the BUILD of this state on this target is harmless; 0: not proven */
@@ -965,7 +1109,7 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
 {
     int kind = AV_KIND(state);
     if (AV_KIND(target) == AV_DTYPE &&
-        (kind != AV_TUPLE || (AV_X(target) == D_DATETIME && AS_T(p, state)[0] != 9)))
+        (kind != AV_TUPLE || (DT_KIND(AV_X(target)) == D_DATETIME && AS_T(p, state)[0] != 9)))
         return 0; /* (NumPy reads any sequence as a dtype state; a datetime's needs its unit) */
     if (kind == AV_TUPLE) {
         const int64_t *t = AS_T(p, state);
@@ -978,13 +1122,15 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
         if (k == 8 || k == 9) { /* a dtype's state */
             if (AV_KIND(target) != AV_DTYPE || t[5] < 0)
                 return 0;
-            int64_t d = AV_X(target), flags = t[5], sub = t[6], fields = t[7];
+            int64_t d = DT_KIND(AV_X(target)), flags = t[5], sub = t[6], fields = t[7];
             if (d == D_OBJECT)
                 return flags == AS_OBJECT_FLAGS && AV_KIND(sub) == AV_NONE && AV_KIND(fields) == AV_NONE;
             if (d == D_PLAIN || d == D_DATETIME) /* (a datetime's state without its unit, 8 items, crashes NumPy) */
                 return (d == D_PLAIN || k == 9) && !(flags & AS_REFERENCE_FLAGS) && AV_KIND(sub) == AV_NONE &&
                        AV_KIND(fields) == AV_NONE;
-            return 0;
+            if (d == D_VOID)
+                return as_void_ok(p, target, t);
+            return 0; /* (string and unknown dtypes: NumPy takes their item size from the state) */
         }
         int64_t raw = t[2], shape = t[3];
         if ((k != 4 && k != 5 && k != 7) || raw == AS_NOT_A_LIST)
@@ -1056,6 +1202,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     memset(&p, 0, sizeof(p));
     p.d = d;
     p.n = n;
+    p.owned_next = -1;
     int result = 0, oom = 0;
     int64_t x, y, z;
     int64_t *items;
@@ -1097,7 +1244,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     do { \
         if ((v) == -1) \
             goto nomem; \
-        if (p.tuples.n / AS_TUPLE_SLOTS + p.list_count.n + p.dict_plain.n > p.n / 16 + 64) \
+        if (p.tuples.n / AS_TUPLE_SLOTS + p.list_count.n + p.dict_plain.n > p.n / 32 + 64) \
             goto fail; /* (a budget: at most 4 bytes of tables per byte of the stream) */ \
     } while (0)
 
@@ -1217,7 +1364,8 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             else if (op == 0x75) {
                 if (cnt % 2)
                     goto fail;
-                as_set_items(&p, x, items, cnt / 2);
+                if (as_set_items(&p, x, items, cnt / 2) < 0)
+                    goto nomem;
             }
             else
                 for (Py_ssize_t j = 0; j < cnt; j++)
@@ -1238,7 +1386,8 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             TOP(x);
             {
                 int64_t pair[2] = {y, z};
-                as_set_items(&p, x, pair, 1);
+                if (as_set_items(&p, x, pair, 1) < 0)
+                    goto nomem;
             }
             break;
         case 0x85: case 0x86: case 0x87: /* TUPLE1 TUPLE2 TUPLE3 */
@@ -1315,6 +1464,10 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             if (!as_build_ok(&p, x, y))
                 goto fail;
             as_escape(&p, y);
+            if (p.owned_next >= 0) { /* (a void dtype's fields dict: not to be touched again) */
+                p.dict_owned.v[p.owned_next] = 1;
+                p.owned_next = -1;
+            }
             break;
         case 0x93: { /* STACK_GLOBAL */
             POP(y);
@@ -1420,7 +1573,7 @@ array_states_proven(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         case 0x2E: /* STOP */
             POP(x);
-            result = p.stack.n == 0 && !p.lost_dtype_class;
+            result = p.stack.n == 0 && !p.lost_dtype_class && !p.broken;
             goto done;
         default: /* NEXT_BUFFER, READONLY_BUFFER and anything unknown */
             goto fail;

@@ -80,7 +80,7 @@ __all__ = ["PROVEN", "array_states_proven"]
 # kinds of abstract values
 U, SAFE, INT, LIST, DICT, TUPLE, NONE, STR, DTYPE_CLASS, DTYPE, CODECS_ENCODE = range(11)
 #: what a dtype made by ``numpy.dtype(typestr, ...)`` is, by its type string
-D_OBJECT, D_PLAIN, D_UNKNOWN, D_DATETIME = 0, 1, 3, 4  # (2 was void dtypes: now unknown)
+D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME = range(5)
 #: NumPy's flags of an object dtype, and the ones that say a dtype holds references
 OBJECT_FLAGS, REFERENCE_FLAGS = 63, 0x07
 #: the items place holds no list / is unknown (TUPLE values; a list's number otherwise)
@@ -114,13 +114,21 @@ class _Proof:
     def __init__(self, n: int = 1 << 62) -> None:
         #: at most this many tuples, lists and dicts (a budget: the C twin keeps up to 64 bytes
         #: per container, and a stream of empty tuples made its tables 32 times its size)
-        self.budget = n // 16 + 64
+        self.budget = n // 32 + 64
         self.made = 0
         self.list_count: list[int] = []
         self.list_escaped: list[bool] = []
         self.dict_plain: list[bool] = []
+        #: a dict's (key, value) pairs when one SETITEMS (or DICT) filled it and nothing else
+        #: touched it since, else None; and whether a void dtype took it as its fields (it may
+        #: then not be touched at all: NumPy keeps the dict itself)
+        self.dict_pairs: list[list[tuple[Any, Any]] | None] = []
+        self.dict_fills: list[int] = []
+        self.dict_owned: list[bool] = []
+        self.owned_next: int | None = None
         #: ``numpy.dtype`` was used other than as the callable of a REDUCE
         self.lost_dtype_class = False
+        self.utext: Any = None  # (the text of a STR value made by a unicode opcode, or None)
 
     def escape(self, v: tuple[Any, ...]) -> None:
         kind = v[0]
@@ -130,6 +138,9 @@ class _Proof:
             self.list_escaped[v[1]] = True
         elif kind == DICT:
             self.dict_plain[v[1]] = False
+            self.dict_pairs[v[1]] = None
+            if self.dict_owned[v[1]]:  # (a void dtype's fields, used again: they could change)
+                raise _Fail
         elif kind == TUPLE:
             if v[3] >= 0:
                 self.list_escaped[v[3]] = True
@@ -151,6 +162,9 @@ class _Proof:
     def new_dict(self, keys: list[tuple[Any, ...]], values: list[tuple[Any, ...]]) -> tuple[Any, ...]:
         self.spend()
         self.dict_plain.append(True)
+        self.dict_pairs.append([])
+        self.dict_fills.append(0)
+        self.dict_owned.append(False)
         v = (DICT, len(self.dict_plain) - 1)
         self.set_items(v, keys, values)
         return v
@@ -159,8 +173,14 @@ class _Proof:
         for x in values:
             self.escape(x)
         if target[0] == DICT:
+            i = target[1]
+            if self.dict_owned[i]:
+                raise _Fail
+            if keys:
+                self.dict_fills[i] += 1
+                self.dict_pairs[i] = list(zip(keys, values)) if self.dict_fills[i] == 1 else None
             if any(key[0] == U for key in keys):
-                self.dict_plain[target[1]] = False
+                self.dict_plain[i] = False
             for key in keys:  # (a list key fails at run time; a tuple key holds no unescaped list)
                 self.escape(key)
         else:  # (a list's item set by index, or by a slice a call made: its length may change)
@@ -209,7 +229,44 @@ class _Proof:
         flags = items[7][1] if dtype_state and items[7][0] == INT and items[7][1] >= 0 else -1
         subarray = items[2] if dtype_state else _U
         fields = items[4] if dtype_state else _U
-        return (TUPLE, k, prod, raw, shape, first, flags, subarray, fields)
+        second = items[1] if k >= 2 else _U
+        elsize, align, names = (items[5], items[6], items[3]) if dtype_state else (_U, _U, _U)
+        strs = tuple(items) if 1 <= k <= 64 and all(x[0] == STR for x in items) else None
+        return (TUPLE, k, prod, raw, shape, first, flags, subarray, fields, second, elsize, align, names, strs)
+
+    def void_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
+        """A void dtype's state of 8 items (version 3): NumPy takes its fields, names, item
+        size and flags as they are. It passes with no reference flags, no subarray, its
+        item size that of its type string, an alignment of a power of two up to 64, and
+        either no names and fields, or names (unicode strings, each once) that are exactly
+        the keys of a fields dict one SETITEMS filled with ``(dtype, offset)`` pairs of
+        fixed-size dtypes lying inside the items. The dict may then not be touched again."""
+        if state[1] != 8 or state[6] & REFERENCE_FLAGS or state[7][0] != NONE:
+            return False
+        elsize, align, names, fields = state[10], state[11], state[12], state[8]
+        if elsize[0] != INT or elsize[1] != target[2] or align[0] != INT or align[1] not in (1, 2, 4, 8, 16, 32, 64):
+            return False
+        if names[0] == NONE and fields[0] == NONE:
+            return True
+        if names[0] != TUPLE or names[13] is None or fields[0] != DICT:
+            return False
+        pairs = self.dict_pairs[fields[1]]
+        texts = [self.utext(x) for x in names[13]]
+        if pairs is None or len(pairs) != len(texts) or None in texts or len(set(texts)) != len(texts):
+            return False
+        seen = set()
+        for key, value in pairs:
+            kt = self.utext(key) if key[0] == STR else None
+            if kt is None or kt in seen or value[0] != TUPLE or value[1] != 2:
+                return False
+            fd, off = value[5], value[9]
+            if fd[0] != DTYPE or fd[1] != D_PLAIN or fd[2] < 1 or off[0] != INT or not 0 <= off[1] <= elsize[1] - fd[2]:
+                return False
+            seen.add(kt)
+        if seen != set(texts):
+            return False
+        self.owned_next = fields[1]
+        return True
 
     def build_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
         kind = state[0]
@@ -232,7 +289,9 @@ class _Proof:
             if d in (D_PLAIN, D_DATETIME):  # (a datetime's state without its unit, 8 items, crashes NumPy)
                 return (d == D_PLAIN or state[1] == 9) and not flags & REFERENCE_FLAGS and subarray[0] == NONE \
                     and fields[0] == NONE
-            return False  # (void, string and unknown dtypes: NumPy takes their fields and item size from the state)
+            if d == D_VOID:
+                return self.void_ok(target, state)
+            return False  # (string and unknown dtypes: NumPy takes their item size from the state)
         if kind in (SAFE, INT, NONE, STR):
             return True
         if kind == DICT:
@@ -259,18 +318,30 @@ _CODECS_ENCODE = (CODECS_ENCODE,)
 #: type strings of builtin dtypes that are not void (byte order, type, size, datetime unit)
 #: (not the flexible kinds S, a, c, U and V: NumPy takes their item size from a state)
 _PLAIN_TYPESTR = re.compile(rb"[<>|=]?[?bBhHiIlLqQpPefdgFDGMmu][0-9]{0,4}(\[[0-9]{0,4}[A-Za-z]{1,2}\])?")
+#: fixed-size kinds as NumPy spells them when it pickles a dtype (complex ``c16``: not the
+#: flexible ``c``, which is S1), with their sizes; and void type strings
+_FIELD_TYPESTR = re.compile(rb"[<>|=]?[biufc](1|2|4|8|16|32)")
+_VOID_TYPESTR = re.compile(rb"[<>|=]?V([1-9][0-9]{0,8})")
 _OBJECT_TYPESTR = frozenset(order + body for order in (b"", b"<", b">", b"|", b"=") for body in (b"O", b"O8", b"O4"))
 
 
-def _dtype_kind(text: bytes | None) -> int:
-    """What ``numpy.dtype(text, ...)`` makes, by the type string alone."""
+def _dtype_kind(text: bytes | None) -> tuple[int, int]:
+    """What ``numpy.dtype(text, ...)`` makes, by the type string alone, and its item size
+    where a structured dtype may hold it as a field (NumPy's own spelling: ``i8``, ``f4``,
+    ``u1``, ``c16``, ``b1``; a void dtype's ``V64``), else -1."""
     if text is None:
-        return D_UNKNOWN
+        return D_UNKNOWN, -1
     if text in _OBJECT_TYPESTR:
-        return D_OBJECT
+        return D_OBJECT, -1
+    m = _FIELD_TYPESTR.fullmatch(text)
+    if m:
+        return D_PLAIN, int(m.group(1))
     if _PLAIN_TYPESTR.fullmatch(text):
-        return D_DATETIME if text.lstrip(b"<>|=")[:1] in (b"M", b"m") else D_PLAIN
-    return D_UNKNOWN
+        return (D_DATETIME if text.lstrip(b"<>|=")[:1] in (b"M", b"m") else D_PLAIN), -1
+    m = _VOID_TYPESTR.fullmatch(text)
+    if m:
+        return D_VOID, int(m.group(1))
+    return D_UNKNOWN, -1
 
 
 def _text(data: Any, n: int, v: tuple[Any, ...]) -> bytes | None:
@@ -296,6 +367,14 @@ def _text(data: Any, n: int, v: tuple[Any, ...]) -> bytes | None:
     return bytes(data[a : a + ln])
 
 
+def _utext(data: Any, n: int, v: tuple[Any, ...]) -> bytes | None:
+    """The UTF-8 bytes of a string a binary unicode opcode pushed (at most 64), else None:
+    two strings are equal exactly when these are (not so across encodings)."""
+    if v[0] != STR or data[v[1]] not in (0x8C, 0x58, 0x8D):
+        return None
+    return _text(data, n, v)
+
+
 def _int_line(raw: bytes) -> tuple[Any, ...]:
     """The value of an INT opcode's line: True/False for ``01``/``00``; an int for plain
     decimal digits without a leading zero (C's ``strtol`` reads ``010`` as octal, Python
@@ -313,6 +392,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
     mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
     n = len(mv)
     p = _Proof(n)
+    p.utext = lambda v: _utext(mv, n, v)
     stack: list[tuple[Any, ...]] = []
     marks: list[int] = []
     memo: dict[int, tuple[Any, ...]] = {}
@@ -478,7 +558,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
                 p.escape(args)
                 if func[0] == DTYPE_CLASS:
                     first = args[5] if args[0] == TUPLE and args[1] >= 1 else _U
-                    stack.append((DTYPE, _dtype_kind(_text(mv, n, first))))
+                    stack.append((DTYPE, *_dtype_kind(_text(mv, n, first))))
                 elif func[0] == CODECS_ENCODE:  # (protocols 0-2 write bytes so: bytes)
                     stack.append(_SAFE)
                 else:
@@ -488,6 +568,9 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
                 if not p.build_ok(top(), state):
                     return 0
                 p.escape(state)
+                if p.owned_next is not None:  # (a void dtype's fields dict: not to be touched again)
+                    p.dict_owned[p.owned_next] = True
+                    p.owned_next = None
             elif op == 0x81:  # NEWOBJ
                 args = pop()
                 p.escape(pop())

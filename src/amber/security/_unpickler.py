@@ -814,17 +814,48 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
     #: array cannot have used them
     _fresh: dict[int, Any] | None = None
 
+    #: ids of the dicts a dtype's state gave it as its fields: NumPy keeps the dict itself, so
+    #: the stream may not change it afterwards (its SETITEM moved a field out of the items)
+    _owned: dict[int, Any] | None = None
+
     def load_build(self) -> None:
         if len(self.stack) >= 2:
-            target = self.stack[-2]
+            target, state = self.stack[-2], self.stack[-1]
             fresh = self._fresh is not None and self._fresh.pop(id(target), None) is target
-            problem = build_problem(target, self.stack[-1], fresh=fresh and id(target) not in (self._reused or ()))
+            problem = build_problem(target, state, fresh=fresh and id(target) not in (self._reused or ()))
             if problem is not None:
                 raise DecodeError(f"{problem}; NumPy would use memory it does not own, so the file is refused "
                                   "(it is damaged or hostile)")
+            np = sys.modules.get("numpy")
+            if np is not None and isinstance(target, np.dtype) and type(state) is tuple:
+                for part in state:
+                    if type(part) is dict:
+                        if self._owned is None:
+                            self._owned = {}
+                        self._owned[id(part)] = part
+                # (structured dtypes are checked again after the load: a call could change them)
+                self._trust._checked_classes = True
         pickle._Unpickler.load_build(self)  # type: ignore[attr-defined]
 
     dispatch[pickle.BUILD[0]] = load_build
+
+    def _not_owned(self, target: Any) -> None:
+        if self._owned and self._owned.get(id(target)) is target:
+            raise DecodeError("the pickle changes a dict a dtype holds as its fields; NumPy would use memory it does "
+                              "not own, so the file is refused (it is damaged or hostile)")
+
+    def load_setitem(self) -> None:
+        if len(self.stack) >= 3:
+            self._not_owned(self.stack[-3])
+        pickle._Unpickler.load_setitem(self)  # type: ignore[attr-defined]
+
+    def load_setitems(self) -> None:
+        if self.metastack and self.metastack[-1]:
+            self._not_owned(self.metastack[-1][-1])
+        pickle._Unpickler.load_setitems(self)  # type: ignore[attr-defined]
+
+    dispatch[pickle.SETITEM[0]] = load_setitem
+    dispatch[pickle.SETITEMS[0]] = load_setitems
 
     def _note_reused(self) -> None:
         top = self.stack[-1] if self.stack else None
