@@ -124,14 +124,17 @@ def test_dtype_states_that_change_an_object_dtype_s_flags_are_not_proven_and_are
         amber.load(p)
 
 
-def test_flags_that_change_nothing_about_objects_are_read_by_the_checked_reading(tmp_path: Path) -> None:
+def test_flags_numpy_never_gives_are_refused_by_the_checked_reading(tmp_path: Path) -> None:
     """An object dtype's state with one more flag (NPY_USE_SETITEM): the proof wants NumPy's
-    63 exactly, so the checked reading reads it, and accepts it."""
+    63 exactly, and so does the checked reading now (other flags change behaviour too:
+    USE_GETITEM on a void or datetime dtype made numpy's scalar() read a NULL array; found in
+    a second review)."""
     data = _object_dtype_flags(127)
     assert not _both(data)
     p = tmp_path / "flags.pkl"
     p.write_bytes(data)
-    assert amber.load(p).tolist() == _objects(3).tolist()
+    with pytest.raises(amber.AmberError, match=r"has the flags 127, where NumPy gives it 63"):
+        amber.load(p)
 
 
 def test_structured_dtype_flags_are_checked(tmp_path: Path) -> None:
@@ -637,15 +640,17 @@ def test_the_proof_s_tables_have_a_budget() -> None:
 
 
 def _void(names: tuple[str, ...] = ("a", "b"), fields: tuple[tuple[str, str, int], ...] = (("a", "<i4", 0), ("b", "<f8", 4)),
-          typestr: str = "V12", elsize: int = 12, align: int = 1, one_fill: bool = True, after: bytes = b"") -> bytes:
+          typestr: str = "V12", elsize: int = 12, align: int = 1, one_fill: bool = True, after: bytes = b"",
+          flags: int = 16, version: int = 3, fields_dict: bytes = b"}") -> bytes:
     """An array of 2 items of a void dtype given an 8-item state: its names and a fields dict
     (memo 9) of (dtype, offset) pairs; ``after`` runs once the array is built."""
     names_b = b"(" + b"".join(_u(x) for x in names) + b"t"
     if one_fill:
-        fields_b = b"}q\x09(" + b"".join(_u(k) + _dt(t) + _i4(o) + b"\x86" for k, t, o in fields) + b"u"
+        fields_b = fields_dict + b"q\x09(" + b"".join(_u(k) + _dt(t) + _i4(o) + b"\x86" for k, t, o in fields) + b"u"
     else:
-        fields_b = b"}q\x09" + b"".join(_u(k) + _dt(t) + _i4(o) + b"\x86s" for k, t, o in fields)
-    dtype = _dt(typestr) + b"(" + _k(3) + _u("|") + b"N" + names_b + fields_b + _i4(elsize) + _i4(align) + _k(0) + b"tb"
+        fields_b = fields_dict + b"q\x09" + b"".join(_u(k) + _dt(t) + _i4(o) + b"\x86s" for k, t, o in fields)
+    dtype = (_dt(typestr) + b"(" + _k(version) + _u("|") + b"N" + names_b + fields_b + _i4(elsize) + _i4(align)
+             + _i4(flags) + b"tb")
     raw = b"B" + struct.pack("<I", 2 * elsize) + b"\0" * (2 * elsize)
     return b"\x80\x04" + _array(dtype, 2, raw) + after + b"."
 
@@ -661,6 +666,15 @@ _VOIDS = {
     "fields changed after the dtype took them": (
         _void(after=b"h\x09" + _u("b") + _dt("<f8") + _i4(1000) + b"\x86s0"), True),
     "a void field": (_void(fields=(("a", "<i4", 0), ("b", "V8", 4))), False),
+    # (found in a second review: USE_GETITEM, 0x20, made numpy's scalar() call a getitem that
+    # reads a NULL array; version 2 has NumPy work out flags of 63; an OrderedDict as fields,
+    # which NumPy keeps, changed after the check moved a field 10**8 bytes out)
+    "flags that are not NumPy's": (_void(flags=0x20 | 16), False),
+    "flags of 0 with fields": (_void(flags=0), False),
+    "version 2": (_void(version=2, flags=8), False),
+    "an OrderedDict as fields, changed afterwards": (
+        _void(fields_dict=_sg("collections", "OrderedDict") + b")R",
+              after=b"h\x09" + _u("b") + _dt("<f8") + _i4(10**8) + b"\x86s0"), True),
 }
 
 
@@ -682,7 +696,8 @@ def test_structured_layouts_the_proof_cannot_vouch_for_are_declined(case: str) -
 
 def test_a_structured_array_the_proof_vouches_for_loads() -> None:
     data = _void()
-    assert _both(data)
+    assert _both(data) and _both(_void(flags=144, align=8, fields=(("a", "<i4", 0), ("b", "<f8", 8)), elsize=16,
+                                       typestr="V16"))
     out = amber.loads(data)
     assert out.dtype == np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 4], "itemsize": 12})
     assert out.tolist() == [(0, 0.0), (0, 0.0)]

@@ -1047,7 +1047,7 @@ as_same_text(const unsigned char *a, Py_ssize_t la, const unsigned char *b, Py_s
 static int
 as_void_ok(proof_t *p, int64_t target, const int64_t *t)
 {
-    if (t[0] != 8 || (t[5] & AS_REFERENCE_FLAGS) || AV_KIND(t[6]) != AV_NONE)
+    if (t[0] != 8 || AV_KIND(t[6]) != AV_NONE)
         return 0;
     int64_t elsize = t[9], align = t[10], names = t[11], fields = t[7];
     if (AV_KIND(elsize) != AV_INT || AV_X(elsize) != DT_SIZE(AV_X(target)) || AV_KIND(align) != AV_INT)
@@ -1056,7 +1056,9 @@ as_void_ok(proof_t *p, int64_t target, const int64_t *t)
     if (a != 1 && a != 2 && a != 4 && a != 8 && a != 16 && a != 32 && a != 64)
         return 0;
     if (AV_KIND(names) == AV_NONE && AV_KIND(fields) == AV_NONE)
-        return 1;
+        return t[5] == 0;
+    if (t[5] != 16 && t[5] != 144) /* (NumPy's flags of fields of fixed-size dtypes, packed or aligned) */
+        return 0;
     if (AV_KIND(names) != AV_TUPLE || AS_T(p, names)[12] < 0 || AV_KIND(fields) != AV_DICT)
         return 0;
     Py_ssize_t fi = (Py_ssize_t)AV_X(fields);
@@ -1120,14 +1122,15 @@ as_build_ok(proof_t *p, int64_t target, int64_t state)
                        * an array's state (an int version, then a shape where a dtype's has its byte order,
                        * which must be a string), 6 never */
         if (k == 8 || k == 9) { /* a dtype's state */
-            if (AV_KIND(target) != AV_DTYPE || t[5] < 0)
+            /* (version 3 for 8 items, 4 for 9: with another one NumPy works the flags out itself) */
+            if (AV_KIND(target) != AV_DTYPE || t[5] < 0 || t[4] != AV(AV_INT, k - 5))
                 return 0;
             int64_t d = DT_KIND(AV_X(target)), flags = t[5], sub = t[6], fields = t[7];
             if (d == D_OBJECT)
                 return flags == AS_OBJECT_FLAGS && AV_KIND(sub) == AV_NONE && AV_KIND(fields) == AV_NONE;
             if (d == D_PLAIN || d == D_DATETIME) /* (a datetime's state without its unit, 8 items, crashes NumPy) */
-                return (d == D_PLAIN || k == 9) && !(flags & AS_REFERENCE_FLAGS) && AV_KIND(sub) == AV_NONE &&
-                       AV_KIND(fields) == AV_NONE;
+                return (d == D_PLAIN || k == 9) && flags == 0 && AV_KIND(sub) == AV_NONE &&
+                       AV_KIND(fields) == AV_NONE; /* (exactly NumPy's flags: USE_GETITEM crashed scalar()) */
             if (d == D_VOID)
                 return as_void_ok(p, target, t);
             return 0; /* (string and unknown dtypes: NumPy takes their item size from the state) */

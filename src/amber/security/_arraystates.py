@@ -237,17 +237,20 @@ class _Proof:
     def void_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
         """A void dtype's state of 8 items (version 3): NumPy takes its fields, names, item
         size and flags as they are. It passes with no reference flags, no subarray, its
-        item size that of its type string, an alignment of a power of two up to 64, and
-        either no names and fields, or names (unicode strings, each once) that are exactly
+        item size that of its type string, an alignment of a power of two up to 64, NumPy's
+        own flags (0; 16, or 144 when aligned, with fields), and either no names and
+        fields, or names (unicode strings, each once) that are exactly
         the keys of a fields dict one SETITEMS filled with ``(dtype, offset)`` pairs of
         fixed-size dtypes lying inside the items. The dict may then not be touched again."""
-        if state[1] != 8 or state[6] & REFERENCE_FLAGS or state[7][0] != NONE:
-            return False
+        if state[1] != 8 or state[7][0] != NONE:
+            return False  # (flags below: exactly NumPy's)
         elsize, align, names, fields = state[10], state[11], state[12], state[8]
         if elsize[0] != INT or elsize[1] != target[2] or align[0] != INT or align[1] not in (1, 2, 4, 8, 16, 32, 64):
             return False
         if names[0] == NONE and fields[0] == NONE:
-            return True
+            return state[6] == 0
+        if state[6] not in (16, 144):  # (NumPy's flags of fields of fixed-size dtypes, packed or aligned)
+            return False
         if names[0] != TUPLE or names[13] is None or fields[0] != DICT:
             return False
         pairs = self.dict_pairs[fields[1]]
@@ -281,14 +284,16 @@ class _Proof:
             # requires to be a string), one of 6 items never (no array state has 6 items)
             return False
         if kind == TUPLE and state[1] in (8, 9):  # a dtype's state
-            if target[0] != DTYPE or state[6] < 0:
+            # (version 3 for 8 items, 4 for 9: with another one NumPy works the flags out itself)
+            if target[0] != DTYPE or state[6] < 0 or state[5] != (INT, state[1] - 5):
                 return False
             d, flags, subarray, fields = target[1], state[6], state[7], state[8]
             if d == D_OBJECT:
                 return flags == OBJECT_FLAGS and subarray[0] == NONE and fields[0] == NONE
             if d in (D_PLAIN, D_DATETIME):  # (a datetime's state without its unit, 8 items, crashes NumPy)
-                return (d == D_PLAIN or state[1] == 9) and not flags & REFERENCE_FLAGS and subarray[0] == NONE \
-                    and fields[0] == NONE
+                # exactly NumPy's flags, 0: USE_GETITEM (0x20) made numpy's scalar() call a getitem
+                # that reads a NULL array (a crash; found in review)
+                return (d == D_PLAIN or state[1] == 9) and flags == 0 and subarray[0] == NONE and fields[0] == NONE
             if d == D_VOID:
                 return self.void_ok(target, state)
             return False  # (string and unknown dtypes: NumPy takes their item size from the state)

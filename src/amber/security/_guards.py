@@ -1178,15 +1178,13 @@ def dtype_problem(d: Any) -> str | None:
     fields and flags as a pickle gives them: a field said to lie 100,000,000 bytes into
     12-byte items made printing the array read far outside its memory (SIGSEGV), and an
     object dtype told it holds no references made arrays of uncounted or forged pointers.
-    ``d`` must be what NumPy builds from its own description: the flags that say how it holds
-    objects exactly NumPy's for a dtype that holds any, none that say it holds references
-    for one that does not (the other flags change nothing about memory)."""
+    ``d`` must be what NumPy builds from its own description, flags included (they say how
+    it holds objects, and USE_GETITEM on a void or datetime dtype made numpy's scalar() call a
+    getitem that reads a NULL array)."""
     if not isinstance(d, np.dtype):
         return None
     if d.itemsize < 0 or (d.kind == "U" and d.itemsize % 4):  # (NumPy takes a string dtype's item size as given)
         return f"a {d.kind} dtype of {d.itemsize} bytes per item"
-    if d.fields is None and d.subdtype is None and d.kind != "O" and not d.flags & REFERENCE_FLAGS:
-        return None  # (a builtin kind that holds no objects, and says so; hasobject comes from the flags)
     try:
         fresh = rebuilt_dtype(d)
     except Exception as exc:  # noqa: BLE001 - what NumPy's constructor refuses
@@ -1195,7 +1193,7 @@ def dtype_problem(d: Any) -> str | None:
         d.fields is not None and dict(d.fields) != dict(fresh.fields)
     ):  # (fields that are not the names' crashed sorting and copying)
         return f"a dtype whose fields, names or item size are not those NumPy builds from its description ({fresh!r:.60})"
-    if (d.flags & OBJECT_FLAGS) != (fresh.flags & OBJECT_FLAGS) if fresh.hasobject else d.flags & REFERENCE_FLAGS:
+    if d.flags != fresh.flags:  # (USE_GETITEM, 0x20, on a void or datetime dtype made numpy's scalar() read NULL)
         return f"the dtype {fresh!r:.60} has the flags {d.flags}, where NumPy gives it {fresh.flags}"
     return None
 

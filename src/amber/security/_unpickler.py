@@ -154,6 +154,10 @@ def _np_scalar(*args: Any) -> Any:
 
     from numpy._core.multiarray import scalar  # type: ignore[import-not-found]
 
+    if len(args) >= 1 and isinstance(args[0], np.dtype) and not args[0].hasobject and args[0].flags & 0x20:
+        # (USE_GETITEM on a dtype without objects: scalar() calls its getitem with no array)
+        raise DecodeError(f"numpy's scalar was given the dtype {args[0]!r:.60} with flags {args[0].flags}, "
+                          "which NumPy never gives it")
     if len(args) >= 2 and isinstance(args[0], np.dtype) and args[0].hasobject:
         obj = args[1]
         if not (type(obj) is np.ndarray and obj.shape == () and obj.dtype == args[0]):
@@ -768,6 +772,9 @@ def dtype_state_problem(dtype: Any, state: Any, fresh: bool = False) -> str | No
     np = sys.modules.get("numpy")
     if np is None or not isinstance(dtype, np.dtype) or type(state) is not tuple:
         return None
+    if any(isinstance(part, dict) and type(part) is not dict for part in state):
+        # (NumPy keeps a dict subclass as the fields, and an OrderedDict changed afterwards moved a field)
+        return "a dtype state whose fields are no plain dict"
     if len(state) == 6 and not (type(state[0]) is int and 0 <= state[0] <= 1):
         # (a state of 6 items and version 2 or more: NumPy's __setstate__ reads past it, SIGSEGV)
         return f"a dtype state of 6 items with version {state[0]!r:.10}, which NumPy's __setstate__ crashes on"
@@ -829,7 +836,7 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
             np = sys.modules.get("numpy")
             if np is not None and isinstance(target, np.dtype) and type(state) is tuple:
                 for part in state:
-                    if type(part) is dict:
+                    if isinstance(part, dict):
                         if self._owned is None:
                             self._owned = {}
                         self._owned[id(part)] = part
