@@ -701,3 +701,39 @@ def test_a_structured_array_the_proof_vouches_for_loads() -> None:
     out = amber.loads(data)
     assert out.dtype == np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 4], "itemsize": 12})
     assert out.tolist() == [(0, 0.0), (0, 0.0)]
+
+
+def _array_of(dtype_made: Any, n: int, raw: Any) -> Any:
+    from numpy._core.multiarray import _reconstruct
+
+    return _Reduced(_reconstruct, (np.ndarray, (0,), b"b"), (1, (n,), dtype_made, False, raw))
+
+
+@pytest.mark.parametrize("case", ["a field that is no dtype", "an alignment of 0 with an object field"])
+def test_structured_dtype_states_the_checked_reading_refuses(case: str) -> None:
+    """Found in a last review: NumPy keeps a fields dict's values as given, and its
+    constructor and == take ('<i2', 2) as a field, so the comparison passed and using the
+    array crashed (exit 139); an alignment of 0 with an object field made copying divide by
+    zero (SIGFPE). Loaded in a child process."""
+    if case == "a field that is no dtype":
+        made = _Reduced(np.dtype, ("V4", False, True), (3, "|", None, ("y",), {"y": ("<i2", 2)}, 4, 1, 16))
+        data = pickle.dumps([_array_of(made, 2, b"\0" * 8)], protocol=4)
+    else:
+        state = (3, "|", None, ("a", "o"), {"a": (np.dtype("i8"), 0), "o": (np.dtype("O"), 8)}, 16, 0, 27)
+        made = _Reduced(np.dtype, ("V16", False, True), state)
+        data = pickle.dumps([_array_of(made, 2, [1, "x", 2, "y"])], protocol=4)
+    assert not _both(data)
+    code = ("import amber, sys\ntry:\n    r = amber.loads(sys.stdin.buffer.read())[0]; r.copy(); r.tolist(); print(r)\n"
+            "except amber.AmberError as e:\n    print(e); sys.exit(3)")
+    run = subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=120)
+    assert run.returncode == 3, (run.returncode, run.stdout[-500:], run.stderr[-1000:])
+
+
+def test_a_base_type_with_fields_loads() -> None:
+    """(int32, [('lo', int16), ('hi', int16)]): rebuilt as the same base type with fields, not
+    as a plain structure (it was refused for its flags; found in a last review)."""
+    d = np.dtype(("<i4", [("lo", "<i2"), ("hi", "<i2")]))
+    a = np.arange(3, dtype="<i4").view(d)
+    for protocol in (2, 4, 5):
+        out = amber.loads(pickle.dumps({"d": d, "a": a}, protocol=protocol))
+        assert out["d"] == d and out["a"].dtype == d and out["a"].tolist() == a.tolist()

@@ -1053,11 +1053,11 @@ as_void_ok(proof_t *p, int64_t target, const int64_t *t)
     if (AV_KIND(elsize) != AV_INT || AV_X(elsize) != DT_SIZE(AV_X(target)) || AV_KIND(align) != AV_INT)
         return 0;
     int64_t a = AV_X(align);
-    if (a != 1 && a != 2 && a != 4 && a != 8 && a != 16 && a != 32 && a != 64)
-        return 0;
     if (AV_KIND(names) == AV_NONE && AV_KIND(fields) == AV_NONE)
-        return t[5] == 0;
-    if (t[5] != 16 && t[5] != 144) /* (NumPy's flags of fields of fixed-size dtypes, packed or aligned) */
+        return t[5] == 0 && a == 1;
+    /* (NumPy's flags and alignment of fields of fixed-size dtypes: 16 and 1 packed, 144 and the
+     * largest field's aligned; an alignment of 0 made copying divide by zero) */
+    if (!((t[5] == 16 && a == 1) || (t[5] == 144 && (a == 1 || a == 2 || a == 4 || a == 8 || a == 16))))
         return 0;
     if (AV_KIND(names) != AV_TUPLE || AS_T(p, names)[12] < 0 || AV_KIND(fields) != AV_DICT)
         return 0;

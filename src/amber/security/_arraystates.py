@@ -237,19 +237,21 @@ class _Proof:
     def void_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
         """A void dtype's state of 8 items (version 3): NumPy takes its fields, names, item
         size and flags as they are. It passes with no reference flags, no subarray, its
-        item size that of its type string, an alignment of a power of two up to 64, NumPy's
-        own flags (0; 16, or 144 when aligned, with fields), and either no names and
-        fields, or names (unicode strings, each once) that are exactly
+        item size that of its type string, NumPy's own flags and alignment (0 and 1; with
+        fields 16 and 1, or 144 and a power of two up to 16 when aligned), and either no
+        names and fields, or names (unicode strings, each once) that are exactly
         the keys of a fields dict one SETITEMS filled with ``(dtype, offset)`` pairs of
         fixed-size dtypes lying inside the items. The dict may then not be touched again."""
         if state[1] != 8 or state[7][0] != NONE:
             return False  # (flags below: exactly NumPy's)
         elsize, align, names, fields = state[10], state[11], state[12], state[8]
-        if elsize[0] != INT or elsize[1] != target[2] or align[0] != INT or align[1] not in (1, 2, 4, 8, 16, 32, 64):
+        if elsize[0] != INT or elsize[1] != target[2] or align[0] != INT:
             return False
         if names[0] == NONE and fields[0] == NONE:
-            return state[6] == 0
-        if state[6] not in (16, 144):  # (NumPy's flags of fields of fixed-size dtypes, packed or aligned)
+            return state[6] == 0 and align[1] == 1
+        # (NumPy's flags and alignment of fields of fixed-size dtypes: 16 and 1 packed, 144 and
+        # the largest field's aligned; an alignment of 0 made copying divide by zero)
+        if not (state[6] == 16 and align[1] == 1 or state[6] == 144 and align[1] in (1, 2, 4, 8, 16)):
             return False
         if names[0] != TUPLE or names[13] is None or fields[0] != DICT:
             return False

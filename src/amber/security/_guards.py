@@ -1167,6 +1167,8 @@ def rebuilt_dtype(d: np.dtype) -> np.dtype:
         titles = [d.fields[n][2] if len(d.fields[n]) > 2 else None for n in names]
         if any(t is not None for t in titles):
             spec["titles"] = titles
+        if d.type is not np.void and d.type is not np.record:  # (a base type with fields: (int32, [...]))
+            return np.dtype((d.str, spec))
         return np.dtype(spec)
     if d.subdtype is not None:
         return np.dtype(d.subdtype)
@@ -1185,14 +1187,20 @@ def dtype_problem(d: Any) -> str | None:
         return None
     if d.itemsize < 0 or (d.kind == "U" and d.itemsize % 4):  # (NumPy takes a string dtype's item size as given)
         return f"a {d.kind} dtype of {d.itemsize} bytes per item"
+    for name, field in (d.fields or {}).items():  # (NumPy keeps the values as given; its constructor and ==
+        # take ('<i2', 2) for a field, and using it crashed)
+        if type(field) is not tuple or len(field) not in (2, 3) or not isinstance(field[0], np.dtype) \
+                or type(field[1]) is not int:
+            return f"a structured dtype whose field {name!r:.40} is {field!r:.60}, not (dtype, offset)"
     try:
         fresh = rebuilt_dtype(d)
     except Exception as exc:  # noqa: BLE001 - what NumPy's constructor refuses
         return f"a structured dtype whose fields NumPy cannot build ({exc})"
     if d.itemsize != fresh.itemsize or d.names != fresh.names or d.subdtype != fresh.subdtype or (
         d.fields is not None and dict(d.fields) != dict(fresh.fields)
-    ):  # (fields that are not the names' crashed sorting and copying)
-        return f"a dtype whose fields, names or item size are not those NumPy builds from its description ({fresh!r:.60})"
+    ) or d.alignment != fresh.alignment:  # (fields that are not the names' crashed sorting and copying;
+        # an alignment of 0 with an object field, copying: SIGFPE)
+        return f"a dtype whose fields, names, item size or alignment are not those NumPy builds from its description ({fresh!r:.60})"
     if d.flags != fresh.flags:  # (USE_GETITEM, 0x20, on a void or datetime dtype made numpy's scalar() read NULL)
         return f"the dtype {fresh!r:.60} has the flags {d.flags}, where NumPy gives it {fresh.flags}"
     return None
