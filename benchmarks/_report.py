@@ -90,7 +90,9 @@ def render(run: RunResult, bars: list[Bar]) -> str:
         f"- files in {env['tmpdir']} ({env['tmpdir_fs']}), removed afterwards; run took {run.seconds:.0f} s",
         "- times in seconds: best (median) of the repeats; loads read files still in the page cache, "
         f"dumps are not fsynced; before each timed call: gc.collect(){sync}; objects that exist "
-        "before a workload starts (modules, the workload itself) are frozen out of the cyclic GC",
+        "before a workload starts (modules, the workload itself) are frozen out of the cyclic GC; "
+        "each timed call ends with a new container inside the timing, so the collection a call left due "
+        "(amber's dumps and loads pause the collector) is counted in its time",
         "- peak MB: tracemalloc peak of memory allocated during one extra dump or load beyond what existed "
         "before it (a load counts the object it returns; mapped pages and private buffers of C libraries, "
         "such as PyTorch tensors and Arrow columns, are not seen)",
