@@ -731,7 +731,6 @@ enum { D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME };
 #define AS_NOT_A_LIST (-2)
 #define AS_UNKNOWN (-1)
 #define AS_OBJECT_FLAGS 63
-#define AS_REFERENCE_FLAGS 0x07
 #define AS_TUPLE_SLOTS 13 /* k, product, raw, shape, first, flags, subarray, fields, second, elsize, alignment, \
                            * names, strs_at */
 

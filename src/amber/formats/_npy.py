@@ -44,10 +44,9 @@ def _object_array(fh: IO[bytes], trust: Any, where: str, whole: Callable[[], Any
     unpickler when its states are proven sound (``array_states_proven`` on ``whole()``),
     else by the pure-Python unpickler, which checks every array state."""
     data = whole() if whole is not None else None
-    verdict = array_states_proven(data, start) if data is not None else 0
-    if verdict:
+    if data is not None and array_states_proven(data, start):
         try:
-            return SafeUnpickler(fh, trust, where, proven=verdict).load()
+            return SafeUnpickler(fh, trust, where, proven=True).load()
         except ObjectArraysAhead:  # (a dtype made another way: the checked reading, from the start)
             fh.seek(start)
     return SafePyUnpickler(fh, trust, where).load()

@@ -277,15 +277,14 @@ _PROVE_IN_MEMORY = 256 << 20
 
 
 def _proven_stream(opener: Callable[[], IO[bytes]], kind: str | None) -> Any:
-    """(the proof's verdict, the stream's bytes as a context manager) for a stream that is
-    not a local file in the clear (compressed, remote): read into memory (at most
-    ``_PROVE_IN_MEMORY`` bytes), proven, and read from there. None when
-    :func:`array_states_proven` does not prove it, or the stream is larger."""
+    """The stream's bytes as a context manager, for a stream that is not a local file in the
+    clear (compressed, remote): read into memory (at most ``_PROVE_IN_MEMORY`` bytes),
+    proven, and read from there. None when :func:`array_states_proven` does not prove it, or
+    the stream is larger."""
     data = _decompressed_bytes(opener, kind)
-    if len(data) > _PROVE_IN_MEMORY:
+    if len(data) > _PROVE_IN_MEMORY or not array_states_proven(data, 0):
         return None
-    verdict = array_states_proven(data, 0)
-    return (verdict, contextlib.closing(io.BytesIO(data))) if verdict else None
+    return contextlib.closing(io.BytesIO(data))
 
 
 def load_pickled(
@@ -330,17 +329,16 @@ def load_pickled(
         # names numpy.dtype, and the load goes on, so a stream of arrays is read once (a
         # stream without arrays is never proven); otherwise it runs when a dtype is made
         local = whole() if whole is not None and kind is None else None
-        proven: Any = (lambda: array_states_proven(local, 0)) if local is not None else 0
+        proven: Any = (lambda: array_states_proven(local, 0)) if local is not None else False
         try:
             with stream() as fh:
                 return _FirstTry(fh, trust, where, proven=proven).load()
         except ObjectArraysAhead:  # a dtype made: read again, at C speed when the states are proven
             again = None if local is not None else _proven_stream(opener, kind)  # (a local file: proven above)
             if again is not None:
-                verdict, again_stream = again
                 try:
-                    with again_stream as fh:
-                        return _FirstTry(fh, trust, where, proven=verdict).load()
+                    with again as fh:
+                        return _FirstTry(fh, trust, where, proven=True).load()
                 except (_SwitchToJoblib, ObjectArraysAhead):  # (a dtype made another way: checked reading)
                     pass
         except _SwitchToJoblib:

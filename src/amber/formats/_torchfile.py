@@ -536,10 +536,9 @@ class _Loader:
     def _read_again(self, data: bytes, persistent: Callable[[Any], Any]) -> Any:
         """Read the pickle ``data`` again: at C speed when its array states are proven,
         else with the checked pure-Python reading."""
-        verdict = array_states_proven(data, 0)
-        if verdict:
+        if array_states_proven(data, 0):
             try:
-                return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=verdict).load()
+                return _TorchUnpickler(io.BytesIO(data), self.trust, persistent, proven=True).load()
             except ObjectArraysAhead:  # (a dtype made another way: the checked reading)
                 pass
         return _TorchPyUnpickler(io.BytesIO(data), self.trust, persistent).load()

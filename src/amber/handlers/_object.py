@@ -31,8 +31,7 @@ from typing import Any
 from amber.errors import CorruptFileError, UnsupportedTypeError
 from amber.handlers._base import DecodeContext, EncodeContext, Handler
 from amber.security._guards import arg_check_for, check_for, state_check_for
-from amber.security._unpickler import ndarray_call_problem
-from amber.security._unpickler import build_problem
+from amber.security._unpickler import build_problem, check_ndarray_call
 from amber.trust import is_denied
 
 __all__ = ["GLOBAL", "OBJECT", "PARTIAL", "REDUCE", "STATE", "fallback_for", "global_name"]
@@ -238,9 +237,7 @@ class _ReduceBase(Handler):
                 arg_check(args, kwargs)
             np = sys.modules.get("numpy")
             if np is not None and func is np.ndarray:  # (a buffer's bytes as items: forged object pointers)
-                problem = ndarray_call_problem(args, kwargs)
-                if problem is not None:
-                    raise CorruptFileError(f"{problem}; the file is refused (it is damaged or hostile)")
+                check_ndarray_call(args, kwargs)
         obj = self._create(name, func, args, kwargs, ctx)
         ctx.bind(obj)
         if state is not None:

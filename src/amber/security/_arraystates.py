@@ -43,12 +43,15 @@ place, a shape that is not a tuple of known ints, a count that differs) fails th
 Dtypes. NumPy takes a dtype's flags from its state (8 or 9 items) as they are, and an
 object dtype whose flags say it holds no references makes arrays of uncounted or forged
 pointers. A ``BUILD`` with such a state passes only on a dtype the proof saw made by
-``numpy.dtype(typestr, ...)``, with no subarray, names or fields in the state and flags
-that fit the type: exactly NumPy's 63 for an object dtype, none of the reference flags
-for the other builtin kinds and for a void dtype. Structured dtypes (fields or a subarray:
-NumPy trusts their offsets, names and sizes, and the stream could hand such an array to a
-trusted function during the load), and a state of that length on anything else, fail the
-proof (the checked reading then runs). NumPy's dtype ``__setstate__`` also takes states of
+``numpy.dtype(typestr, ...)``, with version 3 (4 for a datetime's 9 items) and exactly
+NumPy's flags (USE_GETITEM on a void or datetime dtype made ``scalar()`` read a NULL
+array): 63 for an object dtype and 0 for the other fixed-size kinds, with no subarray,
+names or fields; for a void type string (``V64``) its own item size, and either no fields
+(flags 0, alignment 1) or fields as :meth:`_Proof.void_ok` says (NumPy trusts their
+offsets, names and sizes, and a stream could hand such an array to a trusted function
+during the load). String dtypes given a state (NumPy takes their item size from it),
+other structured dtypes, and a state of that length on anything else, fail the proof (the
+checked reading then runs). NumPy's dtype ``__setstate__`` also takes states of
 5, 6 and 7 items, trusting their fields alike: a tuple of 6 items fails the proof, one of 5
 or 7 passes only as an array's state (an int version of 0 to 2, then a shape of known ints
 where a dtype's state has its byte order, which NumPy requires to be a string).
@@ -75,14 +78,14 @@ from typing import Any
 
 from amber._compiled import compiled
 
-__all__ = ["PROVEN", "array_states_proven"]
+__all__ = ["array_states_proven"]
 
 # kinds of abstract values
 U, SAFE, INT, LIST, DICT, TUPLE, NONE, STR, DTYPE_CLASS, DTYPE, CODECS_ENCODE = range(11)
 #: what a dtype made by ``numpy.dtype(typestr, ...)`` is, by its type string
 D_OBJECT, D_PLAIN, D_VOID, D_UNKNOWN, D_DATETIME = range(5)
-#: NumPy's flags of an object dtype, and the ones that say a dtype holds references
-OBJECT_FLAGS, REFERENCE_FLAGS = 63, 0x07
+#: NumPy's flags of an object dtype
+OBJECT_FLAGS = 63
 #: the items place holds no list / is unknown (TUPLE values; a list's number otherwise)
 NOT_A_LIST, UNKNOWN = -2, -1
 #: products saturate here
@@ -236,14 +239,14 @@ class _Proof:
 
     def void_ok(self, target: tuple[Any, ...], state: tuple[Any, ...]) -> bool:
         """A void dtype's state of 8 items (version 3): NumPy takes its fields, names, item
-        size and flags as they are. It passes with no reference flags, no subarray, its
-        item size that of its type string, NumPy's own flags and alignment (0 and 1; with
+        size and flags as they are. It passes with no subarray, its item size that of its
+        type string, NumPy's own flags and alignment (0 and 1; with
         fields 16 and 1, or 144 and a power of two up to 16 when aligned), and either no
         names and fields, or names (unicode strings, each once) that are exactly
         the keys of a fields dict one SETITEMS filled with ``(dtype, offset)`` pairs of
         fixed-size dtypes lying inside the items. The dict may then not be touched again."""
         if state[1] != 8 or state[7][0] != NONE:
-            return False  # (flags below: exactly NumPy's)
+            return False
         elsize, align, names, fields = state[10], state[11], state[12], state[8]
         if elsize[0] != INT or elsize[1] != target[2] or align[0] != INT:
             return False
@@ -394,7 +397,7 @@ def _int_line(raw: bytes) -> tuple[Any, ...]:
     return _U
 
 
-def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
+def _array_states_proven_py(data: Any, start: int = 0) -> bool:  # noqa: C901
     """Twin of ``_speedups.array_states_proven``: see the module docstring."""
     mv = memoryview(data).cast("B") if not isinstance(data, (bytes, bytearray)) else data
     n = len(mv)
@@ -573,7 +576,7 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
             elif op == 0x62:  # BUILD
                 state = pop()
                 if not p.build_ok(top(), state):
-                    return 0
+                    return False
                 p.escape(state)
                 if p.owned_next is not None:  # (a void dtype's fields dict: not to be touched again)
                     p.dict_owned[p.owned_next] = True
@@ -668,26 +671,20 @@ def _array_states_proven_py(data: Any, start: int = 0) -> int:  # noqa: C901
                 fend = i + ln if ln else -1
             elif op == 0x2E:  # STOP
                 pop()
-                if stack or p.lost_dtype_class:
-                    return 0
-                return PROVEN
+                return not stack and not p.lost_dtype_class
             else:  # NEXT_BUFFER, READONLY_BUFFER and anything unknown
-                return 0
+                return False
     except (_Fail, IndexError, struct.error):
-        return 0
+        return False
 
 
 _C = compiled("array_states_proven")
 
 
-#: what :func:`array_states_proven` answers when it proves the stream (0: not proven)
-PROVEN = 1
-
-
-def array_states_proven(data: Any, start: int = 0) -> int:
-    """:data:`PROVEN` when no ``BUILD`` of the pickle at ``start`` of
-    ``data`` can hand NumPy an object list shorter or longer than its shape says, or a
-    dtype state it trusts to its harm (see the module docstring); 0 when that is not proven."""
+def array_states_proven(data: Any, start: int = 0) -> bool:
+    """True when no ``BUILD`` of the pickle at ``start`` of ``data`` can hand NumPy an object
+    list shorter or longer than its shape says, or a dtype state it trusts to its harm (see
+    the module docstring); False when that is not proven."""
     if _C is not None:
-        return int(_C(data, start))
+        return bool(_C(data, start))
     return _array_states_proven_py(data, start)

@@ -1149,12 +1149,6 @@ def sklearn_tree_problem(tree: Any) -> str | None:
     return tree_nodes_problem(nodes, int(tree.n_features), int(state["max_depth"]))
 
 
-#: NumPy's dtype flags that say how a dtype holds objects (NPY_ITEM_REFCOUNT, NPY_LIST_PICKLE,
-#: NPY_ITEM_IS_POINTER, NPY_NEEDS_INIT, NPY_NEEDS_PYAPI, NPY_USE_GETITEM), and the ones
-#: that say it holds references at all
-OBJECT_FLAGS, REFERENCE_FLAGS = 0x3F, 0x07
-
-
 def rebuilt_dtype(d: np.dtype) -> np.dtype:
     """A new dtype of ``d``'s description (fields, subarray or type string), built by NumPy's
     constructor, which checks what ``__setstate__`` takes as it is (a field outside the

@@ -154,10 +154,6 @@ def _np_scalar(*args: Any) -> Any:
 
     from numpy._core.multiarray import scalar  # type: ignore[import-not-found]
 
-    if len(args) >= 1 and isinstance(args[0], np.dtype) and not args[0].hasobject and args[0].flags & 0x20:
-        # (USE_GETITEM on a dtype without objects: scalar() calls its getitem with no array)
-        raise DecodeError(f"numpy's scalar was given the dtype {args[0]!r:.60} with flags {args[0].flags}, "
-                          "which NumPy never gives it")
     if len(args) >= 2 and isinstance(args[0], np.dtype) and args[0].hasobject:
         obj = args[1]
         if not (type(obj) is np.ndarray and obj.shape == () and obj.dtype == args[0]):
@@ -166,34 +162,30 @@ def _np_scalar(*args: Any) -> Any:
     return scalar(*args)
 
 
-def ndarray_call_problem(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
-    """Why ``numpy.ndarray(*args, **kwargs)`` (or its ``__new__``) must not run, or None:
-    with a ``buffer`` NumPy takes the array's items from those bytes, object pointers
-    included (forged ones, for an object dtype). Array pickles never pass one."""
+def check_ndarray_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """Refuse ``numpy.ndarray(*args, **kwargs)`` (or its ``__new__``) with a ``buffer``:
+    NumPy takes the array's items from those bytes, object pointers included (forged ones,
+    for an object dtype). Array pickles never pass one."""
     if (len(args) >= 3 and args[2] is not None) or kwargs.get("buffer") is not None:
-        return "the pickle calls numpy.ndarray with a buffer, whose bytes NumPy would take as the array's items"
-    return None
+        raise DecodeError("the pickle calls numpy.ndarray with a buffer, whose bytes NumPy would take as the "
+                          "array's items; refusing")
 
 
 class _NdarrayWatch(type):
     """Metaclass of the stand-in for ``numpy.ndarray`` in a C-unpickler load: calling it
-    (REDUCE) or its ``__new__`` (NEWOBJ) checks the arguments (:func:`ndarray_call_problem`)."""
+    (REDUCE) or its ``__new__`` (NEWOBJ) checks the arguments (:func:`check_ndarray_call`)."""
 
     _amber_real: type
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        problem = ndarray_call_problem(args, kwargs)
-        if problem is not None:
-            raise DecodeError(f"{problem}; refusing")
+        check_ndarray_call(args, kwargs)
         return cls._amber_real(*args, **kwargs)
 
 
 @functools.lru_cache(maxsize=1)
 def _ndarray_watch(real: type) -> type:
     def __new__(cls: Any, *args: Any, **kwargs: Any) -> Any:
-        problem = ndarray_call_problem(args, kwargs)
-        if problem is not None:
-            raise DecodeError(f"{problem}; refusing")
+        check_ndarray_call(args, kwargs)
         return real.__new__(real, *args, **kwargs)
 
     return _NdarrayWatch("watched_ndarray", (), {"__new__": __new__, "_amber_real": real, "__module__": real.__module__,
@@ -694,7 +686,7 @@ class SafeUnpickler(_Restricted, pickle.Unpickler):
 
     _watch_out = False  # (set when a dtype stand-in was handed out)
 
-    def __init__(self, *args: Any, proven: int | Callable[[], int] = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, proven: bool | Callable[[], bool] = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._proven = proven
 
@@ -813,12 +805,9 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
     alike; its BUILD checks array states first (:func:`array_state_problem`)."""
 
     dispatch = pickle._Unpickler.dispatch.copy()  # type: ignore[attr-defined]
-    #: ids of the dtypes the stream took from its memo or duplicated (with them): only a dtype
-    #: that went straight from its making to its BUILD can be unused by any array yet
-    _reused: dict[int, Any] | None = None
     #: ids of the dtypes numpy.dtype(typestr or scalar type) made by a REDUCE of the stream,
-    #: not yet given a state, taken from the memo, duplicated or handed back by a call: an
-    #: array cannot have used them
+    #: not yet given a state, taken from the memo, duplicated or handed back by a call: only
+    #: a dtype that went straight from its making to its BUILD can be unused by any array
     _fresh: dict[int, Any] | None = None
 
     #: ids of the dicts a dtype's state gave it as its fields: NumPy keeps the dict itself, so
@@ -829,7 +818,7 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
         if len(self.stack) >= 2:
             target, state = self.stack[-2], self.stack[-1]
             fresh = self._fresh is not None and self._fresh.pop(id(target), None) is target
-            problem = build_problem(target, state, fresh=fresh and id(target) not in (self._reused or ()))
+            problem = build_problem(target, state, fresh=fresh)
             if problem is not None:
                 raise DecodeError(f"{problem}; NumPy would use memory it does not own, so the file is refused "
                                   "(it is damaged or hostile)")
@@ -864,40 +853,16 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
     dispatch[pickle.SETITEM[0]] = load_setitem
     dispatch[pickle.SETITEMS[0]] = load_setitems
 
-    def _note_reused(self) -> None:
-        top = self.stack[-1] if self.stack else None
-        np = sys.modules.get("numpy")
-        if np is not None and isinstance(top, np.dtype):
-            if self._reused is None:
-                self._reused = {}
-            self._reused[id(top)] = top
-
-    def load_get(self) -> None:
-        pickle._Unpickler.load_get(self)  # type: ignore[attr-defined]
-        self._note_reused()
-
-    def load_binget(self) -> None:
-        pickle._Unpickler.load_binget(self)  # type: ignore[attr-defined]
-        self._note_reused()
-
-    def load_long_binget(self) -> None:
-        pickle._Unpickler.load_long_binget(self)  # type: ignore[attr-defined]
-        self._note_reused()
-
-    def load_dup(self) -> None:
-        pickle._Unpickler.load_dup(self)  # type: ignore[attr-defined]
-        self._note_reused()
-
-    def _check_ndarray_call(self, func: Any, args: Any, kwargs: Any) -> None:
+    @staticmethod
+    def _check_ndarray_call(func: Any, args: Any, kwargs: Any) -> None:
         np = sys.modules.get("numpy")
         if np is not None and func is np.ndarray and type(args) is tuple:
-            problem = ndarray_call_problem(args, kwargs if type(kwargs) is dict else {})
-            if problem is not None:
-                raise DecodeError(f"{problem}; refusing")
+            check_ndarray_call(args, kwargs if type(kwargs) is dict else {})
 
-    def _called(self) -> None:
-        """After a call: a dtype it handed back is no longer fresh (``numpy.dtype(x)`` gives
-        back the dtype of a Series or a scalar, which an array may already use)."""
+    def _pushed_again(self) -> None:
+        """After an opcode that pushes an object the stream made before (a memo GET, DUP) or
+        a call's result: a dtype among them is no longer fresh (``numpy.dtype(x)`` gives back
+        the dtype of a Series or a scalar, which an array may already use)."""
         if self._fresh and self.stack:
             top = self.stack[-1]
             if self._fresh.get(id(top)) is top:
@@ -910,7 +875,7 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
         func, args = self.stack[-2], self.stack[-1]
         self._check_ndarray_call(func, args, {})
         pickle._Unpickler.load_reduce(self)  # type: ignore[attr-defined]
-        self._called()
+        self._pushed_again()
         np = sys.modules.get("numpy")
         if np is not None and func is np.dtype and type(args) is tuple and args and isinstance(args[0], (str, type)):
             made = self.stack[-1]
@@ -923,26 +888,39 @@ class SafePyUnpickler(_Restricted, pickle._Unpickler):  # type: ignore[name-defi
         if len(self.stack) >= 2:
             self._check_ndarray_call(self.stack[-2], self.stack[-1], {})
         pickle._Unpickler.load_newobj(self)  # type: ignore[attr-defined]
-        self._called()
+        self._pushed_again()
 
     def load_newobj_ex(self) -> None:
         if len(self.stack) >= 3:
             self._check_ndarray_call(self.stack[-3], self.stack[-2], self.stack[-1])
         pickle._Unpickler.load_newobj_ex(self)  # type: ignore[attr-defined]
-        self._called()
+        self._pushed_again()
 
     def _instantiate(self, klass: Any, args: Any) -> None:  # (OBJ and INST)
         self._check_ndarray_call(klass, tuple(args), {})
         pickle._Unpickler._instantiate(self, klass, args)  # type: ignore[attr-defined]
-        self._called()
+        self._pushed_again()
 
     dispatch[pickle.REDUCE[0]] = load_reduce
     dispatch[pickle.NEWOBJ[0]] = load_newobj
     dispatch[pickle.NEWOBJ_EX[0]] = load_newobj_ex
-    dispatch[pickle.GET[0]] = load_get
-    dispatch[pickle.BINGET[0]] = load_binget
-    dispatch[pickle.LONG_BINGET[0]] = load_long_binget
-    dispatch[pickle.DUP[0]] = load_dup
+
+
+def _pushing_again(op: bytes, name: str) -> None:
+    """``SafePyUnpickler``'s ``op`` (GET, BINGET, LONG_BINGET, DUP): pickle's, then
+    :meth:`SafePyUnpickler._pushed_again`."""
+    base = getattr(pickle._Unpickler, name)  # type: ignore[attr-defined]
+
+    def load(self: SafePyUnpickler) -> None:
+        base(self)
+        self._pushed_again()
+
+    SafePyUnpickler.dispatch[op[0]] = load
+
+
+for _op, _name in ((pickle.GET, "load_get"), (pickle.BINGET, "load_binget"),
+                   (pickle.LONG_BINGET, "load_long_binget"), (pickle.DUP, "load_dup")):
+    _pushing_again(_op, _name)
 
 
 def _snapshot(obj: Any) -> Any:
