@@ -1062,3 +1062,27 @@ def test_everything_numpy_together() -> None:
         "rng": np.random.default_rng(0),
     }
     assert_roundtrip(obj)
+
+
+def test_masked_constant_is_the_one_constant() -> None:
+    """``numpy.ma.masked`` (what indexing a masked array gives at a masked place) loads as
+    that very object, with no ``trusted=``, also inside lists and object arrays."""
+    m = np.ma.masked_array([1, 2, 3], mask=[0, 1, 0])
+    out = roundtrip({"alone": np.ma.masked, "picked": [m[1], m[0]], "objects": np.array([np.ma.masked, 1], dtype=object)})
+    assert out["alone"] is np.ma.masked and out["picked"][0] is np.ma.masked and out["picked"][1] == 1
+    assert out["objects"][0] is np.ma.masked
+
+
+def test_masked_constant_node_takes_no_state() -> None:
+    """The node is a bare tag: one that carries a state (for the process-wide constant) is
+    refused, and the constant stays as it was."""
+    import msgpack
+
+    from _hostile import build, parse
+
+    tree = msgpack.unpackb(parse(amber.dumps(np.ma.masked)).manifest["tree"], raw=False, strict_map_key=False)
+    assert len(tree) == 1
+    hostile = build(tree + [[1, 2, 3]], needs=[])
+    with pytest.raises(amber.CorruptFileError, match="numpy.ma.masked"):
+        amber.loads(hostile)
+    assert np.ma.masked.shape == () and bool(np.ma.masked.mask)

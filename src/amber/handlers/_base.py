@@ -79,6 +79,9 @@ class Handler(ABC):
     version: ClassVar[int] = 1
     #: The exact types this handler saves.
     types: ClassVar[tuple[type, ...]] = ()
+    #: More exact types it saves, by ``module.qualname``: for types whose module is costly
+    #: to import, found when an object of the type is first met.
+    type_names: ClassVar[tuple[str, ...]] = ()
     #: ``decode`` calls ``ctx.bind`` before decoding children, so a cycle may pass
     #: through this object; otherwise the writer refuses cycles through it.
     binds: ClassVar[bool] = False
@@ -111,6 +114,8 @@ class Registry:
         #: type -> handler for types no registered handler saves (set by amber.handlers)
         self._fallback: Callable[[type], Handler] | None = None
         self._fallbacks: dict[type, Handler] = {}
+        #: "module.qualname" -> handler, for the handlers' ``type_names``
+        self.by_name: dict[str, Handler] = {}
 
     def register(self, handler: Handler | type[Handler], clobber: bool = False) -> Handler:
         h = handler() if isinstance(handler, type) else handler
@@ -129,6 +134,8 @@ class Registry:
             if cur is None or cur.handler_id != h.handler_id or cur.version <= h.version:
                 self.by_type[t] = h
             self._fallbacks.pop(t, None)
+        for name in h.type_names:
+            self.by_name[name] = h
         return h
 
     def register_lazy(self, prefix: str, module: str) -> None:
@@ -173,6 +180,10 @@ class Registry:
         if h is None and not self._plugins_loaded:
             self.load_plugins()
             h = self.by_type.get(t)
+        if h is None and self.by_name:
+            h = self.by_name.get(f"{t.__module__}.{t.__qualname__}")
+            if h is not None:
+                self.by_type[t] = h
         return h
 
     def fallback(self, t: type) -> Handler:

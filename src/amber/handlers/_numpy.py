@@ -374,5 +374,26 @@ class RandomStateHandler(GeneratorHandler):
         return _checked(rs)
 
 
-for _h in (NDArrayHandler, ScalarHandler, DTypeHandler, GeneratorHandler, RandomStateHandler):
+class MaskedConstantHandler(Handler):
+    """``numpy.ma.masked``, the one masked constant (what indexing a masked array gives at
+    a masked place): a tag without state, loaded as that very object, so ``x is
+    np.ma.masked`` holds after a load. (Through the generic reducer it needed
+    ``trusted=`` and could carry a state for the process-wide constant.)"""
+
+    handler_id = "numpy.ma.masked"
+    type_names = ("numpy.ma.core.MaskedConstant",)  # (numpy.ma is imported only when met)
+
+    def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
+        if obj is not np.ma.masked:
+            raise UnsupportedTypeError(type(obj), "", "a MaskedConstant other than numpy.ma.masked (one made by hand) is not supported")
+        ctx.note_package("numpy")
+        return [self.tag]
+
+    def decode(self, node: Any, ctx: DecodeContext) -> Any:
+        if len(node) != 1:
+            raise CorruptFileError("malformed numpy.ma.masked node: it holds no state")
+        return np.ma.masked
+
+
+for _h in (NDArrayHandler, ScalarHandler, DTypeHandler, GeneratorHandler, RandomStateHandler, MaskedConstantHandler):
     REGISTRY.register(_h)
