@@ -92,16 +92,20 @@ class TreeHandler(Handler):
         for ref, need in ((m.get("nodes"), count * NODE_DTYPE.itemsize), (m.get("values"), count * shape[1] * shape[2] * 8)):
             if ctx.blob_nbytes(ref) != need:
                 raise CorruptFileError(f"a tree's blob holds {ctx.blob_nbytes(ref)} bytes, not {need}")
-        # data only: the records are checked and copied, nothing else reads them, and the
+        # data only: the records are copied and checked, nothing else reads them, and the
         # load verifies every checksum before it returns (a damaged blob is named as such)
         nodes = np.frombuffer(ctx.blob(m["nodes"], data_only=True), dtype=NODE_DTYPE)
         values = np.frombuffer(ctx.blob(m["values"], data_only=True), dtype=np.float64).reshape(shape)
         max_depth = _int(m.get("max_depth"), "max_depth")
-        problem = tree_nodes_problem(nodes, n_features, max_depth)
+        tree = Tree(n_features, n_classes, n_outputs)
+        # __setstate__ only copies the records (it follows no link); the links are checked
+        # in the tree's own copy, before anything can use the tree: that copy was just
+        # written and is still in the core's cache, where the file's bytes were not
+        tree.__setstate__({"max_depth": max_depth, "node_count": count, "nodes": nodes, "values": values})
+        own = tree.__getstate__()["nodes"]  # (a view of the tree's memory)
+        problem = tree_nodes_problem(own, n_features, max_depth) if len(own) == count else "its records were not kept"
         if problem is not None:
             raise CorruptFileError(f"malformed sklearn.tree.Tree node: {problem}; predict would read outside its memory")
-        tree = Tree(n_features, n_classes, n_outputs)
-        tree.__setstate__({"max_depth": max_depth, "node_count": count, "nodes": nodes, "values": values})
         return tree
 
 
