@@ -44,6 +44,11 @@ def is_url(target: Any) -> bool:
     return isinstance(target, str) and "://" in target and not target.startswith("file://")
 
 
+#: Windows opens files as text unless told (the attribute is looked up once: a failing
+#: lookup costs an exception each time)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
 class Source(ABC):
     """Random-access bytes. ``thread_safe`` sources may be read from several threads at once."""
 
@@ -79,7 +84,7 @@ class FileSource(Source):
     def __init__(self, path: PathLike) -> None:
         self.name = os.fspath(path)
         try:
-            self.fd = os.open(self.name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            self.fd = os.open(self.name, os.O_RDONLY | _O_BINARY)
         except FileNotFoundError:
             raise
         except OSError as exc:
@@ -308,7 +313,7 @@ class AtomicFile(io.RawIOBase):
     def _named(self, link_from: str | None) -> tuple[int, str]:
         """A new hidden name beside ``path``: a new empty file opened for writing, or (with
         ``link_from``) a hard link to that file (-1 as the descriptor)."""
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY
         base = os.path.basename(self.path)
         for _ in range(100):
             tmp = os.path.join(self.folder, f".{base}.{os.urandom(6).hex()}.amber-tmp")
@@ -409,7 +414,9 @@ class AtomicFile(io.RawIOBase):
         global _UNNAMED
         proc = f"/proc/self/fd/{self.fd}"
         try:
-            if not os.path.lexists(self.path):  # (a failed link costs more than a lookup)
+            # (a failed link costs more than a lookup; os.access says "no such file" without
+            # the exception os.path.lexists makes and drops)
+            if not os.access(self.path, os.F_OK, follow_symlinks=False):
                 os.link(proc, self.path, src_dir_fd=self.fd, follow_symlinks=True)
                 return
         except FileExistsError:  # made meanwhile

@@ -134,22 +134,6 @@ del _name, _le, _be
 # ----------------------------------------------------------------------------- scalars
 
 
-class _Deep:
-    """``_native._deep_recursion`` as a plain class (cheaper, for one JSONL record)."""
-
-    __slots__ = ("old",)
-    need = 6 * MAX_DEPTH + 1000
-
-    def __enter__(self) -> None:
-        self.old = sys.getrecursionlimit()
-        if self.old < self.need:
-            sys.setrecursionlimit(self.need)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.old < self.need:
-            sys.setrecursionlimit(self.old)
-
-
 def _b64(data: Any) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -1573,7 +1557,7 @@ def _walk_doc(tree: Any, name: str, trusted: tuple[str, ...], needs: Iterable[st
     else:
         dec.reset(needs, declared)
     try:
-        with _Deep():
+        with _deep_recursion():
             return dec.walk(tree)
     except AmberError as exc:
         _finish_path(exc)
@@ -1751,7 +1735,7 @@ class RecordWriter:
             enc.reset()
             enc.strict = strict
             try:
-                with _Deep():
+                with _deep_recursion():
                     tree = enc.value(rec)
                 doc = tree
                 if enc.needs:
@@ -1872,7 +1856,7 @@ class LineDecoder:
         dec = self._dec
         dec.reset(_NO_NEEDS, False)
         try:
-            with _Deep():
+            with _deep_recursion():
                 dec.memo.append(doc)
                 if t is dict:
                     dec._dict_in_place(doc)

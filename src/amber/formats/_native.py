@@ -12,14 +12,13 @@ one msgpack call sees small while letting amber save structures thousands of lev
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import time as _time
 import platform
 import re
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, BinaryIO
 
 import msgpack
@@ -65,17 +64,22 @@ TAG_PLAIN_MAP = tag("map.plain")
 _PENDING = object()
 
 
-@contextlib.contextmanager
-def _deep_recursion() -> Iterator[None]:
+class _deep_recursion:  # noqa: N801 - used as a function: ``with _deep_recursion():``
+    """Raise the recursion limit for the walk of a deep tree, and restore it after (a plain
+    class: a generator-based context manager costs a StopIteration per use, which shows on
+    loads of many small files)."""
+
+    __slots__ = ("old",)
     need = 6 * MAX_DEPTH + 1000
-    old = sys.getrecursionlimit()
-    if old < need:
-        sys.setrecursionlimit(need)
-    try:
-        yield
-    finally:
-        if old < need:
-            sys.setrecursionlimit(old)
+
+    def __enter__(self) -> None:
+        self.old = sys.getrecursionlimit()
+        if self.old < self.need:
+            sys.setrecursionlimit(self.need)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.old < self.need:
+            sys.setrecursionlimit(self.old)
 
 
 def _part(at: Any) -> str:
