@@ -1961,3 +1961,22 @@ def test_good_attention_of_any_one_dtype_loads(how: str, tmp_path: Path, monkeyp
     half = torch.nn.MultiheadAttention(8, 2, batch_first=True).half()
     again = _load(_dumped(half, how, tmp_path, monkeypatch), how)
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), half.state_dict().values()))
+
+
+def test_tree_max_depth_beyond_its_nodes_refused_in_pickles(tmp_path: Path) -> None:
+    """A pickled tree whose max_depth exceeds what its nodes can reach: decision_path sized
+    a buffer rows x (1 + max_depth) in C integers, and 2**62 - 1 wrapped it to nothing
+    (exit 139 on four rows; found in review)."""
+    import pickle
+
+    from sklearn.tree import DecisionTreeClassifier
+
+    rng = np.random.default_rng(0)
+    x = rng.random((200, 4))
+    clf = DecisionTreeClassifier(max_depth=4, random_state=0).fit(x, (x[:, 0] + x[:, 1] > 1).astype(int))
+    state = clf.tree_.__getstate__()
+    clf.tree_.__setstate__(dict(state, max_depth=(1 << 62) - 1))
+    p = tmp_path / "deep.pkl"
+    p.write_bytes(pickle.dumps(clf))
+    with pytest.raises(amber.CorruptFileError, match=r"max_depth 4611686018427387903 is not below its number of nodes"):
+        amber.load(p)

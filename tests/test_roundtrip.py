@@ -1086,3 +1086,16 @@ def test_masked_constant_node_takes_no_state() -> None:
     with pytest.raises(amber.CorruptFileError, match="numpy.ma.masked"):
         amber.loads(hostile)
     assert np.ma.masked.shape == () and bool(np.ma.masked.mask)
+
+
+def test_handler_by_name_wants_the_real_class() -> None:
+    """A class that only carries a handled type's name (module and qualname) is not taken
+    for it (found in review: it went to the masked-constant handler and stayed cached)."""
+    from amber.handlers import REGISTRY
+
+    class Fake:
+        pass
+
+    Fake.__module__, Fake.__qualname__ = "numpy.ma.core", "MaskedConstant"
+    assert REGISTRY.for_type(Fake) is None
+    assert REGISTRY.for_type(type(np.ma.masked)) is not None

@@ -79,6 +79,10 @@ EDITS: dict[str, Callable[[dict[str, Any]], None]] = {
     "nodes_blob_swapped": lambda m: m.update(nodes=m["values"]),
     "nodes_blob_missing": lambda m: m.update(nodes=99),
     "max_depth_str": lambda m: m.update(max_depth="3"),
+    # decision_path sized its buffer rows x (1 + max_depth) in C integers: 2**62 - 1 wrapped
+    # it to nothing and it wrote past it (exit 139; found in review)
+    "max_depth_huge": lambda m: m.update(max_depth=(1 << 62) - 1),
+    "max_depth_node_count": lambda m: m.update(max_depth=m["node_count"]),
     "not_a_map": lambda m: m.clear(),
 }
 

@@ -20,6 +20,7 @@ imported the first time such an object or tag is met, so ``import amber`` stays 
 from __future__ import annotations
 
 import importlib
+import sys
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -182,6 +183,8 @@ class Registry:
             h = self.by_type.get(t)
         if h is None and self.by_name:
             h = self.by_name.get(f"{t.__module__}.{t.__qualname__}")
+            if h is not None and getattr(sys.modules.get(t.__module__), t.__qualname__, None) is not t:
+                h = None  # a class that only carries the name
             if h is not None:
                 self.by_type[t] = h
         return h

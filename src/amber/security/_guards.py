@@ -149,8 +149,12 @@ def tree_nodes_problem(nodes: np.ndarray, n_features: int, max_depth: int, fast:
     """Why scikit-learn tree node records ``nodes`` are unsafe to use, or None when every
     node is a leaf (both children -1) or has two children inside the tree with larger
     indices, every node but the root is the child of exactly one node, every split is on a
-    feature ``0 <= f < n_features`` and no leaf lies deeper than ``max_depth``.
+    feature ``0 <= f < n_features`` and no leaf lies deeper than ``max_depth``, which is
+    below the number of nodes (``decision_path`` sizes a buffer as rows x (1 + max_depth)
+    in C integers: a max_depth of 2**62 wrapped that to nothing and it wrote past it).
     (Larger child indices make the links a tree that predict walks down and out of.)"""
+    if not 0 <= max_depth < max(len(nodes), 1):
+        return f"its max_depth {max_depth} is not below its number of nodes ({len(nodes)})"
     layout = _layout(nodes.dtype)
     if layout is None:
         return "the node records lack child links or features"
