@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -190,9 +191,12 @@ def ran_in_child(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         jobs.append({"name": name, "loader": b.loader, "path": str(path), "workdir": str(where), "stdin": stdin})
         markers[name] = marker
     (base / "jobs.json").write_text(json.dumps(jobs))
+    # (a home of their own: gadgets such as idlelib's write config folders there, and one
+    # being made by another process at the same moment made idlelib exit)
     subprocess.run(
         [sys.executable, "-c", _CHILD, str(base / "jobs.json")],
         stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=True, cwd=base,
+        env={**os.environ, "HOME": str(base)},
     )
     deadline = time.monotonic() + 10  # some gadgets start a shell and return before it is done
     while time.monotonic() < deadline and not all(m.exists() for m in markers.values()):
