@@ -153,11 +153,11 @@ def tree_nodes_problem(nodes: np.ndarray, n_features: int, max_depth: int, fast:
     below the number of nodes (``decision_path`` sizes a buffer as rows x (1 + max_depth)
     in C integers: a max_depth of 2**62 wrapped that to nothing and it wrote past it).
     (Larger child indices make the links a tree that predict walks down and out of.)"""
-    if not 0 <= max_depth < max(len(nodes), 1):
-        return f"its max_depth {max_depth} is not below its number of nodes ({len(nodes)})"
     layout = _layout(nodes.dtype)
     if layout is None:
         return "the node records lack child links or features"
+    if not 0 <= max_depth < max(len(nodes), 1):
+        return f"its max_depth {max_depth} is not below its number of nodes ({len(nodes)})"
     size, left_at, right_at, feature_at, native = layout
     if fast and _C is not None and native and nodes.ndim == 1 and nodes.flags.c_contiguous:
         return _C(memoryview(nodes).cast("B"), len(nodes), size, left_at, right_at, feature_at, n_features, max_depth)
