@@ -660,23 +660,17 @@ or_words(const unsigned char *t, Py_ssize_t n)
     return high;
 }
 
-AMBER_CLONES static int
-descends32(const int32_t *o, Py_ssize_t n)
-{
-    int bad = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        bad |= o[i + 1] < o[i];
-    return bad;
-}
-
-AMBER_CLONES static int
-descends64(const int64_t *o, Py_ssize_t n)
-{
-    int bad = 0;
-    for (Py_ssize_t i = 0; i < n; i++)
-        bad |= o[i + 1] < o[i];
-    return bad;
-}
+#define DESCENDS(name, type)                                                                                   \
+    AMBER_CLONES static int name(const type *o, Py_ssize_t n)                                                  \
+    {                                                                                                          \
+        int bad = 0;                                                                                           \
+        for (Py_ssize_t i = 0; i < n; i++)                                                                     \
+            bad |= o[i + 1] < o[i];                                                                            \
+        return bad;                                                                                            \
+    }
+DESCENDS(descends32, int32_t)
+DESCENDS(descends64, int64_t)
+#undef DESCENDS
 
 /* text_offsets(offsets, data, n, width) -> 0, 1 or 2, for the n+1 native int32 (width 4)
  * or int64 (width 8) offsets of an Arrow string array into ``data``:
