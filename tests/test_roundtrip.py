@@ -1099,3 +1099,17 @@ def test_handler_by_name_wants_the_real_class() -> None:
     Fake.__module__, Fake.__qualname__ = "numpy.ma.core", "MaskedConstant"
     assert REGISTRY.for_type(Fake) is None
     assert REGISTRY.for_type(type(np.ma.masked)) is not None
+
+
+def test_masked_constant_takes_no_state_from_a_reduce_node() -> None:
+    """A generic reduce node for MaskedConstant with a state, loaded with numpy.ma trusted:
+    refused before the state reaches the process-wide constant (found in review: the load
+    failed, but np.ma.masked had become 42.0 and unmasked)."""
+    from _hostile import build
+
+    state = [b"tuple", 1, [], [b"numpy.dtype", "<f8"], False, np.array(42.0).tobytes(), b"\x00", 7.0]
+    tree = [b"reduce", "numpy.ma.core.MaskedConstant", None, state]
+    data = build(tree, needs=["numpy.ma.core.MaskedConstant"])
+    with pytest.raises(amber.CorruptFileError, match="numpy.ma.masked, the masked constant the whole process shares"):
+        amber.loads(data, trusted=["numpy.ma"])
+    assert float(np.ma.masked.data) == 0.0 and bool(np.ma.masked.mask)

@@ -786,7 +786,11 @@ def dtype_state_problem(dtype: Any, state: Any, fresh: bool = False) -> str | No
 
 def build_problem(obj: Any, state: Any, fresh: bool = False) -> str | None:
     """Why pickle's BUILD of ``state`` on ``obj`` must not run (an array's or a dtype's
-    state NumPy would trust), or None; ``fresh``: see :func:`dtype_state_problem`."""
+    state NumPy would trust, or any state for ``numpy.ma.masked``, the one masked constant
+    the whole process shares), or None; ``fresh``: see :func:`dtype_state_problem`."""
+    ma = sys.modules.get("numpy.ma")
+    if ma is not None and obj is ma.masked:
+        return "a state for numpy.ma.masked, the masked constant the whole process shares"
     return array_state_problem(obj, state) or dtype_state_problem(obj, state, fresh)
 
 
