@@ -1234,3 +1234,19 @@ def test_a_flag_member_a_load_makes_and_changes_is_not_kept_for_the_process() ->
             + b"K\x03\x85R}" + u("hidden") + u("yes") + b"sb0N.")
     amber.loads(data)
     assert not hasattr(MonotonicConstraint(3), "hidden")
+
+
+def test_pickle_build_on_the_masked_constant_is_undone() -> None:
+    """With numpy.ma trusted, a pickle's BUILD on the masked constant (which calling its
+    class hands out) is undone and refused, on the C unpickler too (found in review: the load
+    failed, but np.ma.masked had become 42.0 and unmasked); a plain pickle of it loads as it."""
+    import pickle
+
+    assert amber.loads(pickle.dumps([np.ma.masked, 1], protocol=2), format="pickle",
+                       trusted=["numpy.ma.core.MaskedConstant"])[0] is np.ma.masked
+    state = (1, (), np.dtype("f8"), False, np.array(42.0).tobytes(), np.array(False).tobytes(), 7.0)
+    body = pickle.dumps(np.ma.masked, protocol=2)
+    hostile = body[:-1] + pickle.dumps(state, protocol=2)[2:-1] + b"b."
+    with pytest.raises(amber.FormatError, match="changes numpy.ma.masked"):
+        amber.loads(hostile, format="pickle", trusted=["numpy.ma"])
+    assert np.ma.masked.shape == () and float(np.ma.masked.data) == 0.0 and bool(np.ma.masked.mask)

@@ -494,6 +494,10 @@ class PickleTrust:
         self._cache[key] = obj
         if id(obj) not in self._watched:
             self._watched[id(obj)] = (full, obj, _snapshot(obj))
+        ma = sys.modules.get("numpy.ma")
+        if ma is not None and obj is type(ma.masked) and id(ma.masked) not in self._watched:
+            # calling the class hands out the one masked constant, which a BUILD could change
+            self._watched[id(ma.masked)] = ("numpy.ma.masked", ma.masked, _snapshot(ma.masked))
         return obj
 
     def check_built(self, root: Any, extra: dict[type, Callable[[Any], None]] | None = None) -> None:
@@ -938,8 +942,23 @@ def _snapshot(obj: Any) -> Any:
         return dict(obj.__dict__)
     if isinstance(obj, types.FunctionType):
         return (obj.__defaults__, obj.__kwdefaults__, obj.__code__, dict(obj.__dict__))
+    arrays = _array_parts(obj)
+    if arrays:  # (numpy.ma.masked: its data and mask, which a BUILD sets in place)
+        return [(a, _ndarray_state(a)) for a in arrays], dict(getattr(obj, "__dict__", {}))
     d = getattr(obj, "__dict__", None)
     return dict(d) if isinstance(d, dict) else None
+
+
+def _array_parts(obj: Any) -> list[Any]:
+    """A watched NumPy array and the arrays it holds as attributes (a masked array's mask)."""
+    np = sys.modules.get("numpy")
+    if np is None or isinstance(obj, type) or not isinstance(obj, np.ndarray) or obj.dtype.hasobject:
+        return []
+    return [obj] + [v for v in getattr(obj, "__dict__", {}).values() if type(v) is np.ndarray and not v.dtype.hasobject]
+
+
+def _ndarray_state(a: Any) -> Any:
+    return sys.modules["numpy"].ndarray.__reduce__(a)[2]
 
 
 def _forget_new_members(cls: Any, snap: Any) -> None:
@@ -966,6 +985,9 @@ def _changed(obj: Any, snap: Any) -> bool:
         return obj.__defaults__ is not d or obj.__kwdefaults__ is not kw or obj.__code__ is not code or not _same(
             obj.__dict__, attrs
         )
+    if _array_parts(obj):
+        states, attrs = snap
+        return not _same(getattr(obj, "__dict__", {}), attrs) or any(_ndarray_state(a) != st for a, st in states)
     d = getattr(obj, "__dict__", None)
     return isinstance(d, dict) and snap is not None and not _same(d, snap)
 
@@ -987,6 +1009,13 @@ def _restore(obj: Any, snap: Any) -> None:
             obj.__defaults__, obj.__kwdefaults__, obj.__code__, attrs = snap
             obj.__dict__.clear()
             obj.__dict__.update(attrs)
+        elif _array_parts(obj):
+            states, attrs = snap
+            if hasattr(obj, "__dict__"):
+                obj.__dict__.clear()
+                obj.__dict__.update(attrs)
+            for a, st in states:
+                sys.modules["numpy"].ndarray.__setstate__(a, st)
         elif snap is not None:
             d = obj.__dict__
             d.clear()
