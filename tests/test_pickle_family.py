@@ -1250,3 +1250,66 @@ def test_pickle_build_on_the_masked_constant_is_undone() -> None:
     with pytest.raises(amber.FormatError, match="changes numpy.ma.masked"):
         amber.loads(hostile, format="pickle", trusted=["numpy.ma"])
     assert np.ma.masked.shape == () and float(np.ma.masked.data) == 0.0 and bool(np.ma.masked.mask)
+
+
+class _Reduces:
+    """Pickles as ``fn(*args)`` with ``state`` (BUILD) after it."""
+
+    def __init__(self, *rv: Any) -> None:
+        self.rv = rv
+
+    def __reduce__(self) -> Any:
+        return self.rv
+
+
+_MASKED_42 = (1, (), np.dtype("f8"), False, np.array(42.0).tobytes(), np.array(False).tobytes(), 7.0)
+
+
+def _masked_is_pristine() -> bool:
+    m = np.ma.masked
+    return (m.shape == () and m.dtype is np.dtype("f8") and m.dtype.metadata is None and float(m.data) == 0.0
+            and bool(m.mask) and not m.flags.writeable and not m._mask.flags.writeable)
+
+
+@pytest.mark.parametrize("how", ["ma.min", "ma.max", "ma.sum", "global", "big", "metadata"])
+def test_masked_constant_changed_any_way_is_restored(how: str) -> None:
+    """However a pickle reaches numpy.ma.masked (a trusted function that returns it, such as
+    numpy.ma.min of a fully masked array, or its name), a BUILD on it is undone and the file
+    refused, with numpy.ma or numpy trusted (found in review: it stayed 42.0, unmasked, or a
+    million items long, or with dtype metadata, or writeable)."""
+    import pickle
+
+    state = _MASKED_42
+    if how == "big":
+        state = (1, (10**5,), np.dtype("f8"), False, bytes(8 * 10**5), bytes(10**5), 7.0)
+    if how == "metadata":
+        state = (1, (), np.dtype("f8", metadata={"evil": 1}), False, bytes(8), b"\x01", None)
+    all_masked = np.ma.array([1.0], mask=[True])
+    if how.startswith("ma."):
+        data = pickle.dumps(_Reduces(getattr(np.ma, how[3:]), (all_masked,), state), protocol=2)
+    else:
+        data = b"\x80\x02cnumpy.ma\nmasked\n" + pickle.dumps(state, protocol=2)[2:-1] + b"b."
+    for trusted in (["numpy.ma"], ["numpy"]):
+        with pytest.raises(amber.AmberError, match="numpy.ma.masked"):
+            amber.loads(data, format="pickle", trusted=trusted)
+        assert _masked_is_pristine()
+
+
+def test_module_tables_changed_by_a_pickle_are_restored() -> None:
+    """SETITEM on a module's dict or on a module's object array (numpy.ma's fill values,
+    SciPy's Cotes table) is undone and the file refused (found in review: the change lasted
+    for the whole process)."""
+    import numpy.ma.core as ma_core
+
+    before = dict(ma_core.default_filler)
+    data = b"\x80\x02cnumpy.ma.core\ndefault_filler\n(U\x01fG@E\x00\x00\x00\x00\x00\x00u."
+    with pytest.raises(amber.FormatError, match="numpy.ma.core.default_filler"):
+        amber.loads(data, format="pickle", trusted=["numpy"])
+    assert ma_core.default_filler == before
+    assert np.ma.array([1.0, 2.0], mask=[1, 0]).filled()[0] == 1e20
+    stable = pytest.importorskip("scipy.stats._levy_stable")
+    first = stable.Cotes_table[0]
+    with pytest.raises(amber.FormatError, match="Cotes_table"):
+        amber.loads(b"\x80\x02cscipy.stats._levy_stable\nCotes_table\nK\x00U\x04evils.", format="pickle",
+                    trusted=["scipy"])
+    assert stable.Cotes_table[0] is first

@@ -494,10 +494,6 @@ class PickleTrust:
         self._cache[key] = obj
         if id(obj) not in self._watched:
             self._watched[id(obj)] = (full, obj, _snapshot(obj))
-        ma = sys.modules.get("numpy.ma")
-        if ma is not None and obj is type(ma.masked) and id(ma.masked) not in self._watched:
-            # calling the class hands out the one masked constant, which a BUILD could change
-            self._watched[id(ma.masked)] = ("numpy.ma.masked", ma.masked, _snapshot(ma.masked))
         return obj
 
     def check_built(self, root: Any, extra: dict[type, Callable[[Any], None]] | None = None) -> None:
@@ -512,20 +508,25 @@ class PickleTrust:
             check(inst)
 
     def check_untouched(self) -> None:
-        """After a load: undo and refuse any change the pickle made to a class or function it
-        imported. (``BUILD`` on a global sets its attributes: a file could otherwise patch
-        ``LogisticRegression.predict`` or a function's defaults for the whole process.)"""
+        """After a load: undo and refuse any change the pickle made to a class, function, table
+        or array it imported, or to ``numpy.ma.masked``. (``BUILD`` on a global sets its
+        attributes, SETITEM changes a module's dict: a file could otherwise patch
+        ``LogisticRegression.predict``, a function's defaults or NumPy's fill values for the
+        whole process.)"""
         for _full, obj, snap in self._watched.values():
             if isinstance(obj, enum.EnumMeta):
                 _forget_new_members(obj, snap)
         changed = [full for full, obj, snap in self._watched.values() if _changed(obj, snap)]
+        masked = _masked_constant_problem()  # (restores it)
+        if masked is not None:
+            changed.append(masked)
         if not changed:
             return
         for full, obj, snap in self._watched.values():
             _restore(obj, snap)
         raise FormatError(
-            f"the pickle changes {', '.join(sorted(set(changed)))}, which it imports (a class or function "
-            "of this process): amber undid the change and refuses the file, which is corrupt or hostile"
+            f"the pickle changes {', '.join(sorted(set(changed)))} (objects of this process it imports or a "
+            "function hands it): amber undid the change and refuses the file, which is corrupt or hostile"
         )
 
 
@@ -932,9 +933,11 @@ for _op, _name in ((pickle.GET, "load_get"), (pickle.BINGET, "load_binget"),
 
 
 def _snapshot(obj: Any) -> Any:
-    """What BUILD could change on a global: a class's namespace (and an enum's members: a
-    call of the class hands out the shared member, which a BUILD could change), a
-    function's defaults, code and attributes, another object's ``__dict__``."""
+    """What BUILD (or SETITEM, APPEND) could change on a global: a class's namespace (and an
+    enum's members: a call of the class hands out the shared member, which a BUILD could
+    change), a function's defaults, code and attributes, a dict's, list's or set's items, a
+    NumPy array's data, dtype and flags (and those of the arrays it holds, a masked array's
+    mask), another object's ``__dict__``."""
     if isinstance(obj, enum.EnumMeta):
         return dict(obj.__dict__), [(m, _snapshot(m)) for m in obj.__members__.values()], \
             dict(getattr(obj, "_value2member_map_", {}))
@@ -942,9 +945,11 @@ def _snapshot(obj: Any) -> Any:
         return dict(obj.__dict__)
     if isinstance(obj, types.FunctionType):
         return (obj.__defaults__, obj.__kwdefaults__, obj.__code__, dict(obj.__dict__))
+    if type(obj) in (dict, list, set, bytearray):  # (a module's table: SETITEM would change it)
+        return obj.copy()
     arrays = _array_parts(obj)
-    if arrays:  # (numpy.ma.masked: its data and mask, which a BUILD sets in place)
-        return [(a, _ndarray_state(a)) for a in arrays], dict(getattr(obj, "__dict__", {}))
+    if arrays:
+        return [(a, _array_state(a)) for a in arrays], dict(getattr(obj, "__dict__", {}))
     d = getattr(obj, "__dict__", None)
     return dict(d) if isinstance(d, dict) else None
 
@@ -952,13 +957,26 @@ def _snapshot(obj: Any) -> Any:
 def _array_parts(obj: Any) -> list[Any]:
     """A watched NumPy array and the arrays it holds as attributes (a masked array's mask)."""
     np = sys.modules.get("numpy")
-    if np is None or isinstance(obj, type) or not isinstance(obj, np.ndarray) or obj.dtype.hasobject:
+    if np is None or isinstance(obj, type) or not isinstance(obj, np.ndarray):
         return []
-    return [obj] + [v for v in getattr(obj, "__dict__", {}).values() if type(v) is np.ndarray and not v.dtype.hasobject]
+    return [obj] + [v for v in getattr(obj, "__dict__", {}).values() if type(v) is np.ndarray]
 
 
-def _ndarray_state(a: Any) -> Any:
-    return sys.modules["numpy"].ndarray.__reduce__(a)[2]
+def _array_state(a: Any) -> Any:
+    """(ndarray state, the dtype object, writeable): the dtype by identity (an equal dtype
+    may carry other metadata), an object array's items as the objects themselves."""
+    return sys.modules["numpy"].ndarray.__reduce__(a)[2], a.dtype, bool(a.flags.writeable)
+
+
+def _same_array(a: Any, snap: Any) -> bool:
+    state, dtype, writeable = snap
+    now, now_dtype, now_writeable = _array_state(a)
+    if now_dtype is not dtype or now_writeable != writeable or now[:4] != state[:4]:
+        return False
+    data, was = now[4], state[4]
+    if type(was) is list:  # object items: compared by identity (no __eq__ of theirs runs)
+        return type(data) is list and len(data) == len(was) and all(x is y for x, y in zip(data, was))
+    return data == was
 
 
 def _forget_new_members(cls: Any, snap: Any) -> None:
@@ -985,9 +1003,15 @@ def _changed(obj: Any, snap: Any) -> bool:
         return obj.__defaults__ is not d or obj.__kwdefaults__ is not kw or obj.__code__ is not code or not _same(
             obj.__dict__, attrs
         )
+    if type(obj) is dict:
+        return not _same(obj, snap)
+    if type(obj) is list:
+        return len(obj) != len(snap) or any(x is not y for x, y in zip(obj, snap))
+    if type(obj) in (set, bytearray):
+        return obj != snap
     if _array_parts(obj):
         states, attrs = snap
-        return not _same(getattr(obj, "__dict__", {}), attrs) or any(_ndarray_state(a) != st for a, st in states)
+        return not _same(getattr(obj, "__dict__", {}), attrs) or not all(_same_array(a, st) for a, st in states)
     d = getattr(obj, "__dict__", None)
     return isinstance(d, dict) and snap is not None and not _same(d, snap)
 
@@ -1009,19 +1033,51 @@ def _restore(obj: Any, snap: Any) -> None:
             obj.__defaults__, obj.__kwdefaults__, obj.__code__, attrs = snap
             obj.__dict__.clear()
             obj.__dict__.update(attrs)
+        elif type(obj) in (dict, list, set, bytearray):
+            obj.clear()
+            obj.extend(snap) if type(obj) in (list, bytearray) else obj.update(snap)
         elif _array_parts(obj):
             states, attrs = snap
             if hasattr(obj, "__dict__"):
                 obj.__dict__.clear()
                 obj.__dict__.update(attrs)
-            for a, st in states:
-                sys.modules["numpy"].ndarray.__setstate__(a, st)
+            np = sys.modules["numpy"]
+            for a, (state, _dtype, writeable) in states:
+                np.ndarray.setflags(a, write=True) if not a.flags.writeable and a.flags.owndata else None
+                np.ndarray.__setstate__(a, state)
+                np.ndarray.setflags(a, write=writeable) if not writeable else None
         elif snap is not None:
             d = obj.__dict__
             d.clear()
             d.update(snap)
-    except (AttributeError, TypeError):  # a read-only attribute the pickle could not change either
+    except (AttributeError, TypeError, ValueError):  # a read-only attribute the pickle could not change either
         pass
+
+
+def _masked_constant_problem() -> str | None:
+    """Restore ``numpy.ma.masked``, the one masked constant of the process, if a load changed
+    it, and say so; None when it is as NumPy made it (0.0, float64, masked, read-only). A
+    pickle reaches it through any trusted function that returns it (``numpy.ma.min`` of a
+    fully masked array), not only through its class or its name."""
+    ma = sys.modules.get("numpy.ma")
+    if ma is None:
+        return None
+    np = sys.modules["numpy"]
+    m = ma.masked
+    mask = vars(m).get("_mask")
+    f8, b1 = np.dtype(np.float64), np.dtype(np.bool_)
+    if (
+        type(mask) is np.ndarray and m.dtype is f8 and mask.dtype is b1 and m.shape == () and mask.shape == ()
+        and np.ndarray.tobytes(m) == bytes(8) and np.ndarray.tobytes(mask) == b"\x01"
+        and not m.flags.writeable and not mask.flags.writeable
+    ):
+        return None
+    for a, (dt, raw) in ((m, (f8, bytes(8))), (mask, (b1, b"\x01"))):
+        if isinstance(a, np.ndarray):
+            np.ndarray.setflags(a, write=True) if a.flags.owndata else None
+            np.ndarray.__setstate__(a, (1, (), dt, False, raw))
+            np.ndarray.setflags(a, write=False)
+    return "numpy.ma.masked"
 
 
 _MISSING = object()
