@@ -638,9 +638,9 @@ fail:
     return NULL;
 }
 
-/* Does any of the n + 1 values at o fall below the one before it? Built for AVX2 as well
- * as the baseline where GCC can pick at load time (the baseline has no 64-bit vector
- * compare: pandas' string columns have int64 offsets, checked 4 at a time with AVX2). */
+/* The loops below are built for AVX2 as well as the baseline where GCC can pick one at load
+ * time (the baseline has no 64-bit vector compare: pandas' string columns have int64
+ * offsets, checked 4 at a time with AVX2). */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define AMBER_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -660,6 +660,7 @@ or_words(const unsigned char *t, Py_ssize_t n)
     return high;
 }
 
+/* descends32/64(o, n): does any of the n + 1 values at o fall below the one before it? */
 #define DESCENDS(name, type)                                                                                   \
     AMBER_CLONES static int name(const type *o, Py_ssize_t n)                                                  \
     {                                                                                                          \
@@ -701,27 +702,24 @@ text_offsets(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     long verdict = 0;
     if (n >= ov.len / width) /* fewer than n + 1 offsets */
         goto done;
-    int64_t lo, hi, prev;
+    int64_t lo, hi;
     int bad;
     if (width == 4) {
         const int32_t *o = (const int32_t *)ov.buf;
-        lo = o[0];
+        lo = o[0], hi = o[n];
         bad = descends32(o, n);
-        prev = o[n];
     }
     else {
         const int64_t *o = (const int64_t *)ov.buf;
-        lo = o[0];
+        lo = o[0], hi = o[n];
         bad = descends64(o, n);
-        prev = o[n];
     }
-    hi = prev;
     if (bad || lo < 0 || hi > (int64_t)dv.len)
         goto done;
     const unsigned char *t = (const unsigned char *)dv.buf + lo;
-    Py_ssize_t len = (Py_ssize_t)(hi - lo), i = 0;
+    Py_ssize_t len = (Py_ssize_t)(hi - lo);
     uint64_t high = or_words(t, len / 8);
-    for (i = len / 8 * 8; i < len; i++)
+    for (Py_ssize_t i = len / 8 * 8; i < len; i++)
         high |= t[i];
     verdict = (high & 0x8080808080808080ULL) ? 2 : 1;
 done:

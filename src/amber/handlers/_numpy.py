@@ -384,8 +384,8 @@ class MaskedConstantHandler(Handler):
     type_names = ("numpy.ma.core.MaskedConstant",)  # (numpy.ma is imported only when met)
 
     def encode(self, obj: Any, ctx: EncodeContext) -> list[Any]:
-        if obj is not np.ma.masked:
-            raise UnsupportedTypeError(type(obj), "", "a MaskedConstant other than numpy.ma.masked (one made by hand) is not supported")
+        # (there is no other: MaskedConstant() gives this one, and an ndarray.__new__ of the
+        # class comes out a plain MaskedArray)
         ctx.note_package("numpy")
         return [self.tag]
 

@@ -1033,19 +1033,23 @@ def _restore(obj: Any, snap: Any) -> None:
             obj.__defaults__, obj.__kwdefaults__, obj.__code__, attrs = snap
             obj.__dict__.clear()
             obj.__dict__.update(attrs)
-        elif type(obj) in (dict, list, set, bytearray):
+        elif type(obj) in (dict, set):
             obj.clear()
-            obj.extend(snap) if type(obj) in (list, bytearray) else obj.update(snap)
+            obj.update(snap)
+        elif type(obj) in (list, bytearray):
+            obj[:] = snap
         elif _array_parts(obj):
             states, attrs = snap
             if hasattr(obj, "__dict__"):
                 obj.__dict__.clear()
                 obj.__dict__.update(attrs)
-            np = sys.modules["numpy"]
+            ndarray = sys.modules["numpy"].ndarray
             for a, (state, _dtype, writeable) in states:
-                np.ndarray.setflags(a, write=True) if not a.flags.writeable and a.flags.owndata else None
-                np.ndarray.__setstate__(a, state)
-                np.ndarray.setflags(a, write=writeable) if not writeable else None
+                if a.flags.owndata:  # (a view's flag follows its base; __setstate__ needs neither)
+                    ndarray.setflags(a, write=True)
+                ndarray.__setstate__(a, state)
+                if not writeable:
+                    ndarray.setflags(a, write=False)
         elif snap is not None:
             d = obj.__dict__
             d.clear()
@@ -1058,25 +1062,19 @@ def _masked_constant_problem() -> str | None:
     """Restore ``numpy.ma.masked``, the one masked constant of the process, if a load changed
     it, and say so; None when it is as NumPy made it (0.0, float64, masked, read-only). A
     pickle reaches it through any trusted function that returns it (``numpy.ma.min`` of a
-    fully masked array), not only through its class or its name."""
+    fully masked array), not only through its class or its name, so it is compared with that
+    snapshot after every load, not only when the stream names it."""
     ma = sys.modules.get("numpy.ma")
     if ma is None:
         return None
     np = sys.modules["numpy"]
     m = ma.masked
-    mask = vars(m).get("_mask")
-    f8, b1 = np.dtype(np.float64), np.dtype(np.bool_)
-    if (
-        type(mask) is np.ndarray and m.dtype is f8 and mask.dtype is b1 and m.shape == () and mask.shape == ()
-        and np.ndarray.tobytes(m) == bytes(8) and np.ndarray.tobytes(mask) == b"\x01"
-        and not m.flags.writeable and not mask.flags.writeable
-    ):
+    made = ((np.dtype(np.float64), bytes(8)), (np.dtype(np.bool_), b"\x01"))  # (its data, its mask)
+    parts = _array_parts(m)
+    snap = [(a, ((1, (), dt, False, raw), dt, False)) for a, (dt, raw) in zip(parts, made)], dict(vars(m))
+    if len(parts) == len(made) and not _changed(m, snap):
         return None
-    for a, (dt, raw) in ((m, (f8, bytes(8))), (mask, (b1, b"\x01"))):
-        if isinstance(a, np.ndarray):
-            np.ndarray.setflags(a, write=True) if a.flags.owndata else None
-            np.ndarray.__setstate__(a, (1, (), dt, False, raw))
-            np.ndarray.setflags(a, write=False)
+    _restore(m, snap)
     return "numpy.ma.masked"
 
 
