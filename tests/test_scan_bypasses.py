@@ -191,8 +191,9 @@ def ran_in_child(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         jobs.append({"name": name, "loader": b.loader, "path": str(path), "workdir": str(where), "stdin": stdin})
         markers[name] = marker
     (base / "jobs.json").write_text(json.dumps(jobs))
-    # (a home of their own: gadgets such as idlelib's write config folders there, and one
-    # being made by another process at the same moment made idlelib exit)
+    # (a home of their own, where gadgets such as idlelib's write config folders; idlelib's
+    # made ready: two idlelib gadgets of this run making it at the same moment made one exit)
+    (base / ".idlerc").mkdir(exist_ok=True)
     subprocess.run(
         [sys.executable, "-c", _CHILD, str(base / "jobs.json")],
         stdin=subprocess.DEVNULL, capture_output=True, timeout=60, check=True, cwd=base,
