@@ -598,17 +598,67 @@ def test_bit_flip_in_a_read_ahead_array_fails_the_load(tmp_path: Path, which: in
     assert all(np.array_equal(a, b) for a, b in zip(amber.load(path), arrays))
 
 
-def test_bit_flip_in_a_big_array_read_in_pieces_fails_the_load(tmp_path: Path) -> None:
-    """A blob of several pieces is hashed piece by piece beside the reads; the mismatch
-    names the checksum block it lies in."""
+@pytest.mark.parametrize("chunk", [0, 1, 2, 4])
+def test_bit_flip_in_a_big_array_read_in_pieces_fails_the_load(tmp_path: Path, chunk: int) -> None:
+    """A big blob is read in two halves, this thread and the read helper each reading and
+    hashing its checksum blocks (0-1 here, 2-4 there); a mismatch in either half names the
+    block it lies in, with checksums on or off the other half's bytes are right."""
     big = np.arange(5 << 20, dtype=np.uint8)  # 5 MiB: five 1 MiB checksum blocks
     path = tmp_path / "big.amber"
     amber.dump({"small": np.ones(10), "big": big}, path)
     data = path.read_bytes()
-    b = next(b for b in parse(data).blobs if b["nbytes"] == big.nbytes)
-    path.write_bytes(flip(data, b["offset"] + (3 << 20) + 77, 0))
-    with pytest.raises(amber.CorruptFileError, match=r"chunk 3 .*checksum mismatch"):
+    blobs = parse(data).blobs
+    i, b = next((i, b) for i, b in enumerate(blobs) if b["nbytes"] == big.nbytes)
+    at = (chunk << 20) + 77
+    path.write_bytes(flip(data, b["offset"] + at, 0))
+    with pytest.raises(amber.CorruptFileError, match=rf"blob {i}, chunk {chunk} .*checksum mismatch"):
         amber.load(path)
+    got = amber.load(path, verify=False)["big"]
+    want = big.copy()
+    want[at] ^= 1
+    assert np.array_equal(got, want)
+
+
+def test_bit_flip_in_a_one_block_array_read_in_halves_fails_the_load(tmp_path: Path) -> None:
+    """A blob of one checksum block big enough to be read in two halves is hashed once both
+    are in; damage in the helper's half fails the load."""
+    one = np.arange(1 << 20, dtype=np.uint8)  # 1 MiB: one checksum block
+    path = tmp_path / "one.amber"
+    amber.dump([one, np.zeros(3)], path, compress=None)
+    data = path.read_bytes()
+    b = next(b for b in parse(data).blobs if b["nbytes"] == one.nbytes)
+    assert len(b["chunks"]) == 1
+    path.write_bytes(flip(data, b["offset"] + one.nbytes - 5, 2))
+    with pytest.raises(amber.CorruptFileError, match=r"chunk 0 .*checksum mismatch"):
+        amber.load(path)
+    assert amber.load(path, verify=False)[0][-5] == one[-5] ^ 4
+
+
+def test_big_reads_finish_here_when_the_read_helper_is_busy(tmp_path: Path) -> None:
+    """The read helper is one thread shared by every load of the process: when it is busy
+    (another load, or here held up), the half it was handed is taken back and read by the
+    loading thread, so a load never waits for another one's reads."""
+    import threading
+
+    from amber.container._pool import read_helper
+
+    obj = {"big": np.arange(3 << 20, dtype=np.uint8), "tiles": [np.full(300_000, i, np.uint8) for i in range(12)]}
+    path = tmp_path / "busy.amber"
+    amber.dump(obj, path)
+    release = threading.Event()
+    busy = read_helper().submit(release.wait, 60)  # the single helper thread is held up
+    try:
+        for kw in ({}, {"verify": False}):
+            deep_equal(amber.load(path, **kw), obj)
+        data = path.read_bytes()
+        b = parse(data).blobs[-1]
+        path.write_bytes(flip(data, b["offset"] + 99, 5))
+        with pytest.raises(amber.CorruptFileError, match="checksum mismatch"):
+            amber.load(path)
+        assert not busy.done()  # all of it was done here
+    finally:
+        release.set()
+        busy.result()
 
 
 def test_blobs_stored_out_of_index_order_load(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
-from amber.container._pool import io_thread
+from amber.container._pool import in_halves, io_thread
 from amber.errors import StorageError
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "FileObjSource",
     "FileSource",
     "PathLike",
+    "SPLIT",
     "RangeFile",
     "Source",
     "SourceFile",
@@ -37,6 +38,11 @@ __all__ = [
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+#: Reads of at least this many bytes from a thread-safe source are split in two: the read
+#: helper thread copies (and hashes) one half while the loading thread does the other
+#: (:func:`amber.container._pool.in_halves`).
+SPLIT = 1 << 20
 
 
 def is_url(target: Any) -> bool:
@@ -114,8 +120,12 @@ class FileSource(Source):
     def slurp(self) -> BytesSource:
         """The whole file in one read, as a private buffer (then closes the file)."""
         buf = np.empty(self.size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
+        view, cut = memoryview(buf), self.size // 2
         try:
-            self.readinto(0, memoryview(buf))
+            if self.size >= SPLIT:
+                in_halves(lambda: self.readinto(0, view[:cut]), lambda: self.readinto(cut, view[cut:]))
+            else:
+                self.readinto(0, view)
         finally:
             self.close()
         return BytesSource(buf, self.name, owned=True)

@@ -20,8 +20,8 @@ import xxhash
 
 from amber._compiled import compiled
 from amber.container._codecs import Codec, Filter, codec_from_manifest, filter_from_manifest
-from amber.container._io import Source
-from amber.container._pool import hasher, pool
+from amber.container._io import SPLIT, Source
+from amber.container._pool import hasher, in_halves, pool
 from amber.container._spec import (
     FLAG_MANIFEST_ZLIB,
     MANIFEST_MAX_RATIO,
@@ -409,10 +409,21 @@ class ContainerReader:
         end = span[-1].offset + span[-1].nbytes
         buf = np.empty(end - first.offset, dtype=np.uint8)
         view = memoryview(buf)
-        if not self.verify:
-            self.source.readinto(first.offset, view)
+        base = first.offset
+        if len(buf) >= SPLIT and len(span) > 1 and self.source.thread_safe:
+            half = base + len(buf) // 2  # the helper takes the blobs that start past the middle
+            j = next((i for i, b in enumerate(span) if b.offset >= half), len(span) - 1) or 1
+            cut = span[j].offset - base
+            if not self.verify:
+                in_halves(lambda: self.source.readinto(base, view[:cut]),
+                            lambda: self.source.readinto(base + cut, view[cut:]))
+            else:
+                in_halves(lambda: self._read_hashed(view, base, span[:j]),
+                            lambda: self._read_hashed(view, base, span[j:]))
+        elif not self.verify:
+            self.source.readinto(base, view)
         else:
-            self._read_hashed(view, first.offset, span)
+            self._read_hashed(view, base, span)
         for b in span[1:]:  # handed out only once checked
             self._ahead[b.index] = buf[b.offset - first.offset : b.offset - first.offset + b.nbytes]
         return buf[: first.nbytes]
@@ -442,6 +453,19 @@ class ContainerReader:
         hasher thread while the next piece is read (pending until settled). A blob of one
         piece that is needed checked at once is checked here (no hand-off)."""
         src = self.source
+        if b.nbytes >= SPLIT and src.thread_safe:
+            blocks = len(b.chunks)
+            if not self.verify or blocks < 2:  # (split at a checksum block boundary)
+                cut = b.nbytes // 2
+                in_halves(lambda: src.readinto(b.offset, view[:cut]),
+                            lambda: src.readinto(b.offset + cut, view[cut:]))
+                if self.verify:
+                    self._check(b, view)
+            else:
+                mid = blocks // 2
+                in_halves(lambda: self._read_blocks(b, view, 0, mid),
+                            lambda: self._read_blocks(b, view, mid, blocks))
+            return
         if not self.verify:
             src.readinto(b.offset, view)
             return
@@ -460,6 +484,16 @@ class ContainerReader:
             checks.append(_Check(_check_blocks, view[s:e], b, k, k1))
             k = k1
         self._pending[b.index] = checks
+
+    def _read_blocks(self, b: BlobInfo, view: memoryview, k0: int, k1: int) -> None:
+        """Read checksum blocks ``k0..k1-1`` of the uncompressed blob ``b`` into ``view`` (which
+        holds the whole blob), hashing each block as soon as it is read (still in the cache)."""
+        for k in range(k0, k1):
+            s = k * b.chunk
+            piece = view[s : s + b.chunks[k][0]]
+            self.source.readinto(b.offset + s, piece)
+            if _hash(piece) != b.chunks[k][1]:
+                raise self._bad(b, k)
 
     def _chunk_task(self, b: BlobInfo, k: int, out: memoryview, out_start: int) -> None:
         ln, h = b.chunks[k]
