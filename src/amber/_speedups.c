@@ -135,7 +135,9 @@ tree_problem(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     const unsigned char *d = (const unsigned char *)view.buf;
-    unsigned char *links = PyMem_Calloc((size_t)n, 1);   /* nodes linking here, up to 2 */
+    /* how many nodes link to each node: 0, 1, or 3 for more than one (x -> (x << 1 | 1) & 3
+     * counts without branching and cannot wrap back to 1) */
+    unsigned char *links = PyMem_Calloc((size_t)n, 1);
     int64_t *depth = PyMem_Malloc((size_t)n * sizeof(int64_t));
     if (links == NULL || depth == NULL) {
         PyMem_Free(links);
@@ -145,38 +147,41 @@ tree_problem(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     PyObject *res = NULL;
     depth[0] = 0;
-    for (Py_ssize_t i = 0; i < n && res == NULL; i++) {
+    links[0] = 1; /* the root: as if linked once */
+    const uint64_t features = n_features < 0 ? 0 : (uint64_t)n_features; /* (no feature fits below 0) */
+    for (Py_ssize_t i = 0; i < n; i++) {
         const unsigned char *r = d + i * size;
         int64_t l = rd_i64(r + lo), rt = rd_i64(r + ro);
-        if (i > 0 && links[i] != 1) {
+        if (links[i] != 1) {
             res = links[i] == 0 ? PyUnicode_FromFormat("no node links to node %zd", i)
                                 : PyUnicode_FromFormat("node %zd is the child of more than one node", i);
             break;
         }
         if (l == -1 && rt == -1) {
-            if (depth[i] > max_depth)
+            if (depth[i] > max_depth) {
                 res = PyUnicode_FromFormat("leaf %zd lies %lld levels deep, below the tree's max_depth %zd", i,
                                            (long long)depth[i], max_depth);
+                break;
+            }
             continue;
         }
-        if (l == -1 || rt == -1) {
-            res = PyUnicode_FromFormat("node %zd has one child", i);
-            break;
-        }
-        if (l <= i || l >= n || rt <= i || rt >= n || l == rt) {
-            res = PyUnicode_FromFormat("node %zd links to a child outside nodes %zd..%zd", i, i + 1, n - 1);
+        /* i < child < n, as one unsigned comparison each (-1 and negatives wrap to huge) */
+        uint64_t first = (uint64_t)i + 1, room = (uint64_t)(n - i - 1);
+        if ((uint64_t)l - first >= room || (uint64_t)rt - first >= room || l == rt) {
+            if (l == -1 || rt == -1)
+                res = PyUnicode_FromFormat("node %zd has one child", i);
+            else
+                res = PyUnicode_FromFormat("node %zd links to a child outside nodes %zd..%zd", i, i + 1, n - 1);
             break;
         }
         int64_t f = rd_i64(r + fo);
-        if (f < 0 || f >= n_features) {
+        if ((uint64_t)f >= features) {
             res = PyUnicode_FromFormat("node %zd splits on feature %lld, outside 0..%zd", i, (long long)f,
                                        n_features - 1);
             break;
         }
-        if (links[l] < 2)
-            links[l]++;
-        if (links[rt] < 2)
-            links[rt]++;
+        links[l] = (unsigned char)((links[l] << 1 | 1) & 3);
+        links[rt] = (unsigned char)((links[rt] << 1 | 1) & 3);
         depth[l] = depth[rt] = depth[i] + 1;
     }
     PyMem_Free(links);
