@@ -23,6 +23,7 @@ from amber.container._io import (
 )
 from amber.container._reader import ContainerReader, sniff
 from amber.errors import FormatError, StorageError
+from amber.formats._native import decode_from, encode_to
 from amber._node import ext_hook
 
 __all__ = ["FORMATS_BY_SUFFIX", "convert", "dump", "dumps", "inspect", "load", "loads", "open", "scan", "untrusted_types"]
@@ -167,8 +168,6 @@ def _dump_to(fmt: str, obj: Any, fh: Any, *, codec: Any, compress: Any, metadata
     if fmt in ("json", "jsonl"):
         _dump_json(fmt, obj, fh, compress=compress, metadata=metadata, compact=compact, array_lists=array_lists)
     elif fmt == "amber":
-        from amber.formats._native import encode_to
-
         encode_to(fh, obj, codec=codec, metadata=metadata, deterministic=deterministic, filters=filters,
                   allow_pickle=allow_pickle)
     else:
@@ -260,14 +259,14 @@ def _looks_like_json(head: bytes) -> bool:
 def _detect(src: Source, source: Any = None) -> str:
     """The format of ``src``, from its first bytes (and a zip's member names); JSON text
     is ``"jsonl"`` when the name of ``source`` (or of ``src``) says so."""
+    head = src.pread(0, min(64, src.size))
+    if sniff(head):
+        return "amber"
     from amber.container._streams import sniff_compression
     from amber.formats._npy import NPY_MAGIC
     from amber.formats._torchfile import is_torch_legacy
     from amber.security._walk import starts_like_pickle
 
-    head = src.pread(0, min(64, src.size))
-    if sniff(head):
-        return "amber"
     if head.startswith(HDF5_MAGIC):
         return "hdf5"
     if head.startswith(NPY_MAGIC):
@@ -416,8 +415,6 @@ def _load(
                 obj, metadata = load_hdf5(target, name=src.name, trusted=trusted, mmap=mmap, options=options)
                 return obj, metadata, fmt
             if fmt == "amber":
-                from amber.formats._native import decode_from
-
                 if not mmap and isinstance(src, FileSource) and src.size <= SMALL_FILE:
                     src = src.slurp()  # one read; its arrays become views of that buffer
 
@@ -483,8 +480,6 @@ def convert(
         dump(obj, target, format=fmt_out, compress=compress, protocol=protocol,
              metadata=keep if fmt_out in _WITH_METADATA else None)
         return fmt_in
-    from amber.formats._native import encode_to
-
     origin = {**_fingerprint(source), "format": fmt_in}
     sink = open_sink(target)
     try:
