@@ -634,6 +634,135 @@ def test_bit_flip_in_a_one_block_array_read_in_halves_fails_the_load(tmp_path: P
     assert amber.load(path, verify=False)[0][-5] == one[-5] ^ 4
 
 
+@pytest.mark.parametrize("chunk", [4096, 1000])
+def test_small_checksum_blocks_in_a_big_blob(tmp_path: Path, chunk: int) -> None:
+    """A writer may declare checksum blocks as small as it likes (1 byte to 1 GiB): the two
+    halves of a big blob then read several blocks per request, and a damaged block in
+    either half is still named exactly."""
+    big = np.arange(3 << 20, dtype=np.uint8) * 7
+    path = tmp_path / "small-blocks.amber"
+    amber.dump({"big": big}, path)
+    p = parse(path.read_bytes())
+    man = dict(p.manifest, blobs=[dict(b) for b in p.blobs])
+    i, b = next((i, b) for i, b in enumerate(man["blobs"]) if b["nbytes"] == big.nbytes)
+    raw = p.data[b["offset"] : b["offset"] + b["nbytes"]]
+    b["chunk"] = chunk
+    b["chunks"] = [[len(raw[s : s + chunk]), h64(raw[s : s + chunk])] for s in range(0, len(raw), chunk)]
+    data = p.rebuild(man)
+    path.write_bytes(data)
+    deep_equal(amber.load(path), {"big": big})
+    for at in (5, len(raw) // 2 - 1, len(raw) // 2 + 3 * chunk + 1, len(raw) - 1):
+        path.write_bytes(flip(data, b["offset"] + at, 6))
+        with pytest.raises(amber.CorruptFileError, match=rf"blob {i}, chunk {at // chunk} .*checksum mismatch"):
+            amber.load(path)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_loads_in_a_forked_child_get_their_own_helper_threads(tmp_path: Path) -> None:
+    """A forked child inherits the pools but not their threads: work queued there would
+    never run and keep its buffers alive. The child starts pools of its own, so its loads
+    read on two threads again and leave nothing queued."""
+    obj = {"big": np.arange(3 << 20, dtype=np.uint8), "tiles": [np.full(300_000, i, np.uint8) for i in range(8)]}
+    path = tmp_path / "fork.amber"
+    amber.dump(obj, path)
+    deep_equal(amber.load(path), obj)  # the parent's helper thread is running now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 3
+        try:
+            import time
+
+            from amber.container._pool import read_helper
+
+            for _ in range(3):
+                deep_equal(amber.load(path), obj)
+            ex = read_helper()
+            alive = [t.is_alive() for t in ex._threads]  # type: ignore[attr-defined]
+            # (a half taken back from a helper that had not started stays queued, cancelled,
+            # until the helper's next look at its queue: there is one that looks)
+            deadline = time.monotonic() + 10
+            while ex._work_queue.qsize() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                time.sleep(0.01)
+            code = 0 if alive == [True] and ex._work_queue.qsize() == 0 else 2  # type: ignore[attr-defined]
+        except BaseException as exc:  # noqa: BLE001 - said on stderr, the exit code fails the test
+            sys.stderr.write(f"in the child: {exc!r}\n")
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, status
+
+
+def test_loads_and_dumps_at_interpreter_exit(tmp_path: Path) -> None:
+    """An atexit handler runs after the thread pools stopped taking work: big reads and
+    writes then run on the calling thread, and still load and save the same data."""
+    path = tmp_path / "exit.amber"
+    code = textwrap.dedent(
+        f"""
+        import atexit
+        import numpy as np
+        import amber
+
+        def at_exit():
+            for n in (2 << 20, 9 << 20):
+                obj = {{"a": np.arange(n, dtype=np.uint8), "tiles": [np.full(300_000, 5, np.uint8)] * 9}}
+                amber.dump(obj, {str(path)!r})
+                amber.dump(obj, {str(path)!r} + ".z", compress=True)
+                for p in ({str(path)!r}, {str(path)!r} + ".z"):
+                    back = amber.load(p)
+                    assert np.array_equal(back["a"], obj["a"]) and len(back["tiles"]) == 9
+            print("ok")
+
+        amber.load(amber.dumps(np.zeros(4 << 20, np.uint8)))  # the pools exist and run
+        atexit.register(at_exit)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_a_load_interrupted_while_the_helper_reads_waits_for_it() -> None:
+    """The helper's half reads into the caller's buffer from the caller's file, which the
+    load closes as soon as it ends: an interruption (Ctrl-C) while the helper still works
+    is raised only once the helper is done, whether it came in this thread's half or
+    while waiting for the helper's."""
+    import signal
+    import threading
+    import time
+
+    from amber.container._pool import in_halves
+
+    started, done = threading.Event(), threading.Event()
+
+    def slow() -> None:
+        started.set()
+        time.sleep(0.3)
+        done.set()
+
+    def interrupted() -> None:
+        started.wait(10)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        in_halves(interrupted, slow)
+    assert done.is_set()
+
+    started.clear()
+    done.clear()
+
+    def alarm(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(KeyboardInterrupt):
+            in_halves(lambda: started.wait(10) and None, slow)  # interrupted while waiting for the helper
+        assert done.is_set()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def test_big_reads_finish_here_when_the_read_helper_is_busy(tmp_path: Path) -> None:
     """The read helper is one thread shared by every load of the process: when it is busy
     (another load, or here held up), the half it was handed is taken back and read by the

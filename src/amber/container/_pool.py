@@ -11,13 +11,46 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any
 
 __all__ = ["WORKERS", "hasher", "in_halves", "io_thread", "pool", "read_helper"]
 
 WORKERS = max(2, min(8, os.cpu_count() or 2))
+
+
+class _Pool(ThreadPoolExecutor):
+    """A thread pool whose ``submit`` runs the job at once, on the calling thread, when the
+    pool can take no more work (the interpreter is shutting down: a load or dump from an
+    ``atexit`` handler still works, on one thread)."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        try:
+            return super().submit(fn, *args, **kwargs)
+        except RuntimeError:  # "cannot schedule new futures after (interpreter) shutdown"
+            fut: Future[Any] = Future()
+            try:
+                fut.set_result(fn(*args, **kwargs))
+            except BaseException as exc:  # noqa: BLE001 - the job's error is the future's
+                fut.set_exception(exc)
+            return fut
+
+
 _pools: dict[str, ThreadPoolExecutor] = {}
 _lock = threading.Lock()
+
+
+def _forget_pools() -> None:
+    """In a forked child: the pools' threads stayed in the parent, so work queued on the
+    inherited pools would never run (and what it references never be freed); the child
+    starts new pools when it first needs them."""
+    global _lock
+    _pools.clear()
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 def _get(name: str, workers: int) -> ThreadPoolExecutor:
@@ -26,7 +59,7 @@ def _get(name: str, workers: int) -> ThreadPoolExecutor:
         with _lock:
             ex = _pools.get(name)
             if ex is None:
-                ex = _pools[name] = ThreadPoolExecutor(workers, thread_name_prefix=f"amber-{name}")
+                ex = _pools[name] = _Pool(workers, thread_name_prefix=f"amber-{name}")
     return ex
 
 
@@ -53,16 +86,32 @@ def in_halves(mine: Callable[[], None], theirs: Callable[[], None]) -> None:
     halves of a large read: copying from the page cache is bound by one core's memory
     throughput, and two cores read a 45 MB file in 8-10 ms where one takes 13-16 ms).
     When the helper has not started ``theirs`` by the time ``mine`` is done (it serves
-    another load), it runs here instead. Returns only once both are done, since their
-    reads go into the caller's buffers from the caller's file; raises the first error."""
+    another load), it runs here instead. Returns only once both are done, even when
+    interrupted (their reads go into the caller's buffers from the caller's file, which
+    the caller closes as soon as this returns); raises this thread's error if ``mine``
+    failed, else the helper's."""
     fut = read_helper().submit(theirs)
     try:
         mine()
     except BaseException:
         if not fut.cancel():
-            wait([fut])
+            _finish(fut)
         raise
     if fut.cancel():
         theirs()
     else:
+        _finish(fut)
         fut.result()
+
+
+def _finish(fut: Future[Any]) -> None:
+    """Wait until ``fut`` is done; an interruption meanwhile (KeyboardInterrupt) is raised
+    once it is."""
+    interrupted: BaseException | None = None
+    while not fut.done():
+        try:
+            wait([fut])
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the wait
+            interrupted = exc
+    if interrupted is not None:
+        raise interrupted

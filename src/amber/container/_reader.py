@@ -414,8 +414,8 @@ class ContainerReader:
         view = memoryview(buf)
         base = first.offset
         if len(buf) >= SPLIT and len(span) > 1 and self.source.thread_safe:
-            half = base + len(buf) // 2  # the helper takes the blobs that start past the middle
-            j = next((i for i, b in enumerate(span) if b.offset >= half), len(span) - 1) or 1
+            # the helper takes the blobs from the boundary nearest the middle on
+            j = min(range(1, len(span)), key=lambda i: abs(2 * (span[i].offset - base) - len(buf)))
             cut = span[j].offset - base
             if not self.verify:
                 in_halves(lambda: self.source.readinto(base, view[:cut]),
@@ -493,13 +493,18 @@ class ContainerReader:
 
     def _read_blocks(self, b: BlobInfo, view: memoryview, k0: int, k1: int) -> None:
         """Read checksum blocks ``k0..k1-1`` of the uncompressed blob ``b`` into ``view`` (which
-        holds the whole blob), hashing each block as soon as it is read (still in the cache)."""
-        for k in range(k0, k1):
-            s = k * b.chunk
-            piece = view[s : s + b.chunks[k][0]]
-            self.source.readinto(b.offset + s, piece)
-            if _hash(piece) != b.chunks[k][1]:
-                raise self._bad(b, k)
+        holds the whole blob), hashing each block as soon as it is read (still in the cache);
+        blocks smaller than _HOT are read together, one request for about _HOT bytes."""
+        per = max(1, _HOT // b.chunk)  # (small blocks are read several at a time)
+        k = k0
+        while k < k1:
+            k2 = min(k + per, k1)
+            s, e = k * b.chunk, min(b.nbytes, k2 * b.chunk)
+            self.source.readinto(b.offset + s, view[s:e])
+            bad = _check_blocks(view[s:e], b, k, k2)
+            if bad is not None:
+                raise self._bad(b, bad[1])
+            k = k2
 
     def _chunk_task(self, b: BlobInfo, k: int, out: memoryview, out_start: int) -> None:
         ln, h = b.chunks[k]
