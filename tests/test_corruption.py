@@ -721,46 +721,85 @@ def test_loads_and_dumps_at_interpreter_exit(tmp_path: Path) -> None:
 
 
 def test_a_load_interrupted_while_the_helper_reads_waits_for_it() -> None:
-    """The helper's half reads into the caller's buffer from the caller's file, which the
-    load closes as soon as it ends: an interruption (Ctrl-C) while the helper still works
-    is raised only once the helper is done, whether it came in this thread's half or
-    while waiting for the helper's."""
+    """The parts of a large read go into the caller's buffer from the caller's file, which
+    the load closes as soon as it ends: an interruption (Ctrl-C) while a part still runs on
+    the helper is raised only once no part runs any more, whether it came in a part of
+    this thread's or while this thread waited for the helper's."""
     import signal
     import threading
     import time
 
-    from amber.container._pool import in_halves
+    from amber.container._pool import in_parts
 
-    started, done = threading.Event(), threading.Event()
+    lock = threading.Lock()
+    running = [0]
+    started = threading.Event()
+
+    def part(body: Callable[[], None]) -> Callable[[], None]:
+        def run() -> None:
+            with lock:
+                running[0] += 1
+            try:
+                body()
+            finally:
+                with lock:
+                    running[0] -= 1
+        return run
 
     def slow() -> None:
         started.set()
         time.sleep(0.3)
-        done.set()
 
     def interrupted() -> None:
         started.wait(10)
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        in_halves(interrupted, slow)
-    assert done.is_set()
-
-    started.clear()
-    done.clear()
+        in_parts([part(interrupted), part(slow)])
+    assert running == [0]
 
     def alarm(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
+    started.clear()
     old = signal.signal(signal.SIGALRM, alarm)
     try:
         signal.setitimer(signal.ITIMER_REAL, 0.05)
         with pytest.raises(KeyboardInterrupt):
-            in_halves(lambda: started.wait(10) and None, slow)  # interrupted while waiting for the helper
-        assert done.is_set()
+            in_parts([part(lambda: started.wait(10) and None), part(slow)])
+        assert running == [0]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+
+
+def test_parts_of_a_split_read_raise_the_lowest_failure_and_stop() -> None:
+    """After a part fails no new part starts, and the error of the lowest failed part is
+    raised (the first damaged block of a blob, as a read in one piece would report)."""
+    import threading
+
+    from amber.container._pool import in_parts
+
+    ran = []
+
+    def ok(i: int) -> Callable[[], None]:
+        return lambda: ran.append(i)
+
+    def bad(i: int) -> Callable[[], None]:
+        def run() -> None:
+            ran.append(i)
+            raise ValueError(f"part {i}")
+        return run
+
+    with pytest.raises(ValueError, match="part 2"):
+        in_parts([ok(0), ok(1), bad(2), bad(3), *[ok(i) for i in range(4, 200)]])
+    assert 2 in ran
+    ran.clear()
+    in_parts([ok(i) for i in range(50)])
+    assert sorted(ran) == list(range(50))
+    ran.clear()
+    in_parts([ok(0)])  # one part: here, no hand-off
+    assert ran == [0] and threading.active_count() >= 1
 
 
 def test_big_reads_finish_here_when_the_read_helper_is_busy(tmp_path: Path) -> None:

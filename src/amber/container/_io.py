@@ -19,7 +19,7 @@ from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
-from amber.container._pool import in_halves, io_thread
+from amber.container._pool import in_parts, io_thread
 from amber.errors import StorageError
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "FileObjSource",
     "FileSource",
     "PathLike",
+    "PART",
     "SPLIT",
     "RangeFile",
     "Source",
@@ -35,14 +36,22 @@ __all__ = [
     "is_url",
     "open_sink",
     "open_source",
+    "part_size",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-#: Reads of at least this many bytes from a thread-safe source are split in two: the read
-#: helper thread copies (and hashes) one half while the loading thread does the other
-#: (:func:`amber.container._pool.in_halves`).
+#: Reads of at least this many bytes from a thread-safe source are split in parts of at
+#: most PART bytes, which the loading thread and the read helper thread copy (and hash)
+#: side by side (:func:`amber.container._pool.in_parts`).
 SPLIT = 1 << 20
+PART = 2 << 20
+
+
+def part_size(n: int, unit: int = 1) -> int:
+    """Bytes per part of a split read of ``n`` bytes: at most PART, at least two parts,
+    a multiple of ``unit`` (a checksum block)."""
+    return max(1, min(PART, n // 2) // unit) * unit
 
 
 def is_url(target: Any) -> bool:
@@ -120,10 +129,11 @@ class FileSource(Source):
     def slurp(self) -> BytesSource:
         """The whole file in one read, as a private buffer (then closes the file)."""
         buf = np.empty(self.size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
-        view, cut = memoryview(buf), self.size // 2
+        view = memoryview(buf)
         try:
             if self.size >= SPLIT:
-                in_halves(lambda: self.readinto(0, view[:cut]), lambda: self.readinto(cut, view[cut:]))
+                step = part_size(self.size)
+                in_parts([lambda s=s: self.readinto(s, view[s : s + step]) for s in range(0, self.size, step)])
             else:
                 self.readinto(0, view)
         finally:

@@ -20,8 +20,8 @@ import xxhash
 
 from amber._compiled import compiled
 from amber.container._codecs import Codec, Filter, codec_from_manifest, filter_from_manifest
-from amber.container._io import SPLIT, Source
-from amber.container._pool import hasher, in_halves, pool
+from amber.container._io import SPLIT, Source, part_size
+from amber.container._pool import hasher, in_parts, pool
 from amber.container._spec import (
     FLAG_MANIFEST_ZLIB,
     MANIFEST_MAX_RATIO,
@@ -414,15 +414,17 @@ class ContainerReader:
         view = memoryview(buf)
         base = first.offset
         if len(buf) >= SPLIT and len(span) > 1 and self.source.thread_safe:
-            # the helper takes the blobs from the boundary nearest the middle on
-            j = min(range(1, len(span)), key=lambda i: abs(2 * (span[i].offset - base) - len(buf)))
-            cut = span[j].offset - base
+            step = part_size(len(buf))  # parts of whole blobs, of about step bytes each
+            groups, a = [], 0
+            for j in range(1, len(span) + 1):
+                if j == len(span) or span[j].offset - span[a].offset >= step:
+                    groups.append(span[a:j])
+                    a = j
             if not self.verify:
-                in_halves(lambda: self.source.readinto(base, view[:cut]),
-                            lambda: self.source.readinto(base + cut, view[cut:]))
+                ranges = [(g[0].offset - base, g[-1].offset + g[-1].nbytes - base) for g in groups]
+                in_parts([lambda s=s, e=e: self.source.readinto(base + s, view[s:e]) for s, e in ranges])
             else:
-                in_halves(lambda: self._read_hashed(view, base, span[:j]),
-                            lambda: self._read_hashed(view, base, span[j:]))
+                in_parts([lambda g=g: self._read_hashed(view, base, g) for g in groups])
         elif not self.verify:
             self.source.readinto(base, view)
         else:
@@ -461,16 +463,14 @@ class ContainerReader:
         src = self.source
         if b.nbytes >= SPLIT and src.thread_safe:
             blocks = len(b.chunks)
-            if not self.verify or blocks < 2:  # (split at a checksum block boundary)
-                cut = b.nbytes // 2
-                in_halves(lambda: src.readinto(b.offset, view[:cut]),
-                            lambda: src.readinto(b.offset + cut, view[cut:]))
+            if not self.verify or blocks < 2:  # (a part is whole checksum blocks)
+                step = part_size(b.nbytes)
+                in_parts([lambda s=s: src.readinto(b.offset + s, view[s : s + step]) for s in range(0, b.nbytes, step)])
                 if self.verify:
                     self._check(b, view)
             else:
-                mid = blocks // 2
-                in_halves(lambda: self._read_blocks(b, view, 0, mid),
-                            lambda: self._read_blocks(b, view, mid, blocks))
+                per = part_size(b.nbytes, b.chunk) // b.chunk
+                in_parts([lambda k=k: self._read_blocks(b, view, k, min(k + per, blocks)) for k in range(0, blocks, per)])
             return
         if not self.verify:
             src.readinto(b.offset, view)
