@@ -78,7 +78,7 @@ def io_thread() -> ThreadPoolExecutor:
 
 
 def read_helper() -> ThreadPoolExecutor:
-    """One thread that takes half of every large read (see :func:`in_halves`)."""
+    """One thread that takes parts of every large read (see :func:`in_parts`)."""
     return _get("read", 1)
 
 

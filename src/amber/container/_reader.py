@@ -326,8 +326,8 @@ class ContainerReader:
         With ``readahead`` on (a whole-file load), a small uncompressed blob is read
         together with the small uncompressed blobs that follow it (one request for many
         arrays); the arrays are then views into that shared buffer, hashed as it is read.
-        A larger blob (and a span of at least ``SPLIT`` bytes) is read in two halves, one
-        by the read helper thread, each half hashed as it is read. From a source that is
+        A larger blob (and a span of at least ``SPLIT`` bytes) is read in parts that this
+        thread and the read helper thread take in turn, each part hashed as it is read. From a source that is
         not thread-safe (a file object) it is read in pieces whose checksums the hasher
         thread computes while this one reads on; there ``late_check=True`` (for bytes that
         are only ever data, such as array contents, never parsed during the load) takes
@@ -440,7 +440,7 @@ class ContainerReader:
         after 16 MB reads). Not on the hasher thread: there the hashing competed with the
         decoding of these many small objects (a 100-tree forest: 17 ms this way, 40-44 ms
         with a Python job on the hasher thread, 30-37 ms even with a native thread that
-        never took the GIL). A large span is read in two halves (_read_span)."""
+        never took the GIL). A large span is read in parts on two threads (_read_span)."""
         i, n = 0, len(span)
         while i < n:
             j = i + 1
@@ -455,11 +455,11 @@ class ContainerReader:
 
     def _read_plain(self, b: BlobInfo, view: memoryview, late: bool) -> None:
         """Read an uncompressed blob. From a thread-safe source a blob of at least
-        ``SPLIT`` bytes is read in two halves at a checksum block boundary, this thread and
-        the read helper each reading and hashing its blocks. Otherwise a blob of one piece
-        that is needed checked at once is read and checked here (no hand-off), and a larger
-        one is read in pieces whose checksums the hasher thread computes while the next
-        piece is read (pending until settled)."""
+        ``SPLIT`` bytes is read in parts of whole checksum blocks, which this thread and
+        the read helper take in turn, each reading and hashing its blocks. Otherwise a
+        blob of one piece that is needed checked at once is read and checked here (no
+        hand-off), and a larger one is read in pieces whose checksums the hasher thread
+        computes while the next piece is read (pending until settled)."""
         src = self.source
         if b.nbytes >= SPLIT and src.thread_safe:
             blocks = len(b.chunks)
