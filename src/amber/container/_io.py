@@ -82,6 +82,16 @@ class Source(ABC):
     def readinto(self, offset: int, buf: memoryview) -> None:
         """Fill ``buf`` with the bytes at ``offset``; raise StorageError past the end."""
 
+    def readinto_parts(self, offset: int, buf: memoryview) -> None:
+        """:meth:`readinto`; a large read from a thread-safe source goes in parts on two
+        threads (:func:`amber.container._pool.in_parts`)."""
+        n = len(buf)
+        if n < SPLIT or not self.thread_safe:
+            self.readinto(offset, buf)
+            return
+        step = part_size(n)
+        in_parts([lambda s=s: self.readinto(offset + s, buf[s : s + step]) for s in range(0, n, step)])
+
     def mmap(self, private: bool = False) -> Any:
         """A read-only buffer over the whole file, or None when it cannot be mapped.
         ``private``: a writable copy-on-write mapping instead (writes never reach the file)."""
@@ -129,13 +139,8 @@ class FileSource(Source):
     def slurp(self) -> BytesSource:
         """The whole file in one read, as a private buffer (then closes the file)."""
         buf = np.empty(self.size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
-        view = memoryview(buf)
         try:
-            if self.size >= SPLIT:
-                step = part_size(self.size)
-                in_parts([lambda s=s: self.readinto(s, view[s : s + step]) for s in range(0, self.size, step)])
-            else:
-                self.readinto(0, view)
+            self.readinto_parts(0, memoryview(buf))
         finally:
             self.close()
         return BytesSource(buf, self.name, owned=True)

@@ -413,20 +413,16 @@ class ContainerReader:
         buf = np.empty(end - first.offset, dtype=np.uint8)
         view = memoryview(buf)
         base = first.offset
-        if len(buf) >= SPLIT and len(span) > 1 and self.source.thread_safe:
+        if not self.verify:
+            self.source.readinto_parts(base, view)
+        elif len(buf) >= SPLIT and len(span) > 1 and self.source.thread_safe:
             step = part_size(len(buf))  # parts of whole blobs, of about step bytes each
             groups, a = [], 0
             for j in range(1, len(span) + 1):
                 if j == len(span) or span[j].offset - span[a].offset >= step:
                     groups.append(span[a:j])
                     a = j
-            if not self.verify:
-                ranges = [(g[0].offset - base, g[-1].offset + g[-1].nbytes - base) for g in groups]
-                in_parts([lambda s=s, e=e: self.source.readinto(base + s, view[s:e]) for s, e in ranges])
-            else:
-                in_parts([lambda g=g: self._read_hashed(view, base, g) for g in groups])
-        elif not self.verify:
-            self.source.readinto(base, view)
+            in_parts([lambda g=g: self._read_hashed(view, base, g) for g in groups])
         else:
             self._read_hashed(view, base, span)
         for b in span[1:]:  # handed out only once checked
@@ -461,19 +457,17 @@ class ContainerReader:
         hand-off), and a larger one is read in pieces whose checksums the hasher thread
         computes while the next piece is read (pending until settled)."""
         src = self.source
+        if not self.verify:
+            src.readinto_parts(b.offset, view)
+            return
         if b.nbytes >= SPLIT and src.thread_safe:
             blocks = len(b.chunks)
-            if not self.verify or blocks < 2:  # (a part is whole checksum blocks)
-                step = part_size(b.nbytes)
-                in_parts([lambda s=s: src.readinto(b.offset + s, view[s : s + step]) for s in range(0, b.nbytes, step)])
-                if self.verify:
-                    self._check(b, view)
-            else:
+            if blocks < 2:  # one checksum block: read in parts, hashed once whole
+                src.readinto_parts(b.offset, view)
+                self._check(b, view)
+            else:  # parts of whole checksum blocks, each hashed as it is read
                 per = part_size(b.nbytes, b.chunk) // b.chunk
                 in_parts([lambda k=k: self._read_blocks(b, view, k, min(k + per, blocks)) for k in range(0, blocks, per)])
-            return
-        if not self.verify:
-            src.readinto(b.offset, view)
             return
         if not late and b.nbytes <= _PIECE:
             src.readinto(b.offset, view)
