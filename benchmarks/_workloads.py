@@ -224,8 +224,10 @@ def _forest_nbytes(forest: Any) -> int:
 
 
 def build(sizes: Sizes, groups: tuple[str, ...], seed: int, repeat: int | None) -> Iterator[Workload]:
-    """The selected workloads, made one at a time. ``repeat=None``: 3 for the matrix and the
-    state dict, else 5."""
+    """The selected workloads, made one at a time. ``repeat=None``: 3 for the matrix, 5 for
+    the state dict and the tiles and dict, and more for the quick ones, where one pause of
+    this shared machine's other tenants costs a tool a whole round: 15 for the forest and
+    the DataFrame (about 20 ms a load), 11 for the small objects."""
     if "matrix" in groups:
         m = make_matrix(sizes.matrix_mb, seed)
         title = f"{m.nbytes / 1e6:.0f} MB float64 matrix ({m.shape[0]} x {m.shape[1]}, uniform random)"
@@ -256,7 +258,7 @@ def build(sizes: Sizes, groups: tuple[str, ...], seed: int, repeat: int | None) 
             f"{FOREST_FEATURES}; {nodes:,} tree nodes)"
         )
         yield Workload(
-            "forest", "forest", title, forest, repeat or 5, has_arrays=True, kind="forest",
+            "forest", "forest", title, forest, repeat or 15, has_arrays=True, kind="forest",
             expected=(probe, proba, pred), nbytes=_forest_nbytes(forest),
         )
         del forest, probe, proba, pred
@@ -265,7 +267,7 @@ def build(sizes: Sizes, groups: tuple[str, ...], seed: int, repeat: int | None) 
         nbytes = int(df.memory_usage(deep=True, index=True).sum())
         dtypes = ", ".join(str(t) for t in df.dtypes)
         title = f"pandas DataFrame, {len(df):,} rows x {df.shape[1]} columns ({dtypes}; {nbytes / 1e6:.0f} MB in memory)"
-        yield Workload("frame", "frame", title, df, repeat or 5, has_arrays=True, kind="frame", nbytes=nbytes)
+        yield Workload("frame", "frame", title, df, repeat or 15, has_arrays=True, kind="frame", nbytes=nbytes)
         del df
     if "torch" in groups:
         sd = make_state_dict(sizes.torch_params, seed)
@@ -275,7 +277,7 @@ def build(sizes: Sizes, groups: tuple[str, ...], seed: int, repeat: int | None) 
             f"PyTorch state dict, {n / 1e6:.1f}M float32 parameters in {len(sd)} tensors "
             f"({nbytes / 1e6:.0f} MB; transformer-like, {TORCH_BLOCKS} blocks, d={sd['norm.weight'].numel()})"
         )
-        yield Workload("torch", "torch", title, sd, repeat or 3, has_arrays=True, kind="torch", nbytes=nbytes)
+        yield Workload("torch", "torch", title, sd, repeat or 5, has_arrays=True, kind="torch", nbytes=nbytes)
         del sd
     if "objects" in groups:
         from benchmarks import _objects
@@ -285,7 +287,7 @@ def build(sizes: Sizes, groups: tuple[str, ...], seed: int, repeat: int | None) 
             f"list of {len(objs):,} small objects of user classes (a dataclass, a plain class and a "
             f"__slots__ class, in turn) from {_objects.__name__}"
         )
-        yield Workload("objects", "objects", title, objs, repeat or 5, kind="objects", trusted=(_objects.__name__,))
+        yield Workload("objects", "objects", title, objs, repeat or 11, kind="objects", trusted=(_objects.__name__,))
         del objs
 
 

@@ -160,7 +160,8 @@ def tree_nodes_problem(nodes: np.ndarray, n_features: int, max_depth: int, fast:
         return f"its max_depth {max_depth} is not below its number of nodes ({len(nodes)})"
     size, left_at, right_at, feature_at, native = layout
     if fast and _C is not None and native and nodes.ndim == 1 and nodes.flags.c_contiguous:
-        return _C(memoryview(nodes).cast("B"), len(nodes), size, left_at, right_at, feature_at, n_features, max_depth)
+        # (the array itself: a memoryview of it spells out the record type first, 4 us a tree)
+        return _C(nodes, len(nodes), size, left_at, right_at, feature_at, n_features, max_depth)
     as64 = [np.asarray(nodes[k], dtype=np.int64) for k in ("left_child", "right_child", "feature")]
     return _links_problem(*as64, n_features, max_depth, fast)
 
