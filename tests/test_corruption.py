@@ -817,6 +817,36 @@ def test_parts_of_a_split_read_raise_the_lowest_failure_and_stop() -> None:
         busy.result()
 
 
+def test_a_failure_on_the_helper_stops_this_thread_taking_parts() -> None:
+    """The stop crosses threads: a part that fails on the read helper keeps this thread
+    from starting another part once its current one ends (and the helper's error is
+    raised). Forced here: the helper's part fails while this thread is inside a part, and
+    that part ends only after it failed, whichever parts each thread took."""
+    import threading
+
+    from amber.container._pool import in_parts
+
+    me = threading.get_ident()
+    here_started, helper_failed = threading.Event(), threading.Event()
+    started: list[tuple[str, int]] = []
+
+    def part(i: int) -> Callable[[], None]:
+        def run() -> None:
+            here = threading.get_ident() == me
+            started.append(("here" if here else "helper", i))
+            if not here:  # fails once this thread is inside a part of its own
+                assert here_started.wait(30), "this thread never took a part"
+                helper_failed.set()
+                raise ValueError(f"helper part {i}")
+            here_started.set()
+            assert helper_failed.wait(30), "the read helper never took a part"
+        return run
+
+    with pytest.raises(ValueError, match="helper part"):
+        in_parts([part(i) for i in range(40)])
+    assert sorted(who for who, _ in started) == ["helper", "here"]  # one part each, then both stopped
+
+
 def test_big_reads_from_bytes_in_memory(tmp_path: Path) -> None:
     """``loads`` of bytes copies large reads with NumPy (no GIL, the parts side by side):
     the data comes back whole, and damage in any part is still named exactly."""

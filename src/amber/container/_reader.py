@@ -12,7 +12,7 @@ import functools
 import os
 import zlib
 from concurrent.futures import Future
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import msgpack
 import numpy as np
@@ -474,31 +474,30 @@ class ContainerReader:
             self._check(b, view)
             return
         checks = []
-        n, blocks = b.nbytes, len(b.chunks)
-        per_piece = max(1, _PIECE // b.chunk)
-        k = 0
-        while k < blocks:
-            k1 = min(k + per_piece, blocks)
-            s, e = k * b.chunk, min(n, k1 * b.chunk)
-            src.readinto(b.offset + s, view[s:e])
-            checks.append(_Check(_check_blocks, view[s:e], b, k, k1))
-            k = k1
+        for k, k1, piece in self._pieces(b, view, 0, len(b.chunks), _PIECE):
+            checks.append(_Check(_check_blocks, piece, b, k, k1))
         self._pending[b.index] = checks
 
     def _read_blocks(self, b: BlobInfo, view: memoryview, k0: int, k1: int) -> None:
         """Read checksum blocks ``k0..k1-1`` of the uncompressed blob ``b`` into ``view`` (which
         holds the whole blob), hashing each block as soon as it is read (still in the cache);
         blocks smaller than _HOT are read together, one request for about _HOT bytes."""
-        per = max(1, _HOT // b.chunk)  # (small blocks are read several at a time)
-        k = k0
-        while k < k1:
+        for k, k2, piece in self._pieces(b, view, k0, k1, _HOT):
+            bad = _check_blocks(piece, b, k, k2)
+            if bad is not None:
+                raise self._bad(b, bad[1])
+
+    def _pieces(self, b: BlobInfo, view: memoryview, k0: int, k1: int, size: int) -> Iterator[tuple[int, int, memoryview]]:
+        """Read checksum blocks ``k0..k1-1`` of the uncompressed blob ``b`` into ``view``
+        (which holds the whole blob) in pieces of whole blocks, about ``size`` bytes each
+        (at least one block); yield ``(first block, end block, the piece's bytes)`` after
+        each read."""
+        per = max(1, size // b.chunk)
+        for k in range(k0, k1, per):
             k2 = min(k + per, k1)
             s, e = k * b.chunk, min(b.nbytes, k2 * b.chunk)
             self.source.readinto(b.offset + s, view[s:e])
-            bad = _check_blocks(view[s:e], b, k, k2)
-            if bad is not None:
-                raise self._bad(b, bad[1])
-            k = k2
+            yield k, k2, view[s:e]
 
     def _chunk_task(self, b: BlobInfo, k: int, out: memoryview, out_start: int) -> None:
         ln, h = b.chunks[k]
