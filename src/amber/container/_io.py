@@ -118,6 +118,12 @@ class FileSource(Source):
         self._map: _mmap.mmap | None = None
         self._private: _mmap.mmap | None = None
 
+    def pread(self, offset: int, n: int) -> bytes:
+        data = os.pread(self.fd, n, offset)  # (one call, no buffer to fill and copy)
+        if len(data) == n:
+            return data
+        return super().pread(offset, n)  # a short read: the loop, which names the end of the file
+
     def readinto(self, offset: int, buf: memoryview) -> None:
         want = len(buf)
         done = 0

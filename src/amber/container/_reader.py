@@ -291,10 +291,11 @@ class ContainerReader:
             self.blobs = [BlobInfo(i, e, m_off, self.name) for i, e in enumerate(blobs)]
         else:  # the C twin built the plain uncompressed entries; the others are checked here
             self.blobs = [BlobInfo(i, blobs[i], m_off, self.name) if b is None else b for i, b in enumerate(fast)]
-        spans = sorted((b.offset, b.offset + b.stored, b.index) for b in self.blobs if b.stored)
-        for (s0, e0, i0), (s1, _e1, i1) in zip(spans, spans[1:]):
-            if s1 < e0:
-                raise CorruptFileError(f"{self.name}: blobs {i0} and {i1} overlap at byte offset {s1}")
+        if len(self.blobs) > 1:
+            spans = sorted((b.offset, b.offset + b.stored, b.index) for b in self.blobs if b.stored)
+            for (s0, e0, i0), (s1, _e1, i1) in zip(spans, spans[1:]):
+                if s1 < e0:
+                    raise CorruptFileError(f"{self.name}: blobs {i0} and {i1} overlap at byte offset {s1}")
 
     # -- blob access ------------------------------------------------------------------
     def blob(self, index: Any) -> BlobInfo:
@@ -371,6 +372,8 @@ class ContainerReader:
     def settle(self) -> None:
         """Wait for the checksums of every blob handed out unchecked so far; raise
         ``CorruptFileError`` for the first that does not match."""
+        if not self._pending:  # (most loads: every blob was checked as it was read)
+            return
         pending, self._pending = self._pending, {}
         checks = list(dict.fromkeys(c for cs in pending.values() for c in cs))
         # the hasher works through its queue from the front: this thread takes the jobs it

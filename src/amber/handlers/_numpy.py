@@ -146,9 +146,13 @@ def _dtype_from_node(node: Any, depth: int = 0) -> np.dtype:
 
 
 def _shape(node: Any) -> tuple[int, ...]:
-    if type(node) not in (list, tuple) or len(node) > _MAX_NDIM or not all(type(s) is int and s >= 0 for s in node):
-        raise CorruptFileError(f"malformed array shape {node!r:.80}")
-    return tuple(node)
+    if (type(node) is tuple or type(node) is list) and len(node) <= _MAX_NDIM:
+        for s in node:  # (a loop: all() over a generator cost twice as much for these few items)
+            if type(s) is not int or s < 0:
+                break
+        else:
+            return tuple(node)
+    raise CorruptFileError(f"malformed array shape {node!r:.80}")
 
 
 def _count(shape: tuple[int, ...]) -> int:
