@@ -817,6 +817,30 @@ def test_parts_of_a_split_read_raise_the_lowest_failure_and_stop() -> None:
         busy.result()
 
 
+def test_a_file_that_shrinks_while_it_is_read_names_where_it_ended(tmp_path: Path) -> None:
+    """A local file cut short after it was opened (another process truncating it): reads
+    past the new end raise StorageError naming the byte where the data ended (or where the
+    read began, past it), never return short bytes, and a load of it fails with an
+    AmberError."""
+    from amber.container._io import FileSource
+
+    p = tmp_path / "shrinks.amber"
+    amber.dump({"a": np.arange(100_000)}, p)
+    src = FileSource(p)
+    try:
+        size = src.size
+        assert src.pread(0, 64) == p.read_bytes()[:64]
+        os.truncate(p, 1000)
+        with pytest.raises(amber.StorageError, match="unexpected end of file at byte 1000"):
+            src.pread(900, 200)
+        with pytest.raises(amber.StorageError, match=f"unexpected end of file at byte {size - 40}"):
+            src.pread(size - 40, 40)  # (nothing there any more: the end is where the read began)
+    finally:
+        src.close()
+    with pytest.raises(amber.AmberError):
+        amber.load(p)
+
+
 def test_a_failure_on_the_helper_stops_this_thread_taking_parts() -> None:
     """The stop crosses threads: a part that fails on the read helper keeps this thread
     from starting another part once its current one ends (and the helper's error is
