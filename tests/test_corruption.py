@@ -604,9 +604,9 @@ def test_bit_flip_in_a_read_ahead_array_fails_the_load(tmp_path: Path, which: in
 
 @pytest.mark.parametrize("chunk", [0, 1, 2, 4])
 def test_bit_flip_in_a_big_array_read_in_pieces_fails_the_load(tmp_path: Path, chunk: int) -> None:
-    """A big blob is read in two halves, this thread and the read helper each reading and
-    hashing its checksum blocks (0-1 here, 2-4 there); a mismatch in either half names the
-    block it lies in, with checksums on or off the other half's bytes are right."""
+    """A big blob is read in parts of whole checksum blocks that this thread and the read
+    helper take in turn, each reading and hashing its blocks; a mismatch in any part names
+    the block it lies in, and with checksums off the other parts' bytes are right."""
     big = np.arange(5 << 20, dtype=np.uint8)  # 5 MiB: five 1 MiB checksum blocks
     path = tmp_path / "big.amber"
     amber.dump({"small": np.ones(10), "big": big}, path)
@@ -623,9 +623,9 @@ def test_bit_flip_in_a_big_array_read_in_pieces_fails_the_load(tmp_path: Path, c
     assert np.array_equal(got, want)
 
 
-def test_bit_flip_in_a_one_block_array_read_in_halves_fails_the_load(tmp_path: Path) -> None:
-    """A blob of one checksum block big enough to be read in two halves is hashed once both
-    are in; damage in the helper's half fails the load."""
+def test_bit_flip_in_a_one_block_array_read_in_parts_fails_the_load(tmp_path: Path) -> None:
+    """A blob of one checksum block big enough to be read in parts is hashed once all of
+    them are in; damage in its last part fails the load."""
     one = np.arange(1 << 20, dtype=np.uint8)  # 1 MiB: one checksum block
     path = tmp_path / "one.amber"
     amber.dump([one, np.zeros(3)], path, compress=None)
@@ -640,9 +640,9 @@ def test_bit_flip_in_a_one_block_array_read_in_halves_fails_the_load(tmp_path: P
 
 @pytest.mark.parametrize("chunk", [4096, 1000])
 def test_small_checksum_blocks_in_a_big_blob(tmp_path: Path, chunk: int) -> None:
-    """A writer may declare checksum blocks as small as it likes (1 byte to 1 GiB): the two
-    halves of a big blob then read several blocks per request, and a damaged block in
-    either half is still named exactly."""
+    """A writer may declare checksum blocks as small as it likes (1 byte to 1 GiB): the
+    parts of a big blob then read several blocks per request, and a damaged block in any
+    part is still named exactly."""
     big = np.arange(3 << 20, dtype=np.uint8) * 7
     path = tmp_path / "small-blocks.amber"
     amber.dump({"big": big}, path)
@@ -682,8 +682,8 @@ def test_loads_in_a_forked_child_get_their_own_helper_threads(tmp_path: Path) ->
                 deep_equal(amber.load(path), obj)
             ex = read_helper()
             alive = [t.is_alive() for t in ex._threads]  # type: ignore[attr-defined]
-            # (a half taken back from a helper that had not started stays queued, cancelled,
-            # until the helper's next look at its queue: there is one that looks)
+            # (a helper job cancelled because this thread took every part stays queued until
+            # the helper's next look at its queue: there is one that looks)
             deadline = time.monotonic() + 10
             while ex._work_queue.qsize() and time.monotonic() < deadline:  # type: ignore[attr-defined]
                 time.sleep(0.01)
@@ -728,38 +728,41 @@ def test_a_load_interrupted_while_the_helper_reads_waits_for_it() -> None:
     """The parts of a large read go into the caller's buffer from the caller's file, which
     the load closes as soon as it ends: an interruption (Ctrl-C) while a part still runs on
     the helper is raised only once no part runs any more, whether it came in a part of
-    this thread's or while this thread waited for the helper's."""
+    this thread's or while this thread waited for the helper's. Forced: whichever part
+    each thread takes, the helper's runs slowly and this thread's is the one interrupted
+    (or ends at once, and the interruption comes while this thread waits)."""
     import signal
     import threading
     import time
 
     from amber.container._pool import in_parts
 
+    me = threading.get_ident()
     lock = threading.Lock()
     running = [0]
     started = threading.Event()
 
-    def part(body: Callable[[], None]) -> Callable[[], None]:
+    def part(mine: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             with lock:
                 running[0] += 1
             try:
-                body()
+                if threading.get_ident() == me:
+                    assert started.wait(10), "the read helper never took a part"
+                    mine()
+                else:  # the helper: still reading when this thread is interrupted
+                    started.set()
+                    time.sleep(0.3)
             finally:
                 with lock:
                     running[0] -= 1
         return run
 
-    def slow() -> None:
-        started.set()
-        time.sleep(0.3)
-
-    def interrupted() -> None:
-        started.wait(10)
+    def interrupt() -> None:
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        in_parts([part(interrupted), part(slow)])
+        in_parts([part(interrupt), part(interrupt)])
     assert running == [0]
 
     def alarm(signum: int, frame: Any) -> None:
@@ -768,9 +771,9 @@ def test_a_load_interrupted_while_the_helper_reads_waits_for_it() -> None:
     started.clear()
     old = signal.signal(signal.SIGALRM, alarm)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        signal.setitimer(signal.ITIMER_REAL, 0.05)  # this thread's part ends at once: the alarm comes in its wait
         with pytest.raises(KeyboardInterrupt):
-            in_parts([part(lambda: started.wait(10) and None), part(slow)])
+            in_parts([part(lambda: None), part(lambda: None)])
         assert running == [0]
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -801,7 +804,7 @@ def test_parts_of_a_split_read_raise_the_lowest_failure_and_stop() -> None:
     in_parts([ok(i) for i in range(50)])  # both threads
     assert sorted(ran) == list(range(50))
     ran.clear()
-    with pytest.raises(ValueError, match="part 2"):  # both threads: part 2 always runs first
+    with pytest.raises(ValueError, match="part 2"):  # both threads: part 2 is taken before 3, so it runs
         in_parts([ok(0), ok(1), bad(2), bad(3), *[ok(i) for i in range(4, 200)]])
     assert 2 in ran and len(ran) == len(set(ran))
     release = threading.Event()
@@ -891,8 +894,8 @@ def test_big_reads_from_bytes_in_memory(tmp_path: Path) -> None:
 
 def test_big_reads_finish_here_when_the_read_helper_is_busy(tmp_path: Path) -> None:
     """The read helper is one thread shared by every load of the process: when it is busy
-    (another load, or here held up), the half it was handed is taken back and read by the
-    loading thread, so a load never waits for another one's reads."""
+    (another load, or here held up), the loading thread takes every part itself and
+    cancels the helper's job, so a load never waits for another one's reads."""
     import threading
 
     from amber.container._pool import read_helper
