@@ -172,7 +172,7 @@ def _links_problem(left: np.ndarray, right: np.ndarray, feature: np.ndarray, n_f
     if fast and _C is not None:
         packed = np.empty((len(left), 3), dtype=np.int64)
         packed[:, 0], packed[:, 1], packed[:, 2] = left, right, feature
-        return _C(memoryview(packed).cast("B"), len(left), 24, 0, 8, 16, n_features, max_depth)
+        return _C(packed, len(left), 24, 0, 8, 16, n_features, max_depth)
     return _tree_problem_np(left, right, feature, n_features, max_depth)
 
 
