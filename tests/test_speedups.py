@@ -350,3 +350,37 @@ def test_text_offsets_bad_arguments() -> None:
     for width in (4, 8):
         odd = b"\0" * width + (1).to_bytes(width, "little") + b"\0" * 3
         assert _speedups.text_offsets(odd, b"a", 1, width) == _text_offsets_py(odd, b"a", 1, width) == 1
+
+
+def test_prefault_maps_a_new_buffer_in_and_keeps_every_byte() -> None:
+    """prefault is only a hint: whatever the buffer holds stays as it was. It maps in pages
+    that are not there yet (True), and leaves memory the allocator hands out again alone
+    (False: its pages are there already)."""
+    import mmap
+    import re
+    import sys
+
+    import numpy as np
+
+    from amber import _speedups
+    from amber.container import _io
+
+    assert _io._prefault is _speedups.prefault
+    assert _io._prefault_py(bytearray(1 << 16)) is False
+    used = np.arange(300_000, dtype=np.uint8)  # pages already there, holding data
+    before = used.copy()
+    assert _speedups.prefault(used) is False
+    assert np.array_equal(used, before)
+    fresh = mmap.mmap(-1, 1 << 20)  # new anonymous memory: no page there yet
+    release = tuple(int(x) for x in re.findall(r"\d+", os.uname().release)[:2])
+    assert _speedups.prefault(fresh) is (sys.platform == "linux" and release >= (5, 14))
+    assert fresh[:] == bytes(1 << 20)
+    fresh[:] = b"\x07" * (1 << 20)
+    assert _speedups.prefault(fresh) is False and fresh[-1] == 7
+    fresh.close()
+    assert _speedups.prefault(np.empty(100, dtype=np.uint8)) is False  # no whole page inside
+    assert _speedups.prefault(memoryview(bytearray(0))) is False
+    with pytest.raises(BufferError):
+        _speedups.prefault(b"read-only bytes")
+    with pytest.raises(TypeError):
+        _speedups.prefault()

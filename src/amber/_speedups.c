@@ -8,12 +8,21 @@
  * find_checked(...): security._guards._find_checked_py.
  * text_offsets(...): handlers._pandas._text_offsets_py.
  * array_states_proven(...): security._arraystates._array_states_proven_py.
+ * prefault(buffer): container._io._prefault_py (which does nothing: a hint only).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#ifdef __linux__
+#include <errno.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#endif
 
 static inline int
 plain_scalar(PyObject *v)
@@ -1630,6 +1639,54 @@ done:
     return PyLong_FromLong(result);
 }
 
+/* prefault(buffer) -> bool: map in the whole pages of a new, writable buffer in one system
+ * call (MADV_POPULATE_WRITE) before a read fills it. Letting the read fault them in one at a
+ * time costs more: loading 200 files of 230 kB and keeping them, 250-280 us a file against
+ * 280-315. Memory the allocator hands out again has its pages already: then nothing is done
+ * (one mincore call on the first page tells). True when pages were mapped in; False when
+ * they were there, the buffer holds no whole page, or the kernel has no such call (older
+ * than Linux 5.14: then it is not tried again). */
+static int prefault_off = 0;
+
+static PyObject *
+prefault(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "prefault(buffer) takes one argument");
+        return NULL;
+    }
+#ifdef __linux__
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_WRITABLE) < 0)
+        return NULL;
+    int done = 0;
+    long page = sysconf(_SC_PAGESIZE);
+    if (!prefault_off && page > 0) {
+        uintptr_t start = ((uintptr_t)view.buf + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+        uintptr_t end = ((uintptr_t)view.buf + (uintptr_t)view.len) & ~((uintptr_t)page - 1);
+        unsigned char there = 0;
+        /* memory the allocator hands out again still has its pages: if the first is
+         * there, the rest most likely are too, and walking them would only cost time */
+        if (end > start && !(mincore((void *)start, (size_t)page, &there) == 0 && (there & 1))) {
+            int rc, err;
+            Py_BEGIN_ALLOW_THREADS
+            rc = madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+            err = errno;
+            Py_END_ALLOW_THREADS
+            if (rc == 0)
+                done = 1;
+            else if (err == EINVAL || err == ENOSYS)
+                prefault_off = 1; /* an older kernel */
+        }
+    }
+    PyBuffer_Release(&view);
+    return PyBool_FromLong(done);
+#else
+    (void)args;
+    Py_RETURN_FALSE;
+#endif
+}
+
 static PyMethodDef methods[] = {
     {"plain_scan", (PyCFunction)(void (*)(void))plain_scan, METH_FASTCALL,
      "plain_scan(pairs, tuples) -> the first (key, value) pair that is not plain, or None"},
@@ -1643,6 +1700,8 @@ static PyMethodDef methods[] = {
      "text_offsets(offsets, data, n, width) -> 0 (bad offsets), 1 (ASCII text) or 2 (other text)"},
     {"array_states_proven", (PyCFunction)(void (*)(void))array_states_proven, METH_FASTCALL,
      "array_states_proven(data, start) -> 1 (proven) or 0"},
+    {"prefault", (PyCFunction)(void (*)(void))prefault, METH_FASTCALL,
+     "prefault(buffer) -> True if the buffer's whole pages were mapped in at once"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_speedups", "Hot loops of amber in C.", -1, methods,

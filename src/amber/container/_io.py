@@ -19,6 +19,7 @@ from typing import IO, Any, BinaryIO, Union
 
 import numpy as np
 
+from amber._compiled import compiled
 from amber.container._pool import in_parts, io_thread
 from amber.errors import StorageError
 
@@ -45,6 +46,18 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: most PART bytes, which the loading thread and the read helper thread copy (and hash)
 #: side by side (:func:`amber.container._pool.in_parts`).
 SPLIT = 1 << 20
+
+
+def _prefault_py(buf: Any) -> bool:
+    """Map in a new buffer's pages before a read fills it (the C twin: one system call for
+    all of them). Only a hint, so the pure-Python twin does nothing."""
+    return False
+
+
+_prefault = compiled("prefault") or _prefault_py
+#: Buffers of at least this many bytes (and below SPLIT: those are filled by two threads,
+#: which fault their pages in side by side) are prefaulted.
+PREFAULT = 64 << 10
 PART = 2 << 20
 
 
@@ -126,7 +139,7 @@ class FileSource(Source):
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         want = len(buf)
-        done = 0
+        done = os.preadv(self.fd, [buf], offset)  # (mostly all at once)
         while done < want:
             got = os.preadv(self.fd, [buf[done:]], offset + done)
             if got <= 0:
@@ -144,11 +157,18 @@ class FileSource(Source):
 
     def slurp(self) -> BytesSource:
         """The whole file in one read, as a private buffer (then closes the file)."""
-        buf = np.empty(self.size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
+        size = self.size
+        buf = np.empty(size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
         try:
-            self.readinto_parts(0, memoryview(buf))
+            if size < SPLIT:
+                if size >= PREFAULT:
+                    _prefault(buf)
+                self.readinto(0, buf)
+            else:
+                self.readinto_parts(0, memoryview(buf))
         finally:
-            self.close()
+            os.close(self.fd)
+            self.fd = -1
         return BytesSource(buf, self.name, owned=True)
 
     def close(self) -> None:

@@ -289,6 +289,8 @@ class ContainerReader:
         fast = _plain_blobs(BlobInfo, blobs, m_off, HEADER_SIZE, ALIGN, MAX_CHUNK) if _plain_blobs and type(blobs) is list else None
         if fast is None:
             self.blobs = [BlobInfo(i, e, m_off, self.name) for i, e in enumerate(blobs)]
+        elif None not in fast:  # (all plain)
+            self.blobs = fast
         else:  # the C twin built the plain uncompressed entries; the others are checked here
             self.blobs = [BlobInfo(i, blobs[i], m_off, self.name) if b is None else b for i, b in enumerate(fast)]
         if len(self.blobs) > 1:

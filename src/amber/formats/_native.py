@@ -749,6 +749,8 @@ def tree_of(reader: ContainerReader, cached: bool = False) -> Any:
 
 def check_trust(manifest: dict[str, Any], trusted: Iterable[str], name: str) -> list[str]:
     needs = manifest.get("needs") or []
+    if needs == []:  # (most files: nothing to import)
+        return needs
     if not isinstance(needs, list) or not all(type(n) is str for n in needs):
         raise FormatError(f"{name}: the manifest's list of needed names is malformed")
     bad = _untrusted(needs, trusted)
