@@ -1726,7 +1726,8 @@ def test_odd_package_names_in_env(name: str) -> None:
 
 
 @pytest.mark.parametrize("env", [None, 1, "x", [], {"packages": None}, {"packages": [1]},
-                                 {"packages": {"numpy": None}}, {"packages": {"numpy": 1}}])
+                                 {"packages": {"numpy": None}}, {"packages": {"numpy": 1}},
+                                 {"packages": {"numpy": [1, 2]}}, {"packages": {"numpy": {"a": 1}}}])
 def test_malformed_env_is_ignored(env: Any) -> None:
     assert loads_ok(build(plainmap({}), manifest={"env": env})) == {}
 
