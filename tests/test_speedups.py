@@ -384,3 +384,21 @@ def test_prefault_maps_a_new_buffer_in_and_keeps_every_byte() -> None:
         _speedups.prefault(b"read-only bytes")
     with pytest.raises(TypeError):
         _speedups.prefault()
+
+
+@pytest.mark.parametrize("size, called", [(1 << 10, False), (100 << 10, True), (2 << 20, False)])
+def test_a_small_file_read_whole_is_prefaulted(tmp_path: Any, monkeypatch: Any, size: int, called: bool) -> None:
+    """Files from PREFAULT (64 kB) up to SPLIT (1 MB) get their buffer prefaulted before the
+    one read; smaller ones hold few pages, larger ones are read by two threads side by side."""
+    import numpy as np
+
+    import amber
+    from amber.container import _io
+
+    seen: list[int] = []
+    monkeypatch.setattr(_io, "_prefault", lambda buf: seen.append(len(buf)) or False)
+    data = np.arange(size, dtype=np.uint8)
+    path = tmp_path / "a.amber"
+    amber.dump(data, path)
+    assert np.array_equal(amber.load(path), data)
+    assert seen == ([path.stat().st_size] if called else [])

@@ -139,7 +139,7 @@ class FileSource(Source):
 
     def readinto(self, offset: int, buf: memoryview) -> None:
         want = len(buf)
-        done = os.preadv(self.fd, [buf], offset)  # (mostly all at once)
+        done = 0
         while done < want:
             got = os.preadv(self.fd, [buf[done:]], offset + done)
             if got <= 0:
@@ -157,18 +157,13 @@ class FileSource(Source):
 
     def slurp(self) -> BytesSource:
         """The whole file in one read, as a private buffer (then closes the file)."""
-        size = self.size
-        buf = np.empty(size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
+        buf = np.empty(self.size, dtype=np.uint8)  # unlike bytearray(n), not zero-filled first
+        if PREFAULT <= self.size < SPLIT:
+            _prefault(buf)
         try:
-            if size < SPLIT:
-                if size >= PREFAULT:
-                    _prefault(buf)
-                self.readinto(0, buf)
-            else:
-                self.readinto_parts(0, memoryview(buf))
+            self.readinto_parts(0, memoryview(buf))
         finally:
-            os.close(self.fd)
-            self.fd = -1
+            self.close()
         return BytesSource(buf, self.name, owned=True)
 
     def close(self) -> None:

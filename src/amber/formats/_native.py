@@ -778,10 +778,6 @@ def check_versions(manifest: dict[str, Any], name: str) -> None:
     pkgs = env.get("packages") if isinstance(env, dict) else None
     if not isinstance(pkgs, dict):
         return
-    if len(pkgs) == 1:  # (most files: numpy alone) one lookup for the whole check
-        ((pkg, written),) = pkgs.items()
-        if type(written) is str and _versions_match.get((pkg, written)):
-            return
     for pkg, written in list(pkgs.items())[:_MAX_PACKAGES]:
         if not isinstance(pkg, str) or not isinstance(written, str):
             continue
