@@ -194,6 +194,53 @@ def test_truncated_and_garbage_pickles_give_format_errors(tmp_path: Path) -> Non
         amber.loads(b"\x00 is no pickle opcode, nor any magic")
 
 
+_WRAPS: dict[str, Any] = {
+    "none": lambda b: b,
+    "gzip": gzip.compress,
+    "bz2": bz2.compress,
+    "xz": lzma.compress,
+    "zlib": __import__("zlib").compress,  # (its reader cannot tell where it is: found by a walk)
+    "zstd": lambda b: __import__("zstandard").ZstdCompressor().compress(b),
+    "lz4": lambda b: __import__("lz4.frame").frame.compress(b),
+}
+
+
+@pytest.mark.parametrize("wrap", sorted(_WRAPS))
+def test_bytes_after_the_pickle_are_refused(tmp_path: Path, wrap: str) -> None:
+    """pickle.load returns the first of several pickles in a file and leaves the rest unread;
+    amber.load refuses such a file rather than leave part of it out unseen, and names what a
+    hidden second pickle would run (without running it)."""
+    first = pickle.dumps(["a", "b", "c"], protocol=4)
+    p = tmp_path / "x.pkl"
+    p.write_bytes(_WRAPS[wrap](first))
+    assert amber.load(p) == ["a", "b", "c"]
+    second = pickle.dumps({"more": 1}, protocol=4)
+    p.write_bytes(_WRAPS[wrap](first + second))
+    with pytest.raises(amber.FormatError, match=rf"goes on for {len(second)} bytes after the pickle that ends at its "
+                       rf"byte {len(first)} \(another pickle.*one object per file") as info:
+        amber.load(p)
+    assert "names" not in str(info.value) and str(p) in str(info.value)
+    marker = tmp_path / "ran"
+    p.write_bytes(_WRAPS[wrap](first + hostile_pickle("reduce-os.system", marker)))
+    with pytest.raises(amber.FormatError, match=r"it names (os|posix)\.system, which can run arbitrary code"):
+        amber.load(p)
+    assert not marker.exists()
+    p.write_bytes(_WRAPS[wrap](first + b"\x00\x01 not a pickle"))
+    with pytest.raises(amber.FormatError, match=r"goes on for 15 bytes after"):
+        amber.load(p)
+    with pytest.raises(amber.FormatError, match="goes on"):  # bytes in memory: the same
+        amber.loads(p.read_bytes(), format="pickle")
+
+
+def test_bytes_after_a_joblib_pickle_are_refused(tmp_path: Path) -> None:
+    p = tmp_path / "m.joblib"
+    joblib.dump({"w": np.arange(10)}, p)
+    with open(p, "ab") as f:
+        f.write(pickle.dumps(1))
+    with pytest.raises(amber.FormatError, match="goes on for 5 bytes after the pickle"):
+        amber.load(p)
+
+
 # ---------------------------------------------------------------------------------------
 # hostile files: refused, payload never runs
 # ---------------------------------------------------------------------------------------
