@@ -70,11 +70,11 @@ def read_npy(
     shape, fortran, dtype = _header(fh, where)
     if dtype.hasobject:
         start = fh.tell()
-        from amber.formats._pickle import pickle_trust
+        from amber.formats._pickle import nothing_after, pickle_trust
 
         trust = pickle_trust(trusted)
         try:
-            arr = _object_array(fh, trust, where, whole, start)
+            arr = nothing_after(_object_array(fh, trust, where, whole, start), fh, trust, where)
         except Refused as exc:
             raise refusal(whole() if whole is not None else None, start, trust, exc, where) from None
         except AmberError:

@@ -44,6 +44,7 @@ __all__ = [
     "dump_joblib",
     "dump_pickle",
     "load_pickled",
+    "nothing_after",
     "pickle_trust",
 ]
 
@@ -338,18 +339,15 @@ def load_pickled(
         # stream without arrays is never proven); otherwise it runs when a dtype is made
         local = whole() if whole is not None and kind is None else None
         proven: Any = (lambda: array_states_proven(local, 0)) if local is not None else False
-        def rest() -> Any:
-            return local if local is not None else _decompressed_bytes(opener, kind)
-
         try:
             with stream() as fh:
-                return _nothing_after(_FirstTry(fh, trust, where, proven=proven).load(), fh, rest, trust, where)
+                return nothing_after(_FirstTry(fh, trust, where, proven=proven).load(), fh, trust, where)
         except ObjectArraysAhead:  # a dtype made: read again, at C speed when the states are proven
             again = None if local is not None else _proven_stream(opener, kind)  # (a local file: proven above)
             if again is not None:
                 try:
                     with again as fh:
-                        return _nothing_after(_FirstTry(fh, trust, where, proven=True).load(), fh, rest, trust, where)
+                        return nothing_after(_FirstTry(fh, trust, where, proven=True).load(), fh, trust, where)
                 except (_SwitchToJoblib, ObjectArraysAhead):  # (a dtype made another way: checked reading)
                     pass
         except _SwitchToJoblib:
@@ -357,7 +355,7 @@ def load_pickled(
         with stream() as fh:  # joblib files, and object arrays not proven: the pure-Python
             # unpickler, which checks every array state before its BUILD
             obj = _JoblibUnpickler(fh, trust, where, known, mapped if kind is None else None).load()
-            return _nothing_after(obj, fh, rest, trust, where)
+            return nothing_after(obj, fh, trust, where)
     except Refused as exc:
         data = whole() if whole is not None and kind is None else None
         if data is None:
@@ -379,28 +377,27 @@ def load_pickled(
         ) from None
 
 
-def _nothing_after(obj: Any, fh: IO[bytes], rest: Callable[[], Any], trust: PickleTrust, where: str) -> Any:
-    """``obj``, the object the pickle at the start of ``fh`` made, when the stream ends with
-    that pickle. Bytes after its STOP are refused (FormatError), so that no part of a file is
-    silently left out: a second pickle there (``pickle.dump`` called twice on one file, or a
-    payload hidden behind a harmless first pickle, which a reader that loads on would run)
-    is walked, never run, and its untrusted globals are named. ``rest()`` gives the
-    stream's bytes (at most ``_PROVE_IN_MEMORY`` and one of a compressed one)."""
-    if not fh.read(1):
+def nothing_after(obj: Any, fh: IO[bytes], trust: PickleTrust, where: str) -> Any:
+    """``obj``, the object the pickle that ``fh`` was just read to the end of made, when the
+    stream ends there. Bytes after its STOP are refused (FormatError), so that no part of a
+    file is silently left out: a second pickle there (``pickle.dump`` called twice on one
+    file, or a payload hidden behind a harmless first pickle, which a reader that loads on
+    would run) is walked, never run, and its untrusted globals are named."""
+    first = fh.read(1)
+    if not first:
         return obj
-    from amber.security._walk import walk_all
-
-    data = rest()
-    names: set[str] = set()
-    at: int | None = None
     try:
-        try:
-            at = fh.tell() - 1
-        except (OSError, AttributeError):  # (a zlib stream cannot tell): where a static walk stops
-            at = walk_all(data, 0, limit=1)[0].end
-        for w in walk_all(data, at):
+        at: int | None = fh.tell() - 1
+    except (OSError, AttributeError):  # (a zlib stream cannot tell)
+        at = None
+    rest = first + fh.read(_PROVE_IN_MEMORY)  # (at most that much is walked)
+    names: set[str] = set()
+    try:
+        from amber.security._walk import walk_all
+
+        for w in walk_all(rest, 0):
             names.update(g.name for g in w.globals)
-    except Exception:  # noqa: BLE001 - not a pickle (or cut off where a large stream was): bytes
+    except Exception:  # noqa: BLE001 - not a pickle: said as bytes
         pass
     bad, denied = untrusted_globals(names, trust)
     if denied:
@@ -409,13 +406,13 @@ def _nothing_after(obj: Any, fh: IO[bytes], rest: Callable[[], Any], trust: Pick
         found = f"; it names {', '.join(bad)}, which are not trusted"
     else:
         found = ""
-    more = f" for {len(data) - at} bytes" if at is not None and len(data) <= _PROVE_IN_MEMORY else ""
+    more = f" for {len(rest)} bytes" if len(rest) <= _PROVE_IN_MEMORY else ""
     end = f" that ends at its byte {at}" if at is not None else ""
     raise FormatError(
-        f"{where}the stream goes on{more} after the pickle{end} (another pickle: "
-        f"pickle.dump called more than once on one file, or something hidden behind the first){found}. "
-        "amber.load reads one object per file and none of those bytes were loaded or run; check the "
-        "file with amber.scan. To keep several objects in one file, dump them together (a list or a dict)"
+        f"{where}the stream goes on{more} after the pickle{end} (another pickle: pickle.dump called more "
+        f"than once on one file, or something hidden behind the first){found}. amber.load reads one "
+        "object per file and none of those bytes were loaded or run; check the file with amber.scan. "
+        "To keep several objects in one file, dump them together (a list or a dict)"
     )
 
 
