@@ -1751,6 +1751,71 @@ def test_good_kdes_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             assert again.integrate_box_1d(-1, 1) == kde.integrate_box_1d(-1, 1)
 
 
+# --- SciPy QMC engines: compiled draws index their tables by the engine's own counts ---------
+
+def _qmc(kind: str) -> Callable[[], Any]:
+    def build() -> Any:
+        from scipy.stats import qmc
+
+        return {
+            "sobol": lambda: qmc.Sobol(3, rng=0),
+            "sobol-plain": lambda: qmc.Sobol(3, scramble=False, rng=0),
+            "halton": lambda: qmc.Halton(3, rng=0),
+            "multinomial": lambda: qmc.MultinomialQMC([0.2, 0.3, 0.5], 10, rng=0),
+        }[kind]()
+    return build
+
+
+BAD_QMC: dict[str, tuple[Callable[[], Any], str]] = {
+    # (each read other memory in a fuzzing run: draws of 3.9 and more from a sampler of [0, 1))
+    "sobol _sv of one row": (_edited(_qmc("sobol"), _sv=lambda a: a[:1].copy()), r"its _sv of shape \(1, 30\) is not 3 x 30 uint32"),
+    "sobol _sv empty": (_edited(_qmc("sobol-plain"), _sv=lambda a: a[:0].copy()), r"its _sv of shape \(0, 30\) is not 3 x 30"),
+    "sobol d past _sv": (_edited(_qmc("sobol"), d=500), r"its _sv of shape \(3, 30\) is not 500 x 30"),
+    "sobol _quasi empty": (_edited(_qmc("sobol"), _quasi=lambda a: a[:0].copy()), r"its _quasi of shape \(0,\) is not 3 uint32"),
+    "sobol _shift of one": (_edited(_qmc("sobol-plain"), _shift=lambda a: a[:1].copy()), r"its _shift of shape \(1,\) is not 3"),
+    "sobol bits past _sv": (_edited(_qmc("sobol"), bits=31, maxn=2**31), r"its _sv of shape \(3, 30\) is not 3 x 31"),
+    "sobol maxn past bits": (_edited(_qmc("sobol"), maxn=2**40), r"bits 30 and maximum of points 1099511627776 do not fit"),
+    "sobol drawn past maxn": (_edited(_qmc("sobol"), num_generated=2**31), r"its count of points drawn, 2147483648, is not from 0"),
+    "sobol 64-bit type for 30 bits": (_edited(_qmc("sobol"), dtype_i=lambda _: np.uint64), r"its integer type .* is not uint32"),
+    "halton drawn negative": (_edited(_qmc("halton"), num_generated=-1), r"its count of points drawn, -1, is not 0 or more"),
+    "halton drawn -2**31": (_edited(_qmc("halton"), num_generated=-2**31), r"its count of points drawn, -2147483648"),
+    "halton narrow permutations": (_edited(_qmc("halton"), _permutations=lambda ps: [p[:, :1].copy() for p in ps]),
+                                   r"a permutation table of shape \(\d+, 1\) is not 2-d integers of 2 columns or more"),
+    "halton base of 1": (_edited(_qmc("halton"), base=[1, 3, 5]), r"its bases \[1, 3, 5\] are not 3 integers of 2 or more"),
+    "halton fewer permutations": (_edited(_qmc("halton"), _permutations=lambda ps: ps[:1]), r"not a list of 3"),
+    # (heap corruption: "corrupted size vs. prev_size", abort)
+    "multinomial no probabilities": (_edited(_qmc("multinomial"), pvals=np.zeros(0)),
+                                     r"its probabilities of shape \(0,\) are not one or more, in 1-d"),
+}
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+@pytest.mark.parametrize("bad", list(BAD_QMC), ids=list(BAD_QMC))
+def test_malformed_qmc_engines_refused(bad: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Found by fuzzing SciPy's QMC engines (one field changed, loaded and drawn from in child
+    processes): Sobol's and Halton's compiled draws read other memory, and MultinomialQMC
+    with no probabilities wrote before its array."""
+    make, message = BAD_QMC[bad]
+    consequence = "would write outside its memory" if "multinomial" in bad else "would read outside its memory"
+    _assert_refused(make(), how, tmp_path, monkeypatch, message, consequence)
+
+
+@pytest.mark.parametrize("how", ["amber", "pkl", "joblib"])
+def test_good_qmc_engines_load(how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from scipy.stats import qmc
+
+    engines = [
+        qmc.Sobol(3, rng=0), qmc.Sobol(2, scramble=False, rng=1), qmc.Sobol(1, bits=40, rng=2), qmc.Halton(3, rng=0),
+        qmc.Halton(2, scramble=False, rng=1),  # (not LatinHypercube: it keeps a bound method of itself)
+        qmc.MultinomialQMC([0.2, 0.3, 0.5], 16, rng=0), qmc.MultivariateNormalQMC([0.0, 1.0], [[1.0, 0.5], [0.5, 1.0]], rng=0),
+    ]
+    engines[0].random(8)  # (part-way through the sequence)
+    engines[3].random(5)
+    for e in engines:
+        again = _load(_dumped(e, how, tmp_path, monkeypatch), how)
+        np.testing.assert_array_equal(again.random(8), e.random(8))
+
+
 # --- found by fuzzing LightGBM/XGBoost wrappers and torch modules (one field changed, in child processes) --
 
 def _fold(cls: type, **fields: Any) -> Callable[[], Any]:

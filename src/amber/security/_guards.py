@@ -823,6 +823,71 @@ def kde_problem(kde: Any) -> str | None:
     return None
 
 
+def _count(v: Any, low: int = 0, high: int = 1 << 62) -> bool:
+    """An exact int from ``low`` up to (not including) ``high``."""
+    return type(v) is int and low <= v < high
+
+
+def sobol_problem(engine: Any) -> str | None:
+    """SciPy's ``qmc.Sobol`` draws in compiled code that reads ``_sv[j, l - 1]`` for every
+    dimension ``j < d`` and the lowest zero bit ``l`` of the point count, unchecked: an
+    ``_sv`` cut short or a ``d`` larger than it read other memory (values of 3.9 from a
+    sampler of [0, 1)). As the constructor leaves them: ``bits`` of 1 to 64, ``maxn`` of
+    2**bits, direction numbers ``d x bits`` and a state of ``d`` integers of the unsigned type
+    that fits ``bits``, and at most ``maxn`` points drawn (so ``l`` stays within ``bits``)."""
+    st = engine.__dict__
+    d, bits, maxn, drawn = (st.get(k) for k in ("d", "bits", "maxn", "num_generated"))
+    if not _count(d) or not _count(bits, 1, 65) or type(maxn) is not int or maxn != 1 << bits:
+        return f"its dimension {d!r:.24}, bits {bits!r:.24} and maximum of points {maxn!r:.24} do not fit together"
+    if not _count(drawn, 0, maxn + 1):
+        return f"its count of points drawn, {drawn!r:.24}, is not from 0 to {maxn}"
+    dtype = np.uint32 if bits <= 32 else np.uint64
+    if st.get("dtype_i") is not dtype:
+        return f"its integer type {st.get('dtype_i')!r:.40} is not {dtype.__name__}, the type {bits} bits take"
+    for name, shape in (("_sv", (d, bits)), ("_quasi", (d,)), ("_shift", (d,))):
+        a = st.get(name)
+        if type(a) is not np.ndarray or a.dtype != dtype or a.shape != shape:
+            return f"its {name} of shape {getattr(a, 'shape', None)} is not {' x '.join(map(str, shape))} {dtype.__name__}"
+    first = st.get("_first_point")
+    if type(first) is not np.ndarray or first.shape != (1, d) or first.dtype != np.float64:
+        return f"its first point of shape {getattr(first, 'shape', None)} is not 1 x {d} float64"
+    return None
+
+
+def halton_problem(engine: Any) -> str | None:
+    """SciPy's ``qmc.Halton`` scrambles in compiled code that reads ``permutations[j, r]``
+    for each digit ``r = (num_generated + i) % base``, unchecked: a negative count (C's
+    remainder of a negative number is negative) or permutations narrower than the base read
+    other memory. As the constructor leaves them: one base of 2 or more per dimension, a
+    count of points drawn of 0 or more, and (scrambled) one permutation table per base, 2-d,
+    of at least that many columns."""
+    st = engine.__dict__
+    d, bases, drawn = st.get("d"), st.get("base"), st.get("num_generated")
+    if not _count(d) or type(bases) is not list or len(bases) != d or not all(_count(b, 2, 1 << 31) for b in bases):
+        return f"its bases {bases!r:.60} are not {d!r:.24} integers of 2 or more"
+    if not _count(drawn):
+        return f"its count of points drawn, {drawn!r:.24}, is not 0 or more"
+    perms = st.get("_permutations")
+    if type(perms) is not list or len(perms) != d:
+        return f"it holds {type(perms).__name__} permutations, not a list of {d}"
+    for base, p in zip(bases, perms):
+        if p is None:
+            continue
+        if type(p) is not np.ndarray or p.ndim != 2 or p.shape[1] < base or p.dtype.kind not in "iu":
+            return f"a permutation table of shape {getattr(p, 'shape', None)} is not 2-d integers of {base} columns or more"
+    return None
+
+
+def multinomial_qmc_problem(sampler: Any) -> str | None:
+    """SciPy's ``qmc.MultinomialQMC`` counts each draw into the bin its compiled search finds,
+    which is -1 for no probabilities: an empty ``pvals`` wrote before its array (heap
+    corruption, abort). As the constructor leaves it: one or more probabilities, in 1-d."""
+    pvals = sampler.__dict__.get("pvals")
+    if type(pvals) is not np.ndarray or pvals.ndim != 1 or pvals.size < 1:
+        return f"its probabilities of shape {getattr(pvals, 'shape', None)} are not one or more, in 1-d"
+    return None
+
+
 _UNITS = ("s", "ms", "us", "ns")
 
 
@@ -1249,6 +1314,9 @@ check_bspline = _raising(bspline_problem, "a SciPy {name}", "evaluating it would
 check_block_manager = _raising(block_manager_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_multi_index = _raising(multi_index_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_kde = _raising(kde_problem, "a SciPy {name}", "evaluating it would read outside its memory or never end")
+check_sobol = _raising(sobol_problem, "a SciPy {name} engine", "drawing from it would read outside its memory")
+check_halton = _raising(halton_problem, "a SciPy {name} engine", "drawing from it would read outside its memory")
+check_multinomial_qmc = _raising(multinomial_qmc_problem, "a SciPy {name} sampler", "drawing from it would write outside its memory")
 check_partial = _raising(partial_problem, "a {name}", "calling it would build that object unchecked")
 check_datetimelike = _raising(datetimelike_problem, "a pandas {name}", "reading its values would read outside its memory")
 check_lil = _raising(lil_problem, "a SciPy sparse {name}", "computing with it would read outside its memory")
@@ -1459,6 +1527,9 @@ CHECKED: dict[str, Callable[[Any], None]] = {
     "xgboost.sklearn.XGBModel": check_xgboost_wrapper,
     "scipy.interpolate._bsplines.BSpline": check_bspline,
     "scipy.stats._kde.gaussian_kde": check_kde,
+    "scipy.stats._qmc.Sobol": check_sobol,
+    "scipy.stats._qmc.Halton": check_halton,
+    "scipy.stats._qmc.MultinomialQMC": check_multinomial_qmc,
     "functools.partial": check_partial,
     "numpy.dtypes.VoidDType": check_dtype,  # (structured dtypes the walk meets: as NumPy's constructor builds them)
     "sklearn.preprocessing._polynomial.PolynomialFeatures": check_polynomial,
