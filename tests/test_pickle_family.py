@@ -223,9 +223,12 @@ def test_bytes_after_the_pickle_are_refused(tmp_path: Path, wrap: str) -> None:
     assert "names" not in str(info.value) and str(p) in str(info.value)
     marker = tmp_path / "ran"
     p.write_bytes(_WRAPS[wrap](first + hostile_pickle("reduce-os.system", marker)))
-    with pytest.raises(amber.FormatError, match=r"it names (os|posix)\.system, which can run arbitrary code"):
+    with pytest.raises(amber.FormatError, match=r"it names untrusted globals: (os|posix)\.system \(which can run arbitrary code\); do not load"):
         amber.load(p)
     assert not marker.exists()
+    p.write_bytes(_WRAPS[wrap](first + b"\x80\x04cmypkg\nThing\n)R."))  # untrusted, not denied
+    with pytest.raises(amber.FormatError, match=r"it names untrusted globals: mypkg\.Thing\. amber\.load reads"):
+        amber.load(p)
     p.write_bytes(_WRAPS[wrap](first + b"\x00\x01 not a pickle"))
     with pytest.raises(amber.FormatError, match=r"goes on for 15 bytes after"):
         amber.load(p)
@@ -239,7 +242,7 @@ def test_bytes_after_an_object_arrays_pickle_are_refused(tmp_path: Path) -> None
     marker = tmp_path / "ran"
     p = tmp_path / "o.npy"
     p.write_bytes(buf.getvalue() + hostile_pickle("reduce-os.system", marker))
-    with pytest.raises(amber.FormatError, match=r"goes on for \d+ bytes after the pickle.*it names (os|posix)\.system"):
+    with pytest.raises(amber.FormatError, match=r"goes on for \d+ bytes after the pickle.*untrusted globals: (os|posix)\.system"):
         amber.load(p)
     assert not marker.exists()
     p.write_bytes(buf.getvalue())

@@ -37,6 +37,7 @@ from amber.security._unpickler import (
     refusal,
     untrusted_globals,
 )
+from amber.security._walk import pickle_globals
 
 __all__ = [
     "JOBLIB_CODECS",
@@ -391,21 +392,11 @@ def nothing_after(obj: Any, fh: IO[bytes], trust: PickleTrust, where: str) -> An
     except (OSError, AttributeError):  # (a zlib stream cannot tell)
         at = None
     rest = first + fh.read(_PROVE_IN_MEMORY)  # (at most that much is walked)
-    names: set[str] = set()
-    try:
-        from amber.security._walk import walk_all
-
-        for w in walk_all(rest, 0):
-            names.update(g.name for g in w.globals)
-    except Exception:  # noqa: BLE001 - not a pickle: said as bytes
-        pass
-    bad, denied = untrusted_globals(names, trust)
+    bad, denied = untrusted_globals(pickle_globals(rest), trust)  # (junk: a walk that finds none)
+    named = [n + (" (which can run arbitrary code)" if n in denied else "") for n in bad]
+    found = f"; it names untrusted globals: {', '.join(named)}" if named else ""
     if denied:
-        found = f"; it names {', '.join(denied)}, which can run arbitrary code: do not load this file unless you made it"
-    elif bad:
-        found = f"; it names {', '.join(bad)}, which are not trusted"
-    else:
-        found = ""
+        found += "; do not load this file unless you made it"
     more = f" for {len(rest)} bytes" if len(rest) <= _PROVE_IN_MEMORY else ""
     end = f" that ends at its byte {at}" if at is not None else ""
     raise FormatError(

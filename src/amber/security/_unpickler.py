@@ -1092,10 +1092,9 @@ def refusal(buf: Any, start: int, trust: PickleTrust, first: Refused, where: str
     in ``buf`` (found by a static walk; nothing runs), or at least the one refused."""
     names: set[str] = {first.name}
     if buf is not None:
-        from amber.security._walk import walk_all
+        from amber.security._walk import pickle_globals
 
-        for w in walk_all(buf, start):
-            names.update(g.name for g in w.globals)
+        names.update(pickle_globals(buf, start))
     bad, denied = untrusted_globals(names, trust)
     if first.name not in bad:
         bad.append(first.name)
